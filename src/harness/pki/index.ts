@@ -1,0 +1,14 @@
+// PKI for one run: per-run CAs, identity certificates (SPIFFE, CF instance identity, plain server/client) and the PEM store.
+export { CertificateAuthority, type CaOptions, type Eku, type IssuedCert, type LeafSpec } from './ca.ts';
+export {
+  expired,
+  issueClient,
+  issueInstanceIdentity,
+  issueServer,
+  issueSpiffe,
+  notYetValid,
+  spiffeId,
+  type InstanceIdentityOptions,
+  type SpiffeOptions,
+} from './identities.ts';
+export { PkiStore, type IdentityPaths } from './store.ts';

@@ -1,0 +1,75 @@
+// Wire canary: a packet capture in the run's node namespace sees every byte that crosses a
+// pod's link. A probe carries a random token; if the token shows up in the capture, plaintext
+// crossed the wire. A marker datagram sent after the probes tells when the capture caught up.
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import type { Wire } from '../model/verdict.ts';
+
+export function newToken(): string {
+  return `mpcanary-${randomBytes(8).toString('hex')}`;
+}
+
+export class WireCanary {
+  private offset = 0;
+  private tail = Buffer.alloc(0);
+  private readonly pending = new Set<string>();
+  private readonly seen = new Set<string>();
+
+  constructor(readonly pcapFile: string) {}
+
+  /** Registers a token before the probe that carries it is sent. */
+  watch(token: string): void {
+    this.pending.add(token);
+  }
+
+  /** Reads what the capture wrote since last time and notes the tokens it contains. */
+  scan(): void {
+    let size: number;
+    try {
+      size = statSync(this.pcapFile).size;
+    } catch {
+      return;
+    }
+    if (size <= this.offset) return;
+    const fd = openSync(this.pcapFile, 'r');
+    try {
+      const chunk = Buffer.alloc(size - this.offset);
+      readSync(fd, chunk, 0, chunk.length, this.offset);
+      this.offset = size;
+      // keep a little of the previous chunk so a token cut by a read boundary is still found
+      const hay = Buffer.concat([this.tail, chunk]);
+      for (const t of this.pending) {
+        if (hay.includes(t)) {
+          this.seen.add(t);
+          this.pending.delete(t);
+        }
+      }
+      this.tail = hay.subarray(Math.max(0, hay.length - 64));
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Waits until `marker` (sent after the probes) is in the capture: everything before it is too. */
+  async sync(marker: string, timeoutMs = 3000): Promise<void> {
+    this.watch(marker);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.scan();
+      if (this.seen.has(marker)) {
+        this.seen.delete(marker);
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`wire canary: the capture ${this.pcapFile} did not see marker ${marker} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** After sync(): did this token cross a pod link in plaintext? Forgets the token. */
+  verdict(token: string): Wire {
+    const v: Wire = this.seen.has(token) ? 'plaintext-seen' : 'no-plaintext';
+    this.seen.delete(token);
+    this.pending.delete(token);
+    return v;
+  }
+}

@@ -1,0 +1,202 @@
+// Verdict classification: the real signal of a probe (error code, status, echo headers) → Verdict.
+// Pure: no I/O. DESIGN.md "The verdict and the result record": an actively signalled deny is
+// classified from that signal; `denied:timeout` only ever comes from the probe's own timer.
+import type { Verdict } from '../model/verdict.ts';
+import type { ProbeProtocol } from './types.ts';
+
+/**
+ * Error code the agent reports when the connection closed before any response byte
+ * (curl's "Empty reply from server"): Envoy's no_filter_chain_match, HAProxy closing after a
+ * failed backend handshake, a TLS terminator closing after the handshake.
+ */
+export const EMPTY_REPLY = 'EMPTY_REPLY';
+
+/** Active negative answers: nothing listens (RST to SYN), ICMP unreachable, DNS NXDOMAIN. */
+const REFUSED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND']);
+
+/** The connection was torn down by the peer (RST, or closed without answering). */
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', EMPTY_REPLY]);
+
+/** OpenSSL X509_V_ERR_* names as Node reports them in `err.code`, plus Node's hostname check. */
+const CERT_VERIFY_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+const SSL_MESSAGE = /SSL routines|ssl3_|tls_process|tlsv1[0-9]* alert|handshake failure|wrong version number/i;
+
+function isTlsFailure(code: string, message: string, tls: boolean): boolean {
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return true;
+  if (CERT_VERIFY_CODES.has(code)) return true;
+  if (code.includes('ALERT')) return true;
+  // EPROTO is what OpenSSL failures surface as in older Node; on a TLS call it is the TLS layer.
+  if (code === 'EPROTO') return tls || SSL_MESSAGE.test(message);
+  // No code (or an unfamiliar one) but OpenSSL's own words in the message.
+  return /alert/i.test(message) || SSL_MESSAGE.test(message);
+}
+
+/**
+ * Classify a failed call from the real signal.
+ * - `ctx.timedOut` (the probe's own timer fired) is the ONLY way to `denied:timeout`.
+ * - ECONNRESET stays `denied:reset` even during a TLS call (e.g. a listener that closes on the
+ *   ClientHello); a TLS alert or certificate verification failure is `denied:tls-handshake`.
+ * - An error with no recognisable signal falls back to `denied:reset` (the connection failed
+ *   without a better reason); the raw code is kept in the evidence by the caller.
+ */
+export function classifyError(
+  err: { code?: string; message?: string },
+  ctx: { tls: boolean; timedOut: boolean },
+): Verdict {
+  if (ctx.timedOut) return 'denied:timeout';
+  const code = (err.code ?? '').toUpperCase();
+  const message = err.message ?? '';
+  if (REFUSED_CODES.has(code)) return 'denied:refused';
+  if (RESET_CODES.has(code)) return 'denied:reset';
+  if (/socket hang up|empty reply/i.test(message)) return 'denied:reset';
+  if (isTlsFailure(code, message, ctx.tls)) return 'denied:tls-handshake';
+  return 'denied:reset';
+}
+
+/** HTTP status → verdict: 2xx/3xx are allowed (the caller refines with `refineAllowed`). */
+export function classifyStatus(status: number): Verdict {
+  if (status >= 200 && status < 400) return 'allowed:plaintext';
+  return `denied:http-${status}`;
+}
+
+/** One `key=value` pair of an XFCC element; `value` has its surrounding double quotes removed. */
+export interface XfccPair {
+  key: string;
+  value: string;
+}
+
+/** Split `s` on `sep` where it is not inside double quotes (a backslash escapes inside quotes). */
+function splitOutsideQuotes(s: string, sep: string): string[] {
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (quoted && c === '\\' && i + 1 < s.length) {
+      cur += c + s[i + 1];
+      i++;
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    if (c === sep && !quoted) {
+      parts.push(cur);
+      cur = '';
+    } else {
+      cur += c;
+    }
+  }
+  parts.push(cur);
+  return parts;
+}
+
+function unquote(v: string): string {
+  if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) {
+    return v.slice(1, -1).replace(/\\(.)/g, '$1');
+  }
+  return v;
+}
+
+/**
+ * Minimal X-Forwarded-Client-Cert splitter (Envoy `headers.rst`): elements separated by `,`
+ * outside quotes, one per hop, the LAST being the immediate caller; pairs inside an element
+ * separated by `;`. Keys keep their case (`By`, `Hash`, `Subject`, `URI`, `DNS`, `Cert`, `Chain`);
+ * repeated keys (several `DNS=`) are kept in order.
+ */
+export function splitXfcc(header: string): XfccPair[][] {
+  return splitOutsideQuotes(header, ',')
+    .map((element) =>
+      splitOutsideQuotes(element, ';')
+        .map((pair) => pair.trim())
+        .filter((pair) => pair.length > 0)
+        .map((pair) => {
+          const eq = pair.indexOf('=');
+          return eq < 0
+            ? { key: pair, value: '' }
+            : { key: pair.slice(0, eq).trim(), value: unquote(pair.slice(eq + 1).trim()) };
+        }),
+    )
+    .filter((element) => element.length > 0);
+}
+
+/** First non-empty value of `key` (case-insensitive) in one XFCC element. */
+export function xfccValue(element: XfccPair[], key: string): string | null {
+  const k = key.toLowerCase();
+  for (const p of element) if (p.key.toLowerCase() === k && p.value !== '') return p.value;
+  return null;
+}
+
+/**
+ * The identity of the immediate caller as the server saw it: `x-echo-peer` (the echo itself
+ * terminated mTLS), else the last XFCC element when it carries a `URI=` or `Hash=` (a proxy
+ * authenticated the caller): its URI, else its Subject, else null. `undefined` when nothing
+ * shows that the server authenticated the caller.
+ */
+function authenticatedCaller(echo: { xfcc?: string; peer?: string }): string | null | undefined {
+  if (echo.peer !== undefined && echo.peer.trim() !== '') return echo.peer.trim();
+  if (echo.xfcc === undefined || echo.xfcc.trim() === '') return undefined;
+  const elements = splitXfcc(echo.xfcc);
+  const last = elements[elements.length - 1];
+  if (last === undefined) return undefined;
+  const uri = xfccValue(last, 'URI');
+  if (uri !== null) return uri;
+  if (xfccValue(last, 'Hash') === null) return undefined;
+  return xfccValue(last, 'Subject');
+}
+
+export type AllowedVerdict = 'allowed:mtls' | 'allowed:tls' | 'allowed:plaintext';
+
+/**
+ * Refine an allowed call.
+ * - http/https: `allowed:mtls` when the echo shows the server authenticated the caller
+ *   (`x-echo-peer`, or XFCC whose last element has `URI=`/`Hash=`), peer = that caller;
+ *   otherwise `allowed:plaintext` (http) / `allowed:tls` (https), peer null.
+ * - tls (raw): no echo; `allowed:mtls` when a client certificate was presented and the
+ *   handshake and exchange succeeded, else `allowed:tls`. peer = `serverIdentity` (the identity
+ *   the caller authenticated), or the echo peer if one is given.
+ * - tcp: `allowed:plaintext`, peer null.
+ */
+export function refineAllowed(o: {
+  protocol: ProbeProtocol;
+  clientCertPresented: boolean;
+  echo: { xfcc?: string; peer?: string };
+  /** Identity in the server's certificate (first URI SAN, else CN), when known. */
+  serverIdentity?: string | null;
+}): { verdict: AllowedVerdict; peer: string | null } {
+  switch (o.protocol) {
+    case 'http':
+    case 'https': {
+      const caller = authenticatedCaller(o.echo);
+      if (caller !== undefined) return { verdict: 'allowed:mtls', peer: caller };
+      return { verdict: o.protocol === 'http' ? 'allowed:plaintext' : 'allowed:tls', peer: null };
+    }
+    case 'tls': {
+      const peer = o.echo.peer !== undefined && o.echo.peer !== '' ? o.echo.peer : (o.serverIdentity ?? null);
+      return { verdict: o.clientCertPresented ? 'allowed:mtls' : 'allowed:tls', peer };
+    }
+    case 'tcp':
+      return { verdict: 'allowed:plaintext', peer: null };
+  }
+}

@@ -1,0 +1,52 @@
+// What the harness asks an in-pod probe agent to do, and what it answers.
+import type { Evidence, Observed, Verdict } from '../model/verdict.ts';
+
+export type ProbeProtocol = 'http' | 'https' | 'tcp' | 'tls';
+
+export interface ProbeTls {
+  /** PEM file paths readable inside the pod (the run directory is visible to pods). */
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+  alpn?: string[];
+}
+
+export interface ProbeRequest {
+  protocol: ProbeProtocol;
+  /** Service name, DNS name or IP, resolved inside the pod. */
+  host: string;
+  port: number;
+  /** http(s): request path, default `/`. */
+  path?: string;
+  method?: string;
+  headers?: Record<string, string>;
+  /** tcp/tls: bytes to send (default: the token). */
+  payload?: string;
+  tls?: ProbeTls;
+  /** Give up after this long and classify `denied:timeout` (default 1000 ms). */
+  timeoutMs?: number;
+  /** Wire-canary token: sent as `x-request-id` (http) or inside the payload (tcp). */
+  token?: string;
+  /** Keep at most this many bytes of the response body in the evidence (default 512). */
+  bodyLimit?: number;
+}
+
+export interface ProbeResult {
+  observed: Observed;
+  verdict: Verdict;
+  /** `wire` is null here; the harness fills it from the wire canary. */
+  evidence: Evidence;
+  /** Response headers (http/https), lower-case names. */
+  headers?: Record<string, string>;
+}
+
+/** Messages on the agent's Unix socket: one JSON object per line, answered by `id`. */
+export type AgentRequest =
+  | { id: number; op: 'ping' }
+  | { id: number; op: 'probe'; req: ProbeRequest }
+  | { id: number; op: 'marker'; host: string; port: number; token: string };
+
+export type AgentResponse =
+  | { id: number; ok: true; result?: ProbeResult }
+  | { id: number; ok: false; error: string };

@@ -1,0 +1,381 @@
+// The netns substrate: each pod is a Linux network namespace with a veth into a run-private
+// "node" namespace that routes between pods and holds the service VIP rules (kube-proxy style
+// DNAT). Nothing is added to the host namespace but the namespace mounts: no bridge, no uplink,
+// no NAT out, no default route. Pods only have routes to the pod and service ranges.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Cluster, ContainerSpec, ExecResult, RunningPod, RunningService, Topology } from '../types.ts';
+import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
+import { AgentClient } from '../../probe/client.ts';
+import { newToken, WireCanary } from '../../probe/canary.ts';
+import { run, runCapture } from '../sh.ts';
+import { Supervisor, type Proc } from '../supervisor.ts';
+import { newRunId, netnsPrefix, stateDirOf, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
+import { buildPodBundle } from '../bundle.ts';
+import { onTeardown } from '../lifecycle.ts';
+import { validateTopology, podKey } from '../topology.ts';
+import { requireRoot, requireTools } from '../../cli/doctor.ts';
+
+/** Gateway address every pod routes through; it sits on each node-side veth. */
+export const GATEWAY = '10.244.0.1';
+export const POD_CIDR = '10.244.0.0/16';
+export const SERVICE_CIDR = '10.96.0.0/16';
+/** UDP port the wire-canary markers are sent to (discard). */
+const MARKER_PORT = 9;
+
+export interface UpOptions {
+  /** Where reports/<run>/ goes (default ./reports). */
+  reportsDir?: string;
+  /** Capture the node's links for the wire canary (default true). */
+  wire?: boolean;
+  /** A line per phase. */
+  log?: (line: string) => void;
+  /** Readiness budget per container (default 20 s). */
+  readyTimeoutMs?: number;
+}
+
+function podIp(i: number): string {
+  return `10.244.${Math.floor(i / 250)}.${(i % 250) + 2}`;
+}
+
+function serviceVip(i: number): string {
+  return `10.96.${Math.floor(i / 250)}.${(i % 250) + 10}`;
+}
+
+function matches(selector: Record<string, string>, labels: Record<string, string> = {}): boolean {
+  const keys = Object.keys(selector);
+  return keys.length > 0 && keys.every((k) => labels[k] === selector[k]);
+}
+
+interface PodRuntime extends RunningPod {
+  index: number;
+  agent?: AgentClient;
+  socket: string;
+  procs: Map<string, Proc>;
+}
+
+export class NetnsCluster implements Cluster {
+  readonly substrate = 'netns';
+  readonly pods = new Map<string, PodRuntime>();
+  readonly services = new Map<string, RunningService>();
+  readonly supervisor: Supervisor;
+  readonly nodeNetns: string;
+  canary?: WireCanary;
+  bundle = '';
+  private downPromise?: Promise<void>;
+  private unregister: () => void = () => undefined;
+
+  constructor(
+    readonly runId: string,
+    readonly short: string,
+    readonly runDir: string,
+    readonly stateDir: string,
+    readonly topology: Topology,
+    private readonly opts: UpOptions,
+  ) {
+    this.supervisor = new Supervisor(join(runDir, 'logs'));
+    this.nodeNetns = `${netnsPrefix(short)}-node`;
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  pod(ref: string): PodRuntime {
+    const key = ref.includes('/') ? ref : `default/${ref}`;
+    const p = this.pods.get(key) ?? [...this.pods.values()].find((x) => x.spec.name === ref);
+    if (!p) throw new Error(`no pod ${ref} in this topology (pods: ${[...this.pods.keys()].join(', ')})`);
+    return p;
+  }
+
+  async start(): Promise<void> {
+    this.unregister = onTeardown(() => this.down());
+    const t0 = Date.now();
+    mkdirSync(this.runDir, { recursive: true });
+    mkdirSync(join(this.stateDir, 'sock'), { recursive: true, mode: 0o711 });
+    const bundling = buildPodBundle(join(this.stateDir, 'pod.mjs'));
+    const pods = this.topology.pods;
+    pods.forEach((spec, index) => {
+      const key = podKey(spec);
+      this.pods.set(key, {
+        spec,
+        key,
+        index,
+        ip: podIp(index),
+        netns: `${netnsPrefix(this.short)}${spec.namespace}-${spec.name}`,
+        socket: join(this.stateDir, 'sock', `${index}.sock`),
+        procs: new Map(),
+      });
+    });
+    (this.topology.services ?? []).forEach((spec, i) => {
+      const endpoints = [...this.pods.values()].filter((p) => p.spec.namespace === spec.namespace && matches(spec.selector, p.spec.labels));
+      this.services.set(`${spec.namespace}/${spec.name}`, { spec, vip: serviceVip(i), endpoints });
+    });
+    this.record();
+
+    // 1. namespaces and veth pairs, created directly inside their namespaces (never in the host's)
+    const host: string[] = [`netns add ${this.nodeNetns}`];
+    for (const p of this.pods.values()) {
+      host.push(`netns add ${p.netns}`, `link add mpeth0 netns ${p.netns} type veth peer name mpv${p.index} netns ${this.nodeNetns}`);
+    }
+    await run(['ip', '-batch', '-'], { input: host.join('\n') + '\n' });
+
+    // 2. the node: one /32 route per pod, the gateway address on every veth, forwarding on
+    const node: string[] = ['link set lo up'];
+    for (const p of this.pods.values()) {
+      node.push(`addr add ${GATEWAY}/32 dev mpv${p.index}`, `link set mpv${p.index} up`, `route add ${p.ip}/32 dev mpv${p.index}`);
+    }
+    await run(['ip', '-n', this.nodeNetns, '-batch', '-'], { input: node.join('\n') + '\n' });
+    await run(['ip', 'netns', 'exec', this.nodeNetns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await this.nodeServiceRules();
+
+    // 3. the pods: address, routes to the pod and service ranges only, DNS files
+    await Promise.all(
+      [...this.pods.values()].map((p) =>
+        run(['ip', '-n', p.netns, '-batch', '-'], {
+          input: [
+            'link set lo up',
+            `addr add ${p.ip}/32 dev mpeth0`,
+            'link set mpeth0 up',
+            `route add ${POD_CIDR} via ${GATEWAY} dev mpeth0 onlink`,
+            `route add ${SERVICE_CIDR} via ${GATEWAY} dev mpeth0 onlink`,
+            '',
+          ].join('\n'),
+        }),
+      ),
+    );
+    this.writeDns();
+    this.log(`netns: ${this.pods.size} pods, ${this.services.size} services wired in ${Date.now() - t0} ms`);
+
+    if (this.opts.wire !== false) await this.startCapture();
+    this.bundle = await bundling;
+
+    // 4. per pod: its iptables, its probe agent, then its containers
+    await Promise.all([...this.pods.values()].map((p) => this.startPod(p)));
+    this.record();
+    this.log(`netns: run ${this.runId} up in ${Date.now() - t0} ms`);
+  }
+
+  private record(): void {
+    const rec: RunRecord = {
+      runId: this.runId,
+      short: this.short,
+      ownerPid: process.pid,
+      ownerStart: processStart(process.pid) ?? '',
+      runDir: this.runDir,
+      topology: this.topology.name,
+      created: new Date().toISOString(),
+      pods: Object.fromEntries([...this.pods.values()].map((p) => [p.key, p.netns])),
+    };
+    writeRecord(rec);
+  }
+
+  private async nodeServiceRules(): Promise<void> {
+    const lines = ['*nat', ':MP-SERVICES - [0:0]', '-A PREROUTING -j MP-SERVICES'];
+    let n = 0;
+    for (const svc of this.services.values()) {
+      for (const port of svc.spec.ports) {
+        if (svc.endpoints.length === 0) continue;
+        const chain = `MP-SVC-${n++}`;
+        lines.push(`:${chain} - [0:0]`);
+        lines.push(`-A MP-SERVICES -d ${svc.vip}/32 -p tcp --dport ${port.port} -m comment --comment "${svc.spec.namespace}/${svc.spec.name}:${port.port}" -j ${chain}`);
+        svc.endpoints.forEach((ep, i) => {
+          const left = svc.endpoints.length - i;
+          const stat = left > 1 ? `-m statistic --mode random --probability ${(1 / left).toFixed(5)} ` : '';
+          lines.push(`-A ${chain} -p tcp ${stat}-j DNAT --to-destination ${ep.ip}:${port.targetPort}`);
+        });
+      }
+    }
+    lines.push('COMMIT', '');
+    await run(['ip', 'netns', 'exec', this.nodeNetns, 'iptables-restore', '--noflush'], { input: lines.join('\n') });
+  }
+
+  /** Names resolvable in a pod: /etc/netns/<netns>/hosts, bind-mounted by `ip netns exec`. */
+  private writeDns(): void {
+    for (const p of this.pods.values()) {
+      const lines = ['127.0.0.1 localhost', `${p.ip} ${p.spec.name}`];
+      for (const svc of this.services.values()) {
+        const { name, namespace } = svc.spec;
+        const names = [`${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`];
+        if (namespace === p.spec.namespace) names.unshift(name);
+        lines.push(`${svc.vip} ${names.join(' ')}`);
+      }
+      for (const other of this.pods.values()) for (const alias of other.spec.hostAliases ?? []) lines.push(`${other.ip} ${alias}`);
+      const dir = join('/etc/netns', p.netns);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'hosts'), lines.join('\n') + '\n');
+      // no resolver inside: names are the hosts file; a DNS query fails at once on loopback
+      writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
+    }
+  }
+
+  private async startCapture(): Promise<void> {
+    const pcap = join(this.runDir, 'wire.pcap');
+    const proc = this.supervisor.start({
+      pod: 'node',
+      name: 'tcpdump',
+      netns: this.nodeNetns,
+      argv: ['tcpdump', '-i', 'any', '-U', '--immediate-mode', '-s', '0', '-Z', 'root', '-w', pcap, `tcp or (udp and dst port ${MARKER_PORT})`],
+    });
+    const deadline = Date.now() + 5000;
+    while (!Supervisor.tail(proc, 5).includes('listening on')) {
+      if (proc.exitCode !== undefined || Date.now() > deadline) {
+        throw new Error(`wire canary: tcpdump did not start in the node namespace: ${Supervisor.tail(proc)}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.canary = new WireCanary(pcap);
+  }
+
+  private async startPod(p: PodRuntime): Promise<void> {
+    if (p.spec.iptables) await this.iptables(p.key, p.spec.iptables);
+    const agent = this.spawn(p, { name: 'mp-agent', workload: 'agent', args: ['--socket', p.socket] });
+    try {
+      p.agent = await AgentClient.connect(p.socket, { timeoutMs: this.opts.readyTimeoutMs ?? 20000 });
+    } catch (e) {
+      throw new Error(`pod ${p.key}: probe agent not ready: ${(e as Error).message}\n${Supervisor.tail(agent)}`);
+    }
+    for (const c of p.spec.containers ?? []) await this.startContainer(p.key, c);
+  }
+
+  private spawn(p: PodRuntime, c: ContainerSpec): Proc {
+    let argv: string[];
+    if (c.workload) argv = [process.execPath, this.bundle, c.workload, ...(c.args ?? [])];
+    else if (c.command?.length) argv = [...c.command, ...(c.args ?? [])];
+    else throw new Error(`pod ${p.key}: container ${c.name} has neither workload nor command`);
+    const proc = this.supervisor.start({
+      pod: p.key,
+      name: c.name,
+      netns: p.netns,
+      argv,
+      uid: c.uid,
+      gid: c.gid,
+      caps: c.caps,
+      env: {
+        POD_NAME: p.spec.name,
+        POD_NAMESPACE: p.spec.namespace,
+        POD_IP: p.ip,
+        SERVICE_ACCOUNT: p.spec.serviceAccount ?? 'default',
+        ...(p.spec.labels?.version ? { VERSION: p.spec.labels.version } : {}),
+        ...c.env,
+      },
+    });
+    p.procs.set(c.name, proc);
+    return proc;
+  }
+
+  async startContainer(pod: string, c: ContainerSpec): Promise<void> {
+    const p = this.pod(pod);
+    if (p.procs.get(c.name)?.exitCode === undefined && p.procs.has(c.name)) throw new Error(`pod ${p.key}: container ${c.name} is already running`);
+    const proc = this.spawn(p, c);
+    await this.waitReady(p, c, proc);
+  }
+
+  async stopContainer(pod: string, name: string): Promise<void> {
+    const p = this.pod(pod);
+    const proc = p.procs.get(name);
+    if (proc) await this.supervisor.stop(proc);
+  }
+
+  private async waitReady(p: PodRuntime, c: ContainerSpec, proc: Proc): Promise<void> {
+    const check = c.ready ?? { kind: 'none' as const };
+    if (check.kind === 'none') return;
+    const budget = this.opts.readyTimeoutMs ?? 20000;
+    const deadline = Date.now() + budget;
+    let last = '';
+    for (;;) {
+      if (proc.exitCode !== undefined) {
+        throw new Error(`pod ${p.key}: container ${c.name} exited (code ${proc.exitCode}) before it was ready; log ${proc.logFile}:\n${Supervisor.tail(proc)}`);
+      }
+      const req: ProbeRequest =
+        check.kind === 'tcp'
+          ? { protocol: 'tcp', host: '127.0.0.1', port: check.port, timeoutMs: 300 }
+          : { protocol: 'http', host: '127.0.0.1', port: check.port, path: check.path, timeoutMs: 500 };
+      const r = await p.agent!.probe(req);
+      last = r.verdict;
+      const ok = check.kind === 'tcp' ? r.verdict !== 'denied:refused' : r.evidence.status === (check.status ?? 200);
+      if (ok) return;
+      if (Date.now() > deadline) {
+        throw new Error(`pod ${p.key}: container ${c.name} not ready after ${budget} ms (${check.kind} check on port ${check.port}: ${last}); log ${proc.logFile}:\n${Supervisor.tail(proc)}`);
+      }
+      await new Promise((r2) => setTimeout(r2, 25));
+    }
+  }
+
+  private execArgv(p: RunningPod, argv: string[], uid?: number): string[] {
+    const priv = uid ? ['setpriv', '--reuid', String(uid), '--regid', String(uid), '--clear-groups', '--'] : [];
+    return ['ip', 'netns', 'exec', p.netns, ...priv, ...argv];
+  }
+
+  exec(pod: string, argv: string[], opts: { input?: string; uid?: number; timeoutMs?: number } = {}): Promise<ExecResult> {
+    return runCapture(this.execArgv(this.pod(pod), argv, opts.uid), { input: opts.input, timeoutMs: opts.timeoutMs ?? 30000 });
+  }
+
+  async iptables(pod: string, rules: string): Promise<void> {
+    const p = this.pod(pod);
+    await run(['ip', 'netns', 'exec', p.netns, 'iptables-restore', '--noflush'], { input: rules.endsWith('\n') ? rules : rules + '\n' });
+  }
+
+  async probe(from: string, req: ProbeRequest, opts: { wire?: boolean } = {}): Promise<ProbeResult> {
+    const [r] = await this.probeMany([{ from, req }], opts);
+    return r!;
+  }
+
+  /** Runs many probes concurrently, then one canary sync for all of them. */
+  async probeMany(calls: { from: string; req: ProbeRequest }[], opts: { wire?: boolean; concurrency?: number } = {}): Promise<ProbeResult[]> {
+    const wire = opts.wire !== false && this.canary !== undefined;
+    const results: ProbeResult[] = new Array(calls.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < calls.length) {
+        const i = next++;
+        const { from, req } = calls[i]!;
+        const p = this.pod(from);
+        const token = req.token ?? newToken();
+        if (wire) this.canary!.watch(token);
+        results[i] = await p.agent!.probe({ ...req, token });
+        (results[i] as ProbeResult & { token?: string }).token = token;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 32, calls.length) }, worker));
+    if (wire) {
+      const marker = `mpmarker-${randomBytes(6).toString('hex')}`;
+      await this.pod(calls[calls.length - 1]!.from).agent!.marker(GATEWAY, MARKER_PORT, marker);
+      await this.canary!.sync(marker);
+    }
+    for (const r of results) {
+      const token = (r as ProbeResult & { token?: string }).token!;
+      delete (r as ProbeResult & { token?: string }).token;
+      r.evidence.wire = wire ? this.canary!.verdict(token) : null;
+    }
+    return results;
+  }
+
+  down(): Promise<void> {
+    this.downPromise ??= (async () => {
+      for (const p of this.pods.values()) p.agent?.close();
+      await this.supervisor.stopAll(1000);
+      await teardownRun(this.short);
+      this.unregister();
+    })();
+    return this.downPromise;
+  }
+}
+
+/** Starts a topology on the netns substrate. On any failure, everything started is removed. */
+export async function upNetns(topology: Topology, opts: UpOptions = {}): Promise<NetnsCluster> {
+  requireRoot();
+  await requireTools(['ip', 'iptables-restore', 'setpriv', ...(opts.wire === false ? [] : ['tcpdump'])]);
+  validateTopology(topology);
+  const { runId, short } = newRunId();
+  const runDir = resolve(opts.reportsDir ?? 'reports', runId);
+  const cluster = new NetnsCluster(runId, short, runDir, stateDirOf(short), topology, opts);
+  try {
+    await cluster.start();
+  } catch (e) {
+    await cluster.down();
+    throw e;
+  }
+  return cluster;
+}

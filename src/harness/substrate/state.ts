@@ -1,0 +1,202 @@
+// Run registry and janitor. Every run owns /run/meshproof/<short>/ (tmpfs: keys never touch disk)
+// and every namespace named mp<short>-*. A run whose owner process is gone is a leftover.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { run, runCapture } from './sh.ts';
+
+export const STATE_ROOT = process.env.MESHPROOF_STATE_ROOT ?? '/run/meshproof';
+/** Prefix of every namespace, interface and container the harness creates. */
+export const PREFIX = 'mp';
+
+export interface RunRecord {
+  runId: string;
+  short: string;
+  ownerPid: number;
+  ownerStart: string;
+  runDir: string;
+  topology?: string;
+  created: string;
+  /** Pod key → netns name, for `meshproof exec`. */
+  pods: Record<string, string>;
+}
+
+/** The kernel's start time of a process: pid plus this identify it across pid reuse. */
+export function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export function newRunId(now = new Date()): { runId: string; short: string } {
+  for (;;) {
+    const short = randomBytes(2).toString('hex');
+    if (!existsSync(join(STATE_ROOT, short))) {
+      const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+      return { runId: `${stamp}-${short}`, short };
+    }
+  }
+}
+
+export function stateDirOf(short: string): string {
+  return join(STATE_ROOT, short);
+}
+
+export function netnsPrefix(short: string): string {
+  return `${PREFIX}${short}-`;
+}
+
+export function writeRecord(rec: RunRecord): void {
+  mkdirSync(stateDirOf(rec.short), { recursive: true, mode: 0o711 });
+  writeFileSync(join(stateDirOf(rec.short), 'run.json'), JSON.stringify(rec, null, 2));
+}
+
+export function readRecords(): RunRecord[] {
+  if (!existsSync(STATE_ROOT)) return [];
+  const out: RunRecord[] = [];
+  for (const short of readdirSync(STATE_ROOT)) {
+    try {
+      out.push(JSON.parse(readFileSync(join(STATE_ROOT, short, 'run.json'), 'utf8')) as RunRecord);
+    } catch {
+      // a directory without a record: a run that died while starting; the janitor handles it by name
+    }
+  }
+  return out;
+}
+
+export function ownerAlive(rec: Pick<RunRecord, 'ownerPid' | 'ownerStart'>): boolean {
+  return processStart(rec.ownerPid) === rec.ownerStart;
+}
+
+function listNetns(): string[] {
+  try {
+    return readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+}
+
+/** Pids of every process whose network namespace is one of `names` (read from /proc, no spawning). */
+export function pidsInNetns(names: string[]): number[] {
+  const inodes = new Set<number>();
+  for (const n of names) {
+    try {
+      inodes.add(statSync(join('/run/netns', n)).ino);
+    } catch {
+      // already gone
+    }
+  }
+  if (inodes.size === 0) return [];
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const m = /net:\[(\d+)\]/.exec(readlinkSync(`/proc/${entry}/ns/net`));
+      if (m && inodes.has(Number(m[1]))) pids.push(Number(entry));
+    } catch {
+      // process exited meanwhile
+    }
+  }
+  return pids;
+}
+
+async function killAll(pids: number[], graceMs: number): Promise<void> {
+  const alive = (p: number) => {
+    try {
+      process.kill(p, 0);
+      return processStart(p) !== null && !readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z ');
+    } catch {
+      return false;
+    }
+  };
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGTERM');
+    } catch {
+      // gone
+    }
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && pids.some(alive)) await new Promise((r) => setTimeout(r, 20));
+  for (const p of pids.filter(alive)) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+/**
+ * Removes everything a run created: its processes, namespaces (their veths go with them),
+ * /etc/netns/<name> files used for per-pod DNS, and the state directory with its keys.
+ */
+export async function teardownRun(short: string, graceMs = 1000): Promise<void> {
+  const prefix = netnsPrefix(short);
+  const names = listNetns().filter((n) => n.startsWith(prefix));
+  await killAll(pidsInNetns(names), graceMs);
+  if (names.length > 0) {
+    const r = await runCapture(['ip', '-force', '-batch', '-'], { input: names.map((n) => `netns delete ${n}`).join('\n') + '\n' });
+    if (r.code !== 0) {
+      // a namespace busy or already gone: retry one by one so one failure does not keep the others
+      for (const n of names) await runCapture(['ip', 'netns', 'delete', n]);
+    }
+  }
+  if (existsSync('/etc/netns')) {
+    for (const d of readdirSync('/etc/netns')) if (d.startsWith(prefix)) rmSync(join('/etc/netns', d), { recursive: true, force: true });
+  }
+  rmSync(stateDirOf(short), { recursive: true, force: true });
+}
+
+export interface JanitorReport {
+  removedRuns: string[];
+  keptRuns: string[];
+}
+
+/** Removes the leftovers of every run whose owner process is gone; never touches a live run. */
+export async function janitor(log: (s: string) => void = () => undefined): Promise<JanitorReport> {
+  const report: JanitorReport = { removedRuns: [], keptRuns: [] };
+  const live = new Set<string>();
+  for (const rec of readRecords()) {
+    if (ownerAlive(rec)) {
+      live.add(rec.short);
+      report.keptRuns.push(rec.runId);
+    }
+  }
+  const shorts = new Set<string>();
+  if (existsSync(STATE_ROOT)) for (const d of readdirSync(STATE_ROOT)) if (/^[0-9a-f]{4}$/.test(d)) shorts.add(d);
+  for (const n of listNetns()) {
+    const m = new RegExp(`^${PREFIX}([0-9a-f]{4})-`).exec(n);
+    if (m) shorts.add(m[1]!);
+  }
+  if (existsSync('/etc/netns')) {
+    for (const d of readdirSync('/etc/netns')) {
+      const m = new RegExp(`^${PREFIX}([0-9a-f]{4})-`).exec(d);
+      if (m) shorts.add(m[1]!);
+    }
+  }
+  for (const short of shorts) {
+    if (live.has(short)) continue;
+    log(`janitor: removing leftovers of run ${short}`);
+    await teardownRun(short, 200);
+    report.removedRuns.push(short);
+  }
+  return report;
+}
+
+/** Everything named mp* that exists right now (for tests and `meshproof doctor`). */
+export async function leftovers(short?: string): Promise<string[]> {
+  const prefix = short ? netnsPrefix(short) : PREFIX;
+  const found = listNetns().filter((n) => n.startsWith(prefix)).map((n) => `netns ${n}`);
+  const links = await run(['ip', '-o', 'link', 'show']);
+  for (const line of links.split('\n')) {
+    const name = line.split(': ')[1]?.split('@')[0];
+    if (name?.startsWith(PREFIX)) found.push(`link ${name}`);
+  }
+  if (existsSync('/etc/netns')) for (const d of readdirSync('/etc/netns')) if (d.startsWith(prefix)) found.push(`/etc/netns/${d}`);
+  if (short && existsSync(stateDirOf(short))) found.push(stateDirOf(short));
+  return found;
+}

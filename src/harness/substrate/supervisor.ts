@@ -1,0 +1,86 @@
+// The one process supervisor: every process of a run is started here, inside its pod's
+// namespace, as its uid, with its log file, and stopped here.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+export interface ProcessSpec {
+  /** Shown in errors and used for the log file: logs/<pod>/<name>.log. */
+  pod: string;
+  name: string;
+  netns: string;
+  argv: string[];
+  env?: Record<string, string>;
+  uid?: number;
+  gid?: number;
+  caps?: string[];
+}
+
+export interface Proc {
+  spec: ProcessSpec;
+  child: ChildProcess;
+  logFile: string;
+  exited: Promise<number | null>;
+  exitCode: number | null | undefined;
+}
+
+export class Supervisor {
+  readonly procs: Proc[] = [];
+
+  constructor(private readonly logRoot: string) {}
+
+  start(spec: ProcessSpec): Proc {
+    const logFile = join(this.logRoot, spec.pod.replace('/', '_'), `${spec.name}.log`);
+    mkdirSync(dirname(logFile), { recursive: true });
+    const fd = openSync(logFile, 'a');
+    const uid = spec.uid ?? 0;
+    const gid = spec.gid ?? uid;
+    const setpriv = ['setpriv', '--pdeathsig', 'KILL'];
+    if (uid !== 0 || gid !== 0) setpriv.push('--reuid', String(uid), '--regid', String(gid), '--clear-groups');
+    if (spec.caps?.length) {
+      const caps = spec.caps.map((c) => `+${c.toLowerCase()}`).join(',');
+      setpriv.push('--inh-caps', caps, '--ambient-caps', caps);
+    }
+    const [bin, ...rest] = spec.argv;
+    const argv = ['netns', 'exec', spec.netns, ...setpriv, '--', bin!, ...rest];
+    const child = spawn('ip', argv, {
+      stdio: ['ignore', fd, fd],
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/tmp', ...spec.env },
+    });
+    closeSync(fd);
+    const proc: Proc = { spec, child, logFile, exitCode: undefined, exited: Promise.resolve(null) };
+    proc.exited = new Promise((res) => {
+      child.on('exit', (code, signal) => {
+        proc.exitCode = code ?? (signal ? null : -1);
+        res(proc.exitCode);
+      });
+      child.on('error', () => {
+        proc.exitCode = -1;
+        res(-1);
+      });
+    });
+    this.procs.push(proc);
+    return proc;
+  }
+
+  /** Last lines of a process's log, for error messages. */
+  static tail(proc: Proc, lines = 8): string {
+    try {
+      return readFileSync(proc.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  async stop(proc: Proc, graceMs = 1000): Promise<void> {
+    if (proc.exitCode !== undefined) return;
+    proc.child.kill('SIGTERM');
+    const timer = setTimeout(() => proc.child.kill('SIGKILL'), graceMs);
+    await proc.exited;
+    clearTimeout(timer);
+  }
+
+  async stopAll(graceMs = 1000): Promise<void> {
+    await Promise.all(this.procs.map((p) => this.stop(p, graceMs)));
+  }
+}

@@ -1,0 +1,101 @@
+// The substrate contract: a topology of pods and services in, running pods out.
+// A substrate never knows what Envoy is: profiles hand it containers (argv + uid + readiness).
+import type { ProbeRequest, ProbeResult } from '../probe/types.ts';
+
+export type Labels = Record<string, string>;
+
+/** How the substrate decides a container is ready (checked from inside the pod). */
+export type ReadyCheck =
+  | { kind: 'tcp'; port: number }
+  | { kind: 'http'; port: number; path: string; status?: number }
+  | { kind: 'none' };
+
+export interface ContainerSpec {
+  name: string;
+  /** A meshproof workload (`sentences`, `dora`, `tcp-listener`, `echo`) run with the pod bundle ... */
+  workload?: string;
+  /** ... or any command. */
+  command?: string[];
+  args?: string[];
+  env?: Record<string, string>;
+  /** Run as this uid/gid (default 0). The Istio sidecar runs as 1337. */
+  uid?: number;
+  gid?: number;
+  /** Ambient capabilities, e.g. `net_admin` for transparent listeners. */
+  caps?: string[];
+  ready?: ReadyCheck;
+}
+
+export interface PodSpec {
+  name: string;
+  namespace: string;
+  serviceAccount?: string;
+  labels?: Labels;
+  annotations?: Record<string, string>;
+  containers?: ContainerSpec[];
+  /** iptables-restore text applied in the pod's namespace before its containers start. */
+  iptables?: string;
+  /** Extra names resolving to this pod's IP (e.g. `<app>.apps.internal`). */
+  hostAliases?: string[];
+}
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort: number;
+  appProtocol?: string;
+}
+
+export interface ServiceSpec {
+  name: string;
+  namespace: string;
+  selector: Labels;
+  ports: ServicePort[];
+}
+
+export interface Topology {
+  name?: string;
+  pods: PodSpec[];
+  services?: ServiceSpec[];
+}
+
+export interface RunningPod {
+  spec: PodSpec;
+  /** `<namespace>/<name>`, also the key used everywhere. */
+  key: string;
+  ip: string;
+  /** Name of the pod's Linux network namespace. */
+  netns: string;
+}
+
+export interface RunningService {
+  spec: ServiceSpec;
+  vip: string;
+  endpoints: RunningPod[];
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Cluster {
+  readonly runId: string;
+  /** Human outputs (logs, results): `reports/<run>/`. */
+  readonly runDir: string;
+  /** Files pods read (keys, configs, sockets): a private tmpfs directory. */
+  readonly stateDir: string;
+  readonly substrate: string;
+  pods: Map<string, RunningPod>;
+  services: Map<string, RunningService>;
+  pod(ref: string): RunningPod;
+  /** Runs a command inside a pod and waits for it. */
+  exec(pod: string, argv: string[], opts?: { input?: string; uid?: number; timeoutMs?: number }): Promise<ExecResult>;
+  /** Applies iptables-restore text (with --noflush) in a pod. */
+  iptables(pod: string, rules: string): Promise<void>;
+  startContainer(pod: string, c: ContainerSpec): Promise<void>;
+  stopContainer(pod: string, name: string): Promise<void>;
+  probe(from: string, req: ProbeRequest, opts?: { wire?: boolean }): Promise<ProbeResult>;
+  down(): Promise<void>;
+}

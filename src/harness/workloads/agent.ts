@@ -1,0 +1,417 @@
+// The in-pod probe agent: runs inside a pod's network namespace, listens on a Unix socket and
+// performs probes (http, https, tcp, tls) and wire-canary markers for the harness.
+// Protocol (probe/types.ts): newline-delimited JSON AgentRequest → AgentResponse, matched by id,
+// answered in any order, many in flight per connection.
+import dgram from 'node:dgram';
+import { chmod, readFile, unlink } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Evidence } from '../model/verdict.ts';
+import { observedOf } from '../model/verdict.ts';
+import { peerIdentity } from './echo-headers.ts';
+import { classifyError, classifyStatus, EMPTY_REPLY, refineAllowed } from '../probe/classify.ts';
+import type { AgentRequest, AgentResponse, ProbeProtocol, ProbeRequest, ProbeResult } from '../probe/types.ts';
+
+const DEFAULT_TIMEOUT_MS = 1000;
+const DEFAULT_BODY_LIMIT = 512;
+const PROTOCOLS: readonly ProbeProtocol[] = ['http', 'https', 'tcp', 'tls'];
+
+export interface AgentOptions {
+  /** Stop the agent when aborted (in-process use). Without it, SIGTERM stops the agent and exits 0. */
+  signal?: AbortSignal;
+  /** Where the `agent listening on <path>` line goes (default: stdout). */
+  log?: (line: string) => void;
+}
+
+/**
+ * Run the probe agent: `--socket <path>`. Resolves when the agent has stopped (SIGTERM, or
+ * `opts.signal` aborted); readiness is "the socket accepts a connection" (AgentClient.connect).
+ */
+export async function runAgent(args: string[], opts: AgentOptions = {}): Promise<void> {
+  const socketPath = parseSocketArg(args);
+  const log = opts.log ?? ((line: string) => process.stdout.write(line + '\n'));
+
+  await unlink(socketPath).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
+  const conns = new Set<net.Socket>();
+  const server = net.createServer((conn) => {
+    conns.add(conn);
+    conn.on('close', () => conns.delete(conn));
+    serveConnection(conn);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (e) => log(`agent server error: ${e.message}`));
+  await chmod(socketPath, 0o600);
+  log(`agent listening on ${socketPath}`);
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = true;
+      server.close(() => {
+        // libuv removes the socket file on close; make sure of it either way.
+        unlink(socketPath).catch(() => undefined).finally(resolve);
+      });
+      for (const c of conns) c.destroy();
+    };
+    if (opts.signal) {
+      if (opts.signal.aborted) stop();
+      else opts.signal.addEventListener('abort', stop, { once: true });
+    } else {
+      process.once('SIGTERM', () => {
+        stop();
+        server.once('close', () => process.exit(0));
+      });
+    }
+  });
+}
+
+function parseSocketArg(args: string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--socket' && i + 1 < args.length) return args[i + 1];
+    if (a.startsWith('--socket=')) return a.slice('--socket='.length);
+  }
+  throw new Error('usage: agent --socket <path>');
+}
+
+function serveConnection(conn: net.Socket): void {
+  conn.setEncoding('utf8');
+  let buf = '';
+  const send = (resp: AgentResponse): void => {
+    if (!conn.destroyed && conn.writable) conn.write(JSON.stringify(resp) + '\n');
+  };
+  conn.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.trim() !== '') void handleLine(line).then(send);
+    }
+  });
+  conn.on('error', () => undefined);
+}
+
+/** One request line → one response; never throws. */
+export async function handleLine(line: string): Promise<AgentResponse> {
+  let id = -1;
+  try {
+    const msg = JSON.parse(line) as Partial<AgentRequest> & Record<string, unknown>;
+    if (typeof msg !== 'object' || msg === null) throw new Error('request is not a JSON object');
+    if (typeof msg.id !== 'number') throw new Error('request has no numeric id');
+    id = msg.id;
+    switch (msg.op) {
+      case 'ping':
+        return { id, ok: true };
+      case 'probe':
+        return { id, ok: true, result: await runProbe(validateProbe(msg.req)) };
+      case 'marker': {
+        const { host, port, token } = msg;
+        if (typeof host !== 'string' || !isPort(port) || typeof token !== 'string') {
+          throw new Error('marker needs host (string), port (1-65535) and token (string)');
+        }
+        await sendMarker(host, port, token);
+        return { id, ok: true };
+      }
+      default:
+        throw new Error(`unknown op ${JSON.stringify(msg.op)}`);
+    }
+  } catch (e) {
+    return { id, ok: false, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+function isPort(p: unknown): p is number {
+  return typeof p === 'number' && Number.isInteger(p) && p > 0 && p < 65536;
+}
+
+function validateProbe(req: unknown): ProbeRequest {
+  if (typeof req !== 'object' || req === null) throw new Error('probe needs a req object');
+  const r = req as ProbeRequest;
+  if (!PROTOCOLS.includes(r.protocol)) throw new Error(`unknown probe protocol ${JSON.stringify(r.protocol)}`);
+  if (typeof r.host !== 'string' || r.host === '') throw new Error('probe needs a host');
+  if (!isPort(r.port)) throw new Error(`bad probe port ${JSON.stringify(r.port)}`);
+  return r;
+}
+
+/** Fire one UDP datagram carrying `token` (a wire-canary sync packet); resolves once sent. */
+export async function sendMarker(host: string, port: number, token: string): Promise<void> {
+  const sock = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.send(Buffer.from(token), port, host, (err) => (err ? reject(err) : resolve()));
+    });
+  } finally {
+    sock.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probes
+
+/** What a call produced, before classification. */
+interface Outcome {
+  /** The call failed before any answer (null when it was answered). */
+  error: { code?: string; message?: string } | null;
+  timedOut: boolean;
+  status: number | null;
+  headers?: Record<string, string>;
+  body: Buffer | null;
+  alpn: string | null;
+  serverIdentity: string | null;
+  /** An error after the answer started (e.g. reset mid-body); kept as evidence only. */
+  lateError: string | null;
+}
+
+interface TlsMaterial {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  servername?: string;
+  rejectUnauthorized: boolean;
+  ALPNProtocols?: string[];
+}
+
+function emptyOutcome(): Outcome {
+  return { error: null, timedOut: false, status: null, body: null, alpn: null, serverIdentity: null, lateError: null };
+}
+
+function timeoutError(ms: number): { code: string; message: string } {
+  return { code: 'ETIMEDOUT', message: `no answer within ${ms} ms` };
+}
+
+function errorOf(e: unknown): { code?: string; message?: string } {
+  const err = e as NodeJS.ErrnoException;
+  return { code: typeof err?.code === 'string' ? err.code : undefined, message: String(err?.message ?? e) };
+}
+
+async function loadTls(req: ProbeRequest): Promise<TlsMaterial> {
+  const t = req.tls ?? {};
+  const m: TlsMaterial = { rejectUnauthorized: t.ca !== undefined };
+  if (t.ca !== undefined) m.ca = await readFile(t.ca);
+  if (t.cert !== undefined) m.cert = await readFile(t.cert);
+  if (t.key !== undefined) m.key = await readFile(t.key);
+  // RFC 6066 forbids an IP literal as SNI (Node warns); only names are sent.
+  const sni = t.servername ?? (net.isIP(req.host) ? undefined : req.host);
+  if (sni !== undefined && !net.isIP(sni)) m.servername = sni;
+  if (t.alpn !== undefined && t.alpn.length > 0) m.ALPNProtocols = t.alpn;
+  return m;
+}
+
+/** Identity in the server certificate: first URI SAN, else CN (same rule as the echo's x-echo-peer). */
+function certIdentity(sock: tls.TLSSocket): string | null {
+  const cert = sock.getPeerX509Certificate();
+  if (cert === undefined) return null;
+  return peerIdentity(cert) || null;
+}
+
+function alpnOf(sock: tls.TLSSocket): string | null {
+  return typeof sock.alpnProtocol === 'string' ? sock.alpnProtocol : null;
+}
+
+function lowerHeaders(h: http.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+function httpCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: number, bodyLimit: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const out = emptyOutcome();
+    let settled = false;
+    let responded = false;
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (responded) out.body = Buffer.concat(chunks);
+      resolve(out);
+    };
+
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
+    headers.connection = 'close';
+    if (req.token !== undefined) headers['x-request-id'] = req.token;
+    const options: https.RequestOptions = {
+      host: req.host,
+      port: req.port,
+      path: req.path ?? '/',
+      method: req.method ?? 'GET',
+      headers,
+      agent: false,
+      ...(tlsm ?? {}),
+    };
+    const onResponse = (res: http.IncomingMessage): void => {
+      responded = true;
+      out.status = res.statusCode ?? null;
+      out.headers = lowerHeaders(res.headers);
+      res.on('data', (chunk: Buffer) => {
+        if (kept < bodyLimit) {
+          const part = chunk.subarray(0, bodyLimit - kept);
+          chunks.push(part);
+          kept += part.length;
+        }
+        if (kept >= bodyLimit) {
+          // Enough for the evidence; the status already decided the verdict.
+          finish();
+          r.destroy();
+        }
+      });
+      res.on('end', finish);
+      res.on('error', (e) => {
+        const err = errorOf(e);
+        out.lateError = err.code ?? err.message ?? null;
+        finish();
+      });
+      res.on('close', finish);
+    };
+    const r = tlsm ? https.request(options, onResponse) : http.request(options, onResponse);
+    // Read the handshake facts at secureConnect: once the server closed (Connection: close), the
+    // socket no longer has its peer certificate by the time the response is handled.
+    r.on('socket', (s) => {
+      if (s instanceof tls.TLSSocket) {
+        s.once('secureConnect', () => {
+          out.alpn = alpnOf(s);
+          out.serverIdentity = certIdentity(s);
+        });
+      }
+    });
+    r.on('error', (e: NodeJS.ErrnoException) => {
+      if (settled) return;
+      if (responded) {
+        out.lateError = e.code ?? e.message;
+      } else if (e.message === 'socket hang up') {
+        // Node says "socket hang up" when the peer closed (FIN) before any response byte; a real
+        // RST arrives as the socket's own ECONNRESET instead.
+        out.error = { code: EMPTY_REPLY, message: 'empty reply: connection closed before any response byte' };
+      } else {
+        out.error = errorOf(e);
+      }
+      finish();
+    });
+    const timer = setTimeout(() => {
+      if (!responded) {
+        out.timedOut = true;
+        out.error = timeoutError(timeoutMs);
+      } else {
+        out.lateError = 'ETIMEDOUT';
+      }
+      finish();
+      r.destroy();
+    }, timeoutMs);
+    r.end();
+  });
+}
+
+function streamCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: number, bodyLimit: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const out = emptyOutcome();
+    let settled = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(out);
+    };
+    const payload = req.payload ?? `Time is ${req.token ?? new Date().toISOString()}`;
+    const sock: net.Socket = tlsm
+      ? tls.connect({ host: req.host, port: req.port, ...tlsm })
+      : net.connect({ host: req.host, port: req.port });
+    sock.once(tlsm ? 'secureConnect' : 'connect', () => {
+      if (sock instanceof tls.TLSSocket) {
+        out.alpn = alpnOf(sock);
+        out.serverIdentity = certIdentity(sock);
+      }
+      sock.write(payload);
+    });
+    sock.on('data', (chunk: Buffer) => {
+      // First data is the answer: the exchange succeeded.
+      out.body = chunk.subarray(0, bodyLimit);
+      finish();
+      sock.destroy();
+    });
+    sock.on('error', (e) => {
+      if (settled) return;
+      out.error = errorOf(e);
+      finish();
+    });
+    // 'close' follows 'error' when there was one, so a TLS alert read just before the FIN wins.
+    sock.on('close', () => {
+      if (settled) return;
+      out.error = { code: EMPTY_REPLY, message: 'empty reply: connection closed before any response byte' };
+      finish();
+    });
+    const timer = setTimeout(() => {
+      out.timedOut = true;
+      out.error = timeoutError(timeoutMs);
+      finish();
+      sock.destroy();
+    }, timeoutMs);
+  });
+}
+
+/** Perform one probe from this network namespace and classify it from the real signal. */
+export async function runProbe(req: ProbeRequest): Promise<ProbeResult> {
+  const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const bodyLimit = req.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const secure = req.protocol === 'https' || req.protocol === 'tls';
+  const tlsm = secure ? await loadTls(req) : null;
+
+  const t0 = process.hrtime.bigint();
+  const out =
+    req.protocol === 'http' || req.protocol === 'https'
+      ? await httpCall(req, tlsm, timeoutMs, bodyLimit)
+      : await streamCall(req, tlsm, timeoutMs, bodyLimit);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+
+  const h = out.headers ?? {};
+  const evidence: Evidence = {
+    peer: null,
+    alpn: out.alpn,
+    xfcc: h['x-echo-xfcc'] ?? null,
+    status: out.status,
+    error: out.error ? (out.error.code ?? out.error.message ?? 'unknown error') : out.lateError,
+    wire: null,
+    ms: Math.round(ms * 1000) / 1000,
+    servedBy: h['x-echo-pod'] ?? null,
+    body: out.body ? out.body.toString('utf8') : null,
+  };
+  if (secure) evidence.serverIdentity = out.serverIdentity;
+
+  let verdict: ProbeResult['verdict'];
+  if (out.error) {
+    verdict = classifyError(out.error, { tls: secure, timedOut: out.timedOut });
+  } else {
+    verdict = out.status !== null ? classifyStatus(out.status) : 'allowed:plaintext';
+    if (verdict.startsWith('allowed')) {
+      const refined = refineAllowed({
+        protocol: req.protocol,
+        clientCertPresented: tlsm?.cert !== undefined,
+        echo: { xfcc: h['x-echo-xfcc'], peer: h['x-echo-peer'] },
+        serverIdentity: out.serverIdentity,
+      });
+      verdict = refined.verdict;
+      evidence.peer = refined.peer;
+    }
+  }
+  const result: ProbeResult = { observed: observedOf(verdict), verdict, evidence };
+  if (out.headers) result.headers = out.headers;
+  return result;
+}

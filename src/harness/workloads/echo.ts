@@ -1,0 +1,75 @@
+// A generic echo for tests: every path answers the Istio-echo style body; /status/<code> answers
+// with that status. Optionally HTTPS, optionally requiring a client certificate.
+import { readFileSync } from 'node:fs';
+import type { TlsOptions } from 'node:tls';
+import { parseFlags, parsePort, usage, type Env, type WorkloadHandle, type WorkloadOptions } from './common.ts';
+import { sendEcho, startHttpWorkload } from './http-workload.ts';
+
+export const ECHO_PORT = 8080;
+
+export interface EchoOptions extends WorkloadOptions {
+  /** PEM file paths. With cert and key the echo serves HTTPS. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** PEM CA bundle: require a client certificate and verify it against this CA. */
+  clientCa?: string;
+}
+
+function readPem(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw usage(`echo ${flag}: cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** The TLS options of an HTTPS echo, or undefined for plain HTTP. */
+export function echoTlsOptions(opts: EchoOptions): TlsOptions | undefined {
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw usage('echo: --tls-cert and --tls-key go together');
+  if (opts.tlsCert === undefined || opts.tlsKey === undefined) {
+    if (opts.clientCa !== undefined) throw usage('echo: --client-ca needs --tls-cert and --tls-key');
+    return undefined;
+  }
+  const tls: TlsOptions = {
+    cert: readPem('--tls-cert', opts.tlsCert),
+    key: readPem('--tls-key', opts.tlsKey),
+    // Only HTTP/1.1 is spoken; a client offering ALPN without it is refused (no_application_protocol).
+    ALPNProtocols: ['http/1.1'],
+  };
+  if (opts.clientCa !== undefined) {
+    tls.ca = readPem('--client-ca', opts.clientCa);
+    tls.requestCert = true;
+    tls.rejectUnauthorized = true;
+  }
+  return tls;
+}
+
+export async function startEcho(opts: EchoOptions = {}): Promise<WorkloadHandle> {
+  return startHttpWorkload(
+    {
+      kind: 'echo',
+      defaultPort: ECHO_PORT,
+      tls: echoTlsOptions(opts),
+      handler: (ctx) => {
+        const m = /^\/status\/(\d{3})$/.exec(ctx.url.pathname);
+        const status = m ? Number(m[1]) : 200;
+        if (status < 200 || status > 599) return sendEcho(ctx, 400);
+        sendEcho(ctx, status);
+      },
+    },
+    opts,
+  );
+}
+
+/** `echo [--port 8080] [--host 0.0.0.0] [--tls-cert F --tls-key F [--client-ca F]]`. */
+export async function runEcho(args: readonly string[], env: Env): Promise<WorkloadHandle> {
+  const flags = parseFlags('echo', args, ['port', 'host', 'tls-cert', 'tls-key', 'client-ca'] as const);
+  return startEcho({
+    env,
+    host: flags.host,
+    port: flags.port === undefined ? ECHO_PORT : parsePort('echo --port', flags.port),
+    tlsCert: flags['tls-cert'],
+    tlsKey: flags['tls-key'],
+    clientCa: flags['client-ca'],
+  });
+}
