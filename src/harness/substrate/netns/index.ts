@@ -234,7 +234,7 @@ export class NetnsCluster implements Cluster {
     try {
       p.agent = await AgentClient.connect(p.socket, { timeoutMs: this.opts.readyTimeoutMs ?? 20000 });
     } catch (e) {
-      throw new Error(`pod ${p.key}: probe agent not ready: ${(e as Error).message}\n${Supervisor.tail(agent)}`);
+      throw new Error(`pod ${p.key}: probe agent not ready: ${(e as Error).message}\n${Supervisor.tail(agent)}`, { cause: e });
     }
     for (const c of p.spec.containers ?? []) await this.startContainer(p.key, c);
   }
@@ -283,7 +283,6 @@ export class NetnsCluster implements Cluster {
     if (check.kind === 'none') return;
     const budget = this.opts.readyTimeoutMs ?? 20000;
     const deadline = Date.now() + budget;
-    let last = '';
     for (;;) {
       if (proc.exitCode !== undefined) {
         throw new Error(`pod ${p.key}: container ${c.name} exited (code ${proc.exitCode}) before it was ready; log ${proc.logFile}:\n${Supervisor.tail(proc)}`);
@@ -293,11 +292,10 @@ export class NetnsCluster implements Cluster {
           ? { protocol: 'tcp', host: '127.0.0.1', port: check.port, timeoutMs: 300 }
           : { protocol: 'http', host: '127.0.0.1', port: check.port, path: check.path, timeoutMs: 500 };
       const r = await p.agent!.probe(req);
-      last = r.verdict;
       const ok = check.kind === 'tcp' ? r.verdict !== 'denied:refused' : r.evidence.status === (check.status ?? 200);
       if (ok) return;
       if (Date.now() > deadline) {
-        throw new Error(`pod ${p.key}: container ${c.name} not ready after ${budget} ms (${check.kind} check on port ${check.port}: ${last}); log ${proc.logFile}:\n${Supervisor.tail(proc)}`);
+        throw new Error(`pod ${p.key}: container ${c.name} not ready after ${budget} ms (${check.kind} check on port ${check.port}: ${r.verdict}); log ${proc.logFile}:\n${Supervisor.tail(proc)}`);
       }
       await new Promise((r2) => setTimeout(r2, 25));
     }

@@ -1,0 +1,128 @@
+// npm run bench → reports/bench.json: substrate up/down for 2, 10 and 50 pods, probe throughput
+// over an N×N plaintext matrix, deny-verdict latency, memory per pod. Figures, never assertions:
+// each target is recorded next to its measurement with `met: true|false`.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { upNetns, type NetnsCluster } from '../src/harness/substrate/netns/index.ts';
+import { pidsInNetns } from '../src/harness/substrate/state.ts';
+import { versions } from '../src/harness/cli/doctor.ts';
+import type { PodSpec, Topology } from '../src/harness/substrate/types.ts';
+
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+function echoPods(n: number): PodSpec[] {
+  return Array.from({ length: n }, (_, i) => ({
+    name: `pod-${i}`,
+    namespace: 'default',
+    labels: { app: 'echo' },
+    containers: [{ name: 'echo', workload: 'echo', args: ['--port', '8080'], ready: { kind: 'http' as const, port: 8080, path: '/echo' } }],
+  }));
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+function rssMiB(cluster: NetnsCluster): number {
+  let kb = 0;
+  for (const pid of pidsInNetns([...cluster.pods.values()].map((p) => p.netns))) {
+    try {
+      kb += Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // exited
+    }
+  }
+  return kb / 1024;
+}
+
+async function upDown(n: number) {
+  const topology: Topology = { name: `bench-${n}`, pods: echoPods(n), services: [] };
+  const t0 = performance.now();
+  const cluster = await upNetns(topology, { wire: false });
+  const upMs = performance.now() - t0;
+  const mem = rssMiB(cluster);
+  const t1 = performance.now();
+  await cluster.down();
+  const downMs = performance.now() - t1;
+  log(`${n} pods: up ${upMs.toFixed(0)} ms, down ${downMs.toFixed(0)} ms, ${(mem / n).toFixed(1)} MiB per pod`);
+  return { pods: n, upMs: Math.round(upMs), downMs: Math.round(downMs), rssMiBPerPod: +(mem / n).toFixed(1) };
+}
+
+async function matrix(n: number, wire: boolean) {
+  const cluster = await upNetns({ name: 'bench-matrix', pods: echoPods(n), services: [] }, { wire });
+  try {
+    const calls = [];
+    for (const a of cluster.pods.values()) for (const b of cluster.pods.values()) calls.push({ from: a.key, req: { protocol: 'http' as const, host: b.ip, port: 8080, path: '/echo' } });
+    await cluster.probeMany(calls.slice(0, n), { wire }); // warm-up
+    const t0 = performance.now();
+    const rounds = 3;
+    let allowed = 0;
+    for (let r = 0; r < rounds; r++) allowed += (await cluster.probeMany(calls, { wire })).filter((x) => x.verdict === 'allowed:plaintext').length;
+    const s = (performance.now() - t0) / 1000;
+    const cellsPerS = (calls.length * rounds) / s;
+    log(`${n}x${n} matrix (wire ${wire ? 'on' : 'off'}): ${cellsPerS.toFixed(0)} cells/s, ${allowed}/${calls.length * rounds} allowed`);
+    return { size: `${n}x${n}`, wire, cells: calls.length * rounds, cellsPerS: Math.round(cellsPerS), allowed };
+  } finally {
+    await cluster.down();
+  }
+}
+
+async function denyLatency(count: number) {
+  const pods: PodSpec[] = [
+    { name: 'client', namespace: 'default' },
+    {
+      name: 'resetter',
+      namespace: 'default',
+      iptables: '*filter\n-A INPUT -i mpeth0 -p tcp --dport 8080 ! --syn -j REJECT --reject-with tcp-reset\nCOMMIT\n',
+      containers: [{ name: 'echo', workload: 'echo', args: ['--port', '8080'], ready: { kind: 'http' as const, port: 8080, path: '/echo' } }],
+    },
+    { name: 'closed', namespace: 'default' },
+  ];
+  const cluster = await upNetns({ name: 'bench-deny', pods, services: [] }, { wire: false });
+  try {
+    const out: Record<string, { count: number; verdicts: string[]; p50Ms: number; p95Ms: number }> = {};
+    for (const [label, to] of [['reset', 'resetter'], ['refused', 'closed']] as const) {
+      const ms: number[] = [];
+      const verdicts = new Set<string>();
+      for (let i = 0; i < count; i++) {
+        const r = await cluster.probe('client', { protocol: 'http', host: cluster.pod(to).ip, port: 8080, timeoutMs: 1000 }, { wire: false });
+        ms.push(r.evidence.ms);
+        verdicts.add(r.verdict);
+      }
+      out[label] = { count, verdicts: [...verdicts], p50Ms: +percentile(ms, 50).toFixed(2), p95Ms: +percentile(ms, 95).toFixed(2) };
+      log(`${label}: p50 ${out[label].p50Ms} ms, p95 ${out[label].p95Ms} ms over ${count} (${[...verdicts].join(',')})`);
+    }
+    return out;
+  } finally {
+    await cluster.down();
+  }
+}
+
+const started = new Date();
+const upDowns = [];
+for (const n of [2, 10, 50]) upDowns.push(await upDown(n));
+const matrices = [await matrix(10, false), await matrix(10, true)];
+const deny = await denyLatency(200);
+
+const by = (n: number) => upDowns.find((u) => u.pods === n)!;
+const targets = [
+  { name: '10 pods up', target: '<= 3000 ms', value: by(10).upMs, met: by(10).upMs <= 3000 },
+  { name: '50 pods up', target: '<= 15000 ms', value: by(50).upMs, met: by(50).upMs <= 15000 },
+  { name: 'teardown (50 pods)', target: '<= 2000 ms', value: by(50).downMs, met: by(50).downMs <= 2000 },
+  { name: 'probed cells/s (10x10, wire off)', target: '>= 200', value: matrices[0]!.cellsPerS, met: matrices[0]!.cellsPerS >= 200 },
+  { name: 'p95 RST verdict', target: '<= 50 ms', value: deny.reset!.p95Ms, met: deny.reset!.p95Ms <= 50 },
+];
+const report = {
+  kind: 'meshproof-bench',
+  started: started.toISOString(),
+  finished: new Date().toISOString(),
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1) },
+  versions: await versions(),
+  substrate: { netns: { upDown: upDowns, matrices, deny } },
+  targets,
+};
+mkdirSync('reports', { recursive: true });
+writeFileSync('reports/bench.json', JSON.stringify(report, null, 2));
+for (const t of targets) log(`${t.met ? 'met ' : 'MISS'} ${t.name}: ${t.value} (target ${t.target})`);
+log('written reports/bench.json');

@@ -1,0 +1,76 @@
+// What the Istio profile decides for one injected pod, before any config text exists.
+// The policy model (PeerAuthentication, DestinationRule, VirtualService) produces it; the
+// dataplane builders (dataplane/envoy, dataplane/iptables) turn it into Envoy and iptables text.
+
+/** PeerAuthentication modes after inheritance (UNSET never appears here). */
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+/** DestinationRule trafficPolicy.tls.mode, or AUTO when no DestinationRule applies (auto-mTLS). */
+export type ClientTlsMode = 'DISABLE' | 'ISTIO_MUTUAL' | 'SIMPLE' | 'MUTUAL' | 'AUTO';
+
+export interface InboundPort {
+  /** The workload (container) port. */
+  port: number;
+  mode: MtlsMode;
+  /** 'http' when the service port declares it (appProtocol/name), else 'tcp'. */
+  protocol: 'http' | 'tcp';
+}
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+  labels: Record<string, string>;
+  /** Carries the label security.istio.io/tlsMode=istio (an injected pod): auto-mTLS uses it. */
+  istio: boolean;
+  /** SPIFFE identity of the endpoint's service account. */
+  identity: string;
+}
+
+export interface OutboundSubset {
+  /** '' for the whole service. */
+  name: string;
+  endpoints: Endpoint[];
+  tls: ClientTlsMode;
+  /** SANs the upstream cert must carry (ISTIO_MUTUAL: the endpoints' identities, or DR subjectAltNames). */
+  subjectAltNames: string[];
+}
+
+export interface WeightedRoute {
+  subset: string;
+  weight: number;
+}
+
+export interface OutboundService {
+  /** <svc>.<ns>.svc.cluster.local */
+  fqdn: string;
+  vip: string;
+  port: number;
+  protocol: 'http' | 'tcp';
+  subsets: OutboundSubset[];
+  /** HTTP routes from a VirtualService; empty → all traffic to subset ''. */
+  routes: WeightedRoute[];
+}
+
+export interface SidecarPlan {
+  pod: string;
+  namespace: string;
+  /** spiffe://cluster.local/ns/<ns>/sa/<sa> */
+  identity: string;
+  inbound: InboundPort[];
+  /** Mode for ports with no service port (Istio's passthrough chains). */
+  defaultMode: MtlsMode;
+  outbound: OutboundService[];
+  /** File paths (readable by uid 1337) of this pod's identity. */
+  certs: { cert: string; key: string; ca: string };
+}
+
+/** Istio's fixed ports (istio-iptables, injection template). */
+export const ISTIO_PORTS = {
+  outbound: 15001,
+  inbound: 15006,
+  admin: 15000,
+  statusPort: 15020,
+  healthCheck: 15021,
+  prometheus: 15090,
+  proxyUid: 1337,
+} as const;
