@@ -207,3 +207,46 @@ describe('substrate (netns): two runs at once, and nothing left behind', functio
     expect(existsSync(rec.runDir)).to.equal(true);
   });
 });
+
+describe('substrate (netns): the meshproof command a user debugs with', function () {
+  this.timeout(60_000);
+  const cli = (...args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const child = spawn(process.execPath, ['bin/meshproof.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      child.on('exit', (code) => resolve({ code, out, err }));
+    });
+
+  it('up keeps a topology running in the background; exec runs a user command in a pod; down removes it', async () => {
+    const up = await cli('up', 'fixtures/substrate/topology.yaml');
+    expect(up.code, up.err).to.equal(0);
+    const short = /\(([0-9a-f]{4})\) is up/.exec(up.out)![1]!;
+    try {
+      const curl = await cli('exec', '--run', short, 'client', '--', 'curl', '-s', '-m', '2', 'http://web.default.svc.cluster.local/echo');
+      expect(curl.code).to.equal(0);
+      expect(curl.out).to.match(/^Hostname=web-[12]$/m);
+      const route = await cli('exec', '--run', short, 'client', '--', 'ip', 'route', 'get', '10.244.0.3');
+      expect(route.out).to.include('dev mpeth0');
+    } finally {
+      const down = await cli('down', '--run', short);
+      expect(down.code).to.equal(0);
+    }
+    expect(await leftovers(short)).to.deep.equal([]);
+  });
+
+  it('bad input: one line naming the fix, exit code 2, nothing left behind', async () => {
+    const before = await leftovers();
+    const missing = await cli('up', 'fixtures/does-not-exist.yaml');
+    expect(missing.code).to.equal(2);
+    expect(missing.err.trim()).to.equal('meshproof: fixtures/does-not-exist.yaml: cannot read (ENOENT): check the path');
+    const exec = await cli('exec', 'no-such-pod', '--', 'true');
+    expect(exec.code).to.equal(2);
+    expect(exec.err.trim().split('\n')).to.have.length(1);
+    const usage = await cli('frobnicate');
+    expect(usage.code).to.equal(2);
+    expect(await leftovers()).to.deep.equal(before);
+  });
+});

@@ -116,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--run <id>', 'which running topology (default: the newest)')
     .passThroughOptions()
     .action(async (pod: string, cmd: string[], o: { run?: string }) => {
-      code = await execIn(pod, cmd, o);
+      code = await execIn(pod, cmd[0] === '--' ? cmd.slice(1) : cmd, o);
     });
 
   program
