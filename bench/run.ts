@@ -100,7 +100,7 @@ async function denyLatency(count: number) {
 }
 
 const started = new Date();
-const upDowns = [];
+const upDowns: Awaited<ReturnType<typeof upDown>>[] = [];
 for (const n of [2, 10, 50]) upDowns.push(await upDown(n));
 const matrices = [await matrix(10, false), await matrix(10, true)];
 const deny = await denyLatency(200);

@@ -5,20 +5,9 @@ import { join } from 'node:path';
 import { observedOf, type Observed, type ResultRecord } from '../model/verdict.ts';
 import type { ProbeResult } from '../probe/types.ts';
 
-export interface CellRef {
-  suite: string;
-  scenario: string;
-  from: string;
-  to: string;
-  port: number;
-  protocol: string;
-}
+export type CellRef = Pick<ResultRecord, 'suite' | 'scenario' | 'from' | 'to' | 'port' | 'protocol'>;
 
-export interface RunMeta {
-  run: string;
-  substrate: string;
-  profile: string;
-}
+export type RunMeta = Pick<ResultRecord, 'run' | 'substrate' | 'profile'>;
 
 export function toRecord(meta: RunMeta, cell: CellRef, expected: Observed, result: ProbeResult, pass?: boolean): ResultRecord {
   const observed = observedOf(result.verdict);
