@@ -322,6 +322,7 @@ export class NetnsCluster implements Cluster {
 
   /** Runs many probes concurrently, then one canary sync for all of them. */
   async probeMany(calls: { from: string; req: ProbeRequest }[], opts: { wire?: boolean; concurrency?: number } = {}): Promise<ProbeResult[]> {
+    if (calls.length === 0) return [];
     const wire = opts.wire !== false && this.canary !== undefined;
     const results: ProbeResult[] = new Array(calls.length);
     let next = 0;
