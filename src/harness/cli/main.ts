@@ -1,13 +1,15 @@
 // The `meshproof` command.
 import { spawn } from 'node:child_process';
-import { openSync, mkdirSync, existsSync } from 'node:fs';
+import { openSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { EXIT, UserError } from './errors.ts';
 import { runDoctor } from './doctor.ts';
 import { janitor, ownerAlive, readRecords, stateDirOf, type RunRecord } from '../substrate/state.ts';
 import { loadTopology } from '../substrate/topology.ts';
-import { upNetns } from '../substrate/netns/index.ts';
+import { upNetns, type NetnsCluster } from '../substrate/netns/index.ts';
+import { apply, loadIstio } from '../profiles/istio/resources.ts';
+import { IstioMesh } from '../profiles/istio/index.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -17,23 +19,66 @@ function liveRuns(): RunRecord[] {
     .sort((a, b) => a.created.localeCompare(b.created));
 }
 
+/** The named live run, or by default the newest one started by `meshproof up` (never a suite's own run). */
 function pickRun(run?: string): RunRecord {
   const runs = liveRuns();
-  if (runs.length === 0) throw new UserError('no topology is running: start one with meshproof up <topology>');
-  if (!run) return runs[runs.length - 1]!;
+  if (!run) {
+    const mine = runs.filter((r) => r.origin === 'up');
+    if (mine.length === 0) throw new UserError('no topology is running: start one with meshproof up <topology>');
+    return mine[mine.length - 1]!;
+  }
   const r = runs.find((x) => x.short === run || x.runId === run);
   if (!r) throw new UserError(`no running topology ${run}: see meshproof ls`);
   return r;
 }
 
-async function up(topologyPath: string, opts: { foreground?: boolean; wire?: boolean; reports?: string }): Promise<number> {
-  const topology = loadTopology(topologyPath);
+interface UpFlags {
+  foreground?: boolean;
+  wire?: boolean;
+  reports?: string;
+  apply?: string[];
+  envoyVersion?: string;
+}
+
+/** A directory (or --apply) is Kubernetes/Istio YAML for the istio profile; a file is a meshproof topology. */
+function isIstioInput(path: string, opts: UpFlags): boolean {
+  if (opts.apply?.length) return true;
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function startFor(path: string, opts: UpFlags): Promise<NetnsCluster> {
+  const upOpts = { log, wire: opts.wire, reportsDir: opts.reports, origin: 'up' as const };
+  if (!isIstioInput(path, opts)) return upNetns(loadTopology(path), upOpts);
+  let model = loadIstio(path);
+  for (const f of opts.apply ?? []) model = apply(model, loadIstio(f));
+  return (await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster;
+}
+
+async function up(topologyPath: string, opts: UpFlags): Promise<number> {
+  // validate the input before anything starts (and before detaching)
+  if (isIstioInput(topologyPath, opts)) {
+    let model = loadIstio(topologyPath);
+    for (const f of opts.apply ?? []) model = apply(model, loadIstio(f));
+  } else loadTopology(topologyPath);
   if (!opts.foreground) {
     // Keep the topology running after this command returns: a detached copy of ourselves owns it.
     const logDir = resolve(opts.reports ?? 'reports');
     mkdirSync(logDir, { recursive: true });
     const out = openSync(join(logDir, 'up.log'), 'a');
-    const args = [process.argv[1]!, 'up', topologyPath, '--foreground', ...(opts.wire === false ? ['--no-wire'] : []), ...(opts.reports ? ['--reports', opts.reports] : [])];
+    const args = [
+      process.argv[1]!,
+      'up',
+      topologyPath,
+      '--foreground',
+      ...(opts.wire === false ? ['--no-wire'] : []),
+      ...(opts.reports ? ['--reports', opts.reports] : []),
+      ...(opts.envoyVersion ? ['--envoy-version', opts.envoyVersion] : []),
+      ...(opts.apply ?? []).flatMap((f) => ['--apply', f]),
+    ];
     const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: ['ignore', out, out, 'ipc'] });
     const result = await new Promise<{ ok: boolean; text: string }>((res) => {
       child.on('message', (m: { ok: boolean; text: string }) => res(m));
@@ -45,7 +90,7 @@ async function up(topologyPath: string, opts: { foreground?: boolean; wire?: boo
     process.stdout.write(result.text);
     return EXIT.ok;
   }
-  const cluster = await upNetns(topology, { log, wire: opts.wire, reportsDir: opts.reports });
+  const cluster = await startFor(topologyPath, opts);
   const lines = [`run ${cluster.runId} (${cluster.short}) is up: ${cluster.runDir}`];
   for (const p of cluster.pods.values()) lines.push(`  pod ${p.key.padEnd(28)} ${p.ip.padEnd(12)} netns ${p.netns}`);
   for (const s of cluster.services.values()) lines.push(`  svc ${`${s.spec.namespace}/${s.spec.name}`.padEnd(28)} ${s.vip.padEnd(12)} ports ${s.spec.ports.map((x) => x.port).join(',')} -> ${s.endpoints.map((e) => e.spec.name).join(',')}`);
@@ -72,7 +117,7 @@ async function execIn(pod: string, argv: string[], opts: { run?: string }): Prom
 }
 
 async function down(opts: { run?: string; all?: boolean }): Promise<number> {
-  const targets = opts.all ? liveRuns() : [pickRun(opts.run)];
+  const targets = opts.all ? liveRuns().filter((r) => r.origin === 'up') : [pickRun(opts.run)];
   for (const rec of targets) {
     process.kill(rec.ownerPid, 'SIGTERM');
     const deadline = Date.now() + 15000;
@@ -102,11 +147,13 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('up <topology>')
-    .description('start a topology and keep it running for exploration (meshproof exec / down)')
+    .description('start a topology (a meshproof topology file, or a directory of Istio YAML such as fixtures/istio/sentences) and keep it running for exploration')
+    .option('--apply <file>', 'Istio YAML applied on top (repeatable), e.g. fixtures/istio/sentences/peer-auth/strict.yaml', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--envoy-version <version>', 'Envoy version for the sidecars')
     .option('--foreground', 'stay in the foreground until Ctrl-C')
     .option('--no-wire', 'do not capture the wire')
     .option('--reports <dir>', 'reports directory', 'reports')
-    .action(async (t: string, o: { foreground?: boolean; wire?: boolean; reports?: string }) => {
+    .action(async (t: string, o: UpFlags) => {
       code = await up(t, o);
     });
 
@@ -123,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
     .command('down')
     .description('stop a running topology and remove everything it created')
     .option('--run <id>', 'which running topology (default: the newest)')
-    .option('--all', 'every running topology')
+    .option('--all', 'every topology started by meshproof up')
     .action(async (o: { run?: string; all?: boolean }) => {
       code = await down(o);
     });

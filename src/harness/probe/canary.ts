@@ -50,11 +50,19 @@ export class WireCanary {
     }
   }
 
-  /** Waits until `marker` (sent after the probes) is in the capture: everything before it is too. */
-  async sync(marker: string, timeoutMs = 3000): Promise<void> {
+  /**
+   * Sends `marker` after the probes (and again every 250 ms: a datagram can be lost) and waits
+   * until the capture holds it: everything sent before it is in the capture too.
+   */
+  async sync(marker: string, send: () => Promise<void>, timeoutMs = 3000): Promise<void> {
     this.watch(marker);
     const deadline = Date.now() + timeoutMs;
+    let nextSend = 0;
     for (;;) {
+      if (Date.now() >= nextSend) {
+        await send();
+        nextSend = Date.now() + 250;
+      }
       this.scan();
       if (this.seen.has(marker)) {
         this.seen.delete(marker);

@@ -16,6 +16,8 @@ export interface RunRecord {
   ownerStart: string;
   runDir: string;
   topology?: string;
+  /** 'up' for a topology kept running for exploration (meshproof up); 'run' for a suite's own. */
+  origin: 'up' | 'run';
   created: string;
   /** Pod key → netns name, for `meshproof exec`. */
   pods: Record<string, string>;

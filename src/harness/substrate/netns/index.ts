@@ -33,6 +33,8 @@ export interface UpOptions {
   log?: (line: string) => void;
   /** Readiness budget per container (default 20 s). */
   readyTimeoutMs?: number;
+  /** 'up' when kept running for `meshproof exec`/`down`; those commands never pick a suite's run by default. */
+  origin?: 'up' | 'run';
 }
 
 function podIp(i: number): string {
@@ -165,6 +167,7 @@ export class NetnsCluster implements Cluster {
       ownerStart: processStart(process.pid) ?? '',
       runDir: this.runDir,
       topology: this.topology.name,
+      origin: this.opts.origin ?? 'run',
       created: new Date().toISOString(),
       pods: Object.fromEntries([...this.pods.values()].map((p) => [p.key, p.netns])),
     };
@@ -340,8 +343,8 @@ export class NetnsCluster implements Cluster {
     await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 32, calls.length) }, worker));
     if (wire) {
       const marker = `mpmarker-${randomBytes(6).toString('hex')}`;
-      await this.pod(calls[calls.length - 1]!.from).agent!.marker(GATEWAY, MARKER_PORT, marker);
-      await this.canary!.sync(marker);
+      const agent = this.pod(calls[calls.length - 1]!.from).agent!;
+      await this.canary!.sync(marker, () => agent.marker(GATEWAY, MARKER_PORT, marker));
     }
     for (const r of results) {
       const token = (r as ProbeResult & { token?: string }).token!;
