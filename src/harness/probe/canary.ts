@@ -1,7 +1,7 @@
 // Wire canary: a packet capture in the run's node namespace sees every byte that crosses a
 // pod's link. A probe carries a random token; if the token shows up in the capture, plaintext
 // crossed the wire. A marker datagram sent after the probes tells when the capture caught up.
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Wire } from '../model/verdict.ts';
 
@@ -11,7 +11,7 @@ export function newToken(): string {
 
 export class WireCanary {
   private offset = 0;
-  private tail = Buffer.alloc(0);
+  private tail: Buffer = Buffer.alloc(0);
   private readonly pending = new Set<string>();
   private readonly seen = new Set<string>();
 
@@ -66,10 +66,35 @@ export class WireCanary {
       this.scan();
       if (this.seen.has(marker)) {
         this.seen.delete(marker);
+        await this.settle();
         return;
       }
       if (Date.now() > deadline) throw new Error(`wire canary: the capture ${this.pcapFile} did not see marker ${marker} within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /**
+   * A token still unseen when the marker arrives gets one more look, over the whole capture after
+   * a short grace: a "no-plaintext" verdict must not come from a packet the capture was still
+   * writing (packets of several CPUs reach the ring buffer in slightly different order).
+   */
+  private async settle(): Promise<void> {
+    if (this.pending.size === 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+    let all: Buffer;
+    try {
+      all = readFileSync(this.pcapFile);
+    } catch {
+      return;
+    }
+    this.offset = all.length;
+    this.tail = all.subarray(Math.max(0, all.length - 64));
+    for (const t of this.pending) {
+      if (all.includes(t)) {
+        this.seen.add(t);
+        this.pending.delete(t);
+      }
     }
   }
 
