@@ -328,16 +328,16 @@ export class NetnsCluster implements Cluster {
     if (calls.length === 0) return [];
     const wire = opts.wire !== false && this.canary !== undefined;
     const results: ProbeResult[] = new Array(calls.length);
+    const tokens: string[] = new Array(calls.length);
     let next = 0;
     const worker = async () => {
       while (next < calls.length) {
         const i = next++;
         const { from, req } = calls[i]!;
         const p = this.pod(from);
-        const token = req.token ?? newToken();
+        const token = (tokens[i] = req.token ?? newToken());
         if (wire) this.canary!.watch(token);
         results[i] = await p.agent!.probe({ ...req, token });
-        (results[i] as ProbeResult & { token?: string }).token = token;
       }
     };
     await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 32, calls.length) }, worker));
@@ -346,11 +346,7 @@ export class NetnsCluster implements Cluster {
       const agent = this.pod(calls[calls.length - 1]!.from).agent!;
       await this.canary!.sync(marker, () => agent.marker(GATEWAY, MARKER_PORT, marker));
     }
-    for (const r of results) {
-      const token = (r as ProbeResult & { token?: string }).token!;
-      delete (r as ProbeResult & { token?: string }).token;
-      r.evidence.wire = wire ? this.canary!.verdict(token) : null;
-    }
+    results.forEach((r, i) => (r.evidence.wire = wire ? this.canary!.verdict(tokens[i]!) : null));
     return results;
   }
 
