@@ -19,14 +19,13 @@ describe(`${SUITE}: PERMISSIVE falls back to plaintext for naked clients (real E
   });
   after(async () => mesh?.down());
 
-  // evidence.wire is recorded for every cell; `plaintext-seen` is not asserted here yet: the canary
-  // intermittently misses a token under load (false no-plaintext), see the substrate suite and the issue notes.
-  it('naked → PERMISSIVE is allowed:plaintext without XFCC', () => {
+  it('naked → PERMISSIVE is allowed:plaintext without XFCC, and the plaintext is seen on the wire', () => {
     const naked = outcomes.filter((o) => o.row.from === 'sleep-naked');
     expect(naked.length).to.be.above(0);
     for (const o of naked) {
       expect(o.result.verdict).to.equal('allowed:plaintext');
       expect(o.result.evidence.xfcc).to.equal(null);
+      expect(o.result.evidence.wire, `${o.row.from} → ${o.row.to}`).to.equal('plaintext-seen');
     }
   });
 

@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import type { Verdict } from '../src/harness/model/verdict.ts';
 import { classifyError, classifyStatus, EMPTY_REPLY, refineAllowed, splitXfcc, xfccValue } from '../src/harness/probe/classify.ts';
 import { AgentClient } from '../src/harness/probe/client.ts';
+import { WireCanary } from '../src/harness/probe/canary.ts';
 import type { ProbeRequest, ProbeResult } from '../src/harness/probe/types.ts';
 import { handleLine, runAgent } from '../src/harness/workloads/agent.ts';
 import { peerIdentity } from '../src/harness/workloads/echo-headers.ts';
@@ -519,5 +520,38 @@ describe('probe agent on live 127.0.0.1 traffic', function () {
       assert.ok(e.message.includes('ENOENT'), e.message);
       return true;
     });
+  });
+});
+
+describe('wire canary (capture file and drop counter)', () => {
+  let dir: string;
+  before(() => (dir = mkdtempSync(join(tmpdir(), 'mp-canary-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a token in the capture is plaintext-seen, a missing one no-plaintext, when nothing was dropped', async () => {
+    const pcap = join(dir, 'a.pcap');
+    writeFileSync(pcap, 'junk mpcanary-aaaa junk');
+    const canary = new WireCanary(pcap, async () => 0);
+    canary.watch('mpcanary-aaaa');
+    canary.watch('mpcanary-bbbb');
+    const sync = await canary.sync('mpmarker-1', async () => writeFileSync(pcap, 'junk mpcanary-aaaa junk mpmarker-1', { flag: 'w' }));
+    assert.deepEqual(sync, { lost: false });
+    assert.equal(canary.verdict('mpcanary-aaaa'), 'plaintext-seen');
+    assert.equal(canary.verdict('mpcanary-bbbb'), 'no-plaintext');
+  });
+
+  it('a sync window in which the capture dropped packets is reported lost', async () => {
+    const pcap = join(dir, 'b.pcap');
+    writeFileSync(pcap, '');
+    let drops = 0;
+    const canary = new WireCanary(pcap, async () => drops);
+    canary.watch('mpcanary-cccc');
+    drops = 3;
+    assert.deepEqual(await canary.sync('mpmarker-2', async () => writeFileSync(pcap, 'mpmarker-2')), { lost: true });
+    assert.equal(canary.hasSeen('mpcanary-cccc'), false);
+    // the next window, with no new drops, is whole again
+    canary.watch('mpcanary-dddd');
+    assert.deepEqual(await canary.sync('mpmarker-3', async () => writeFileSync(pcap, 'mpmarker-2 mpcanary-dddd mpmarker-3')), { lost: false });
+    assert.equal(canary.verdict('mpcanary-dddd'), 'plaintext-seen');
   });
 });

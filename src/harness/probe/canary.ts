@@ -1,6 +1,9 @@
 // Wire canary: a packet capture in the run's node namespace sees every byte that crosses a
 // pod's link. A probe carries a random token; if the token shows up in the capture, plaintext
 // crossed the wire. A marker datagram sent after the probes tells when the capture caught up.
+// A capture can lose packets (the kernel drops what tcpdump's ring has no room for): the canary
+// asks the capture for its kernel drop counter at each sync, and a sync window with drops is
+// reported as `lost`, so a missing token is never taken for "no plaintext".
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Wire } from '../model/verdict.ts';
@@ -15,7 +18,13 @@ export class WireCanary {
   private readonly pending = new Set<string>();
   private readonly seen = new Set<string>();
 
-  constructor(readonly pcapFile: string) {}
+  private drops = 0;
+
+  /** `dropCounter` reads the capture's cumulative "packets dropped by kernel" (tcpdump's pcap_stats). */
+  constructor(
+    readonly pcapFile: string,
+    private readonly dropCounter?: () => Promise<number>,
+  ) {}
 
   /** Registers a token before the probe that carries it is sent. */
   watch(token: string): void {
@@ -52,9 +61,11 @@ export class WireCanary {
 
   /**
    * Sends `marker` after the probes (and again every 250 ms: a datagram can be lost) and waits
-   * until the capture holds it: everything sent before it is in the capture too.
+   * until the capture holds it: everything sent before it is in the capture too. Resolves to
+   * `{ lost: true }` when the capture dropped packets since the previous sync: then a token still
+   * pending may have been in a lost packet, and its probe must be sent again.
    */
-  async sync(marker: string, send: () => Promise<void>, timeoutMs = 3000): Promise<void> {
+  async sync(marker: string, send: () => Promise<void>, timeoutMs = 3000): Promise<{ lost: boolean }> {
     this.watch(marker);
     const deadline = Date.now() + timeoutMs;
     let nextSend = 0;
@@ -67,7 +78,7 @@ export class WireCanary {
       if (this.seen.has(marker)) {
         this.seen.delete(marker);
         await this.settle();
-        return;
+        return { lost: await this.dropped() };
       }
       if (Date.now() > deadline) throw new Error(`wire canary: the capture ${this.pcapFile} did not see marker ${marker} within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 5));
@@ -96,6 +107,26 @@ export class WireCanary {
         this.pending.delete(t);
       }
     }
+  }
+
+  /** Whether the kernel dropped packets of the capture since the last call. */
+  private async dropped(): Promise<boolean> {
+    if (!this.dropCounter) return false;
+    const now = await this.dropCounter();
+    const lost = now > this.drops;
+    this.drops = now;
+    return lost;
+  }
+
+  /** After sync(): was this token seen? (Unlike verdict(), keeps the token.) */
+  hasSeen(token: string): boolean {
+    return this.seen.has(token);
+  }
+
+  /** Forgets a token without a verdict (its probe is being sent again with a new token). */
+  forget(token: string): void {
+    this.seen.delete(token);
+    this.pending.delete(token);
   }
 
   /** After sync(): did this token cross a pod link in plaintext? Forgets the token. */

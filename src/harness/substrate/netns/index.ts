@@ -2,7 +2,7 @@
 // "node" namespace that routes between pods and holds the service VIP rules (kube-proxy style
 // DNAT). Nothing is added to the host namespace but the namespace mounts: no bridge, no uplink,
 // no NAT out, no default route. Pods only have routes to the pod and service ranges.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Cluster, ContainerSpec, ExecResult, RunningPod, RunningService, Topology } from '../types.ts';
@@ -219,7 +219,8 @@ export class NetnsCluster implements Cluster {
       pod: 'node',
       name: 'tcpdump',
       netns: this.nodeNetns,
-      argv: ['tcpdump', '-i', 'any', '-U', '--immediate-mode', '-s', '0', '-Z', 'root', '-w', pcap, `tcp or (udp and dst port ${MARKER_PORT})`],
+      // -B: a 64 MiB kernel ring (KiB units); bursts of 64 KiB GSO segments overflow the 2 MiB default
+      argv: ['tcpdump', '-i', 'any', '-U', '--immediate-mode', '-B', '65536', '-s', '0', '-Z', 'root', '-w', pcap, `tcp or (udp and dst port ${MARKER_PORT})`],
     });
     const deadline = Date.now() + 5000;
     while (!Supervisor.tail(proc, 5).includes('listening on')) {
@@ -228,7 +229,7 @@ export class NetnsCluster implements Cluster {
       }
       await new Promise((r) => setTimeout(r, 10));
     }
-    this.canary = new WireCanary(pcap);
+    this.canary = new WireCanary(pcap, () => captureDrops(proc));
   }
 
   private async startPod(p: PodRuntime): Promise<void> {
@@ -329,22 +330,30 @@ export class NetnsCluster implements Cluster {
     const wire = opts.wire !== false && this.canary !== undefined;
     const results: ProbeResult[] = new Array(calls.length);
     const tokens: string[] = new Array(calls.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < calls.length) {
-        const i = next++;
-        const { from, req } = calls[i]!;
-        const p = this.pod(from);
-        const token = (tokens[i] = req.token ?? newToken());
-        if (wire) this.canary!.watch(token);
-        results[i] = await p.agent!.probe({ ...req, token });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 32, calls.length) }, worker));
-    if (wire) {
+    let todo = calls.map((_, i) => i);
+    // a sync window in which the capture lost packets says nothing of its unseen tokens: those
+    // probes are sent again (with new tokens), up to three times, before the canary gives up
+    for (let attempt = 1; ; attempt++) {
+      let next = 0;
+      const worker = async () => {
+        while (next < todo.length) {
+          const i = todo[next++]!;
+          const { from, req } = calls[i]!;
+          const token = (tokens[i] = attempt === 1 && req.token !== undefined ? req.token : newToken());
+          if (wire) this.canary!.watch(token);
+          results[i] = await this.pod(from).agent!.probe({ ...req, token });
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 32, todo.length) }, worker));
+      if (!wire) break;
       const marker = `mpmarker-${randomBytes(6).toString('hex')}`;
       const agent = this.pod(calls[calls.length - 1]!.from).agent!;
-      await this.canary!.sync(marker, () => agent.marker(GATEWAY, MARKER_PORT, marker));
+      const { lost } = await this.canary!.sync(marker, () => agent.marker(GATEWAY, MARKER_PORT, marker));
+      if (!lost) break;
+      todo = todo.filter((i) => !this.canary!.hasSeen(tokens[i]!));
+      if (todo.length === 0) break;
+      if (attempt === 3) throw new Error(`wire canary: the capture kept dropping packets (${todo.length} probes unproven after 3 attempts); the machine is overloaded`);
+      for (const i of todo) this.canary!.forget(tokens[i]!);
     }
     results.forEach((r, i) => (r.evidence.wire = wire ? this.canary!.verdict(tokens[i]!) : null));
     return results;
@@ -362,6 +371,25 @@ export class NetnsCluster implements Cluster {
 }
 
 /** Starts a topology on the netns substrate. On any failure, everything started is removed. */
+/**
+ * tcpdump prints its pcap_stats ("N packets dropped by kernel", cumulative) on SIGUSR1 (its
+ * SIGINFO stand-in on Linux); this asks and reads the answer from its log.
+ */
+async function captureDrops(proc: Proc): Promise<number> {
+  const drops = () => [...readFileSync(proc.logFile, 'utf8').matchAll(/(\d+) packets? dropped by kernel/g)].map((m) => Number(m[1]));
+  const before = drops().length;
+  proc.child.kill('SIGUSR1');
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    const all = drops();
+    if (all.length > before) return all[all.length - 1]!;
+    if (proc.exitCode !== undefined || Date.now() > deadline) {
+      throw new Error(`wire canary: tcpdump did not report its drop counter: ${Supervisor.tail(proc)}`);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 export async function upNetns(topology: Topology, opts: UpOptions = {}): Promise<NetnsCluster> {
   requireRoot();
   await requireTools(['ip', 'iptables-restore', 'setpriv', ...(opts.wire === false ? [] : ['tcpdump'])]);
