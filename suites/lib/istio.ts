@@ -25,8 +25,8 @@ export async function checkTable(mesh: IstioMesh, t: TruthTable, suite: string, 
   return outcomes;
 }
 
-export function find(outcomes: RowOutcome[], from: string, to: string, subset?: string): RowOutcome {
-  const o = outcomes.find((x) => x.row.from === from && x.row.to === to && x.row.subset === subset);
-  if (!o) throw new Error(`no row ${from} → ${to}${subset ? `/${subset}` : ''} in the table`);
+export function find(outcomes: RowOutcome[], from: string, to: string, subset?: string, port?: number): RowOutcome {
+  const o = outcomes.find((x) => x.row.from === from && x.row.to === to && x.row.subset === subset && (port === undefined || x.row.port === port));
+  if (!o) throw new Error(`no row ${from} → ${to}${subset ? `/${subset}` : ''}${port ? `:${port}` : ''} in the table`);
   return o;
 }

@@ -228,15 +228,25 @@ function isSentences(d: Deployment): boolean {
   return image.includes('istio-katas') || image.includes('sentences') || 'SENTENCE_MODE' in d.env || 'mode' in d.labels;
 }
 
+/** Istio's test echo app (pkg/test/framework/components/echo, image gcr.io/istio-testing/app). */
+function isIstioEcho(d: Deployment): boolean {
+  return /(^|\/)istio-testing\/app(:|@|$)/.test(d.image ?? '');
+}
+
 function containerOf(d: Deployment): ContainerSpec[] {
   // The probe agent is the client: sleep pods need no program of their own.
   if (d.name.startsWith('sleep')) return [];
+  if (isIstioEcho(d)) {
+    // one meshproof echo server per declared containerPort (the echo app serves every port it is given)
+    if (d.containerPorts.length === 0) throw new UserError(`${d.source}: Deployment ${d.name}: the echo app needs containers[0].ports`);
+    return d.containerPorts.map(({ containerPort: port }) => ({ name: `app-${port}`, workload: 'echo', args: ['--port', String(port)], ready: { kind: 'http' as const, port, path: '/' } }));
+  }
   if (isSentences(d)) {
     const env = Object.fromEntries(Object.entries(d.env).filter(([k]) => k.startsWith('SENTENCE_')));
     return [{ name: 'app', workload: 'sentences', args: ['--port', '5000'], env, ready: { kind: 'http', port: 5000, path: '/echo' } }];
   }
   throw new UserError(
-    `${d.source}: Deployment ${d.name}: meshproof cannot run image ${JSON.stringify(d.image ?? '')}: the istio profile runs the sentences app (image istio-katas/sentences or env SENTENCE_MODE) or a sleep* client`,
+    `${d.source}: Deployment ${d.name}: meshproof cannot run image ${JSON.stringify(d.image ?? '')}: the istio profile runs the sentences app (image istio-katas/sentences or env SENTENCE_MODE), Istio's echo app (gcr.io/istio-testing/app) or a sleep* client`,
   );
 }
 
