@@ -7,6 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../src/harness/cli/errors.ts';
 import { expectIstio } from '../src/harness/profiles/istio/oracle.ts';
+import { renderGateway } from '../src/harness/dataplane/envoy/gateway.ts';
 import { buildPlans, cellFor, clientTls, effectiveMtls, inferServiceMtls, meshPods, toTopology, type PlanInputs } from '../src/harness/profiles/istio/policy.ts';
 import { apply, deployments, isInjected, loadIstio, parseIstio, withInjection, type IstioModel } from '../src/harness/profiles/istio/resources.ts';
 import { loadTruthTable } from '../src/harness/profiles/istio/truth.ts';
@@ -222,6 +223,7 @@ describe('istio profile: plans', () => {
     podIp: (k) => ips[k],
     serviceVip: (k) => ({ 'default/age': '10.1.0.1', 'default/name': '10.1.0.2', 'default/sentences': '10.1.0.3' })[k] ?? '',
     certs: (k) => ({ cert: `/state/${k}/cert.pem`, key: `/state/${k}/key.pem`, ca: '/state/ca.pem' }),
+    credential: (ns, name) => ({ cert: `/state/${ns}.${name}.crt`, key: `/state/${ns}.${name}.key`, cacert: `/state/${ns}.${name}.ca.crt` }),
   };
 
   it('clientTls: DestinationRule subsets, AUTO without one', () => {
@@ -254,6 +256,33 @@ describe('istio profile: plans', () => {
     expect(nameV2?.inbound).to.deep.equal([{ port: 5000, mode: 'PERMISSIVE', protocol: 'http' }]);
     expect(nameV2?.defaultMode).to.equal('PERMISSIVE');
     expect(sleep?.inbound).to.deep.equal([]);
+  });
+
+  it('a gateway-template Deployment becomes a gateway proxy: Gateway servers on the Service targetPort, bound VirtualService routes, no inbound capture', () => {
+    const ips2: Record<string, string> = { ...ips, 'istio-system/istio-ingressgateway': '10.0.0.8' };
+    const m = ['igw/ingressgateway.yaml', 'igw/gateway.yaml', 'igw/virtual-service.yaml'].reduce((acc, f) => apply(acc, loadIstio(join(SENTENCES, f))), base);
+    const gw = buildPlans(m, { ...io, podIp: (k) => ips2[k]!, serviceVip: (k) => (k === 'istio-system/istio-ingressgateway' ? '10.1.0.9' : io.serviceVip(k)) }).find((p) => p.pod === 'istio-ingressgateway')!;
+    expect(gw.identity).to.equal('spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account');
+    expect(gw.inbound).to.deep.equal([]);
+    expect(gw.gateway?.servers).to.deep.equal([
+      {
+        bindPort: 8443,
+        protocol: 'HTTPS',
+        hosts: ['sentences.example.com'],
+        tls: { mode: 'MUTUAL', cert: '/state/istio-system.sentences-tls-secret.crt', key: '/state/istio-system.sentences-tls-secret.key', cacert: '/state/istio-system.sentences-tls-secret.ca.crt' },
+        virtualHosts: [{ name: 'default/sentences', domains: ['sentences.example.com', 'sentences.example.com:*'], route: [{ fqdn: 'sentences.default.svc.cluster.local', port: 5000, subset: '', weight: 100 }] }],
+      },
+    ]);
+    // the gateway pod is not a mesh endpoint: no tlsMode label, no app container
+    const pod = meshPods(m).find((p) => p.name === 'istio-ingressgateway')!;
+    expect(pod).to.deep.include({ injected: true, gateway: true });
+    expect(pod.labels['security.istio.io/tlsMode']).to.equal(undefined);
+    expect(toTopology(m).pods.find((p) => p.name === 'istio-ingressgateway')?.containers).to.deep.equal([]);
+    const text = renderGateway(gw);
+    expect(text).to.include('require_client_certificate: true');
+    expect(text).to.include('forward_client_cert_details: SANITIZE_SET');
+    expect(text).to.include('- sentences.example.com');
+    expect(text).to.include('port_value: 8443');
   });
 
   it('auto-mTLS toward a namespace with DISABLE plans plaintext', () => {

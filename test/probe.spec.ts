@@ -110,7 +110,9 @@ describe('probe classification', () => {
     ['http, x-echo-peer', { protocol: 'http', clientCertPresented: false, echo: { peer: SLEEP } }, { verdict: 'allowed:mtls', peer: SLEEP }],
     ['http, nothing echoed', { protocol: 'http', clientCertPresented: true, echo: {} }, { verdict: 'allowed:plaintext', peer: null }],
     ['https, x-echo-peer', { protocol: 'https', clientCertPresented: true, echo: { peer: SLEEP } }, { verdict: 'allowed:mtls', peer: SLEEP }],
-    ['https, XFCC', { protocol: 'https', clientCertPresented: false, echo: { xfcc: XFCC } }, { verdict: 'allowed:mtls', peer: SLEEP }],
+    ['https, XFCC, client cert', { protocol: 'https', clientCertPresented: true, echo: { xfcc: XFCC } }, { verdict: 'allowed:mtls', peer: SLEEP }],
+    // a gateway's mTLS to the app shows in XFCC, but the caller never authenticated on its own connection
+    ['https, XFCC, no client cert', { protocol: 'https', clientCertPresented: false, echo: { xfcc: XFCC } }, { verdict: 'allowed:tls', peer: null }],
     ['https, nothing echoed', { protocol: 'https', clientCertPresented: true, echo: {} }, { verdict: 'allowed:tls', peer: null }],
     [
       'tls with client cert',

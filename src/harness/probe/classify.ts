@@ -170,9 +170,13 @@ export type AllowedVerdict = 'allowed:mtls' | 'allowed:tls' | 'allowed:plaintext
 
 /**
  * Refine an allowed call.
- * - http/https: `allowed:mtls` when the echo shows the server authenticated the caller
- *   (`x-echo-peer`, or XFCC whose last element has `URI=`/`Hash=`), peer = that caller;
- *   otherwise `allowed:plaintext` (http) / `allowed:tls` (https), peer null.
+ * - http: `allowed:mtls` when the echo shows the server authenticated the caller
+ *   (`x-echo-peer`, or XFCC whose last element has `URI=`/`Hash=`: a sidecar pair), peer = that
+ *   caller; otherwise `allowed:plaintext`, peer null.
+ * - https: the caller's own TLS connection is mutual only if it presented a certificate: then the
+ *   same echo evidence makes it `allowed:mtls`; without a client certificate it is `allowed:tls`
+ *   whatever a proxy behind the TLS terminator did (an ingress gateway's mTLS to the app is not
+ *   the caller's).
  * - tls (raw): no echo; `allowed:mtls` when a client certificate was presented and the
  *   handshake and exchange succeeded, else `allowed:tls`. peer = `serverIdentity` (the identity
  *   the caller authenticated), or the echo peer if one is given.
@@ -188,6 +192,7 @@ export function refineAllowed(o: {
   switch (o.protocol) {
     case 'http':
     case 'https': {
+      if (o.protocol === 'https' && !o.clientCertPresented) return { verdict: 'allowed:tls', peer: null };
       const caller = authenticatedCaller(o.echo);
       if (caller !== undefined) return { verdict: 'allowed:mtls', peer: caller };
       return { verdict: o.protocol === 'http' ? 'allowed:plaintext' : 'allowed:tls', peer: null };

@@ -13,7 +13,7 @@ import {
   type SidecarPlan,
 } from '../../profiles/istio/plan.ts';
 
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown>;
 
 // ALPNs (pilot/pkg/networking/core/listener.go, pilot/pkg/networking/util/util.go)
 /** mtlsHTTPALPNs: what a client sidecar offers for HTTP after Istio's ALPN override filter. */
@@ -69,7 +69,7 @@ export function outboundSni(port: number, subset: string, fqdn: string): string 
   return `outbound_.${port}_.${subset}_.${fqdn}`;
 }
 
-const T = {
+export const T = {
   originalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
   tlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   httpInspector: 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
@@ -83,7 +83,7 @@ const T = {
 
 const CONNECT_TIMEOUT = '10s'; // MeshConfig connectTimeout default
 
-function addr(address: string, port: number): Obj {
+export function addr(address: string, port: number): Obj {
   return { socket_address: { address, port_value: port } };
 }
 
@@ -100,7 +100,7 @@ function sanMatchers(sans: string[]): Obj[] {
   return sans.map((s) => ({ san_type: /^[a-z][a-z0-9+.-]*:\/\//i.test(s) ? 'URI' : 'DNS', matcher: { exact: s } }));
 }
 
-function tlsParams(): Obj {
+export function tlsParams(): Obj {
   return { tls_minimum_protocol_version: 'TLSv1_2', tls_maximum_protocol_version: 'TLSv1_3', cipher_suites: CIPHER_SUITES };
 }
 
@@ -149,7 +149,7 @@ function tcpProxy(statPrefix: string, cluster: string): Obj {
   return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': T.tcpProxy, stat_prefix: statPrefix, cluster } };
 }
 
-function router(): Obj {
+export function router(): Obj {
   return { name: 'envoy.filters.http.router', typed_config: { '@type': T.router } };
 }
 
@@ -339,7 +339,7 @@ function lbEndpoint(e: Endpoint): Obj {
   return out;
 }
 
-function outboundCluster(svc: OutboundService, subset: OutboundSubset, certs: Certs): Obj {
+export function outboundCluster(svc: OutboundService, subset: OutboundSubset, certs: Certs): Obj {
   const name = outboundClusterName(svc.port, subset.name, svc.fqdn);
   const cluster: Obj = {
     name,
@@ -391,7 +391,7 @@ function fixedClusters(): Obj[] {
 
 // ---------------------------------------------------------------- bootstrap
 
-function checkPlan(plan: SidecarPlan): void {
+export function checkPlan(plan: SidecarPlan): void {
   const reserved = new Set<number>([ISTIO_PORTS.inbound, ISTIO_PORTS.outbound, ISTIO_PORTS.admin]);
   const seen = new Set<number>();
   for (const p of plan.inbound) {

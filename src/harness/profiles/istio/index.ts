@@ -6,13 +6,22 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
 import { upNetns } from '../../substrate/netns/index.ts';
-import { CertificateAuthority, issueSpiffe, PkiStore, type IdentityPaths } from '../../pki/index.ts';
+import { CertificateAuthority, issueClient, issueServer, issueSpiffe, PkiStore, type IdentityPaths } from '../../pki/index.ts';
 import { renderSidecar } from '../../dataplane/envoy/sidecar.ts';
+import { renderGateway } from '../../dataplane/envoy/gateway.ts';
 import { renderIstioIptables } from '../../dataplane/iptables/istio.ts';
 import { resolveEnvoy } from '../../cli/doctor.ts';
 import { ISTIO_PORTS, type SidecarPlan } from './plan.ts';
-import { buildPlans, meshPods, toTopology } from './policy.ts';
-import type { IstioModel } from './resources.ts';
+import { buildPlans, meshPods, selects, toTopology } from './policy.ts';
+import { gateways, type IstioModel } from './resources.ts';
+
+/** A Gateway credentialName's files: the server side Envoy reads, and a client certificate from the same CA for callers. */
+export interface GatewayCredential {
+  cert: string;
+  key: string;
+  cacert: string;
+  client: { cert: string; key: string };
+}
 
 export const SIDECAR = 'istio-proxy';
 
@@ -21,6 +30,8 @@ export class IstioMesh {
   private readonly identities = new Map<string, IdentityPaths>();
   /** pod key → rendered config of its running sidecar */
   private readonly running = new Map<string, string>();
+  /** `<ns>/<credentialName>` → its files */
+  private readonly credentials = new Map<string, GatewayCredential>();
   private readonly envoyBin: string;
 
   private constructor(
@@ -72,6 +83,42 @@ export class IstioMesh {
     return id;
   }
 
+  /**
+   * A Gateway's credentialName (a Kubernetes Secret with cert, key and cacert in Istio) is issued
+   * here per run the way the workshop does it (istio-katas mutual-tls.md): a CA `example.com`,
+   * the server certificate CN=<first server host>, O=ACMEorg, and a client certificate
+   * CN=client.example.com, O=ACMEorg for callers (gatewayCredential()).
+   */
+  private async issueCredentials(): Promise<void> {
+    for (const pod of meshPods(this.model).filter((p) => p.gateway)) {
+      for (const gw of gateways(this.model).filter((g) => selects(g.selector, pod.labels))) {
+        for (const server of gw.servers) {
+          if (!server.tls) continue;
+          const key = `${pod.namespace}/${server.tls.credentialName}`;
+          if (this.credentials.has(key)) continue;
+          const ca = await CertificateAuthority.create(`credential-${pod.namespace}-${server.tls.credentialName}`, { cn: 'example.com' });
+          const host = server.hosts.map((h) => h.replace(/^[^/]*\//, '')).find((h) => !h.includes('*')) ?? 'gateway.example.com';
+          const owner = { uid: ISTIO_PORTS.proxyUid, gid: ISTIO_PORTS.proxyUid };
+          const srv = this.pki.writeIdentity({ ...(await issueServer(ca, { cn: host, o: 'ACMEorg' })), name: `${pod.namespace}.${server.tls.credentialName}.server` }, owner);
+          const cli = this.pki.writeIdentity({ ...(await issueClient(ca, { cn: 'client.example.com', o: 'ACMEorg' })), name: `${pod.namespace}.${server.tls.credentialName}.client` });
+          this.credentials.set(key, { cert: srv.cert, key: srv.key, cacert: srv.ca, client: { cert: cli.cert, key: cli.key } });
+        }
+      }
+    }
+  }
+
+  /** The files of a Gateway credentialName, with the workshop's client certificate for callers. */
+  gatewayCredential(namespace: string, name: string): GatewayCredential {
+    const c = this.credentials.get(`${namespace}/${name}`);
+    if (!c) throw new Error(`no Gateway credential ${namespace}/${name} in this mesh (no gateway pod serves a Gateway naming it)`);
+    return c;
+  }
+
+  /** Where this run keeps its keys (removed at teardown), for a suite's extra identities. */
+  get pkiStore(): PkiStore {
+    return this.pki;
+  }
+
   plans(): SidecarPlan[] {
     return buildPlans(this.model, {
       podIp: (key) => this.cluster.pod(key).ip,
@@ -84,6 +131,7 @@ export class IstioMesh {
         const id = this.identities.get(key)!;
         return { cert: id.cert, key: id.key, ca: this.caPath };
       },
+      credential: (ns, name) => this.gatewayCredential(ns, name),
     });
   }
 
@@ -91,6 +139,7 @@ export class IstioMesh {
   async sync(): Promise<void> {
     const injected = meshPods(this.model).filter((p) => p.injected);
     for (const p of injected) await this.identity(p.key);
+    await this.issueCredentials();
     const plans = this.plans();
     const dir = join(this.cluster.stateDir, 'istio');
     mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -99,12 +148,12 @@ export class IstioMesh {
       plans.map(async (plan) => {
         const key = `${plan.namespace}/${plan.pod}`;
         wanted.add(key);
-        const config = renderSidecar(plan);
+        const config = plan.gateway ? renderGateway(plan) : renderSidecar(plan);
         if (this.running.get(key) === config) return;
         const file = join(dir, `${plan.namespace}.${plan.pod}.yaml`);
         writeFileSync(file, config, { mode: 0o644 });
         if (this.running.has(key)) await this.cluster.stopContainer(key, SIDECAR);
-        else await this.cluster.iptables(key, renderIstioIptables({}));
+        else if (!plan.gateway) await this.cluster.iptables(key, renderIstioIptables({}));
         await this.cluster.startContainer(key, {
           name: SIDECAR,
           command: [this.envoyBin, '-c', file, '--disable-hot-restart', '--concurrency', '1', '--log-level', 'warning'],

@@ -51,6 +51,18 @@ export interface OutboundService {
   routes: WeightedRoute[];
 }
 
+/** One Gateway server on a gateway proxy (pilot/pkg/networking/core/gateway.go). */
+export interface GatewayServerPlan {
+  /** Where Envoy listens: the gateway Service's targetPort for the server port (Istio binds the target port), else the server port. */
+  bindPort: number;
+  protocol: 'HTTP' | 'HTTPS';
+  hosts: string[];
+  /** HTTPS: the credential named by credentialName, as files readable by uid 1337; MUTUAL also checks client certs against cacert. */
+  tls?: { mode: 'SIMPLE' | 'MUTUAL'; cert: string; key: string; cacert?: string };
+  /** VirtualServices bound to this gateway, one virtual host each: its hosts → weighted outbound clusters. */
+  virtualHosts: { name: string; domains: string[]; route: { fqdn: string; port: number; subset: string; weight: number }[] }[];
+}
+
 export interface SidecarPlan {
   pod: string;
   namespace: string;
@@ -62,6 +74,8 @@ export interface SidecarPlan {
   outbound: OutboundService[];
   /** File paths (readable by uid 1337) of this pod's identity. */
   certs: { cert: string; key: string; ca: string };
+  /** Set on a gateway proxy (Deployment annotated inject.istio.io/templates: gateway): no capture, listeners per Gateway server. */
+  gateway?: { servers: GatewayServerPlan[] };
 }
 
 /** Istio's fixed ports (istio-iptables, injection template). */

@@ -4,11 +4,12 @@
 import { UserError } from '../../cli/errors.ts';
 import type { ContainerSpec, PodSpec, ServiceSpec, Topology } from '../../substrate/types.ts';
 import type { IstioCell } from './oracle.ts';
-import type { ClientTlsMode, Endpoint, InboundPort, MtlsMode, OutboundService, OutboundSubset, SidecarPlan, WeightedRoute } from './plan.ts';
+import type { ClientTlsMode, Endpoint, GatewayServerPlan, InboundPort, MtlsMode, OutboundService, OutboundSubset, SidecarPlan, WeightedRoute } from './plan.ts';
 import {
   ROOT_NAMESPACE,
   deployments,
   destinationRules,
+  gateways,
   isInjected,
   peerAuthentications,
   services,
@@ -43,9 +44,16 @@ export interface MeshPod {
   /** Template labels, plus security.istio.io/tlsMode=istio when injected. */
   labels: Labels;
   serviceAccount: string;
+  /** Has an Istio proxy: an injected sidecar, or a gateway (the pod is the proxy). */
   injected: boolean;
+  /** Injected with the `gateway` template: the pod is an ingress gateway proxy, no traffic capture. */
+  gateway: boolean;
   deployment: Deployment;
 }
+
+/** Pod annotation choosing the injection template; `gateway` makes the pod a gateway proxy (Istio's gateway Helm chart). */
+export const INJECT_TEMPLATES_ANNOTATION = 'inject.istio.io/templates';
+export const isGatewayDeployment = (d: Deployment): boolean => d.annotations[INJECT_TEMPLATES_ANNOTATION] === 'gateway';
 
 export const selects = (selector: Labels, labels: Labels | undefined): boolean => Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 
@@ -201,12 +209,13 @@ export function portProtocol(p: ServicePortDef): 'http' | 'tcp' {
 export function meshPods(model: IstioModel): MeshPod[] {
   const out: MeshPod[] = [];
   for (const d of deployments(model)) {
-    const injected = isInjected(model, d);
+    const gateway = isGatewayDeployment(d);
+    const injected = gateway || isInjected(model, d);
     const labels: Labels = { ...d.labels };
-    if (injected) labels[TLS_MODE_LABEL] = 'istio';
+    if (injected && !gateway) labels[TLS_MODE_LABEL] = 'istio';
     for (let i = 1; i <= d.replicas; i++) {
       const name = d.replicas > 1 ? `${d.name}-${i}` : d.name;
-      out.push({ name, namespace: d.namespace, key: `${d.namespace}/${name}`, labels, serviceAccount: d.serviceAccountName ?? 'default', injected, deployment: d });
+      out.push({ name, namespace: d.namespace, key: `${d.namespace}/${name}`, labels, serviceAccount: d.serviceAccountName ?? 'default', injected, gateway, deployment: d });
     }
   }
   return out;
@@ -234,8 +243,8 @@ function isIstioEcho(d: Deployment): boolean {
 }
 
 function containerOf(d: Deployment): ContainerSpec[] {
-  // The probe agent is the client: sleep pods need no program of their own.
-  if (d.name.startsWith('sleep')) return [];
+  // The probe agent is the client: sleep pods need no program of their own; a gateway's only process is its proxy.
+  if (d.name.startsWith('sleep') || isGatewayDeployment(d)) return [];
   if (isIstioEcho(d)) {
     // one meshproof echo server per declared containerPort (the echo app serves every port it is given)
     if (d.containerPorts.length === 0) throw new UserError(`${d.source}: Deployment ${d.name}: the echo app needs containers[0].ports`);
@@ -281,6 +290,57 @@ export interface PlanInputs {
   serviceVip(svcKey: string): string;
   /** File paths of a pod's identity, readable by uid 1337. */
   certs(podKey: string): { cert: string; key: string; ca: string };
+  /** Files of a Gateway server's credentialName (cert, key, and the cacert that MUTUAL verifies clients with). */
+  credential(namespace: string, name: string): { cert: string; key: string; cacert: string };
+}
+
+/** Server hosts are `[namespace/]host`; `*` and `.` namespaces mean any and the Gateway's own (gateway.go). */
+function serverHost(gw: { source: string; name: string }, h: string): string {
+  const i = h.indexOf('/');
+  if (i < 0) return h;
+  const ns = h.slice(0, i);
+  if (ns !== '*' && ns !== '.') throw new UserError(`${gw.source}: Gateway ${gw.name}: host ${h}: a namespace-scoped server host is not implemented by meshproof's istio profile`);
+  return h.slice(i + 1);
+}
+
+const hostCovers = (pattern: string, host: string): boolean =>
+  pattern === '*' || pattern === host || (pattern.startsWith('*.') && host.endsWith(pattern.slice(1)));
+
+/** The Gateway servers a gateway pod serves and the VirtualServices bound to them (gateway.go, virtualservice binding by `<ns>/<name>`). */
+function gatewayServers(model: IstioModel, pod: MeshPod, io: PlanInputs): GatewayServerPlan[] {
+  const out: GatewayServerPlan[] = [];
+  const podServices = services(model).filter((svc) => svc.namespace === pod.namespace && selects(svc.selector, pod.labels));
+  for (const gw of gateways(model).filter((g) => selects(g.selector, pod.labels))) {
+    const bound = virtualServices(model).filter((vs) => vs.gateways.some((g) => g === `${gw.namespace}/${gw.name}` || (g === gw.name && vs.namespace === gw.namespace)));
+    for (const server of gw.servers) {
+      const hosts = server.hosts.map((h) => serverHost(gw, h));
+      const svcPort = podServices.flatMap((svc) => svc.ports).find((p) => p.port === server.port.number);
+      const virtualHosts = bound
+        .filter((vs) => vs.hosts.some((h) => hosts.some((p) => hostCovers(p, h))))
+        .map((vs) => ({ name: `${vs.namespace}/${vs.name}`, domains: vs.hosts.flatMap((h) => [h, `${h}:*`]), route: gatewayRoute(model, vs) }));
+      const plan: GatewayServerPlan = { bindPort: svcPort?.targetPort ?? server.port.number, protocol: server.port.protocol as 'HTTP' | 'HTTPS', hosts, virtualHosts };
+      if (server.tls) {
+        const c = io.credential(pod.namespace, server.tls.credentialName);
+        plan.tls = server.tls.mode === 'MUTUAL' ? { mode: 'MUTUAL', cert: c.cert, key: c.key, cacert: c.cacert } : { mode: 'SIMPLE', cert: c.cert, key: c.key };
+      }
+      out.push(plan);
+    }
+  }
+  return out;
+}
+
+/** A gateway-bound VirtualService's first http rule as weighted service destinations. */
+function gatewayRoute(model: IstioModel, vs: VirtualService): GatewayServerPlan['virtualHosts'][number]['route'] {
+  const where = `${vs.source}: VirtualService ${vs.name}`;
+  const rule = vs.http[0];
+  if (!rule) throw new UserError(`${where}: a gateway VirtualService needs an http route`);
+  return rule.route.map((d) => {
+    const svc = services(model).find((x) => hostMatch(d.host, vs.namespace, fqdn(x)) === 10_000);
+    if (!svc) throw new UserError(`${where}: destination host ${d.host} is not a Service in the model`);
+    const port = d.port ?? (svc.ports.length === 1 ? svc.ports[0]!.port : undefined);
+    if (port === undefined) throw new UserError(`${where}: destination ${d.host} has several ports: name one (destination.port.number)`);
+    return { fqdn: fqdn(svc), port, subset: d.subset ?? '', weight: d.weight ?? (rule.route.length === 1 ? 100 : 0) };
+  });
 }
 
 function inboundPorts(model: IstioModel, pod: MeshPod): InboundPort[] {
@@ -361,15 +421,17 @@ export function buildPlans(model: IstioModel, io: PlanInputs): SidecarPlan[] {
         outbound.push({ fqdn: fqdn(svc), vip: io.serviceVip(`${svc.namespace}/${svc.name}`), port: port.port, protocol, subsets, routes });
       }
     }
-    plans.push({
+    const plan: SidecarPlan = {
       pod: pod.name,
       namespace: pod.namespace,
       identity: spiffeId(pod.namespace, pod.serviceAccount),
-      inbound: inboundPorts(model, pod),
+      inbound: pod.gateway ? [] : inboundPorts(model, pod),
       defaultMode: effectiveMtls(model, pod),
       outbound,
       certs: io.certs(pod.key),
-    });
+    };
+    if (pod.gateway) plan.gateway = { servers: gatewayServers(model, pod, io) };
+    plans.push(plan);
   }
   return plans;
 }
