@@ -525,6 +525,34 @@ describe('probe agent on live 127.0.0.1 traffic', function () {
   });
 });
 
+/** A pcap file (LINUX_SLL2, as `tcpdump -i any` writes) of IPv4/TCP packets carrying `payloads`. */
+function pcapOf(packets: { src: string; dst: string; dport: number; payload: string }[]): Buffer {
+  const head = Buffer.alloc(24);
+  head.writeUInt32LE(0xa1b2c3d4, 0);
+  head.writeUInt16LE(2, 4);
+  head.writeUInt16LE(4, 6);
+  head.writeUInt32LE(262144, 16);
+  head.writeUInt32LE(276, 20);
+  const recs = packets.map(({ src, dst, dport, payload }) => {
+    const sll = Buffer.alloc(20);
+    sll.writeUInt16BE(0x0800, 0);
+    const ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip[9] = 6;
+    src.split('.').forEach((o, k) => (ip[12 + k] = Number(o)));
+    dst.split('.').forEach((o, k) => (ip[16 + k] = Number(o)));
+    const tcp = Buffer.alloc(20);
+    tcp.writeUInt16BE(40000, 0);
+    tcp.writeUInt16BE(dport, 2);
+    const data = Buffer.concat([sll, ip, tcp, Buffer.from(payload)]);
+    const rh = Buffer.alloc(16);
+    rh.writeUInt32LE(data.length, 8);
+    rh.writeUInt32LE(data.length, 12);
+    return Buffer.concat([rh, data]);
+  });
+  return Buffer.concat([head, ...recs]);
+}
+
 describe('wire canary (capture file and drop counter)', () => {
   let dir: string;
   before(() => (dir = mkdtempSync(join(tmpdir(), 'mp-canary-'))));
@@ -532,28 +560,33 @@ describe('wire canary (capture file and drop counter)', () => {
 
   it('a token in the capture is plaintext-seen, a missing one no-plaintext, when nothing was dropped', async () => {
     const pcap = join(dir, 'a.pcap');
-    writeFileSync(pcap, 'junk mpcanary-aaaa junk');
+    const a = { src: '10.244.0.2', dst: '10.96.0.1', dport: 5000, payload: 'GET / x-request-id: mpcanary-aaaa' };
+    const b = { src: '10.244.0.3', dst: '10.244.0.4', dport: 8080, payload: 'mpcanary-aaaa again' };
+    writeFileSync(pcap, pcapOf([a]).subarray(0, 50)); // a record cut by the read
     const canary = new WireCanary(pcap, async () => 0);
     canary.watch('mpcanary-aaaa');
     canary.watch('mpcanary-bbbb');
-    const sync = await canary.sync('mpmarker-1', async () => writeFileSync(pcap, 'junk mpcanary-aaaa junk mpmarker-1', { flag: 'w' }));
+    canary.scan();
+    const marker = { src: '10.244.0.2', dst: '10.244.0.1', dport: 9, payload: 'mpmarker-1' };
+    const sync = await canary.sync('mpmarker-1', async () => writeFileSync(pcap, pcapOf([a, b, marker])));
     assert.deepEqual(sync, { lost: false });
-    assert.equal(canary.verdict('mpcanary-aaaa'), 'plaintext-seen');
+    assert.deepEqual(canary.result('mpcanary-aaaa'), { wire: 'plaintext-seen', legs: ['10.244.0.2→10.96.0.1:5000', '10.244.0.3→10.244.0.4:8080'] });
     assert.equal(canary.verdict('mpcanary-bbbb'), 'no-plaintext');
   });
 
   it('a sync window in which the capture dropped packets is reported lost', async () => {
     const pcap = join(dir, 'b.pcap');
-    writeFileSync(pcap, '');
+    writeFileSync(pcap, pcapOf([]));
     let drops = 0;
     const canary = new WireCanary(pcap, async () => drops);
     canary.watch('mpcanary-cccc');
     drops = 3;
-    assert.deepEqual(await canary.sync('mpmarker-2', async () => writeFileSync(pcap, 'mpmarker-2')), { lost: true });
+    const pkt = (payload: string) => ({ src: '10.244.0.2', dst: '10.244.0.1', dport: 9, payload });
+    assert.deepEqual(await canary.sync('mpmarker-2', async () => writeFileSync(pcap, pcapOf([pkt('mpmarker-2')]))), { lost: true });
     assert.equal(canary.hasSeen('mpcanary-cccc'), false);
     // the next window, with no new drops, is whole again
     canary.watch('mpcanary-dddd');
-    assert.deepEqual(await canary.sync('mpmarker-3', async () => writeFileSync(pcap, 'mpmarker-2 mpcanary-dddd mpmarker-3')), { lost: false });
+    assert.deepEqual(await canary.sync('mpmarker-3', async () => writeFileSync(pcap, pcapOf([pkt('mpmarker-2'), pkt('mpcanary-dddd'), pkt('mpmarker-3')]))), { lost: false });
     assert.equal(canary.verdict('mpcanary-dddd'), 'plaintext-seen');
   });
 });

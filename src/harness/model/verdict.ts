@@ -25,6 +25,8 @@ export interface Evidence {
   /** Error code of the failed call (ECONNRESET, ERR_SSL_..., ETIMEDOUT, ...). */
   error: string | null;
   wire: Wire;
+  /** Legs (`src→dst:dport`, IPv4) on which the wire canary saw this call's token in clear, when it looked. */
+  plaintextLegs?: string[];
   /** Wall time of the call in milliseconds. */
   ms: number;
   /** Which pod answered (from the echo headers), when known. */

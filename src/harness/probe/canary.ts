@@ -14,8 +14,12 @@ export function newToken(): string {
 
 export class WireCanary {
   private offset = 0;
+  /** Bytes of a record not yet complete at the last read. */
   private tail: Buffer = Buffer.alloc(0);
-  private readonly pending = new Set<string>();
+  private linktype: number | undefined;
+  private littleEndian = true;
+  private readonly legsOf = new Map<string, string[]>();
+  private readonly watched = new Set<string>();
   private readonly seen = new Set<string>();
 
   private drops = 0;
@@ -28,10 +32,10 @@ export class WireCanary {
 
   /** Registers a token before the probe that carries it is sent. */
   watch(token: string): void {
-    this.pending.add(token);
+    this.watched.add(token);
   }
 
-  /** Reads what the capture wrote since last time and notes the tokens it contains. */
+  /** Reads what the capture wrote since last time and notes the tokens it contains, and on which legs. */
   scan(): void {
     let size: number;
     try {
@@ -45,18 +49,44 @@ export class WireCanary {
       const chunk = Buffer.alloc(size - this.offset);
       readSync(fd, chunk, 0, chunk.length, this.offset);
       this.offset = size;
-      // keep a little of the previous chunk so a token cut by a read boundary is still found
-      const hay = Buffer.concat([this.tail, chunk]);
-      for (const t of this.pending) {
-        if (hay.includes(t)) {
-          this.seen.add(t);
-          this.pending.delete(t);
-        }
-      }
-      this.tail = hay.subarray(Math.max(0, hay.length - 64));
+      this.consume(Buffer.concat([this.tail, chunk]));
     } finally {
       closeSync(fd);
     }
+  }
+
+  /**
+   * Walks pcap records (a partial last record is kept for the next read). A record holding a
+   * watched token marks it seen, with the leg it travelled: `src→dst:dport` from its IPv4 header.
+   */
+  private consume(buf: Buffer): void {
+    let at = 0;
+    if (this.linktype === undefined) {
+      if (buf.length < 24) {
+        this.tail = buf;
+        return;
+      }
+      this.littleEndian = buf.readUInt32LE(0) === 0xa1b2c3d4 || buf.readUInt32LE(0) === 0xa1b23c4d;
+      this.linktype = this.littleEndian ? buf.readUInt32LE(20) : buf.readUInt32BE(20);
+      at = 24;
+    }
+    const u32 = (o: number) => (this.littleEndian ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
+    while (at + 16 <= buf.length) {
+      const caplen = u32(at + 8);
+      if (at + 16 + caplen > buf.length) break;
+      const rec = buf.subarray(at + 16, at + 16 + caplen);
+      at += 16 + caplen;
+      if (this.watched.size === 0) continue;
+      // a seen token stays watched: a call can cross several legs in clear (client → router → backend)
+      const hits = [...this.watched].filter((t) => rec.includes(t));
+      if (hits.length === 0) continue;
+      const leg = ipv4Leg(rec, this.linktype);
+      for (const t of hits) {
+        this.seen.add(t);
+        if (leg && !(this.legsOf.get(t) ?? []).includes(leg)) this.legsOf.set(t, [...(this.legsOf.get(t) ?? []), leg]);
+      }
+    }
+    this.tail = Buffer.from(buf.subarray(at));
   }
 
   /**
@@ -76,7 +106,7 @@ export class WireCanary {
       }
       this.scan();
       if (this.seen.has(marker)) {
-        this.seen.delete(marker);
+        this.forget(marker);
         await this.settle();
         return { lost: await this.dropped() };
       }
@@ -91,7 +121,7 @@ export class WireCanary {
    * writing (packets of several CPUs reach the ring buffer in slightly different order).
    */
   private async settle(): Promise<void> {
-    if (this.pending.size === 0) return;
+    if ([...this.watched].every((t) => this.seen.has(t))) return;
     await new Promise((r) => setTimeout(r, 50));
     let all: Buffer;
     try {
@@ -100,13 +130,8 @@ export class WireCanary {
       return;
     }
     this.offset = all.length;
-    this.tail = all.subarray(Math.max(0, all.length - 64));
-    for (const t of this.pending) {
-      if (all.includes(t)) {
-        this.seen.add(t);
-        this.pending.delete(t);
-      }
-    }
+    this.linktype = undefined;
+    this.consume(all);
   }
 
   /** Whether the kernel dropped packets of the capture since the last call. */
@@ -126,14 +151,32 @@ export class WireCanary {
   /** Forgets a token without a verdict (its probe is being sent again with a new token). */
   forget(token: string): void {
     this.seen.delete(token);
-    this.pending.delete(token);
+    this.watched.delete(token);
+    this.legsOf.delete(token);
   }
 
-  /** After sync(): did this token cross a pod link in plaintext? Forgets the token. */
+  /** After sync(): did this token cross a pod link in plaintext, and on which legs? Forgets the token. */
   verdict(token: string): Wire {
-    const v: Wire = this.seen.has(token) ? 'plaintext-seen' : 'no-plaintext';
-    this.seen.delete(token);
-    this.pending.delete(token);
-    return v;
+    return this.result(token).wire;
   }
+
+  result(token: string): { wire: Wire; legs: string[] } {
+    const out = { wire: (this.seen.has(token) ? 'plaintext-seen' : 'no-plaintext') as Wire, legs: this.legsOf.get(token) ?? [] };
+    this.forget(token);
+    return out;
+  }
+}
+
+/** Link-layer header length of the capture's DLT: Ethernet, Linux cooked v1 and v2 (`tcpdump -i any`). */
+const LINK_HEADER: Record<number, number> = { 1: 14, 113: 16, 276: 20 };
+
+/** `src→dst:dport` of an IPv4 TCP/UDP packet in a pcap record, or null. */
+export function ipv4Leg(rec: Buffer, linktype: number | undefined): string | null {
+  const off = linktype === undefined ? undefined : LINK_HEADER[linktype];
+  if (off === undefined || rec.length < off + 20 || rec[off]! >> 4 !== 4) return null;
+  const ihl = (rec[off]! & 0x0f) * 4;
+  const proto = rec[off + 9];
+  const ip = (o: number) => `${rec[o]}.${rec[o + 1]}.${rec[o + 2]}.${rec[o + 3]}`;
+  const dport = (proto === 6 || proto === 17) && rec.length >= off + ihl + 4 ? `:${rec.readUInt16BE(off + ihl + 2)}` : '';
+  return `${ip(off + 12)}→${ip(off + 16)}${dport}`;
 }

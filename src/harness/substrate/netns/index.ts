@@ -355,7 +355,15 @@ export class NetnsCluster implements Cluster {
       if (attempt === 3) throw new Error(`wire canary: the capture kept dropping packets (${todo.length} probes unproven after 3 attempts); the machine is overloaded`);
       for (const i of todo) this.canary!.forget(tokens[i]!);
     }
-    results.forEach((r, i) => (r.evidence.wire = wire ? this.canary!.verdict(tokens[i]!) : null));
+    results.forEach((r, i) => {
+      if (!wire) {
+        r.evidence.wire = null;
+        return;
+      }
+      const seen = this.canary!.result(tokens[i]!);
+      r.evidence.wire = seen.wire;
+      r.evidence.plaintextLegs = seen.legs;
+    });
     return results;
   }
 
