@@ -1,0 +1,149 @@
+// summary.md for a PR or release comment: the run, the failures with their evidence, a
+// Cyclonus-style truth table per scenario of each suite, and the budgets. Pure: data in, text out.
+import type { ResultRecord } from '../model/verdict.ts';
+import { truthTable } from './results.ts';
+import { durationMs, evidenceFields, formatDuration, groupBy, runHeader, tally, type BudgetResult, type ResultsFile, type RunHeader } from './meta.ts';
+
+export interface MarkdownOptions {
+  /** List at most this many failed cells (a GitHub comment holds 65536 characters); default 100. */
+  maxFailures?: number;
+  /** Fold the tables of suites without failures into <details>; default true. */
+  foldPassing?: boolean;
+}
+
+export function renderMarkdown(file: ResultsFile, opts: MarkdownOptions = {}): string {
+  const head = runHeader(file);
+  const t = tally(file.records);
+  const budgets = file.budgets ?? [];
+  const budgetsFailed = budgets.filter((b) => !b.pass).length;
+  const ok = t.failed === 0 && budgetsFailed === 0;
+  const out: string[] = [];
+
+  out.push(`# meshproof run ${code(head.run)} — ${ok ? '✅ passed' : '❌ failed'}`, '');
+  out.push(...metaTable(head), '');
+  const suites = groupBy(file.records, (r) => r.suite);
+  const scenarios = groupBy(file.records, (r) => `${r.suite}\u0000${r.scenario}`);
+  out.push(
+    `**${plural(t.cells, 'cell')}: ${t.passed} correct, ${t.failed} wrong** in ${plural(scenarios.size, 'scenario')} of ${plural(suites.size, 'suite')}` +
+      ` · 🔒 mtls ${t.mtls} · 🔐 tls ${t.tls} · 🔓 plaintext ${t.plaintext} · ⊘ denied ${t.denied}` +
+      (budgets.length ? ` · budgets ${budgets.length - budgetsFailed}/${budgets.length} met` : ''),
+    '',
+  );
+  if (file.skipped?.length) {
+    out.push(`Skipped: ${file.skipped.map((s) => `${code(s.scenario ? `${s.suite}/${s.scenario}` : s.suite)} (${text(s.reason)})`).join(', ')}`, '');
+  }
+
+  // Failures first: what a reviewer needs to act on.
+  const failed = file.records.filter((r) => !r.pass);
+  if (failed.length) {
+    const max = opts.maxFailures ?? 100;
+    out.push('## Failures', '');
+    for (const [suite, recs] of groupBy(failed.slice(0, max), (r) => r.suite)) {
+      for (const [scenario, cells] of groupBy(recs, (r) => r.scenario)) {
+        out.push(`- **${text(suite)}** / ${text(scenario)}`);
+        for (const r of cells) out.push(`  - ${failureLine(r)}`);
+      }
+    }
+    if (failed.length > max) out.push(`- … and ${failed.length - max} more wrong cells (see junit.xml / report.html)`);
+    out.push('');
+  }
+
+  out.push('## Suites', '', '| | suite | profile | scenarios | cells | wrong |', '|---|---|---|---:|---:|---:|');
+  for (const [suite, recs] of suites) {
+    const wrong = recs.filter((r) => !r.pass).length;
+    const profiles = [...new Set(recs.map((r) => r.profile))].join(', ');
+    out.push(`| ${wrong ? '❌' : '✅'} | ${cell(suite)} | ${cell(profiles)} | ${groupBy(recs, (r) => r.scenario).size} | ${recs.length} | ${wrong} |`);
+  }
+  out.push('');
+
+  for (const [suite, recs] of suites) {
+    const wrong = recs.filter((r) => !r.pass).length;
+    const fold = (opts.foldPassing ?? true) && wrong === 0;
+    const body: string[] = [];
+    for (const [scenario, cells] of groupBy(recs, (r) => r.scenario)) {
+      const bad = cells.filter((r) => !r.pass).length;
+      body.push(`#### ${bad ? '❌' : '✅'} ${text(scenario)}`, '', fenced(truthTable(scenario, cells)), '');
+    }
+    if (fold) {
+      out.push(`<details><summary>✅ ${html(suite)} — ${plural(recs.length, 'cell')} correct</summary>`, '', ...body, '</details>', '');
+    } else {
+      out.push(`### ${wrong ? '❌' : '✅'} ${text(suite)}${wrong ? ` — ${wrong} wrong` : ''}`, '', ...body);
+    }
+  }
+
+  if (budgets.length) out.push('## Budgets', '', ...budgetTable(budgets), '');
+  out.push('<sub>`.` allowed · `X` denied · `!` differs from expected · rows: from, columns: to:port</sub>', '');
+  return out.join('\n');
+}
+
+function metaTable(head: RunHeader): string[] {
+  const m = head.meta;
+  const rows: [string, string][] = [
+    ['run', codeCell(head.run)],
+    ['substrate', text(head.substrate)],
+    ['profiles', text(head.profiles.join(', '))],
+  ];
+  if (m) {
+    const d = durationMs(m.started, m.finished);
+    rows.push(['started', text(m.started)], ['finished', text(m.finished) + (d === undefined ? '' : ` (${formatDuration(d)})`)]);
+    if (m.machine) {
+      rows.push(['machine', text(`${m.machine.hostname}: ${m.machine.cpus} CPUs, ${m.machine.memMiB} MiB, ${m.machine.os}, kernel ${m.machine.kernel}`)]);
+    }
+    const versions = Object.entries(m.versions ?? {});
+    if (versions.length) rows.push(['versions', versions.map(([k, v]) => `${text(k)} ${codeCell(v)}`).join(', ')]);
+    if (m.envoyVersions?.length) rows.push(['envoy versions', m.envoyVersions.map(codeCell).join(', ')]);
+    if (m.shards?.length) rows.push(['shards', m.shards.map((s) => codeCell(s.run)).join(', ')]);
+  }
+  return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)];
+}
+
+function failureLine(r: ResultRecord): string {
+  const extra = evidenceFields(r);
+  return `${code(`${r.from} → ${r.to}:${r.port}/${r.protocol}`)} expected **${r.expected}**, observed **${r.observed}** (${code(r.verdict)})${extra ? ` — ${code(extra)}` : ''}`;
+}
+
+function budgetTable(budgets: BudgetResult[]): string[] {
+  const rows = budgets.map((b) => {
+    const rounds = b.rounds?.length ? b.rounds.map((x) => num(x)).join(', ') : '';
+    return `| ${b.pass ? '✅' : '❌'} | ${cell(b.path)} | ${cell(b.metric)} | ${num(b.value)} | ${num(b.limit)} | ${cell(b.unit)} | ${cell(rounds)} |`;
+  });
+  return ['| | path | metric | value | limit | unit | rounds |', '|---|---|---|---:|---:|---|---|', ...rows];
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(Math.abs(x) >= 100 ? 1 : 3));
+
+/** Markdown text with its markup characters escaped (and HTML kept inert). */
+export function text(s: string): string {
+  return String(s)
+    .replace(/&/g, '&amp;')
+    .replace(/[\\`*_[\]|~]/g, (c) => `\\${c}`)
+    .replace(/</g, '&lt;')
+    .replace(/\r?\n/g, ' ');
+}
+
+/** A table cell: text, and `|` kept out of the column structure. */
+const cell = (s: string) => text(s);
+
+/** HTML text for inside <summary>. */
+function html(s: string): string {
+  return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** An inline code span whose fence is longer than any backtick run inside it. */
+export function code(s: string): string {
+  const str = String(s).replace(/\r?\n/g, ' ');
+  const longest = Math.max(0, ...(str.match(/`+/g) ?? []).map((m) => m.length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = str.startsWith('`') || str.endsWith('`') ? ' ' : '';
+  return `${fence}${pad}${str}${pad}${fence}`;
+}
+
+/** A code span inside a table row: GFM splits cells on `|` even inside code spans. */
+const codeCell = (s: string) => code(s).replace(/\|/g, '\\|');
+
+function fenced(block: string): string {
+  const longest = Math.max(0, ...(block.match(/`{3,}/g) ?? []).map((m) => m.length));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return `${fence}\n${block}\n${fence}`;
+}

@@ -1,0 +1,238 @@
+// What a run directory's results.json holds beside the records (DESIGN.md result-record
+// contract), and the small helpers every renderer shares. Pure: no files, no processes.
+import { UserError } from '../cli/errors.ts';
+import type { ResultRecord, Verdict } from '../model/verdict.ts';
+
+export interface MachineInfo {
+  hostname: string;
+  cpus: number;
+  memMiB: number;
+  /** `os.release()`, e.g. `6.8.0-45-generic`. */
+  kernel: string;
+  /** Distribution or platform, e.g. `Debian GNU/Linux 12 (bookworm)` or `linux x64`. */
+  os: string;
+}
+
+/** One run: where it ran, on what, with which data-plane versions. */
+export interface RunMetadata {
+  run: string;
+  substrate: string;
+  profiles: string[];
+  /** ISO-8601 instants. */
+  started: string;
+  finished: string;
+  machine: MachineInfo;
+  /** Tool → version: `envoy`, `haproxy`, `node`, `istio`, `kernel`, `meshproof`, ... */
+  versions: Record<string, string>;
+  /** Every Envoy version the run exercised (nightly runs go over several). */
+  envoyVersions?: string[];
+  /** Set by mergeResults: the metadata of each shard that went into a merged file. */
+  shards?: RunMetadata[];
+}
+
+/** A throughput/latency budget measured by the load suites; `pass` is decided by whoever measured it. */
+export interface BudgetResult {
+  /** What was measured, e.g. `sentences→age:5000 mtls`. */
+  path: string;
+  /** e.g. `rps`, `p99`. */
+  metric: string;
+  value: number;
+  limit: number;
+  unit: string;
+  pass: boolean;
+  /** Per-round values, when the budget was measured over several rounds. */
+  rounds?: number[];
+}
+
+/** A test (suite, or one scenario of it) that a run decided not to probe, and why. */
+export interface SkippedTest {
+  profile: string;
+  suite: string;
+  /** Absent: the whole suite was skipped. */
+  scenario?: string;
+  reason: string;
+}
+
+/**
+ * reports/<run>/results.json. Only `records` is required: files written before the metadata
+ * existed ({records} only) stay valid.
+ */
+export interface ResultsFile {
+  meta?: RunMetadata;
+  records: ResultRecord[];
+  budgets?: BudgetResult[];
+  skipped?: SkippedTest[];
+}
+
+/** Parses and checks results.json text; `source` names the file in errors. */
+export function parseResultsFile(text: string, source = 'results.json'): ResultsFile {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${source}: not JSON (${(e as Error).message})`);
+  }
+  if (!isObject(doc) || !Array.isArray(doc.records)) throw new UserError(`${source}: expected an object with a "records" array`);
+  doc.records.forEach((r: unknown, i: number) => {
+    if (!isObject(r)) throw new UserError(`${source}: records[${i}] is not an object`);
+    for (const k of ['suite', 'scenario', 'from', 'to', 'verdict', 'expected', 'observed'] as const) {
+      if (typeof r[k] !== 'string') throw new UserError(`${source}: records[${i}].${k} must be a string`);
+    }
+    if (typeof r.port !== 'number') throw new UserError(`${source}: records[${i}].port must be a number`);
+    if (typeof r.pass !== 'boolean') throw new UserError(`${source}: records[${i}].pass must be a boolean`);
+  });
+  for (const k of ['budgets', 'skipped'] as const) {
+    if (doc[k] !== undefined && !Array.isArray(doc[k])) throw new UserError(`${source}: "${k}" must be an array`);
+  }
+  if (doc.meta !== undefined && !isObject(doc.meta)) throw new UserError(`${source}: "meta" must be an object`);
+  return doc as unknown as ResultsFile;
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+// ---- shared by the renderers ----------------------------------------------------------
+
+/** How a cell's traffic looked on the wire: the class of its edge and table cell. */
+export type EdgeKind = 'mtls' | 'tls' | 'plaintext' | 'denied';
+
+export function edgeKind(verdict: Verdict | string): EdgeKind {
+  if (verdict === 'allowed:mtls') return 'mtls';
+  if (verdict === 'allowed:tls') return 'tls';
+  if (verdict === 'allowed:plaintext') return 'plaintext';
+  return 'denied';
+}
+
+/** The identity of a cell across runs: suite / scenario / from → to:port/protocol. */
+export function cellKey(r: Pick<ResultRecord, 'suite' | 'scenario' | 'from' | 'to' | 'port' | 'protocol'>): string {
+  return `${r.suite} / ${r.scenario} / ${r.from} → ${r.to}:${r.port}/${r.protocol}`;
+}
+
+/** `from→to:port/protocol`, the short name of a cell inside one scenario. */
+export function cellName(r: Pick<ResultRecord, 'from' | 'to' | 'port' | 'protocol'>): string {
+  return `${r.from}→${r.to}:${r.port}/${r.protocol}`;
+}
+
+/** The evidence of a failed or notable cell as one line: the cell, its verdict, and evidenceFields. */
+export function evidenceLine(r: ResultRecord): string {
+  const ev = evidenceFields(r);
+  return `${cellName(r)} verdict=${r.verdict} expected=${r.expected} observed=${r.observed}${ev ? ` ${ev}` : ''}`;
+}
+
+/** The evidence as `key=value` pairs, nulls left out. */
+export function evidenceFields(r: ResultRecord): string {
+  const e: Partial<ResultRecord['evidence']> = r.evidence ?? {};
+  const fields: [string, unknown][] = [
+    ['error', e.error],
+    ['status', e.status],
+    ['wire', e.wire],
+    ['peer', e.peer],
+    ['serverIdentity', e.serverIdentity],
+    ['servedBy', e.servedBy],
+    ['alpn', e.alpn],
+    ['xfcc', e.xfcc],
+    ['ms', e.ms],
+  ];
+  return fields
+    .filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+}
+
+/** Groups preserving first-appearance order (suites and scenarios render in the order they ran). */
+export function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    const list = m.get(k);
+    if (list) list.push(it);
+    else m.set(k, [it]);
+  }
+  return m;
+}
+
+export function unique<T>(items: readonly T[]): T[] {
+  return [...new Set(items)];
+}
+
+/** What the renderers say about the run, from meta when present, else from the records. */
+export interface RunHeader {
+  run: string;
+  substrate: string;
+  profiles: string[];
+  meta?: RunMetadata;
+}
+
+export function runHeader(file: ResultsFile): RunHeader {
+  const m = file.meta;
+  const recs = file.records;
+  return {
+    run: m?.run ?? (joinRuns(recs.map((r) => r.run)) || 'unknown'),
+    substrate: m?.substrate ?? (unique(recs.map((r) => r.substrate)).join(',') || 'unknown'),
+    profiles: m?.profiles ?? unique(recs.map((r) => r.profile)),
+    meta: m,
+  };
+}
+
+/** Run ids as one name: `a+b+c`, or `first+…+last (N runs)` past three. */
+export function joinRuns(runs: readonly string[]): string {
+  const u = unique(runs);
+  return u.length > 3 ? `${u[0]}+…+${u[u.length - 1]} (${u.length} runs)` : u.join('+');
+}
+
+export interface Tally {
+  cells: number;
+  passed: number;
+  failed: number;
+  mtls: number;
+  tls: number;
+  plaintext: number;
+  denied: number;
+}
+
+export function tally(records: readonly ResultRecord[]): Tally {
+  const t: Tally = { cells: records.length, passed: 0, failed: 0, mtls: 0, tls: 0, plaintext: 0, denied: 0 };
+  for (const r of records) {
+    if (r.pass) t.passed++;
+    else t.failed++;
+    t[edgeKind(r.verdict)]++;
+  }
+  return t;
+}
+
+/** Characters XML 1.0 cannot carry at all (control bytes from a response body, lone surrogates). */
+// eslint-disable-next-line no-control-regex
+const XML_INVALID = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Escapes text for XML/HTML element content and double- or single-quoted attributes. */
+export function escapeXml(s: unknown): string {
+  return String(s ?? '')
+    .replace(XML_INVALID, '\uFFFD')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+}
+
+/** escapeXml, and line breaks kept as character references so attribute values survive normalisation. */
+export function escapeXmlAttr(s: unknown): string {
+  return escapeXml(s).replace(/\r/g, '&#13;').replace(/\n/g, '&#10;').replace(/\t/g, '&#9;');
+}
+
+/** Milliseconds between two ISO instants, when both parse. */
+export function durationMs(started?: string, finished?: string): number | undefined {
+  if (!started || !finished) return undefined;
+  const a = Date.parse(started);
+  const b = Date.parse(finished);
+  return Number.isFinite(a) && Number.isFinite(b) ? b - a : undefined;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}

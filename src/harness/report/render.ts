@@ -1,0 +1,253 @@
+// Entry point of the reports: reads reports/<run>/results.json and writes junit.xml,
+// conformance-report.yaml, summary.md and report.html beside it. The only module of
+// report/ that touches files; diffRuns and mergeResults are pure (future `meshproof diff`
+// and `meshproof merge`). Also runnable: `npx tsx src/harness/report/render.ts reports/<run>...`.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism, hostname, release, totalmem, platform, arch } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { UserError } from '../cli/errors.ts';
+import type { ResultRecord } from '../model/verdict.ts';
+import { renderConformanceYaml, type ConformanceOptions } from './conformance.ts';
+import { renderHtml, type HtmlOptions } from './html.ts';
+import { renderJUnit } from './junit.ts';
+import { renderMarkdown, type MarkdownOptions } from './markdown.ts';
+import { cellKey, joinRuns, parseResultsFile, unique, type BudgetResult, type MachineInfo, type ResultsFile, type RunMetadata } from './meta.ts';
+
+export const RESULTS_FILE = 'results.json';
+
+/** The files renderRunReports writes, by renderer. */
+export const REPORT_FILES = {
+  junit: 'junit.xml',
+  conformance: 'conformance-report.yaml',
+  markdown: 'summary.md',
+  html: 'report.html',
+} as const;
+
+export interface RenderOptions {
+  conformance?: ConformanceOptions;
+  markdown?: MarkdownOptions;
+  html?: HtmlOptions;
+  /** Write the reports here instead of into runDir. */
+  outDir?: string;
+}
+
+/** Reads and checks <runDir>/results.json. */
+export function loadResults(runDir: string): ResultsFile {
+  const file = join(runDir, RESULTS_FILE);
+  if (!existsSync(file)) throw new UserError(`${file} does not exist: run a suite first, or name a run directory under reports/`);
+  return parseResultsFile(readFileSync(file, 'utf8'), file);
+}
+
+/** Every report as file name → text. Pure. */
+export function renderReports(results: ResultsFile, opts: RenderOptions = {}): Record<string, string> {
+  return {
+    [REPORT_FILES.junit]: renderJUnit(results),
+    [REPORT_FILES.conformance]: renderConformanceYaml(results, opts.conformance),
+    [REPORT_FILES.markdown]: renderMarkdown(results, opts.markdown),
+    [REPORT_FILES.html]: renderHtml(results, opts.html),
+  };
+}
+
+/** Renders every report of a run directory; returns the paths written. */
+export function renderRunReports(runDir: string, opts: RenderOptions = {}): { files: string[] } {
+  const texts = renderReports(loadResults(runDir), opts);
+  const out = opts.outDir ?? runDir;
+  const files = Object.entries(texts).map(([name, text]) => {
+    const path = join(out, name);
+    writeAtomically(path, text);
+    return path;
+  });
+  return { files };
+}
+
+/**
+ * Sets the run metadata of <runDir>/results.json, keeping its records, budgets and skips
+ * (a run has one writer: call it from the same process that appends the records).
+ */
+export function writeRunMetadata(runDir: string, meta: RunMetadata): void {
+  const file = join(runDir, RESULTS_FILE);
+  const prior: ResultsFile = existsSync(file) ? parseResultsFile(readFileSync(file, 'utf8'), file) : { records: [] };
+  writeAtomically(file, JSON.stringify({ ...prior, meta }, null, 2));
+}
+
+/** This machine, for RunMetadata.machine. */
+export function machineInfo(): MachineInfo {
+  let os = `${platform()} ${arch()}`;
+  try {
+    const pretty = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(readFileSync('/etc/os-release', 'utf8'));
+    if (pretty?.[1]) os = pretty[1];
+  } catch {
+    // not Linux, or no os-release: keep platform/arch
+  }
+  return { hostname: hostname(), cpus: availableParallelism(), memMiB: Math.round(totalmem() / 2 ** 20), kernel: release(), os };
+}
+
+function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+// ---- diff and merge -------------------------------------------------------------------
+
+export interface CellChange {
+  /** cellKey: `suite / scenario / from → to:port/protocol`. */
+  key: string;
+  before: ResultRecord;
+  after: ResultRecord;
+}
+
+export interface BudgetMove {
+  /** `path metric`. */
+  key: string;
+  /** Absent: the budget is new in b. */
+  before?: BudgetResult;
+  /** Absent: the budget is gone from b. */
+  after?: BudgetResult;
+  /** after.value − before.value, when both exist. */
+  delta?: number;
+  /** after.value / before.value, when both exist and before.value ≠ 0. */
+  ratio?: number;
+}
+
+export interface RunDiff {
+  /** Cells in both runs whose verdict, expected, observed or pass differ (evidence alone is not a change). */
+  changed: CellChange[];
+  /** Cells only in b. */
+  added: ResultRecord[];
+  /** Cells only in a. */
+  removed: ResultRecord[];
+  /** Budgets that flipped pass/fail, appeared, disappeared, or moved more than the tolerance. */
+  budgetsMoved: BudgetMove[];
+}
+
+export interface DiffOptions {
+  /** Relative change of a budget value that counts as a move; default 0.05 (5 %). */
+  budgetTolerance?: number;
+}
+
+export const budgetKey = (b: Pick<BudgetResult, 'path' | 'metric'>): string => `${b.path} ${b.metric}`;
+
+/** What changed from run a to run b, cells keyed by suite/scenario/from/to/port/protocol (a re-probed cell: the last record counts). */
+export function diffRuns(a: ResultsFile, b: ResultsFile, opts: DiffOptions = {}): RunDiff {
+  const tol = opts.budgetTolerance ?? 0.05;
+  const before = keyed(a.records, cellKey);
+  const after = keyed(b.records, cellKey);
+  const changed: CellChange[] = [];
+  const added: ResultRecord[] = [];
+  for (const [key, r] of after) {
+    const old = before.get(key);
+    if (!old) added.push(r);
+    else if (old.verdict !== r.verdict || old.expected !== r.expected || old.observed !== r.observed || old.pass !== r.pass) changed.push({ key, before: old, after: r });
+  }
+  const removed = [...before].filter(([k]) => !after.has(k)).map(([, r]) => r);
+
+  const bBefore = keyed(a.budgets ?? [], budgetKey);
+  const bAfter = keyed(b.budgets ?? [], budgetKey);
+  const budgetsMoved: BudgetMove[] = [];
+  for (const key of unique([...bBefore.keys(), ...bAfter.keys()])) {
+    const x = bBefore.get(key);
+    const y = bAfter.get(key);
+    if (!x || !y) {
+      budgetsMoved.push({ key, before: x, after: y });
+      continue;
+    }
+    const delta = y.value - x.value;
+    const ratio = x.value !== 0 ? y.value / x.value : undefined;
+    const moved = ratio === undefined ? y.value !== 0 : Math.abs(ratio - 1) > tol;
+    if (moved || x.pass !== y.pass) budgetsMoved.push({ key, before: x, after: y, delta, ...(ratio === undefined ? {} : { ratio }) });
+  }
+  return { changed, added, removed, budgetsMoved };
+}
+
+function keyed<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
+  const m = new Map<string, T>();
+  for (const it of items) m.set(key(it), it);
+  return m;
+}
+
+/**
+ * One file from the shards of a run (or from several runs). Records keep their order; a
+ * record with the same run and cell key as an earlier one replaces it in place (a shard
+ * re-run wins). Budgets and skips are concatenated without exact duplicates. Metadata:
+ * runs/substrates joined, profiles united, earliest start, latest finish, the first
+ * machine, versions merged (differing values joined with ", "), every input meta kept in
+ * `shards`.
+ */
+export function mergeResults(files: ResultsFile[]): ResultsFile {
+  const records: ResultRecord[] = [];
+  const at = new Map<string, number>();
+  for (const f of files) {
+    for (const r of f.records) {
+      const k = `${r.run}\u0000${cellKey(r)}`;
+      const i = at.get(k);
+      if (i === undefined) {
+        at.set(k, records.length);
+        records.push(r);
+      } else records[i] = r;
+    }
+  }
+  const out: ResultsFile = { records };
+  const budgets = dedupe(files.flatMap((f) => f.budgets ?? []));
+  if (budgets.length) out.budgets = budgets;
+  const skipped = dedupe(files.flatMap((f) => f.skipped ?? []));
+  if (skipped.length) out.skipped = skipped;
+  const metas = files.map((f) => f.meta).filter((m): m is RunMetadata => !!m);
+  if (metas.length) out.meta = mergeMeta(metas, records);
+  return out;
+}
+
+function mergeMeta(metas: RunMetadata[], records: ResultRecord[]): RunMetadata {
+  if (metas.length === 1) return metas[0]!;
+  const versions: Record<string, string> = {};
+  for (const m of metas) {
+    for (const [k, v] of Object.entries(m.versions ?? {})) {
+      const have = versions[k]?.split(', ') ?? [];
+      if (!have.includes(v)) versions[k] = [...have, v].join(', ');
+    }
+  }
+  const envoy = unique(metas.flatMap((m) => [...(m.envoyVersions ?? []), ...(m.versions?.envoy ? [m.versions.envoy] : [])]));
+  const times = (xs: string[]) => xs.filter((x) => Number.isFinite(Date.parse(x))).sort((p, q) => Date.parse(p) - Date.parse(q));
+  const started = times(metas.map((m) => m.started));
+  const finished = times(metas.map((m) => m.finished));
+  const merged: RunMetadata = {
+    run: joinRuns(metas.map((m) => m.run)),
+    substrate: unique(metas.map((m) => m.substrate)).join(','),
+    profiles: unique([...metas.flatMap((m) => m.profiles ?? []), ...records.map((r) => r.profile)]),
+    started: started[0] ?? metas[0]!.started,
+    finished: finished[finished.length - 1] ?? metas[metas.length - 1]!.finished,
+    machine: metas[0]!.machine,
+    versions,
+    shards: metas.flatMap((m) => m.shards ?? [m]),
+  };
+  if (envoy.length) merged.envoyVersions = envoy;
+  return merged;
+}
+
+function dedupe<T>(items: T[]): T[] {
+  const seen = new Set<string>();
+  return items.filter((x) => {
+    const k = JSON.stringify(x);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+// `npx tsx src/harness/report/render.ts reports/<run> [...]`
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const dirs = process.argv.slice(2);
+  if (!dirs.length) {
+    process.stderr.write('usage: render.ts <run directory>...\n');
+    process.exitCode = 2;
+  }
+  for (const dir of dirs) {
+    try {
+      for (const f of renderRunReports(dir).files) process.stdout.write(`${f}\n`);
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+      process.exitCode = e instanceof UserError ? e.exitCode : 1;
+    }
+  }
+}
