@@ -377,7 +377,15 @@ export interface HaproxyBaseOptions {
    * derives it from the FD limit. The per-proxy `maxconn 64000` in `defaults` stays.
    */
   maxconn?: number;
+  /**
+   * Log each TCP session to stdout (the template logs to syslog), with the backend TLS error
+   * (`ssl_bc_err_str`), so a verifyhost or CA failure is visible in HAProxy's own output.
+   */
+  logStdout?: boolean;
 }
+
+/** Session log line: client, frontend, backend/server, timers, bytes, termination state, backend TLS error. */
+export const TCP_LOG_FORMAT = '%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts ssl_err=%[ssl_bc_err_str]';
 
 /**
  * jobs/tcp_router/templates/haproxy.conf.template.erb, adapted to run as root in a pod's network namespace under
@@ -409,6 +417,7 @@ export function haproxyBaseConfig(opts: HaproxyBaseOptions): string {
   if (opts.maxconn !== undefined) lines.push(`    maxconn ${opts.maxconn}`);
   lines.push('    spread-checks 4');
   if (opts.pidFile !== undefined) lines.push(`    pidfile ${opts.pidFile}`);
+  if (opts.logStdout) lines.push('    log stdout format raw local0 info');
   lines.push(
     `    stats socket ${opts.statsSocket} mode 600 level admin expose-fd listeners`,
     '    ssl-default-bind-options ssl-min-ver TLSv1.2',
@@ -418,6 +427,7 @@ export function haproxyBaseConfig(opts: HaproxyBaseOptions): string {
     '    maxconn 64000',
     '    retries 0',
   );
+  if (opts.logStdout) lines.push('    log global', `    log-format "${TCP_LOG_FORMAT}"`);
   if (timeout > 0) lines.push(`    timeout client ${timeout * 1000}ms`, `    timeout server ${timeout * 1000}ms`);
   lines.push(
     '',

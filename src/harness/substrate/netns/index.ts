@@ -276,10 +276,31 @@ export class NetnsCluster implements Cluster {
     await this.waitReady(p, c, proc);
   }
 
+  /** Running containers of a pod → the pid of their process (`ip netns exec` and `setpriv` exec into it). */
+  pids(pod: string): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, proc] of this.pod(pod).procs) if (proc.exitCode === undefined && proc.child.pid !== undefined) out[name] = proc.child.pid;
+    return out;
+  }
+
   async stopContainer(pod: string, name: string): Promise<void> {
     const p = this.pod(pod);
     const proc = p.procs.get(name);
     if (proc) await this.supervisor.stop(proc);
+  }
+
+  /** Sends a signal to a running container's main process (e.g. SIGUSR2: HAProxy master-worker reload). */
+  signalContainer(pod: string, name: string, signal: NodeJS.Signals): void {
+    const proc = this.pod(pod).procs.get(name);
+    if (!proc || proc.exitCode !== undefined) throw new Error(`pod ${pod}: container ${name} is not running`);
+    proc.child.kill(signal);
+  }
+
+  /** The log file of a container (reports/<run>/logs/<pod>/<name>.log). */
+  containerLog(pod: string, name: string): string {
+    const proc = this.pod(pod).procs.get(name);
+    if (!proc) throw new Error(`pod ${pod}: no container ${name}`);
+    return proc.logFile;
   }
 
   private async waitReady(p: PodRuntime, c: ContainerSpec, proc: Proc): Promise<void> {

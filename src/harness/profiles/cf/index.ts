@@ -1,0 +1,340 @@
+// The Cloud Foundry profile glue: app instances as Diego containers with the executor's Envoy
+// sidecar (SDS files, instance identity certificates), a tcp-router (real HAProxy, master-worker,
+// reloaded like cf-tcp-router's configurer) and a front router (real Envoy with gorouter's route
+// integrity), on the netns substrate. A profile never spawns a process itself: it asks the
+// substrate to start containers.
+import { appendFileSync, mkdirSync, renameSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
+import { upNetns } from '../../substrate/netns/index.ts';
+import { CertificateAuthority, issueInstanceIdentity, PkiStore, type IdentityPaths, type IssuedCert } from '../../pki/index.ts';
+import { resolveEnvoy, requireTools } from '../../cli/doctor.ts';
+import { UserError } from '../../cli/errors.ts';
+import { renderDiegoSdsFiles, renderDiegoSidecar } from '../../dataplane/envoy/diego.ts';
+import { renderFrontRouter, type FrontRoute } from '../../dataplane/envoy/front-router.ts';
+import { buildHaproxyConfig, formatLager, haproxyBaseConfig, validateBackendTls, type LagerLog } from '../../dataplane/haproxy/tcp-router.ts';
+import type { TcpMappingEntity } from '../../model/cf/routes.ts';
+import {
+  CF_NAMESPACE,
+  DEFAULT_CELL,
+  GOROUTER,
+  TCP_ROUTER,
+  findInstance,
+  instances,
+  toCfTopology,
+  type CellOptions,
+  type CfInstance,
+  type CfModel,
+  type TcpRouterProperties,
+} from './model.ts';
+
+export const TCP_ROUTER_KEY = `${CF_NAMESPACE}/${TCP_ROUTER}`;
+export const GOROUTER_KEY = `${CF_NAMESPACE}/${GOROUTER}`;
+/** tcp_router.health_check_port (job spec default 80). */
+export const TCP_ROUTER_HEALTH_PORT = 80;
+/** gorouter's HTTP port. */
+export const GOROUTER_PORT = 80;
+const GOROUTER_ADMIN = 8082;
+/** The router SANs cf-deployment gives router backend client certs (verify_subject_alt_name). */
+export const TCP_ROUTER_SAN = 'tcp-router.service.cf.internal';
+export const GOROUTER_SAN = 'gorouter.service.cf.internal';
+
+/** A tcp-router configuration that was applied: its HAProxy text and the lager lines it logged. */
+export interface TcpRouterApplied {
+  config: string;
+  logs: LagerLog[];
+}
+
+export interface CfStartOptions extends UpOptions {
+  cell?: Partial<CellOptions>;
+  envoyVersion?: string;
+}
+
+export class CfFoundation {
+  private readonly pki: PkiStore;
+  private readonly dir: string;
+  private readonly envoyBin: string;
+  private readonly vars: Record<string, string> = {};
+  private gorouterClient!: IdentityPaths;
+  private otherCaPath!: string;
+  private haproxyStarted = false;
+
+  private constructor(
+    readonly cluster: NetnsCluster,
+    readonly model: CfModel,
+    readonly cell: CellOptions,
+    private readonly ca: CertificateAuthority,
+    private readonly otherCa: CertificateAuthority,
+    envoyVersion?: string,
+  ) {
+    this.pki = new PkiStore(join(cluster.stateDir, 'pki'));
+    this.dir = join(cluster.stateDir, 'cf');
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.envoyBin = resolveEnvoy(envoyVersion ?? process.env.MESHPROOF_ENVOY_VERSION ?? undefined).bin;
+  }
+
+  /** Starts the topology, the app instances' Envoy sidecars, and writes the credentials routers use. */
+  static async start(model: CfModel, opts: CfStartOptions = {}): Promise<CfFoundation> {
+    resolveEnvoy(opts.envoyVersion ?? process.env.MESHPROOF_ENVOY_VERSION ?? undefined);
+    await requireTools(['haproxy']);
+    const cell = { ...DEFAULT_CELL, ...opts.cell };
+    const cluster = await upNetns(toCfTopology(model, cell), opts);
+    try {
+      const f = new CfFoundation(cluster, model, cell, await CertificateAuthority.create('diego-instance-identity'), await CertificateAuthority.create('other-ca'), opts.envoyVersion);
+      await f.init();
+      return f;
+    } catch (e) {
+      await cluster.down();
+      throw e;
+    }
+  }
+
+  private async init(): Promise<void> {
+    this.pki.writeCa(this.ca);
+    this.otherCaPath = this.pki.writeCa(this.otherCa);
+    const router = await this.routerCert('tcp-router-backend-tls', TCP_ROUTER_SAN);
+    this.gorouterClient = this.pki.writeIdentity(await this.routerCert('gorouter-backend-tls', GOROUTER_SAN));
+    // credhub variable names cf-deployment uses; the tcp-router's files are rendered from them
+    Object.assign(this.vars, {
+      'diego_instance_identity_ca.certificate': this.ca.certPem,
+      'other_ca.certificate': this.otherCa.certPem,
+      'tcp_router_backend_tls.certificate': router.certPem,
+      'tcp_router_backend_tls.private_key': router.keyPem,
+    });
+    await Promise.all(instances(this.model).map((inst) => this.startSidecar(inst)));
+  }
+
+  /** A router's backend client certificate: CN and DNS SAN = its service name (cf-deployment). */
+  private routerCert(name: string, san: string): Promise<IssuedCert> {
+    return this.ca.issue(name, { subject: { CN: san }, dns: [san], eku: ['clientAuth'] });
+  }
+
+  /** The credhub-style variables tcp_router job properties may reference. */
+  get variables(): Readonly<Record<string, string>> {
+    return this.vars;
+  }
+
+  instance(app: string, index = 0): CfInstance & { cellIp: string } {
+    const inst = findInstance(this.model, app, index);
+    return { ...inst, cellIp: this.cellIp(inst) };
+  }
+
+  cellIp(inst: CfInstance): string {
+    const svc = this.cluster.services.get(`${CF_NAMESPACE}/${inst.cell}`);
+    if (!svc) throw new Error(`cell ${inst.cell} is not running`);
+    return svc.vip;
+  }
+
+  get tcpRouterIp(): string {
+    return this.cluster.pod(TCP_ROUTER_KEY).ip;
+  }
+
+  get gorouterIp(): string {
+    return this.cluster.pod(GOROUTER_KEY).ip;
+  }
+
+  /** CA file trusting the instance identity CA, and one of an unrelated CA (for "wrong CA" checks). */
+  get caFiles(): { identity: string; other: string } {
+    return { identity: join(this.pki.dir, 'diego-instance-identity-ca.crt'), other: this.otherCaPath };
+  }
+
+  // ------------------------------------------------------------------------ Diego cell
+
+  /**
+   * The executor's credmanager + proxy config handler: an instance identity certificate (CN and DNS SAN
+   * = instance guid, IP SAN = container IP, OUs app/space/org), a C2C certificate (DNS SANs guid +
+   * internal route), SDS files written .tmp then renamed, and the Envoy sidecar.
+   */
+  private async startSidecar(inst: CfInstance): Promise<void> {
+    const pod = this.cluster.pod(inst.key);
+    const id = await issueInstanceIdentity(this.ca, { instanceGuid: inst.guid, appGuid: inst.app.guid, spaceGuid: this.model.space, orgGuid: this.model.organization, ip: pod.ip });
+    const c2c = await this.ca.issue(`${inst.guid}-c2c`, {
+      subject: { CN: inst.guid, OU: [`organization:${this.model.organization}`, `space:${this.model.space}`, `app:${inst.app.guid}`] },
+      dns: [inst.guid, `${inst.app.name}.apps.internal`],
+      eku: ['clientAuth', 'serverAuth'],
+    });
+    const sdsDir = join(this.dir, inst.pod, 'sds');
+    mkdirSync(sdsDir, { recursive: true, mode: 0o700 });
+    const files = renderDiegoSdsFiles({
+      instanceIdentity: { cert: id.certPem + id.caPem, key: id.keyPem },
+      c2c: { cert: c2c.certPem + c2c.caPem, key: c2c.keyPem },
+      trustedCaCertificates: [this.ca.certPem],
+      verifySubjectAltName: this.cell.verifySubjectAltName,
+    });
+    // the SDS files hold private keys: 0600, on the run's tmpfs, removed with it
+    for (const [name, text] of Object.entries(files)) writeSecret(join(sdsDir, name), text);
+    const config = renderDiegoSidecar({
+      instanceGuid: inst.guid,
+      containerIp: pod.ip,
+      mappings: inst.mappings,
+      adminPort: inst.adminPort,
+      enableHttp2: this.cell.enableHttp2,
+      requireAndVerifyClientCertificates: this.cell.requireAndVerifyClientCertificates,
+      sdsDir,
+    });
+    const file = join(this.dir, inst.pod, 'envoy.yaml');
+    writeFileSync(file, config, { mode: 0o600 });
+    await this.cluster.startContainer(inst.key, {
+      name: 'envoy',
+      command: [this.envoyBin, '-c', file, '--disable-hot-restart', '--concurrency', '1', '--log-level', 'warning'],
+      ready: { kind: 'http', port: inst.adminPort, path: '/ready' },
+    });
+  }
+
+  /** A counter from an instance's Envoy admin API (e.g. its service cluster's upstream_cx_total). */
+  async envoyStat(inst: CfInstance, name: RegExp): Promise<number> {
+    const r = await this.cluster.probe(inst.key, { protocol: 'http', host: '127.0.0.1', port: inst.adminPort, path: '/stats?format=json', bodyLimit: 1 << 20 }, { wire: false });
+    const stats = (JSON.parse(r.evidence.body ?? '{"stats":[]}') as { stats: { name: string; value?: number }[] }).stats;
+    return stats.filter((s) => name.test(s.name)).reduce((n, s) => n + (s.value ?? 0), 0);
+  }
+
+  // ------------------------------------------------------------------------ tcp-router
+
+  /**
+   * cf-tcp-router with these job properties and this routing table: backend_tls is checked before
+   * anything starts (a bad configuration throws, HAProxy untouched); the files the BOSH templates
+   * render are written; the config is base + marshalled routes, written as haproxy_configurer does
+   * (backup to .bak, write .tmp, rename), checked with `haproxy -c`, and HAProxy is started or
+   * reloaded (master-worker SIGUSR2: established connections stay on the old worker). The lager
+   * lines go to logs/cf_tcp-router/tcp-router.log.
+   */
+  async configureTcpRouter(props: TcpRouterProperties, routes: TcpMappingEntity[]): Promise<TcpRouterApplied> {
+    validateBackendTls(props.backendTls, props.files);
+    const dir = join(this.dir, 'tcp-router');
+    mkdirSync(join(dir, 'backend'), { recursive: true, mode: 0o700 });
+    const caFile = join(dir, 'backend', 'ca.crt');
+    const clientPemFile = join(dir, 'backend', 'client_cert_and_key.pem');
+    if (props.files.ca !== undefined) writeSecret(caFile, props.files.ca, 0o644);
+    if (props.files.clientCertAndKey !== undefined) writeSecret(clientPemFile, props.files.clientCertAndKey);
+    const { text, logs } = buildHaproxyConfig(routes, props.backendTls, { caFile, clientPemFile });
+    const config = haproxyBaseConfig({ statsSocket: join(dir, 'stats.sock'), requestTimeoutSeconds: 300, healthPort: TCP_ROUTER_HEALTH_PORT, logStdout: true }) + text;
+    const cfg = join(dir, 'haproxy.cfg');
+    if (existsSync(cfg)) copyFileSync(cfg, `${cfg}.bak`);
+    writeFileSync(`${cfg}.tmp`, config, { mode: 0o600 });
+    const check = spawnSync('haproxy', ['-c', '-q', '-f', `${cfg}.tmp`], { encoding: 'utf8' });
+    if (check.status !== 0) throw new Error(`tcp-router: haproxy rejected the generated config: ${(check.stderr || check.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+    renameSync(`${cfg}.tmp`, cfg);
+    const logFile = join(this.cluster.runDir, 'logs', `${CF_NAMESPACE}_${TCP_ROUTER}`, 'tcp-router.log');
+    mkdirSync(dirname(logFile), { recursive: true });
+    appendFileSync(logFile, logs.map((l) => formatLager(l) + '\n').join(''));
+    const master = join(dir, 'master.sock');
+    if (!this.haproxyStarted) {
+      await this.cluster.startContainer(TCP_ROUTER_KEY, {
+        name: 'haproxy',
+        command: ['haproxy', '-W', '-db', '-S', master, '-f', cfg],
+        ready: { kind: 'http', port: TCP_ROUTER_HEALTH_PORT, path: '/health' },
+      });
+      this.haproxyStarted = true;
+    } else {
+      await reloadHaproxy(master, () => this.cluster.signalContainer(TCP_ROUTER_KEY, 'haproxy', 'SIGUSR2'));
+    }
+    return { config, logs };
+  }
+
+  get haproxyRunning(): boolean {
+    return this.haproxyStarted;
+  }
+
+  /** HAProxy's own output (session lines with termination state and backend TLS error). */
+  get haproxyLog(): string {
+    return this.cluster.containerLog(TCP_ROUTER_KEY, 'haproxy');
+  }
+
+  // ------------------------------------------------------------------------ front router
+
+  /**
+   * gorouter with these routes (route-emitter registrations: host, tls_port, server_cert_domain_san),
+   * trusting `ca` (default: the instance identity CA) and presenting its backend client certificate
+   * unless `clientCert: false`. Restarts the router Envoy.
+   */
+  async configureGorouter(routes: FrontRoute[], opts: { ca?: 'identity' | 'other'; clientCert?: boolean } = {}): Promise<void> {
+    const dir = join(this.dir, 'gorouter');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const config = renderFrontRouter({
+      port: GOROUTER_PORT,
+      adminPort: GOROUTER_ADMIN,
+      routes,
+      backendTls: {
+        ca: opts.ca === 'other' ? this.otherCaPath : this.caFiles.identity,
+        ...(opts.clientCert === false ? {} : { clientCert: { cert: this.gorouterClient.cert, key: this.gorouterClient.key } }),
+      },
+    });
+    const file = join(dir, 'envoy.yaml');
+    writeFileSync(file, config, { mode: 0o600 });
+    await this.cluster.stopContainer(GOROUTER_KEY, 'envoy');
+    await this.cluster.startContainer(GOROUTER_KEY, {
+      name: 'envoy',
+      command: [this.envoyBin, '-c', file, '--disable-hot-restart', '--concurrency', '1', '--log-level', 'warning'],
+      ready: { kind: 'http', port: GOROUTER_ADMIN, path: '/ready' },
+    });
+  }
+
+  async down(): Promise<void> {
+    this.pki.removeKeys();
+    await this.cluster.down();
+  }
+}
+
+function writeSecret(path: string, text: string, mode = 0o600): void {
+  writeFileSync(`${path}.tmp`, text, { mode });
+  renameSync(`${path}.tmp`, path);
+}
+
+/** One command on HAProxy's master CLI (`-S <socket>`); resolves with its answer. */
+export function masterCommand(socket: string, command: string, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = connect(socket);
+    let out = '';
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`haproxy master CLI ${socket}: no answer to "${command}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    c.on('connect', () => c.end(`${command}\n`)); // half-close: the master answers and hangs up
+    c.on('data', (d) => (out += d.toString('utf8')));
+    c.on('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+    c.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+/** `show proc`: the master's reload count and the pids of the current workers. */
+export function parseShowProc(text: string): { reloads: number; workers: number[] } {
+  let reloads = -1;
+  const workers: number[] = [];
+  let section = 'master';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# workers')) section = 'workers';
+    else if (line.startsWith('# old workers')) section = 'old';
+    else if (line.startsWith('#') || line.trim() === '') continue;
+    else {
+      const [pid, type, count] = line.trim().split(/\s+/);
+      if (type === 'master') reloads = Number(count);
+      else if (type === 'worker' && section === 'workers') workers.push(Number(pid));
+    }
+  }
+  return { reloads, workers };
+}
+
+/** Signals a master-worker reload and waits until the master reports a new reload with a live worker. */
+async function reloadHaproxy(master: string, signal: () => void): Promise<void> {
+  const before = parseShowProc(await masterCommand(master, 'show proc'));
+  signal();
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 20));
+    try {
+      const now = parseShowProc(await masterCommand(master, 'show proc'));
+      if (now.reloads > before.reloads && now.workers.length > 0 && !now.workers.some((w) => before.workers.includes(w))) return;
+    } catch {
+      // the master re-executes itself on reload; its socket comes back
+    }
+    if (Date.now() > deadline) throw new UserError(`tcp-router: HAProxy did not finish reloading within 10 s; see its log`);
+  }
+}

@@ -1,0 +1,71 @@
+// Shared by the cf-* suites: the app topology, tcp_router properties, routes as route-emitter
+// sends them, and how a routed call is judged from the wire (which legs carried plaintext).
+import { readFileSync } from 'node:fs';
+import { CfFoundation, type CfStartOptions } from '../../src/harness/profiles/cf/index.ts';
+import { parseCfModel, parseTcpRouterProperties, type CfModel, type TcpRouterProperties } from '../../src/harness/profiles/cf/model.ts';
+import { emitTcpRoute, validateTcpRouteMapping, type TcpMappingEntity } from '../../src/harness/model/cf/routes.ts';
+import { parseYamlFile } from '../../src/harness/substrate/topology.ts';
+import { appendResults, toRecord, truthTable, type CellRef } from '../../src/harness/report/results.ts';
+import type { Observed, ResultRecord, Verdict } from '../../src/harness/model/verdict.ts';
+import type { ProbeResult } from '../../src/harness/probe/types.ts';
+
+export const APPS = 'fixtures/cf/apps.yaml';
+export const ROUTER_GROUP = 'default-tcp';
+
+export const cfModel = (): CfModel => parseCfModel(parseYamlFile(APPS), APPS);
+
+export function startCf(opts: CfStartOptions = {}): Promise<CfFoundation> {
+  return CfFoundation.start(cfModel(), { log: (l) => console.log(`    ${l}`), ...opts });
+}
+
+/** A tcp_router properties fixture (fixtures/cf/tcp-router/<name>.yml) resolved against the foundation's credentials. */
+export function routerProps(cf: CfFoundation, name: string): TcpRouterProperties {
+  const file = `fixtures/cf/tcp-router/${name}.yml`;
+  return parseTcpRouterProperties(parseYamlFile(file), file, cf.variables);
+}
+
+/** The same properties built from three switches, as the job's manifest would spell them. */
+export function propsFrom(cf: CfFoundation, o: { enabled: boolean; ca: boolean; cert: boolean }): TcpRouterProperties {
+  const bt: Record<string, unknown> = { enabled: o.enabled };
+  if (o.ca) bt.ca_cert = '((diego_instance_identity_ca.certificate))';
+  if (o.cert) Object.assign(bt, { client_cert: '((tcp_router_backend_tls.certificate))', client_key: '((tcp_router_backend_tls.private_key))' });
+  return parseTcpRouterProperties({ tcp_router: { backend_tls: bt } }, JSON.stringify(o), cf.variables);
+}
+
+/**
+ * A TCP route to one instance as route-emitter sends it with `tcp.enable_tls` on (backend_tls_port =
+ * the Envoy port, instance_id = the guid), then edited as a test needs; routing-api must accept it.
+ */
+export function tcpRoute(cf: CfFoundation, port: number, app: string, index = 0, edit: Partial<TcpMappingEntity> = {}): TcpMappingEntity {
+  const inst = cf.instance(app, index);
+  const route = { ...emitTcpRoute({ routerGroupGuid: ROUTER_GROUP, externalPort: port, hostIp: inst.cellIp, hostPort: 8080, tlsProxyPort: 61001, instanceGuid: inst.guid }, { enableTls: true }), ...edit };
+  const invalid = validateTcpRouteMapping(route);
+  if (invalid) throw new Error(`routing-api would reject the test's route: ${invalid}`);
+  return route;
+}
+
+/**
+ * The router → backend leg of a routed call: denied as the client saw it; allowed:plaintext when the
+ * call's token crossed a link from the router to anything but the client in clear; else allowed:tls.
+ */
+export function routedVerdict(cf: CfFoundation, result: ProbeResult, routerIp = cf.tcpRouterIp): Verdict {
+  if (result.observed === 'denied') return result.verdict;
+  const client = cf.cluster.pod('cf/client').ip;
+  const backendLeg = (result.evidence.plaintextLegs ?? []).some((l) => l.startsWith(`${routerIp}→`) && !l.startsWith(`${routerIp}→${client}:`));
+  return backendLeg ? 'allowed:plaintext' : 'allowed:tls';
+}
+
+export function record(cf: CfFoundation, cell: CellRef, expected: Observed, verdict: Verdict, result: ProbeResult, pass: boolean): ResultRecord {
+  return toRecord({ run: cf.cluster.runId, substrate: 'netns', profile: 'cf' }, cell, expected, { ...result, verdict }, pass);
+}
+
+export function report(cf: CfFoundation, suite: string, title: string, records: ResultRecord[]): void {
+  appendResults(cf.cluster.runDir, records);
+  console.log(truthTable(`\n    ${suite}: ${title}`, records).replace(/\n/g, '\n    '));
+}
+
+/** HAProxy's session lines for one frontend port (see TCP_LOG_FORMAT). */
+export function haproxyLines(cf: CfFoundation, port: number): string[] {
+  if (!cf.haproxyRunning) return [];
+  return readFileSync(cf.haproxyLog, 'utf8').split('\n').filter((l) => l.includes(` frontend_${port} `));
+}
