@@ -123,8 +123,11 @@ export class NetnsCluster implements Cluster {
     }
     await run(['ip', '-batch', '-'], { input: host.join('\n') + '\n' });
 
-    // 2. the node: one /32 route per pod, the gateway address on every veth, forwarding on
-    const node: string[] = ['link set lo up'];
+    // 2. the node: one /32 route per pod, the gateway address on every veth, forwarding on. The
+    // service range is local to the node (as kube-proxy's IPVS dummy interface binds ClusterIPs):
+    // a declared port is DNATed before routing; any other port meets the node's own TCP stack and
+    // is refused with a RST, like a host with no listener (not with rate-limited ICMP).
+    const node: string[] = ['link set lo up', `route add local ${SERVICE_CIDR} dev lo`];
     for (const p of this.pods.values()) {
       node.push(`addr add ${GATEWAY}/32 dev mpv${p.index}`, `link set mpv${p.index} up`, `route add ${p.ip}/32 dev mpv${p.index}`);
     }
