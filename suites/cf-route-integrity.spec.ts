@@ -5,7 +5,6 @@
 // The same for tcp-router (real HAProxy) and the HTTP front router (Envoy with gorouter semantics).
 // Rows: fixtures/cf/truth/route-integrity.yaml.
 import { expect } from 'chai';
-import type { CfFoundation } from '../src/harness/profiles/cf/index.ts';
 import type { ResultRecord, Verdict } from '../src/harness/model/verdict.ts';
 import type { ProbeResult } from '../src/harness/probe/types.ts';
 import { parseYamlFile } from '../src/harness/substrate/topology.ts';

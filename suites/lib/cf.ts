@@ -3,14 +3,15 @@
 import { readFileSync } from 'node:fs';
 import { CfFoundation, type CfStartOptions } from '../../src/harness/profiles/cf/index.ts';
 import { parseCfModel, parseTcpRouterProperties, type CfModel, type TcpRouterProperties } from '../../src/harness/profiles/cf/model.ts';
-import { emitTcpRoute, validateTcpRouteMapping, type TcpMappingEntity } from '../../src/harness/model/cf/routes.ts';
+import { emitTcpRoute, parseTcpRoutes, validateTcpRouteMapping, type TcpMappingEntity } from '../../src/harness/model/cf/routes.ts';
 import { parseYamlFile } from '../../src/harness/substrate/topology.ts';
 import { appendResults, toRecord, truthTable, type CellRef } from '../../src/harness/report/results.ts';
 import type { Observed, ResultRecord, Verdict } from '../../src/harness/model/verdict.ts';
 import type { ProbeResult } from '../../src/harness/probe/types.ts';
 
 export const APPS = 'fixtures/cf/apps.yaml';
-export const ROUTER_GROUP = 'default-tcp';
+/** The guid of the `default-tcp` router group (CATS tcp_routing requires that group). */
+export const ROUTER_GROUP = '7a6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d';
 
 export const cfModel = (): CfModel => parseCfModel(parseYamlFile(APPS), APPS);
 
@@ -42,6 +43,21 @@ export function tcpRoute(cf: CfFoundation, port: number, app: string, index = 0,
   const invalid = validateTcpRouteMapping(route);
   if (invalid) throw new Error(`routing-api would reject the test's route: ${invalid}`);
   return route;
+}
+
+/**
+ * A routing table as routing-api returns it (fixtures/cf/routes/*.json). Cell addresses exist only
+ * once the foundation runs, so `{{cell <app>/<index>}}` stands for an instance's cell IP; every
+ * mapping must pass routing-api's validation.
+ */
+export function routeTable(cf: CfFoundation, file: string): TcpMappingEntity[] {
+  const text = readFileSync(file, 'utf8').replace(/\{\{cell ([a-z0-9-]+)\/(\d+)\}\}/g, (_, app: string, i: string) => cf.instance(app, Number(i)).cellIp);
+  const routes = parseTcpRoutes(JSON.parse(text));
+  for (const r of routes) {
+    const invalid = validateTcpRouteMapping(r);
+    if (invalid) throw new Error(`${file}: routing-api would reject ${JSON.stringify(r)}: ${invalid}`);
+  }
+  return routes;
 }
 
 /**
