@@ -217,7 +217,10 @@ describe('report: conformance-report.yaml', () => {
     expect(doc.meshproofVersion).to.equal('0.1.0');
     expect(doc.gatewayAPIVersion).to.equal(undefined);
     expect(doc.mode).to.equal('default');
-    expect(doc.implementation).to.deep.equal({ organization: 'envoyproxy', project: 'envoy', url: 'https://www.envoyproxy.io', version: '1.31.2', contact: ['@meshproof'] });
+    expect(doc.implementation).to.deep.equal({
+      organization: 'envoyproxy', project: 'envoy', url: 'https://www.envoyproxy.io', version: '1.31.2', contact: ['@meshproof'],
+      versions: { envoy: '1.31.2', haproxy: '2.6.12' },
+    });
     expect(doc.profiles.map((p: { name: string }) => p.name)).to.deep.equal(['istio', 'cf']);
 
     const [istio, cf] = doc.profiles;
@@ -225,6 +228,7 @@ describe('report: conformance-report.yaml', () => {
       result: 'failure',
       statistics: { Passed: 1, Failed: 1, Skipped: 0 },
       failedTests: ['strict-denial/namespace STRICT'],
+      failedTestReasons: { 'strict-denial/namespace STRICT': '1 of 4 cells wrong: sleep-naked→name-v1:5000/http allowed:plaintext (expected denied)' },
     });
     expect(istio.extended).to.deep.equal({
       result: 'success',
@@ -238,6 +242,7 @@ describe('report: conformance-report.yaml', () => {
       result: 'partial',
       statistics: { Passed: 1, Failed: 0, Skipped: 1 },
       skippedTests: ['route-integrity'],
+      skippedTestReasons: { 'route-integrity': 'needs the kind substrate' },
       supportedFeatures: ['tcp-routes-tls', 'route-integrity'],
       unsupportedFeatures: ['c2c-xfcc'],
     });
@@ -360,6 +365,8 @@ describe('report: report.html', () => {
       suites: '3',
       budgets: '2',
       'budgets-failed': '1',
+      tests: '0',
+      'tests-failed': '0',
     });
   });
 

@@ -2,9 +2,13 @@
 import { spawn } from 'node:child_process';
 import { openSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
 import { EXIT, UserError } from './errors.ts';
-import { runDoctor } from './doctor.ts';
+import { DEFAULT_ENVOY_VERSION, runDoctor } from './doctor.ts';
+import { runCommand, SUBSTRATES, type RunFlags } from './run.ts';
+import { diffCommand, mergeCommand, reportCommand, type MergeFlags } from './reports.ts';
+import { PROFILE_PREFIXES } from './suites.ts';
 import { janitor, ownerAlive, readRecords, stateDirOf, type RunRecord } from '../substrate/state.ts';
 import { loadTopology } from '../substrate/topology.ts';
 import { upNetns, type NetnsCluster } from '../substrate/netns/index.ts';
@@ -12,6 +16,9 @@ import { apply, loadIstio } from '../profiles/istio/resources.ts';
 import { IstioMesh } from '../profiles/istio/index.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** The repository meshproof runs from (suites/, fixtures/, bin/). */
+const REPO_ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
 
 function liveRuns(): RunRecord[] {
   return readRecords()
@@ -128,8 +135,18 @@ async function down(opts: { run?: string; all?: boolean }): Promise<number> {
   return EXIT.ok;
 }
 
+let epipe = false;
+
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
+  if (!epipe) {
+    // `meshproof diff A B | head`: a reader that stops early is not an error.
+    epipe = true;
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      else throw e;
+    });
+  }
   const program = new Command('meshproof')
     .description('Conformance and simulation harness for service-mesh mTLS on real data planes')
     .enablePositionalOptions()
@@ -192,20 +209,56 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('run')
-    .description('provision what is missing, then run the conformance suites on the netns substrate')
-    .option('--suite <names>', 'comma-separated suite names (default: all)')
-    .option('--envoy-version <version>', 'Envoy version')
-    .action(async (o: { suite?: string; envoyVersion?: string }) => {
-      const fixed = await runDoctor({ fix: true, envoyVersion: o.envoyVersion, log });
-      if (fixed !== 0) {
-        code = fixed;
-        return;
-      }
-      const files = o.suite ? o.suite.split(',').map((s) => `suites/${s.trim()}.spec.ts`) : ['suites/**/*.spec.ts'];
-      const mocha = join(process.cwd(), 'node_modules', 'mocha', 'bin', 'mocha.js');
-      const env = { ...process.env, ...(o.envoyVersion ? { MESHPROOF_ENVOY_VERSION: o.envoyVersion } : {}) };
-      const child = spawn(process.execPath, [mocha, ...files], { stdio: 'inherit', env });
-      code = await new Promise((res) => child.on('exit', (c) => res(c === 0 ? EXIT.ok : EXIT.failure)));
+    .description('provision what is missing, run the conformance suites (mocha) and write the reports of the run into one directory')
+    .option('--substrate <name>', `where pods run: ${SUBSTRATES.join(', ')}`, 'netns')
+    .option('--profile <names>', `comma-separated profiles to run (by suite file prefix: ${[...new Set(PROFILE_PREFIXES.map((p) => p[1]))].join(', ')}); default all`)
+    .option('--suite <names>', 'comma-separated suite names, e.g. istio-strict-denial,substrate (default: all)')
+    .option('--envoy-version <versions>', `comma-separated Envoy versions (default ${DEFAULT_ENVOY_VERSION}); several: the suites run once per version, each installed on demand, and the reports get a column per version`)
+    .option('--out <dir>', 'the run directory (default reports/<run id>)')
+    .option('--baseline <results>', 'a results.json (or run directory) to compare with: lists changed verdicts, moved budgets and regressions')
+    .option('--gate', 'exit 1 on any regression against --baseline: a cell from pass to fail or to a weaker transport (mtls → tls → plaintext), a budget from met to missed')
+    .option('--shard <i/n>', 'run only shard i of n: the (version × suite) units, versions in the order given and suites by name, dealt round-robin; join shards with meshproof merge')
+    .addOption(new Option('--no-provision', 'do not run meshproof doctor --fix first').hideHelp())
+    .addOption(new Option('--run-id <id>', 'run id (default: time and a random suffix)').hideHelp())
+    .addHelpText('after', `
+Outputs in the run directory: results.json (one record per probed cell, every mocha test, run metadata),
+junit.xml, conformance-report.yaml, summary.md, report.html; with several Envoy versions also envoy-<version>/
+holding each version's own run. Exit codes: 0 all pass; 1 a failed test, wrong cell or missed budget, or with
+--gate a regression; 2 usage or environment error.
+
+Examples:
+  meshproof run --suite istio-strict-denial
+  meshproof run --profile istio --envoy-version 1.36.4,1.37.0 --out reports/nightly
+  meshproof run --shard 2/4 --out reports/shard-2 && meshproof merge reports/all reports/shard-*
+  meshproof run --baseline reports/release-1.0/results.json --gate`)
+    .action(async (o: RunFlags) => {
+      code = await runCommand(o, { repoRoot: REPO_ROOT, print: (l) => process.stdout.write(`${l}\n`) });
+    });
+
+  program
+    .command('report <run-dir>')
+    .description('re-render junit.xml, conformance-report.yaml, summary.md and report.html from <run-dir>/results.json (exit 0 once written)')
+    .action((dir: string) => {
+      code = reportCommand(dir, (l) => process.stdout.write(`${l}\n`));
+    });
+
+  program
+    .command('diff <run-a> <run-b>')
+    .description('list the cells whose verdict changed from run A to run B (run directories or results.json files), cells added or removed, and budgets that moved (exit 0)')
+    .option('--budget-tolerance <ratio>', 'relative change of a budget value that counts as moved', '0.05')
+    .action((a: string, b: string, o: { budgetTolerance: string }) => {
+      const tol = Number(o.budgetTolerance);
+      if (!Number.isFinite(tol) || tol < 0) throw new UserError(`invalid --budget-tolerance ${JSON.stringify(o.budgetTolerance)}: expected a ratio such as 0.05`);
+      code = diffCommand(a, b, (l) => process.stdout.write(`${l}\n`), { budgetTolerance: tol });
+    });
+
+  program
+    .command('merge <out> <run-dirs...>')
+    .description('join the results of shards (or of runs) into <out>/results.json and render its reports; exit 1 when the merged run failed (or, with --gate, regressed)')
+    .option('--baseline <results>', 'a results.json (or run directory) to compare the merged results with')
+    .option('--gate', 'exit 1 on any regression against --baseline')
+    .action((out: string, dirs: string[], o: MergeFlags) => {
+      code = mergeCommand(out, dirs, (l) => process.stdout.write(`${l}\n`), o);
     });
 
   try {

@@ -1,10 +1,13 @@
 // conformance-report.yaml, modeled on the Gateway API ConformanceReport
 // (kubernetes-sigs/gateway-api conformance/apis/v1): a meshproof profile is a report
 // profile, a suite is a feature (core or extended), a (suite, scenario) is a test whose
-// ShortName is `suite/scenario`. Pure: data in, YAML text out.
+// ShortName is `suite/scenario`. A mocha test of the run (results.json `tests`) that failed
+// without a wrong cell of its suite to explain it (e.g. a hook that could not start the mesh, or
+// an assertion on a counter) is a failed test `suite/<test title>`; a pending one is skipped.
+// meshproof adds failedTestReasons/skippedTestReasons (test → why). Pure: data in, YAML out.
 import { Document, isMap, isScalar, Scalar } from 'yaml';
 import type { ResultRecord } from '../model/verdict.ts';
-import { groupBy, runHeader, unique, type ResultsFile, type SkippedTest } from './meta.ts';
+import { cellName, groupBy, perVersionView, runHeader, unique, type ResultsFile, type SkippedTest, type TestResult } from './meta.ts';
 
 export type Tier = 'core' | 'extended';
 export type ConformanceResult = 'success' | 'partial' | 'failure';
@@ -15,6 +18,8 @@ export interface Implementation {
   url: string;
   version: string;
   contact: string[];
+  /** meshproof addition: the data-plane versions the run used (envoy, haproxy, istio; several Envoy versions joined with ", "). */
+  versions?: Record<string, string>;
 }
 
 export interface ConformanceOptions {
@@ -44,6 +49,10 @@ export interface Status {
   statistics: Statistics;
   failedTests?: string[];
   skippedTests?: string[];
+  /** meshproof addition: why each failed test failed (its wrong cells, or the test's error). */
+  failedTestReasons?: Record<string, string>;
+  /** meshproof addition: why each skipped test was skipped. */
+  skippedTestReasons?: Record<string, string>;
 }
 
 export interface ExtendedStatus extends Status {
@@ -73,22 +82,28 @@ export interface ConformanceReport {
 /** Test ShortName of a (suite, scenario). */
 export const testName = (suite: string, scenario: string): string => `${suite}/${scenario}`;
 
-export function conformanceReport(file: ResultsFile, opts: ConformanceOptions = {}): ConformanceReport {
+export function conformanceReport(input: ResultsFile, opts: ConformanceOptions = {}): ConformanceReport {
+  const file = perVersionView(input);
   const head = runHeader(file);
   const tiers = opts.tiers ?? {};
   const skips = file.skipped ?? [];
-  const profiles = unique([...head.profiles, ...file.records.map((r) => r.profile), ...skips.map((s) => s.profile)]);
+  const mocha = file.tests ?? [];
+  const profiles = unique([...head.profiles, ...file.records.map((r) => r.profile), ...skips.map((s) => s.profile), ...mocha.filter((t) => t.state !== 'passed').map((t) => t.profile)]);
   const scopeOf = (key: string) => profiles.find((p) => key.startsWith(`${p}/`));
 
   const reports = profiles.map((profile): ProfileReport => {
     const tierOf = (suite: string): Tier => tiers[`${profile}/${suite}`] ?? tiers[suite] ?? 'core';
     const recs = file.records.filter((r) => r.profile === profile);
     const skipped = skips.filter((s) => s.profile === profile);
-    const core = status(recs.filter((r) => tierOf(r.suite) === 'core'), skipped.filter((s) => tierOf(s.suite) === 'core'));
-    const seen = new Set([...recs.map((r) => r.suite), ...skipped.map((s) => s.suite)]);
+    // A failed mocha test counts only when no wrong cell of its suite (and Envoy version) explains it.
+    const explained = new Set(file.records.filter((r) => !r.pass).map((r) => `${r.suite}\u0000${r.envoyVersion ?? ''}`));
+    const tests = mocha.filter((t) => t.profile === profile && (t.state === 'pending' || (t.state === 'failed' && !explained.has(`${t.suite}\u0000${t.envoyVersion ?? ''}`))));
+    const core = status(recs.filter((r) => tierOf(r.suite) === 'core'), skipped.filter((s) => tierOf(s.suite) === 'core'), tests.filter((t) => tierOf(t.suite) === 'core'));
+    const seen = new Set([...recs.map((r) => r.suite), ...skipped.map((s) => s.suite), ...tests.map((t) => t.suite)]);
     const extRecs = recs.filter((r) => tierOf(r.suite) === 'extended');
     const extSkips = skipped.filter((s) => tierOf(s.suite) === 'extended');
-    const supported = unique([...extRecs.map((r) => r.suite), ...extSkips.map((s) => s.suite)]);
+    const extTests = tests.filter((t) => tierOf(t.suite) === 'extended');
+    const supported = unique([...extRecs.map((r) => r.suite), ...extSkips.map((s) => s.suite), ...extTests.map((t) => t.suite)]);
     const unsupported = unique(
       Object.keys(tiers)
         .map((key) => {
@@ -101,7 +116,7 @@ export function conformanceReport(file: ResultsFile, opts: ConformanceOptions = 
     );
     const report: ProfileReport = { name: profile, summary: '', core };
     if (supported.length || unsupported.length) {
-      const ext: ExtendedStatus = status(extRecs, extSkips);
+      const ext: ExtendedStatus = status(extRecs, extSkips, extTests);
       if (supported.length) ext.supportedFeatures = supported;
       if (unsupported.length) ext.unsupportedFeatures = unsupported;
       report.extended = ext;
@@ -125,26 +140,59 @@ export function conformanceReport(file: ResultsFile, opts: ConformanceOptions = 
       url: opts.implementation?.url ?? '',
       version: opts.implementation?.version ?? versions.envoy ?? 'unknown',
       contact: opts.implementation?.contact ?? [],
+      ...dataPlaneVersions(head.meta?.versions ?? {}, head.meta?.envoyVersions),
     },
     profiles: reports,
   };
 }
 
-/** A test fails when any of its cells is wrong; Gateway API: any failure → failure, else any skip → partial. */
-function status(recs: ResultRecord[], skipped: SkippedTest[]): Status {
+/** The data planes' versions from the run metadata, when it has any. */
+function dataPlaneVersions(versions: Record<string, string>, envoyVersions?: string[]): { versions?: Record<string, string> } {
+  const out: Record<string, string> = {};
+  for (const k of ['envoy', 'haproxy', 'istio']) if (versions[k]) out[k] = versions[k];
+  if (envoyVersions && envoyVersions.length > 1) out.envoy = envoyVersions.join(', ');
+  return Object.keys(out).length ? { versions: out } : {};
+}
+
+/** At most this many wrong cells are named in a failed test's reason. */
+const REASON_CELLS = 5;
+
+/**
+ * A test fails when any of its cells is wrong (or it is a failed mocha test, see the header);
+ * Gateway API: any failure → failure, else any skip → partial.
+ */
+function status(recs: ResultRecord[], skipped: SkippedTest[], tests: TestResult[] = []): Status {
   const failed: string[] = [];
+  const failedReasons: Record<string, string> = {};
   let passed = 0;
   for (const [key, cells] of groupBy(recs, (r) => testName(r.suite, r.scenario))) {
-    if (cells.every((c) => c.pass)) passed++;
-    else failed.push(key);
+    const wrong = cells.filter((c) => !c.pass);
+    if (!wrong.length) {
+      passed++;
+      continue;
+    }
+    failed.push(key);
+    const named = wrong.slice(0, REASON_CELLS).map((r) => `${cellName(r)} ${r.verdict} (expected ${r.expected})`);
+    failedReasons[key] = `${wrong.length} of ${cells.length} cells wrong: ${named.join('; ')}${wrong.length > REASON_CELLS ? '; …' : ''}`;
   }
-  const skippedTests = unique(skipped.map((s) => (s.scenario === undefined ? s.suite : testName(s.suite, s.scenario))));
+  for (const t of tests.filter((x) => x.state === 'failed')) {
+    const key = testName(t.suite, t.title);
+    if (failedReasons[key] !== undefined) continue;
+    failed.push(key);
+    failedReasons[key] = (t.error ?? 'failed').split('\n')[0]!;
+  }
+  const skippedReasons: Record<string, string> = {};
+  for (const s of skipped) skippedReasons[s.scenario === undefined ? s.suite : testName(s.suite, s.scenario)] ??= s.reason;
+  for (const t of tests.filter((x) => x.state === 'pending')) skippedReasons[testName(t.suite, t.title)] ??= 'pending (it.skip, or this.skip() in the test)';
+  const skippedTests = Object.keys(skippedReasons);
   const st: Status = {
     result: failed.length ? 'failure' : skippedTests.length ? 'partial' : 'success',
     statistics: { Passed: passed, Failed: failed.length, Skipped: skippedTests.length },
   };
   if (failed.length) st.failedTests = failed;
   if (skippedTests.length) st.skippedTests = skippedTests;
+  if (failed.length) st.failedTestReasons = failedReasons;
+  if (skippedTests.length) st.skippedTestReasons = skippedReasons;
   return st;
 }
 

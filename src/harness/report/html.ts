@@ -9,16 +9,22 @@
 //   g[data-budget="pass|fail"][data-budget-idx]                                    one per budget
 //   #evidence (the JSON of the clicked element), #evidence-title
 //   article.scenario[data-suite][data-scenario][data-pass]
+//   #failed-tests li[data-failed-test=<suite>]   one per failed mocha test (results.json `tests`)
+//   #version-matrix[data-versions] td[data-vcell="mtls|tls|plaintext|denied"][data-idx][data-version]  (two or more Envoy versions)
 import type { ResultRecord } from '../model/verdict.ts';
 import { badgeIcon, renderGraph } from './graph.ts';
-import { durationMs, edgeKind, escapeXml as esc, formatDuration, groupBy, runHeader, tally, unique, type BudgetResult, type EdgeKind, type ResultsFile } from './meta.ts';
+import { versionMatrix, type VersionMatrix } from './matrix.ts';
+import { durationMs, edgeKind, escapeXml as esc, formatDuration, groupBy, perVersionView, runHeader, tally, unique, type BudgetResult, type EdgeKind, type ResultsFile } from './meta.ts';
 
 export interface HtmlOptions {
   /** Page title; default `meshproof <run>`. */
   title?: string;
 }
 
-export function renderHtml(file: ResultsFile, opts: HtmlOptions = {}): string {
+export function renderHtml(input: ResultsFile, opts: HtmlOptions = {}): string {
+  const matrix = versionMatrix(input);
+  // Scenarios named per Envoy version for the tables and graphs; the evidence panel shows the records as written.
+  const file = perVersionView(input);
   const head = runHeader(file);
   const records = file.records;
   const budgets = file.budgets ?? [];
@@ -29,7 +35,8 @@ export function renderHtml(file: ResultsFile, opts: HtmlOptions = {}): string {
     (x) => x.r.suite,
   );
   const scenarioCount = unique(records.map((r) => `${r.suite}\u0000${r.scenario}`)).length;
-  const ok = t.failed === 0 && bFailed === 0;
+  const failedTests = (file.tests ?? []).filter((x) => x.state === 'failed');
+  const ok = t.failed === 0 && bFailed === 0 && failedTests.length === 0;
   const title = opts.title ?? `meshproof ${head.run}`;
 
   const body: string[] = [];
@@ -37,7 +44,8 @@ export function renderHtml(file: ResultsFile, opts: HtmlOptions = {}): string {
   body.push(
     `<section id="summary" data-result="${ok ? 'pass' : 'fail'}" data-total="${t.cells}" data-passed="${t.passed}" data-failed="${t.failed}" ` +
       `data-mtls="${t.mtls}" data-tls="${t.tls}" data-plaintext="${t.plaintext}" data-denied="${t.denied}" ` +
-      `data-scenarios="${scenarioCount}" data-suites="${suites.size}" data-budgets="${budgets.length}" data-budgets-failed="${bFailed}">` +
+      `data-scenarios="${scenarioCount}" data-suites="${suites.size}" data-budgets="${budgets.length}" data-budgets-failed="${bFailed}" ` +
+      `data-tests="${file.tests?.length ?? 0}" data-tests-failed="${failedTests.length}">` +
       `<span class="count" data-count="total"><b>${t.cells}</b> cells</span>` +
       `<span class="count ok" data-count="passed"><b>${t.passed}</b> correct</span>` +
       `<span class="count ${t.failed ? 'bad' : ''}" data-count="failed"><b>${t.failed}</b> wrong</span>` +
@@ -47,6 +55,7 @@ export function renderHtml(file: ResultsFile, opts: HtmlOptions = {}): string {
       `<span class="count" data-count="denied">${badgeIcon('denied')} <b>${t.denied}</b> denied</span>` +
       `<span class="count" data-count="scenarios"><b>${scenarioCount}</b> scenarios in <b>${suites.size}</b> suites</span>` +
       (budgets.length ? `<span class="count ${bFailed ? 'bad' : ''}" data-count="budgets"><b>${budgets.length - bFailed}/${budgets.length}</b> budgets met</span>` : '') +
+      (file.tests?.length ? `<span class="count ${failedTests.length ? 'bad' : ''}" data-count="tests"><b>${file.tests.length - failedTests.length}/${file.tests.length}</b> tests passed</span>` : '') +
       `<label class="filter"><input type="checkbox" id="only-wrong"> only scenarios with wrong cells</label>` +
       `</section>`,
   );
@@ -54,6 +63,14 @@ export function renderHtml(file: ResultsFile, opts: HtmlOptions = {}): string {
   body.push(toc(suites));
 
   const main: string[] = [];
+  if (failedTests.length) {
+    main.push(
+      `<section id="failed-tests"><h2>Failed tests</h2><ul>${failedTests
+        .map((x) => `<li data-failed-test="${esc(x.suite)}"><b>${esc(x.suite)}</b> — ${esc(x.title)}<pre>${esc(x.error ?? 'failed')}</pre></li>`)
+        .join('')}</ul></section>`,
+    );
+  }
+  if (matrix) main.push(matrixSection(matrix));
   let sid = 0;
   for (const [suite, items] of suites) {
     const wrong = items.filter((x) => !x.r.pass).length;
@@ -87,7 +104,7 @@ export function renderHtml(file: ResultsFile, opts: HtmlOptions = {}): string {
   }
   if (!records.length && !budgets.length) main.push('<p class="empty">This run has no results.</p>');
 
-  const data = jsonForScript({ records, budgets });
+  const data = jsonForScript({ records: input.records, budgets });
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -136,6 +153,30 @@ function metaList(file: ResultsFile): string {
     if (m.shards?.length) rows.push(['shards', m.shards.map((s) => s.run).join(', ')]);
   }
   return `<dl class="meta">${rows.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join('')}</dl>`;
+}
+
+/** Cell × Envoy version: one column per version, each cell its verdict (clickable like the truth tables). */
+function matrixSection(m: VersionMatrix): string {
+  const differing = m.rows.filter((r) => r.differs || r.wrong).length;
+  const heads = m.versions.map((v) => `<th scope="col">envoy ${esc(v)}</th>`).join('');
+  const rows = m.rows.map((row) => {
+    const tds = row.byVersion.map((x, i) => {
+      if (!x) return `<td class="none" data-version="${esc(m.versions[i])}"></td>`;
+      const r = x.record;
+      const kind = edgeKind(r.verdict);
+      return (
+        `<td class="cell ${kind}${r.pass ? '' : ' wrong'}" data-vcell="${kind}" data-idx="${x.idx}" data-pass="${r.pass}" data-version="${esc(m.versions[i])}" ` +
+        `tabindex="0" role="button" title="${esc(`${row.cell} with envoy ${m.versions[i]}: ${r.verdict}, expected ${r.expected}`)}">` +
+        `${badgeIcon(kind, 14)}<span class="mark">${esc(r.verdict)}${r.pass ? '' : ' !'}</span></td>`
+      );
+    });
+    return `<tr data-differs="${row.differs}"><th scope="row">${esc(row.suite)} / ${esc(row.scenario)}</th><td class="cellname">${esc(row.cell)}</td>${tds.join('')}</tr>`;
+  });
+  return (
+    `<section id="version-matrix" data-versions="${m.versions.length}" data-differing="${differing}"><h2>Envoy version matrix</h2>` +
+    `<p class="legend">${m.rows.length} cells × ${m.versions.length} versions: ${differing} differ between versions or are wrong.</p>` +
+    `<table class="truth matrix"><thead><tr><th class="corner">suite / scenario</th><th class="corner">cell</th>${heads}</tr></thead><tbody>${rows.join('')}</tbody></table></section>`
+  );
 }
 
 function legend(): string {
@@ -278,6 +319,9 @@ table.truth th.corner { color: var(--muted); font-weight: normal; }
 td.cell { cursor: pointer; white-space: nowrap; } td.cell .badge { vertical-align: -3px; margin-right: 3px; }
 td.cell .mark { font-family: ui-monospace, monospace; }
 td.cell.wrong { background: #ffebe9; outline: 2px solid var(--bad); outline-offset: -2px; } td.cell.wrong .mark { color: var(--bad); font-weight: 700; }
+table.matrix th[scope=row], table.matrix td.cellname { text-align: left; font-weight: normal; font-family: ui-monospace, monospace; }
+table.matrix tr[data-differs="true"] th[scope=row] { font-weight: 600; }
+#failed-tests pre { white-space: pre-wrap; font: 12px/1.4 ui-monospace, monospace; background: #ffebe9; padding: 6px 8px; margin: 4px 0 10px; }
 td.none { background: repeating-linear-gradient(45deg, #fff, #fff 4px, var(--bg2) 4px, var(--bg2) 8px); }
 g.edge { cursor: pointer; } g.edge:hover path, g.edge:focus path { stroke-width: 3; }
 [data-selected] { outline: 3px solid #8250df; } g[data-selected] path:not(.hit) { stroke: #8250df; stroke-width: 3; }
@@ -308,7 +352,7 @@ const SCRIPT = `
     var idx = el.getAttribute('data-idx');
     if (idx !== null) {
       var r = data.records[Number(idx)];
-      title.textContent = r.suite + ' / ' + r.scenario + ': ' + r.from + ' \\u2192 ' + r.to + ':' + r.port + '/' + r.protocol + ' \\u2014 ' + r.verdict + (r.pass ? '' : ' (expected ' + r.expected + ')');
+      title.textContent = r.suite + ' / ' + r.scenario + (r.envoyVersion ? ' (envoy ' + r.envoyVersion + ')' : '') + ': ' + r.from + ' \\u2192 ' + r.to + ':' + r.port + '/' + r.protocol + ' \\u2014 ' + r.verdict + (r.pass ? '' : ' (expected ' + r.expected + ')');
       pre.textContent = JSON.stringify(r, null, 2);
       pre.setAttribute('data-shown', 'record:' + idx);
       select('data-idx', idx);

@@ -1,9 +1,15 @@
 // junit.xml for CI test reporters (Jenkins, GitLab, GitHub test-reporter actions): one
-// <testsuite> per meshproof suite, one <testcase> per (suite, scenario); the wrong cells of a
-// scenario are its <failure>, each with its evidence. Pure: data in, XML text out.
+// <testsuite> per meshproof suite. When the file has the run's mocha tests (`meshproof run`
+// writes them), one <testcase> per suite test: a failed test's <failure> lists the suite's wrong
+// cells with their evidence (wrong cells no failed test accounts for get a `probed cells` case).
+// Without tests (older files), one <testcase> per (suite, scenario), failed by its wrong cells.
+// With several Envoy versions, test and scenario names carry ` · envoy <v>`. Pure: data in, XML out.
 import type { ResultRecord } from '../model/verdict.ts';
 import { truthTable } from './results.ts';
-import { cellName, escapeXml as esc, escapeXmlAttr as attr, evidenceLine, groupBy, runHeader, type BudgetResult, type ResultsFile, type SkippedTest } from './meta.ts';
+import {
+  cellName, envoyVersionsOf, escapeXml as esc, escapeXmlAttr as attr, evidenceLine, groupBy, perVersionView, runHeader, versionedName,
+  type BudgetResult, type CellRecord, type ResultsFile, type SkippedTest, type TestResult,
+} from './meta.ts';
 
 /** Name of the extra <testsuite> that carries throughput budgets, when the file has any. */
 export const BUDGET_SUITE = 'budgets';
@@ -16,18 +22,25 @@ interface Case {
   out?: string;
 }
 
-export function renderJUnit(file: ResultsFile): string {
+export function renderJUnit(input: ResultsFile): string {
+  const file = perVersionView(input);
+  const multi = envoyVersionsOf(input).length > 1;
   const head = runHeader(file);
   const skips = file.skipped ?? [];
   const bySuite = groupBy(file.records, (r) => r.suite);
+  const testsBySuite = groupBy(file.tests ?? [], (t) => t.suite);
+  for (const s of testsBySuite.keys()) if (!bySuite.has(s)) bySuite.set(s, []);
   for (const s of skips) if (!bySuite.has(s.suite)) bySuite.set(s.suite, []);
 
-  const suites: { name: string; cases: Case[]; profile: string }[] = [];
+  const suites: { name: string; cases: Case[]; profile: string; out?: string }[] = [];
   for (const [suite, recs] of bySuite) {
-    const cases: Case[] = [...groupBy(recs, (r) => r.scenario)].map(([scenario, cells]) => scenarioCase(scenario, cells));
+    const tests = testsBySuite.get(suite) ?? [];
+    const scenarios = [...groupBy(recs, (r) => r.scenario)];
+    const cases: Case[] = tests.length ? testCases(tests, recs, multi) : scenarios.map(([scenario, cells]) => scenarioCase(scenario, cells));
     for (const s of skips.filter((x) => x.suite === suite)) cases.push(skippedCase(s));
-    const profile = [...new Set([...recs.map((r) => r.profile), ...skips.filter((x) => x.suite === suite).map((x) => x.profile)])].join(',');
-    suites.push({ name: suite, cases, profile });
+    const profile = [...new Set([...recs.map((r) => r.profile), ...tests.map((t) => t.profile), ...skips.filter((x) => x.suite === suite).map((x) => x.profile)])].join(',');
+    const out = tests.length && scenarios.length ? scenarios.map(([scenario, cells]) => truthTable(scenario, cells)).join('\n\n') : undefined;
+    suites.push({ name: suite, cases, profile, ...(out ? { out } : {}) });
   }
   if (file.budgets?.length) suites.push({ name: BUDGET_SUITE, cases: file.budgets.map(budgetCase), profile: head.profiles.join(',') });
 
@@ -65,6 +78,7 @@ export function renderJUnit(file: ResultsFile): string {
       if (c.out) out.push(`      <system-out>${esc(c.out)}</system-out>`);
       out.push('    </testcase>');
     }
+    if (s.out) out.push(`    <system-out>${esc(s.out)}</system-out>`);
     out.push('  </testsuite>');
   });
   out.push('</testsuites>', '');
@@ -83,6 +97,37 @@ function scenarioCase(scenario: string, cells: ResultRecord[]): Case {
     };
   }
   return c;
+}
+
+/** One case per mocha test; a failed test lists the wrong cells of its suite (same Envoy version) with their evidence. */
+function testCases(tests: TestResult[], recs: CellRecord[], multi: boolean): Case[] {
+  const cases: Case[] = [];
+  const explained = new Set<string>();
+  for (const t of tests) {
+    const c: Case = { name: t.title, time: (t.ms ?? 0) / 1000 };
+    if (t.state === 'pending') c.skipped = 'pending (it.skip, or this.skip() in the test)';
+    if (t.state === 'failed') {
+      const wrong = recs.filter((r) => !r.pass && r.envoyVersion === t.envoyVersion);
+      explained.add(t.envoyVersion ?? '');
+      const error = (t.error ?? 'failed').trim();
+      const first = error.split('\n')[0]!;
+      const list = wrong.map((r) => `${cellName(r)} ${r.verdict} expected ${r.expected}/observed ${r.observed}`).join('; ');
+      c.failure = {
+        type: wrong.length ? 'meshproof.CellMismatch' : 'meshproof.TestFailure',
+        message: wrong.length ? `${first} — ${wrong.length} wrong cells: ${list}` : first,
+        body: [error, ...(wrong.length ? ['', 'wrong cells:', ...wrong.map((r) => `${r.scenario}: ${evidenceLine(r)}`)] : [])].join('\n'),
+      };
+    }
+    cases.push(c);
+  }
+  // Wrong cells no failed test accounts for (a suite that records without asserting).
+  for (const version of groupBy(recs.filter((r) => !r.pass), (r) => r.envoyVersion ?? '').keys()) {
+    if (explained.has(version)) continue;
+    const c = scenarioCase(versionedName('probed cells', multi ? version : undefined), recs.filter((r) => (r.envoyVersion ?? '') === version));
+    c.out = undefined;
+    cases.push(c);
+  }
+  return cases;
 }
 
 function skippedCase(s: SkippedTest): Case {

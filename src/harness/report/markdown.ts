@@ -2,21 +2,28 @@
 // Cyclonus-style truth table per scenario of each suite, and the budgets. Pure: data in, text out.
 import type { ResultRecord } from '../model/verdict.ts';
 import { truthTable } from './results.ts';
-import { durationMs, evidenceFields, formatDuration, groupBy, runHeader, tally, type BudgetResult, type ResultsFile, type RunHeader } from './meta.ts';
+import { versionMatrix, type VersionMatrix } from './matrix.ts';
+import { durationMs, evidenceFields, formatDuration, groupBy, perVersionView, runHeader, tally, type BudgetResult, type ResultsFile, type RunHeader } from './meta.ts';
 
 export interface MarkdownOptions {
   /** List at most this many failed cells (a GitHub comment holds 65536 characters); default 100. */
   maxFailures?: number;
   /** Fold the tables of suites without failures into <details>; default true. */
   foldPassing?: boolean;
+  /** Version matrix: list every cell up to this many rows, past it only the cells that differ or are wrong; default 200. */
+  maxMatrixRows?: number;
 }
 
-export function renderMarkdown(file: ResultsFile, opts: MarkdownOptions = {}): string {
+export function renderMarkdown(input: ResultsFile, opts: MarkdownOptions = {}): string {
+  const matrix = versionMatrix(input);
+  const file = perVersionView(input);
   const head = runHeader(file);
   const t = tally(file.records);
   const budgets = file.budgets ?? [];
   const budgetsFailed = budgets.filter((b) => !b.pass).length;
-  const ok = t.failed === 0 && budgetsFailed === 0;
+  const tests = file.tests ?? [];
+  const failedTests = tests.filter((x) => x.state === 'failed');
+  const ok = t.failed === 0 && budgetsFailed === 0 && failedTests.length === 0;
   const out: string[] = [];
 
   out.push(`# meshproof run ${code(head.run)} — ${ok ? '✅ passed' : '❌ failed'}`, '');
@@ -26,7 +33,8 @@ export function renderMarkdown(file: ResultsFile, opts: MarkdownOptions = {}): s
   out.push(
     `**${plural(t.cells, 'cell')}: ${t.passed} correct, ${t.failed} wrong** in ${plural(scenarios.size, 'scenario')} of ${plural(suites.size, 'suite')}` +
       ` · 🔒 mtls ${t.mtls} · 🔐 tls ${t.tls} · 🔓 plaintext ${t.plaintext} · ⊘ denied ${t.denied}` +
-      (budgets.length ? ` · budgets ${budgets.length - budgetsFailed}/${budgets.length} met` : ''),
+      (budgets.length ? ` · budgets ${budgets.length - budgetsFailed}/${budgets.length} met` : '') +
+      (tests.length ? ` · tests ${tests.length - failedTests.length}/${tests.length} passed` : ''),
     '',
   );
   if (file.skipped?.length) {
@@ -47,14 +55,27 @@ export function renderMarkdown(file: ResultsFile, opts: MarkdownOptions = {}): s
     if (failed.length > max) out.push(`- … and ${failed.length - max} more wrong cells (see junit.xml / report.html)`);
     out.push('');
   }
+  if (failedTests.length) {
+    // A failed test is not always a wrong cell: a hook that could not start the mesh, an assertion on a counter.
+    out.push('## Failed tests', '');
+    for (const x of failedTests) out.push(`- **${text(x.suite)}** — ${text(x.title)}: ${code((x.error ?? 'failed').split('\n')[0]!)}`);
+    out.push('');
+  }
 
-  out.push('## Suites', '', '| | suite | profile | scenarios | cells | wrong |', '|---|---|---|---:|---:|---:|');
-  for (const [suite, recs] of suites) {
+  const testsBySuite = groupBy(tests, (x) => x.suite);
+  const suiteNames = [...new Set([...suites.keys(), ...testsBySuite.keys()])];
+  out.push('## Suites', '', '| | suite | profile | scenarios | cells | wrong | failed tests |', '|---|---|---|---:|---:|---:|---:|');
+  for (const suite of suiteNames) {
+    const recs = suites.get(suite) ?? [];
+    const mine = testsBySuite.get(suite) ?? [];
     const wrong = recs.filter((r) => !r.pass).length;
-    const profiles = [...new Set(recs.map((r) => r.profile))].join(', ');
-    out.push(`| ${wrong ? '❌' : '✅'} | ${cell(suite)} | ${cell(profiles)} | ${groupBy(recs, (r) => r.scenario).size} | ${recs.length} | ${wrong} |`);
+    const bad = mine.filter((x) => x.state === 'failed').length;
+    const profiles = [...new Set([...recs.map((r) => r.profile), ...(recs.length ? [] : mine.map((x) => x.profile))])].join(', ');
+    out.push(`| ${wrong || bad ? '❌' : '✅'} | ${cell(suite)} | ${cell(profiles)} | ${groupBy(recs, (r) => r.scenario).size} | ${recs.length} | ${wrong} | ${mine.length ? bad : '—'} |`);
   }
   out.push('');
+
+  if (matrix) out.push(...matrixSection(matrix, opts.maxMatrixRows ?? 200), '');
 
   for (const [suite, recs] of suites) {
     const wrong = recs.filter((r) => !r.pass).length;
@@ -95,6 +116,26 @@ function metaTable(head: RunHeader): string[] {
     if (m.shards?.length) rows.push(['shards', m.shards.map((s) => codeCell(s.run)).join(', ')]);
   }
   return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)];
+}
+
+/** One column per Envoy version: ✅/❌ and the verdict of each cell. */
+function matrixSection(m: VersionMatrix, maxRows: number): string[] {
+  const differing = m.rows.filter((r) => r.differs || r.wrong);
+  const rows = m.rows.length <= maxRows ? m.rows : differing.slice(0, maxRows);
+  const out = [
+    '## Envoy version matrix',
+    '',
+    `${plural(m.rows.length, 'cell')} × ${plural(m.versions.length, 'version')}: ${differing.length} differ between versions or are wrong.`,
+    '',
+    `| suite / scenario | cell | ${m.versions.map((v) => `envoy ${codeCell(v)}`).join(' | ')} |`,
+    `|---|---|${m.versions.map(() => '---').join('|')}|`,
+  ];
+  for (const r of rows) {
+    const cols = r.byVersion.map((x) => (x ? `${x.record.pass ? '✅' : '❌'} ${codeCell(x.record.verdict)}` : '—'));
+    out.push(`| ${cell(`${r.suite} / ${r.scenario}`)} | ${codeCell(r.cell)} | ${cols.join(' | ')} |`);
+  }
+  if (rows.length < m.rows.length) out.push('', `… ${m.rows.length - rows.length} more cells (the same verdict, correct, in every version) are in report.html.`);
+  return out;
 }
 
 function failureLine(r: ResultRecord): string {

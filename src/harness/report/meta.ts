@@ -13,6 +13,27 @@ export interface MachineInfo {
   os: string;
 }
 
+/**
+ * A result record as results.json holds it: the DESIGN.md contract, plus the Envoy version the
+ * cell was probed with. `meshproof run` stamps `envoyVersion` on every record when the run
+ * ends, so files from several versions (a matrix run, or merged shards) keep their cells apart.
+ */
+export type CellRecord = ResultRecord & { envoyVersion?: string };
+
+/** One mocha test of a suite (an `it`, or a hook that failed), as `meshproof run` saw it. */
+export interface TestResult {
+  /** Suite name: the spec file's name without `.spec.ts` (the records' `suite`). */
+  suite: string;
+  profile: string;
+  /** Full title: the describe titles and the test's, joined with spaces. */
+  title: string;
+  state: 'passed' | 'failed' | 'pending';
+  ms?: number;
+  /** The failure: the error's message (and the first lines of its stack). */
+  error?: string;
+  envoyVersion?: string;
+}
+
 /** One run: where it ran, on what, with which data-plane versions. */
 export interface RunMetadata {
   run: string;
@@ -28,6 +49,10 @@ export interface RunMetadata {
   envoyVersions?: string[];
   /** Set by mergeResults: the metadata of each shard that went into a merged file. */
   shards?: RunMetadata[];
+  /** `i/n` when the run was one shard of a matrix (`meshproof run --shard i/n`). */
+  shard?: string;
+  /** The suites this run (or shard) selected. */
+  suites?: string[];
 }
 
 /** A throughput/latency budget measured by the load suites; `pass` is decided by whoever measured it. */
@@ -42,6 +67,8 @@ export interface BudgetResult {
   pass: boolean;
   /** Per-round values, when the budget was measured over several rounds. */
   rounds?: number[];
+  /** The Envoy version it was measured with (stamped like CellRecord.envoyVersion). */
+  envoyVersion?: string;
 }
 
 /** A test (suite, or one scenario of it) that a run decided not to probe, and why. */
@@ -59,9 +86,11 @@ export interface SkippedTest {
  */
 export interface ResultsFile {
   meta?: RunMetadata;
-  records: ResultRecord[];
+  records: CellRecord[];
   budgets?: BudgetResult[];
   skipped?: SkippedTest[];
+  /** Every mocha test of the run with its outcome (written by `meshproof run`). */
+  tests?: TestResult[];
 }
 
 /** Parses and checks results.json text; `source` names the file in errors. */
@@ -81,9 +110,14 @@ export function parseResultsFile(text: string, source = 'results.json'): Results
     if (typeof r.port !== 'number') throw new UserError(`${source}: records[${i}].port must be a number`);
     if (typeof r.pass !== 'boolean') throw new UserError(`${source}: records[${i}].pass must be a boolean`);
   });
-  for (const k of ['budgets', 'skipped'] as const) {
+  for (const k of ['budgets', 'skipped', 'tests'] as const) {
     if (doc[k] !== undefined && !Array.isArray(doc[k])) throw new UserError(`${source}: "${k}" must be an array`);
   }
+  (doc.tests as unknown[] | undefined)?.forEach((t: unknown, i: number) => {
+    if (!isObject(t) || typeof t.suite !== 'string' || typeof t.title !== 'string' || !['passed', 'failed', 'pending'].includes(t.state as string)) {
+      throw new UserError(`${source}: tests[${i}] needs a suite, a title and a state (passed, failed or pending)`);
+    }
+  });
   if (doc.meta !== undefined && !isObject(doc.meta)) throw new UserError(`${source}: "meta" must be an object`);
   return doc as unknown as ResultsFile;
 }
@@ -104,9 +138,45 @@ export function edgeKind(verdict: Verdict | string): EdgeKind {
   return 'denied';
 }
 
-/** The identity of a cell across runs: suite / scenario / from → to:port/protocol. */
-export function cellKey(r: Pick<ResultRecord, 'suite' | 'scenario' | 'from' | 'to' | 'port' | 'protocol'>): string {
+type CellId = Pick<ResultRecord, 'suite' | 'scenario' | 'from' | 'to' | 'port' | 'protocol'> & { envoyVersion?: string };
+
+/** The identity of a cell across runs: suite / scenario / from → to:port/protocol, and ` @ envoy <v>` when stamped. */
+export function cellKey(r: CellId): string {
+  return `${baseCellKey(r)}${r.envoyVersion ? ` @ envoy ${r.envoyVersion}` : ''}`;
+}
+
+/** cellKey without the Envoy version: the same cell across versions. */
+export function baseCellKey(r: CellId): string {
   return `${r.suite} / ${r.scenario} / ${r.from} → ${r.to}:${r.port}/${r.protocol}`;
+}
+
+// ---- Envoy versions -------------------------------------------------------------------
+
+/** The distinct Envoy versions stamped on a file's records, budgets and tests, in order of appearance. */
+export function envoyVersionsOf(file: Pick<ResultsFile, 'records' | 'budgets' | 'tests'>): string[] {
+  const all = [...file.records, ...(file.budgets ?? []), ...(file.tests ?? [])].map((x) => x.envoyVersion);
+  return unique(all.filter((v): v is string => !!v));
+}
+
+/** `scenario · envoy 1.36.4`: how a scenario is named when a file holds several Envoy versions. */
+export function versionedName(name: string, version: string | undefined): string {
+  return version ? `${name} · envoy ${version}` : name;
+}
+
+/**
+ * The file the renderers draw: with two or more Envoy versions, each scenario (and mocha test)
+ * is named per version (versionedName), so truth tables, graphs, JUnit test cases and
+ * conformance tests stay one per version. With one version or none the file is returned as is.
+ * Idempotent.
+ */
+export function perVersionView(file: ResultsFile): ResultsFile {
+  if (envoyVersionsOf(file).length < 2) return file;
+  const name = (n: string, v?: string) => (v && n.endsWith(` · envoy ${v}`) ? n : versionedName(n, v));
+  return {
+    ...file,
+    records: file.records.map((r) => ({ ...r, scenario: name(r.scenario, r.envoyVersion) })),
+    ...(file.tests ? { tests: file.tests.map((t) => ({ ...t, title: name(t.title, t.envoyVersion) })) } : {}),
+  };
 }
 
 /** `from→to:port/protocol`, the short name of a cell inside one scenario. */

@@ -2,17 +2,16 @@
 // conformance-report.yaml, summary.md and report.html beside it. The only module of
 // report/ that touches files; diffRuns and mergeResults are pure (future `meshproof diff`
 // and `meshproof merge`). Also runnable: `npx tsx src/harness/report/render.ts reports/<run>...`.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, hostname, release, totalmem, platform, arch } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UserError } from '../cli/errors.ts';
-import type { ResultRecord } from '../model/verdict.ts';
 import { renderConformanceYaml, type ConformanceOptions } from './conformance.ts';
 import { renderHtml, type HtmlOptions } from './html.ts';
 import { renderJUnit } from './junit.ts';
 import { renderMarkdown, type MarkdownOptions } from './markdown.ts';
-import { cellKey, joinRuns, parseResultsFile, unique, type BudgetResult, type MachineInfo, type ResultsFile, type RunMetadata } from './meta.ts';
+import { baseCellKey, cellKey, edgeKind, envoyVersionsOf, joinRuns, parseResultsFile, unique, type BudgetResult, type CellRecord, type MachineInfo, type ResultsFile, type RunMetadata } from './meta.ts';
 
 export const RESULTS_FILE = 'results.json';
 
@@ -71,6 +70,14 @@ export function writeRunMetadata(runDir: string, meta: RunMetadata): void {
   writeAtomically(file, JSON.stringify({ ...prior, meta }, null, 2));
 }
 
+/** Writes <dir>/results.json (atomically). */
+export function writeResultsFile(dir: string, file: ResultsFile): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, RESULTS_FILE);
+  writeAtomically(path, JSON.stringify(file, null, 2));
+  return path;
+}
+
 /** This machine, for RunMetadata.machine. */
 export function machineInfo(): MachineInfo {
   let os = `${platform()} ${arch()}`;
@@ -92,10 +99,10 @@ function writeAtomically(path: string, text: string): void {
 // ---- diff and merge -------------------------------------------------------------------
 
 export interface CellChange {
-  /** cellKey: `suite / scenario / from → to:port/protocol`. */
+  /** cellKey: `suite / scenario / from → to:port/protocol` (and ` @ envoy <v>`, see diffRuns). */
   key: string;
-  before: ResultRecord;
-  after: ResultRecord;
+  before: CellRecord;
+  after: CellRecord;
 }
 
 export interface BudgetMove {
@@ -115,9 +122,9 @@ export interface RunDiff {
   /** Cells in both runs whose verdict, expected, observed or pass differ (evidence alone is not a change). */
   changed: CellChange[];
   /** Cells only in b. */
-  added: ResultRecord[];
+  added: CellRecord[];
   /** Cells only in a. */
-  removed: ResultRecord[];
+  removed: CellRecord[];
   /** Budgets that flipped pass/fail, appeared, disappeared, or moved more than the tolerance. */
   budgetsMoved: BudgetMove[];
 }
@@ -127,15 +134,24 @@ export interface DiffOptions {
   budgetTolerance?: number;
 }
 
-export const budgetKey = (b: Pick<BudgetResult, 'path' | 'metric'>): string => `${b.path} ${b.metric}`;
+export const budgetKey = (b: Pick<BudgetResult, 'path' | 'metric' | 'envoyVersion'>): string => `${b.path} ${b.metric}${b.envoyVersion ? ` @ envoy ${b.envoyVersion}` : ''}`;
+const baseBudgetKey = (b: Pick<BudgetResult, 'path' | 'metric'>): string => `${b.path} ${b.metric}`;
 
-/** What changed from run a to run b, cells keyed by suite/scenario/from/to/port/protocol (a re-probed cell: the last record counts). */
+/**
+ * What changed from run a to run b, cells keyed by suite/scenario/from/to/port/protocol (a
+ * re-probed cell: the last record counts). When each run has at most one Envoy version, cells
+ * are matched whatever their version (so a run on a new Envoy diffs against one on the old);
+ * when either holds several (a version matrix), the version is part of the key.
+ */
 export function diffRuns(a: ResultsFile, b: ResultsFile, opts: DiffOptions = {}): RunDiff {
   const tol = opts.budgetTolerance ?? 0.05;
-  const before = keyed(a.records, cellKey);
-  const after = keyed(b.records, cellKey);
+  const byVersion = envoyVersionsOf(a).length > 1 || envoyVersionsOf(b).length > 1;
+  const cellKeyOf = byVersion ? cellKey : baseCellKey;
+  const budgetKeyOf = byVersion ? budgetKey : baseBudgetKey;
+  const before = keyed(a.records, cellKeyOf);
+  const after = keyed(b.records, cellKeyOf);
   const changed: CellChange[] = [];
-  const added: ResultRecord[] = [];
+  const added: CellRecord[] = [];
   for (const [key, r] of after) {
     const old = before.get(key);
     if (!old) added.push(r);
@@ -143,8 +159,8 @@ export function diffRuns(a: ResultsFile, b: ResultsFile, opts: DiffOptions = {})
   }
   const removed = [...before].filter(([k]) => !after.has(k)).map(([, r]) => r);
 
-  const bBefore = keyed(a.budgets ?? [], budgetKey);
-  const bAfter = keyed(b.budgets ?? [], budgetKey);
+  const bBefore = keyed(a.budgets ?? [], budgetKeyOf);
+  const bAfter = keyed(b.budgets ?? [], budgetKeyOf);
   const budgetsMoved: BudgetMove[] = [];
   for (const key of unique([...bBefore.keys(), ...bAfter.keys()])) {
     const x = bBefore.get(key);
@@ -161,6 +177,40 @@ export function diffRuns(a: ResultsFile, b: ResultsFile, opts: DiffOptions = {})
   return { changed, added, removed, budgetsMoved };
 }
 
+/** A cell that got worse: from pass to fail, or still allowed but over a weaker transport (mtls → tls → plaintext). */
+export interface CellRegression extends CellChange {
+  why: 'pass→fail' | 'downgrade';
+}
+
+/**
+ * What a release gate fails on, beyond plain failures: cells of both runs that went from pass to
+ * fail; cells still passing whose allowed traffic lost protection (allowed:mtls → allowed:tls or
+ * allowed:plaintext, allowed:tls → allowed:plaintext: `pass` only compares allowed/denied); and
+ * budgets of both runs that went from met to missed. A cell or budget new in b that fails is a
+ * plain failure of b; one gone from b is listed by diffRuns but is no regression (a shard or a
+ * --profile selection runs fewer suites).
+ */
+export interface Regressions {
+  cells: CellRegression[];
+  budgets: BudgetMove[];
+}
+
+const PROTECTION: Record<string, number> = { mtls: 3, tls: 2, plaintext: 1 };
+
+export function regressions(d: RunDiff): Regressions {
+  const cells: CellRegression[] = [];
+  for (const c of d.changed) {
+    if (c.before.pass && !c.after.pass) cells.push({ ...c, why: 'pass→fail' });
+    else if (c.after.pass && c.before.observed === 'allowed' && c.after.observed === 'allowed' && (PROTECTION[edgeKind(c.after.verdict)] ?? 0) < (PROTECTION[edgeKind(c.before.verdict)] ?? 0)) {
+      cells.push({ ...c, why: 'downgrade' });
+    }
+  }
+  return {
+    cells,
+    budgets: d.budgetsMoved.filter((m) => m.before?.pass && m.after && !m.after.pass),
+  };
+}
+
 function keyed<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
   const m = new Map<string, T>();
   for (const it of items) m.set(key(it), it);
@@ -170,13 +220,13 @@ function keyed<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
 /**
  * One file from the shards of a run (or from several runs). Records keep their order; a
  * record with the same run and cell key as an earlier one replaces it in place (a shard
- * re-run wins). Budgets and skips are concatenated without exact duplicates. Metadata:
+ * re-run wins). Budgets, skips and mocha tests are concatenated without exact duplicates. Metadata:
  * runs/substrates joined, profiles united, earliest start, latest finish, the first
  * machine, versions merged (differing values joined with ", "), every input meta kept in
  * `shards`.
  */
 export function mergeResults(files: ResultsFile[]): ResultsFile {
-  const records: ResultRecord[] = [];
+  const records: CellRecord[] = [];
   const at = new Map<string, number>();
   for (const f of files) {
     for (const r of f.records) {
@@ -193,12 +243,14 @@ export function mergeResults(files: ResultsFile[]): ResultsFile {
   if (budgets.length) out.budgets = budgets;
   const skipped = dedupe(files.flatMap((f) => f.skipped ?? []));
   if (skipped.length) out.skipped = skipped;
+  const tests = dedupe(files.flatMap((f) => f.tests ?? []));
+  if (tests.length) out.tests = tests;
   const metas = files.map((f) => f.meta).filter((m): m is RunMetadata => !!m);
   if (metas.length) out.meta = mergeMeta(metas, records);
   return out;
 }
 
-function mergeMeta(metas: RunMetadata[], records: ResultRecord[]): RunMetadata {
+function mergeMeta(metas: RunMetadata[], records: CellRecord[]): RunMetadata {
   if (metas.length === 1) return metas[0]!;
   const versions: Record<string, string> = {};
   for (const m of metas) {
@@ -207,7 +259,7 @@ function mergeMeta(metas: RunMetadata[], records: ResultRecord[]): RunMetadata {
       if (!have.includes(v)) versions[k] = [...have, v].join(', ');
     }
   }
-  const envoy = unique(metas.flatMap((m) => [...(m.envoyVersions ?? []), ...(m.versions?.envoy ? [m.versions.envoy] : [])]));
+  const envoy = unique(metas.flatMap((m) => [...(m.envoyVersions ?? []), ...(m.versions?.envoy ? m.versions.envoy.split(', ') : [])]));
   const times = (xs: string[]) => xs.filter((x) => Number.isFinite(Date.parse(x))).sort((p, q) => Date.parse(p) - Date.parse(q));
   const started = times(metas.map((m) => m.started));
   const finished = times(metas.map((m) => m.finished));

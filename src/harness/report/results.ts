@@ -1,9 +1,10 @@
 // results.json: one record per probed cell (DESIGN.md result-record contract), plus a
 // Cyclonus-style truth table for the console.
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { observedOf, type Observed, type ResultRecord } from '../model/verdict.ts';
 import type { ProbeResult } from '../probe/types.ts';
+import type { BudgetResult, SkippedTest } from './meta.ts';
 
 export type CellRef = Pick<ResultRecord, 'suite' | 'scenario' | 'from' | 'to' | 'port' | 'protocol'>;
 
@@ -24,13 +25,42 @@ export function toRecord(meta: RunMeta, cell: CellRef, expected: Observed, resul
   };
 }
 
-/** Appends records to <runDir>/results.json (read, extend, write: a run has one writer). */
+/**
+ * `meshproof run` sets this to its run directory (`--out`): every suite's records then also
+ * land in <that dir>/results.json, beside the per-cluster reports/<cluster run>/results.json.
+ */
+export const RESULTS_DIR_ENV = 'MESHPROOF_RESULTS_DIR';
+
+/** <runDir>, and the directory of the enclosing `meshproof run` when there is one (each once). */
+function resultDirs(runDir: string): string[] {
+  const outer = process.env[RESULTS_DIR_ENV];
+  const dirs = [resolve(runDir)];
+  if (outer && !dirs.includes(resolve(outer))) dirs.push(resolve(outer));
+  return dirs;
+}
+
+/** Read, extend, write <dir>/results.json, keeping whatever else it holds (meta, tests, ...). A run has one writer. */
+function extendResults(dir: string, add: Partial<Record<'records' | 'budgets' | 'skipped', unknown[]>>): void {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'results.json');
+  const prior: Record<string, unknown> & { records: unknown[] } = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : { records: [] };
+  prior.records ??= [];
+  for (const [key, items] of Object.entries(add)) {
+    if (items.length || key === 'records') prior[key] = [...((prior[key] as unknown[] | undefined) ?? []), ...items];
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(prior, null, 2));
+  renameSync(tmp, file);
+}
+
+/** Appends records to <runDir>/results.json, and to $MESHPROOF_RESULTS_DIR/results.json when `meshproof run` set it. */
 export function appendResults(runDir: string, records: ResultRecord[]): void {
-  mkdirSync(runDir, { recursive: true });
-  const file = join(runDir, 'results.json');
-  const prior: { records: ResultRecord[] } = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : { records: [] };
-  prior.records.push(...records);
-  writeFileSync(file, JSON.stringify(prior, null, 2));
+  for (const dir of resultDirs(runDir)) extendResults(dir, { records });
+}
+
+/** Appends throughput/latency budgets, and tests skipped (report/meta.ts), like appendResults appends records. */
+export function appendBudgets(runDir: string, budgets: BudgetResult[], skipped: SkippedTest[] = []): void {
+  for (const dir of resultDirs(runDir)) extendResults(dir, { budgets, skipped });
 }
 
 /**

@@ -1,0 +1,269 @@
+// `meshproof run`: provision, run the selected suites (mocha's programmatic API), write
+// <out>/results.json with the run metadata and every mocha test, render the reports, and gate
+// against a baseline.
+//
+// One Envoy version: the suites run in this process. Several: one child `meshproof run` per
+// version (a Mocha instance runs once, and spec modules loaded once are not loaded again), each
+// into <out>/envoy-<version>/ with its own results.json and reports; then <out>/results.json
+// merges them (records stamped with their envoyVersion) and the reports there have a column per
+// version.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { DEFAULT_ENVOY_VERSION, assertEnvoyVersion, runDoctor, versions as toolVersions } from './doctor.ts';
+import { EXIT, UserError } from './errors.ts';
+import { runSuiteFiles } from './mocha.ts';
+import { listSuites, matrixUnits, parseList, parseShard, selectSuites, type Shard, type SuiteFile, type Unit } from './suites.ts';
+import { conformanceFailures, printGate, readResultsPath, resolveResultsPath } from './reports.ts';
+import { envoyVersionsOf, type ResultsFile, type RunMetadata, type TestResult } from '../report/meta.ts';
+import { loadResults, machineInfo, mergeResults, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
+import { RESULTS_DIR_ENV } from '../report/results.ts';
+
+export const SUBSTRATES = ['netns'] as const;
+
+export interface RunFlags {
+  substrate?: string;
+  profile?: string;
+  suite?: string;
+  envoyVersion?: string;
+  out?: string;
+  baseline?: string;
+  gate?: boolean;
+  shard?: string;
+  /** --no-provision (hidden): the parent `meshproof run` already provisioned. */
+  provision?: boolean;
+  /** --run-id (hidden): the id a parent chose for this version's run. */
+  runId?: string;
+}
+
+export interface RunContext {
+  repoRoot: string;
+  print: (line: string) => void;
+}
+
+/** Everything checked before anything starts: a bad flag is exit 2 before provisioning or root is needed. */
+export interface RunPlan {
+  runId: string;
+  substrate: string;
+  envoyVersions: string[];
+  suites: SuiteFile[];
+  shard?: Shard;
+  units: Unit[];
+  out: string;
+  baseline?: { path: string; file: ResultsFile };
+  gate: boolean;
+  provision: boolean;
+}
+
+export function newRunId(now = new Date()): string {
+  return `${now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}-run-${randomBytes(2).toString('hex')}`;
+}
+
+export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
+  const substrate = flags.substrate ?? 'netns';
+  if (!(SUBSTRATES as readonly string[]).includes(substrate)) {
+    throw new UserError(`unknown substrate ${JSON.stringify(substrate)}: known substrates are ${SUBSTRATES.join(', ')}`);
+  }
+  const envoyVersions = parseList(flags.envoyVersion) ?? [DEFAULT_ENVOY_VERSION];
+  for (const v of envoyVersions) assertEnvoyVersion(v);
+  const suites = selectSuites(listSuites(join(repoRoot, 'suites')), { suites: parseList(flags.suite), profiles: parseList(flags.profile) });
+  const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
+  if (flags.gate && !flags.baseline) throw new UserError('--gate needs --baseline <results.json or run directory> to gate against');
+  const baseline = flags.baseline ? { path: resolveResultsPath(flags.baseline), file: readResultsPath(flags.baseline) } : undefined;
+  const runId = flags.runId ?? newRunId();
+  const out = resolve(flags.out ?? join(repoRoot, 'reports', runId));
+  if (existsSync(join(out, RESULTS_FILE))) {
+    throw new UserError(`${join(out, RESULTS_FILE)} already exists: choose another --out, or remove it (meshproof report ${out} re-renders it)`);
+  }
+  return {
+    runId,
+    substrate,
+    envoyVersions,
+    suites,
+    shard,
+    units: matrixUnits(envoyVersions, suites, shard),
+    out,
+    baseline,
+    gate: !!flags.gate,
+    provision: flags.provision !== false,
+  };
+}
+
+const clock = () => new Date().toISOString().slice(11, 19);
+
+function meshproofVersion(repoRoot: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<number> {
+  const plan = planRun(flags, ctx.repoRoot);
+  const { print } = ctx;
+  const phase = (what: string) => print(`\n==> [${clock()}] ${what}`);
+  mkdirSync(plan.out, { recursive: true });
+  const versionsRun = [...new Set(plan.units.map((u) => u.envoyVersion))];
+  const started = new Date().toISOString();
+  phase(
+    `meshproof run ${plan.runId}: ${plan.units.length} of ${plan.envoyVersions.length * plan.suites.length} (version × suite) units` +
+      `${plan.shard ? ` in shard ${plan.shard.index}/${plan.shard.total}` : ''}, substrate ${plan.substrate}, envoy ${plan.envoyVersions.join(', ')}, out ${plan.out}`,
+  );
+
+  if (plan.provision && plan.units.length) {
+    for (const [i, v] of versionsRun.entries()) {
+      phase(`[provision ${i + 1}/${versionsRun.length}] meshproof doctor --fix --envoy-version ${v}`);
+      const lines: string[] = [];
+      const code = await runDoctor({ fix: true, envoyVersion: v, log: (l) => (l.startsWith('ok ') ? lines.push(l) : print(`    ${l}`)) });
+      if (code !== 0) {
+        print('    environment not ready (above); meshproof doctor lists what is missing');
+        return EXIT.usage;
+      }
+      print(`    ok: ${lines.map((l) => l.replace(/^ok\s+/, '').replace(/ \(.*\)$/, '')).join(', ')}`);
+    }
+  }
+
+  let envFailed = false;
+  let interrupted = false;
+  if (!plan.units.length) {
+    phase(`nothing to run: this shard has no units (the matrix has ${plan.envoyVersions.length * plan.suites.length})`);
+    writeRunMetadata(plan.out, await metadata(plan, ctx, started, [], versionsRun));
+  } else if (versionsRun.length === 1) {
+    const v = versionsRun[0]!;
+    await runOneVersion(plan, ctx, v, plan.units.map((u) => u.suite), started);
+  } else {
+    const r = await runVersionChildren(plan, ctx, versionsRun, started);
+    envFailed = r.envFailed;
+    interrupted = r.interrupted;
+  }
+
+  // Reports, then the verdict.
+  phase('reports');
+  const current = loadResults(plan.out);
+  const { files } = renderRunReports(plan.out);
+  for (const f of [join(plan.out, RESULTS_FILE), ...files]) print(`    ${f}`);
+  for (const v of versionsRun.length > 1 ? versionsRun : []) {
+    if (existsSync(join(plan.out, `envoy-${v}`, RESULTS_FILE))) print(`    ${join(plan.out, `envoy-${v}`)}/ (envoy ${v} alone)`);
+  }
+
+  const fails = conformanceFailures(current);
+  let regressed = 0;
+  if (plan.baseline) {
+    phase(`against the baseline ${plan.baseline.path}${plan.gate ? ' (gate)' : ''}`);
+    regressed = printGate(plan.baseline.file, current, plan.gate, print, '    ');
+  }
+
+  const t = tallyLine(current);
+  phase(`${t}; ${fails.tests} failed tests, ${fails.cells} wrong cells, ${fails.budgets} missed budgets`);
+  if (interrupted) return 130;
+  if (envFailed) {
+    print('    a version\'s run stopped on an environment error (exit 2): see its output above');
+    return EXIT.usage;
+  }
+  if (fails.tests || fails.cells || fails.budgets) return EXIT.failure;
+  if (plan.gate && regressed) return EXIT.failure;
+  return EXIT.ok;
+}
+
+function tallyLine(f: ResultsFile): string {
+  const tests = f.tests ?? [];
+  const passed = tests.filter((t) => t.state === 'passed').length;
+  const versions = envoyVersionsOf(f);
+  return `${tests.length} tests (${passed} passed), ${f.records.length} cells${versions.length > 1 ? ` over envoy ${versions.join(', ')}` : ''}`;
+}
+
+async function metadata(plan: RunPlan, ctx: RunContext, started: string, profiles: string[], envoyVersions: string[]): Promise<RunMetadata> {
+  const versions: Record<string, string> = { meshproof: meshproofVersion(ctx.repoRoot) };
+  if (envoyVersions.length === 1) Object.assign(versions, await toolVersions(envoyVersions[0]));
+  else if (envoyVersions.length > 1) {
+    Object.assign(versions, await toolVersions(envoyVersions[0]));
+    versions.envoy = envoyVersions.join(', ');
+  }
+  return {
+    run: plan.runId,
+    substrate: plan.substrate,
+    profiles,
+    started,
+    finished: new Date().toISOString(),
+    machine: machineInfo(),
+    versions,
+    envoyVersions,
+    ...(plan.shard ? { shard: `${plan.shard.index}/${plan.shard.total}` } : {}),
+    suites: [...new Set(plan.units.map((u) => u.suite.name))],
+  };
+}
+
+/** The profiles a run reports: those its records name, plus the profile of each suite that recorded nothing. */
+function profilesOf(file: ResultsFile, suites: SuiteFile[]): string[] {
+  const recorded = new Set(file.records.map((r) => r.suite));
+  return [...new Set([...file.records.map((r) => r.profile), ...suites.filter((s) => !recorded.has(s.name)).map((s) => s.profile)])];
+}
+
+/** This process runs the suites for one Envoy version into plan.out. */
+async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: string, suites: SuiteFile[], started: string): Promise<void> {
+  // Suites append their records to their cluster's results.json and, through this, to ours.
+  process.env[RESULTS_DIR_ENV] = plan.out;
+  process.env.MESHPROOF_ENVOY_VERSION = envoyVersion;
+  const meta = await metadata(plan, ctx, started, [...new Set(suites.map((s) => s.profile))], [envoyVersion]);
+  writeRunMetadata(plan.out, meta);
+
+  ctx.print(`\n==> [${clock()}] envoy ${envoyVersion}: ${suites.length} suite(s) (${suites.map((s) => s.name).join(', ')})`);
+  // Suites read fixtures by paths relative to the repository.
+  const cwd = process.cwd();
+  process.chdir(ctx.repoRoot);
+  let tests: TestResult[];
+  try {
+    tests = (await runSuiteFiles(suites, { repoRoot: ctx.repoRoot, print: ctx.print, envoyVersion })).tests;
+  } finally {
+    process.chdir(cwd);
+    delete process.env[RESULTS_DIR_ENV];
+  }
+
+  const file = loadResults(plan.out);
+  for (const r of file.records) r.envoyVersion ??= envoyVersion;
+  for (const b of file.budgets ?? []) b.envoyVersion ??= envoyVersion;
+  // A test's profile is the one its suite's records name (the substrate suite's records say `none`).
+  const recordProfile = new Map(file.records.map((r) => [r.suite, r.profile]));
+  file.tests = tests.map((t) => ({ ...t, profile: recordProfile.get(t.suite) ?? t.profile }));
+  file.meta = { ...meta, profiles: profilesOf(file, suites), finished: new Date().toISOString() };
+  writeResultsFile(plan.out, file);
+}
+
+/** One child `meshproof run` per Envoy version into <out>/envoy-<v>/, then <out>/results.json merges them. */
+async function runVersionChildren(plan: RunPlan, ctx: RunContext, versionsRun: string[], started: string): Promise<{ envFailed: boolean; interrupted: boolean }> {
+  const bin = join(ctx.repoRoot, 'bin', 'meshproof.js');
+  let envFailed = false;
+  let interrupted = false;
+  const parts: ResultsFile[] = [];
+  for (const [i, v] of versionsRun.entries()) {
+    if (interrupted) break;
+    const suites = plan.units.filter((u) => u.envoyVersion === v).map((u) => u.suite);
+    const dir = join(plan.out, `envoy-${v}`);
+    ctx.print(`\n==> [${clock()}] [envoy ${i + 1}/${versionsRun.length}] ${v}: ${suites.length} suite(s) into ${dir}`);
+    const args = [bin, 'run', '--substrate', plan.substrate, '--envoy-version', v, '--suite', suites.map((s) => s.name).join(','), '--out', dir, '--no-provision', '--run-id', `${plan.runId}-envoy-${v}`];
+    const env = { ...process.env };
+    delete env[RESULTS_DIR_ENV];
+    const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: ctx.repoRoot });
+    // Ctrl-C reaches the child from the terminal too; a SIGTERM to us is passed on. The child tears down its pods.
+    const forward = (sig: NodeJS.Signals) => {
+      interrupted = true;
+      child.kill(sig);
+    };
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    const code = await new Promise<number>((res) => child.on('exit', (c, sig) => res(c ?? (sig ? 128 : 1))));
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+    ctx.print(`==> [${clock()}] [envoy ${i + 1}/${versionsRun.length}] ${v}: exit ${code}`);
+    if (code === EXIT.usage) envFailed = true;
+    if (code >= 128) interrupted = true;
+    if (existsSync(join(dir, RESULTS_FILE))) parts.push(loadResults(dir));
+  }
+  const merged = mergeResults(parts);
+  const profiles = [...new Set(parts.flatMap((p) => p.meta?.profiles ?? []))];
+  merged.meta = await metadata(plan, ctx, started, profiles, versionsRun);
+  writeResultsFile(plan.out, merged);
+  return { envFailed, interrupted };
+}
