@@ -22,7 +22,7 @@ interface Row {
   route: 'right' | 'stale';
   verdict: Verdict;
 }
-interface Outcome { row: Row; result: ProbeResult; verdict: Verdict; wrongAppReached: boolean; target: string }
+interface Outcome { row: Row; result: ProbeResult; verdict: Verdict; wrongAppReached: boolean; namedAppReached: boolean; target: string }
 const rows = (parseYamlFile('fixtures/cf/truth/route-integrity.yaml') as { rows: Row[] }).rows;
 
 describe(`${SUITE}: routers only deliver to the instance they expect (real HAProxy, real Envoy)`, function () {
@@ -38,7 +38,10 @@ describe(`${SUITE}: routers only deliver to the instance they expect (real HAPro
         const dora1 = cf.instance('dora', 1);
         // the app behind the cell port each route names: stale routes point at dora/1's cell with dora/0's guid
         const at = (route: Row['route']) => (route === 'right' ? dora0 : dora1);
-        const upstreamCx = async () => ({ d0: await cf.envoyStat(dora0, /^cluster\.service-cluster-8080\.upstream_cx_total$/), d1: await cf.envoyStat(dora1, /^cluster\.service-cluster-8080\.upstream_cx_total$/) });
+        // bytes each instance's Envoy wrote to its app (tcp_proxy may open the upstream connection before the
+        // downstream TLS handshake ends, so connections are not the measure; bytes are)
+        const TO_APP = /^cluster\.service-cluster-8080\.upstream_cx_tx_bytes_total$/;
+        const upstreamCx = async () => ({ d0: await cf.envoyStat(dora0, TO_APP), d1: await cf.envoyStat(dora1, TO_APP) });
         for (const row of rows.filter((r) => r.cells === cells)) {
           const cell = at(row.route);
           const before = await upstreamCx();
@@ -52,9 +55,9 @@ describe(`${SUITE}: routers only deliver to the instance they expect (real HAPro
           }
           const after = await upstreamCx();
           const verdict = routedVerdict(cf, result, row.router === 'tcp-router' ? cf.tcpRouterIp : cf.gorouterIp);
-          // the instance the route did not name must never see a connection from its Envoy to the app
+          // the instance the route did not name must never get a byte from its Envoy
           const wrongAppReached = row.route === 'stale' ? after.d1 > before.d1 : false;
-          outcomes.push({ row, result, verdict, wrongAppReached, target: dora0.guid });
+          outcomes.push({ row, result, verdict, wrongAppReached, namedAppReached: after.d0 > before.d0, target: dora0.guid });
           const scenario = `${cells} cells`;
           records.push(record(cf, { suite: SUITE, scenario, from: row.router, to: `${row.case}`, port: row.router === 'tcp-router' ? 1024 : 80, protocol: row.router === 'tcp-router' ? 'tcp' : 'http' }, row.verdict.startsWith('allowed') ? 'allowed' : 'denied', verdict, result, verdict === row.verdict && !wrongAppReached));
         }
@@ -70,8 +73,9 @@ describe(`${SUITE}: routers only deliver to the instance they expect (real HAPro
     expect(wrong).to.deep.equal([]);
   });
 
-  it('the right guid is answered by that instance: dora /id echoes it', () => {
+  it('the right guid is answered by that instance: dora /id echoes it, and its Envoy counts the bytes it sent to the app', () => {
     for (const o of outcomes.filter((x) => x.row.verdict.startsWith('allowed'))) {
+      expect(o.namedAppReached, `${o.row.router} ${o.row.case}: the counter that proves "no byte" must see this one`).to.equal(true);
       expect(o.result.evidence.status, `${o.row.router} ${o.row.case}`).to.equal(200);
       expect(o.result.evidence.body, `${o.row.router} ${o.row.case}`).to.equal(o.target);
     }
@@ -81,7 +85,7 @@ describe(`${SUITE}: routers only deliver to the instance they expect (real HAPro
     const stale = outcomes.filter((o) => o.row.route === 'stale');
     expect(stale.length).to.equal(2);
     for (const o of stale) {
-      expect(o.wrongAppReached, `${o.row.router}: dora/1's Envoy opened a connection to its app`).to.equal(false);
+      expect(o.wrongAppReached, `${o.row.router}: dora/1's Envoy sent bytes to its app`).to.equal(false);
       expect(o.result.evidence.body ?? '', o.row.router).to.not.include('0f3e9d2c-7a41-4c1b-8e5d-000000000002');
     }
   });

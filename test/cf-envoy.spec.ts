@@ -206,10 +206,10 @@ describe('dataplane/envoy diego: renderDiegoSidecar', () => {
     });
   });
 
-  it('bootstrap: node sidecar~<ip>~<guid>~x / proxy-cluster, admin 127.0.0.1:61003, stats reject_all, no runtime layer', () => {
+  it('bootstrap: node sidecar~<ip>~<guid>~x / proxy-cluster, admin 127.0.0.1:61003, only the service-cluster stats (executor: reject_all), no runtime layer', () => {
     expect(c.node).to.deep.equal({ id: `sidecar~10.255.0.7~${GUID}~x`, cluster: 'proxy-cluster' });
     expect(c.admin).to.deep.equal({ address: { socket_address: { address: '127.0.0.1', port_value: 61003 } } });
-    expect(c.stats_config).to.deep.equal({ stats_matcher: { reject_all: true } });
+    expect(c.stats_config).to.deep.equal({ stats_matcher: { inclusion_list: { patterns: [{ prefix: 'cluster.service-cluster-' }] } } });
     expect(c.layered_runtime).to.equal(undefined);
   });
 

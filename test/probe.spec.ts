@@ -515,6 +515,93 @@ describe('probe agent on live 127.0.0.1 traffic', function () {
     await client.ping();
   });
 
+  describe('through an HTTP proxy (req.proxy)', () => {
+    /** What the test proxy saw: request lines (absolute-form targets, CONNECT authorities) and Host headers. */
+    const seen: string[] = [];
+    let proxyPort = 0;
+    let refusedPort = 0;
+
+    before(async () => {
+      // a minimal forward proxy: absolute-form requests are forwarded, CONNECT is tunnelled (403 for refusedPort)
+      const proxy = http.createServer((req, res) => {
+        seen.push(`${req.method} ${req.url} host=${req.headers.host}`);
+        const u = new URL(req.url!);
+        const up = http.request({ host: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, method: req.method, headers: req.headers }, (r) => {
+          res.writeHead(r.statusCode!, r.headers);
+          r.pipe(res);
+        });
+        up.on('error', () => res.writeHead(502).end());
+        req.pipe(up);
+      });
+      proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+        seen.push(`CONNECT ${req.url} host=${req.headers.host}`);
+        const [host, port] = [req.url!.slice(0, req.url!.lastIndexOf(':')), Number(req.url!.slice(req.url!.lastIndexOf(':') + 1))];
+        client.on('error', () => undefined);
+        if (port === refusedPort) return void client.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
+        const up = net.connect(port, host === 'localhost' ? '127.0.0.1' : host, () => {
+          client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          if (head.length > 0) up.write(head);
+          up.pipe(client);
+          client.pipe(up);
+        });
+        up.on('error', () => client.destroy());
+      });
+      proxyPort = await listen(proxy);
+      refusedPort = await listen(net.createServer((s) => s.end('never reached')));
+    });
+
+    it('http: an absolute-form request to the proxy, Host = the origin; classified from the answer', async () => {
+      const port = await listen(http.createServer(echoHttp(200)));
+      const r = await probe({ protocol: 'http', host: '127.0.0.1', port, path: '/x?y=1', token: 'tok-p1', proxy: { host: '127.0.0.1', port: proxyPort } });
+      assert.equal(r.verdict, 'allowed:plaintext');
+      assert.equal(r.evidence.body, 'hello from 200');
+      assert.equal(r.headers?.['x-echo-request-id'], 'tok-p1');
+      assert.ok(seen.includes(`GET http://127.0.0.1:${port}/x?y=1 host=127.0.0.1:${port}`), seen.join('\n'));
+    });
+
+    it('https: TLS inside a CONNECT tunnel, end to end (the server\'s own certificate; a client cert makes it mTLS)', async () => {
+      const port = await listen(https.createServer(tlsServerOptions(true), echoHttp(200)));
+      const r = await probe({ protocol: 'https', host: 'localhost', port, tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, proxy: { host: '127.0.0.1', port: proxyPort } });
+      assert.equal(r.verdict, 'allowed:mtls');
+      assert.equal(r.evidence.peer, SLEEP);
+      assert.equal(r.evidence.serverIdentity, SERVER);
+      assert.ok(seen.includes(`CONNECT localhost:${port} host=localhost:${port}`), seen.join('\n'));
+      const noCert = await probe({ protocol: 'https', host: 'localhost', port, tls: { ca: pki.ca }, proxy: { host: '127.0.0.1', port: proxyPort } });
+      assert.equal(noCert.verdict, 'denied:tls-handshake');
+    });
+
+    it('tls and tcp: raw bytes through the tunnel', async () => {
+      const tlsPort = await listen(tls.createServer(tlsServerOptions(false), (s) => s.on('data', (d) => s.write(`echo:${d}`))));
+      const t = await probe({ protocol: 'tls', host: 'localhost', port: tlsPort, token: 'tok-p2', tls: { ca: pki.ca }, proxy: { host: '127.0.0.1', port: proxyPort } });
+      assert.equal(t.verdict, 'allowed:tls');
+      assert.equal(t.evidence.body, 'echo:Time is tok-p2');
+      assert.equal(t.evidence.serverIdentity, SERVER);
+      const tcpPort = await listen(net.createServer((s) => s.on('data', (d) => s.write(`srv:${d}`))));
+      const p = await probe({ protocol: 'tcp', host: '127.0.0.1', port: tcpPort, payload: 'PING', proxy: { host: '127.0.0.1', port: proxyPort } });
+      assert.equal(p.verdict, 'allowed:plaintext');
+      assert.equal(p.evidence.body, 'srv:PING');
+    });
+
+    it('a proxy that refuses CONNECT → denied:http-<code>, fast; no proxy listening → denied:refused', async () => {
+      const r = await probe({ protocol: 'tcp', host: '127.0.0.1', port: refusedPort, proxy: { host: '127.0.0.1', port: proxyPort } });
+      assert.equal(r.verdict, 'denied:http-403');
+      assert.equal(r.evidence.status, 403);
+      assertFastDenial(r);
+      const tmp = net.createServer();
+      await new Promise<void>((resolve) => tmp.listen(0, '127.0.0.1', resolve));
+      const dead = (tmp.address() as net.AddressInfo).port;
+      await new Promise((resolve) => tmp.close(resolve));
+      for (const protocol of ['http', 'https'] as const) {
+        const d = await probe({ protocol, host: 'localhost', port: 443, tls: { ca: pki.ca }, proxy: { host: '127.0.0.1', port: dead } });
+        assert.equal(d.verdict, 'denied:refused', protocol);
+      }
+    });
+
+    it('a malformed proxy is refused by the agent', async () => {
+      await assert.rejects(client.probe({ protocol: 'http', host: '127.0.0.1', port: 80, proxy: { host: '', port: 0 } }), /bad probe proxy/);
+    });
+  });
+
   it('connect gives up after timeoutMs with an error naming the socket path', async () => {
     const missing = join(dir, 'nobody.sock');
     await assert.rejects(AgentClient.connect(missing, { timeoutMs: 150, retryMs: 20 }), (e: Error) => {

@@ -30,6 +30,19 @@ export interface ProbeRequest {
   token?: string;
   /** Keep at most this many bytes of the response body in the evidence (default 512). */
   bodyLimit?: number;
+  /**
+   * Send the call through this HTTP proxy (plain http://, e.g. the Diego egress proxy 127.0.0.1:61445): `http` as an
+   * absolute-form request (`GET http://host:port/path`), `https`/`tls`/`tcp` inside a CONNECT tunnel to host:port
+   * (a non-2xx answer to CONNECT is `denied:http-<code>`). Whether an app would use the proxy for a URL is the
+   * caller's decision (model/c2c/proxy-env.ts proxyFor).
+   */
+  proxy?: ProbeProxy;
+}
+
+/** An HTTP proxy the probe sends its call through. */
+export interface ProbeProxy {
+  host: string;
+  port: number;
 }
 
 export interface ProbeResult {

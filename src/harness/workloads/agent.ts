@@ -12,7 +12,7 @@ import type { Evidence } from '../model/verdict.ts';
 import { observedOf } from '../model/verdict.ts';
 import { peerIdentity } from './echo-headers.ts';
 import { classifyError, classifyStatus, EMPTY_REPLY, refineAllowed } from '../probe/classify.ts';
-import type { AgentRequest, AgentResponse, ProbeProtocol, ProbeRequest, ProbeResult } from '../probe/types.ts';
+import type { AgentRequest, AgentResponse, ProbeProtocol, ProbeProxy, ProbeRequest, ProbeResult } from '../probe/types.ts';
 
 const DEFAULT_TIMEOUT_MS = 1000;
 const DEFAULT_BODY_LIMIT = 512;
@@ -142,6 +142,12 @@ function validateProbe(req: unknown): ProbeRequest {
   if (!PROTOCOLS.includes(r.protocol)) throw new Error(`unknown probe protocol ${JSON.stringify(r.protocol)}`);
   if (typeof r.host !== 'string' || r.host === '') throw new Error('probe needs a host');
   if (!isPort(r.port)) throw new Error(`bad probe port ${JSON.stringify(r.port)}`);
+  if (r.proxy !== undefined) {
+    const p = r.proxy as Partial<ProbeProxy> | null;
+    if (typeof p !== 'object' || p === null || typeof p.host !== 'string' || p.host === '' || !isPort(p.port)) {
+      throw new Error(`bad probe proxy ${JSON.stringify(r.proxy)}: needs host (string) and port (1-65535)`);
+    }
+  }
   return r;
 }
 
@@ -230,7 +236,19 @@ function lowerHeaders(h: http.IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
-function httpCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: number, bodyLimit: number): Promise<Outcome> {
+/** `host:port` as a request target or Host header (IPv6 in brackets; port 80 left out for http, like curl). */
+function authority(host: string, port: number, defaultPort: number): string {
+  const h = net.isIPv6(host) ? `[${host}]` : host;
+  return port === defaultPort ? h : `${h}:${port}`;
+}
+
+/**
+ * How an http(s) call reaches the server: directly; as an absolute-form request to a proxy (`GET http://h:p/x`);
+ * or over an already-open connection (a CONNECT tunnel, wrapped in TLS for https).
+ */
+type HttpRoute = { kind: 'direct' } | { kind: 'absolute'; proxy: ProbeProxy } | { kind: 'socket'; socket: net.Socket };
+
+function httpCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: number, bodyLimit: number, route: HttpRoute = { kind: 'direct' }): Promise<Outcome> {
   return new Promise((resolve) => {
     const out = emptyOutcome();
     let settled = false;
@@ -249,15 +267,26 @@ function httpCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: number
     for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
     headers.connection = 'close';
     if (req.token !== undefined) headers['x-request-id'] = req.token;
-    const options: https.RequestOptions = {
+    const path = req.path ?? '/';
+    let options: https.RequestOptions = {
       host: req.host,
       port: req.port,
-      path: req.path ?? '/',
+      path,
       method: req.method ?? 'GET',
       headers,
       agent: false,
       ...(tlsm ?? {}),
     };
+    if (route.kind === 'absolute') {
+      // what an HTTP_PROXY-honouring client sends a proxy: the absolute URI as target, Host = the origin
+      const origin = authority(req.host, req.port, 80);
+      headers.host ??= origin;
+      options = { ...options, host: route.proxy.host, port: route.proxy.port, path: `http://${origin}${path.startsWith('/') ? path : `/${path}`}` };
+    } else if (route.kind === 'socket') {
+      headers.host ??= authority(req.host, req.port, tlsm ? 443 : 80);
+      const socket = route.socket;
+      options = { ...options, agent: undefined, createConnection: () => socket };
+    }
     const onResponse = (res: http.IncomingMessage): void => {
       responded = true;
       out.status = res.statusCode ?? null;
@@ -320,7 +349,7 @@ function httpCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: number
   });
 }
 
-function streamCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: number, bodyLimit: number): Promise<Outcome> {
+function streamCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: number, bodyLimit: number, tunnel?: net.Socket): Promise<Outcome> {
   return new Promise((resolve) => {
     const out = emptyOutcome();
     let settled = false;
@@ -332,15 +361,18 @@ function streamCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: numb
     };
     const payload = req.payload ?? `Time is ${req.token ?? new Date().toISOString()}`;
     const sock: net.Socket = tlsm
-      ? tls.connect({ host: req.host, port: req.port, ...tlsm })
-      : net.connect({ host: req.host, port: req.port });
-    sock.once(tlsm ? 'secureConnect' : 'connect', () => {
+      ? tls.connect(tunnel ? { socket: tunnel, ...tlsm } : { host: req.host, port: req.port, ...tlsm })
+      : (tunnel ?? net.connect({ host: req.host, port: req.port }));
+    const onOpen = (): void => {
       if (sock instanceof tls.TLSSocket) {
         out.alpn = alpnOf(sock);
         out.serverIdentity = certIdentity(sock);
       }
       sock.write(payload);
-    });
+    };
+    // a plain tunnel is already connected: no 'connect' event will come
+    if (tunnel && !tlsm) setImmediate(onOpen);
+    else sock.once(tlsm ? 'secureConnect' : 'connect', onOpen);
     sock.on('data', (chunk: Buffer) => {
       // First data is the answer: the exchange succeeded.
       out.body = chunk.subarray(0, bodyLimit);
@@ -367,6 +399,49 @@ function streamCall(req: ProbeRequest, tlsm: TlsMaterial | null, timeoutMs: numb
   });
 }
 
+/**
+ * `CONNECT host:port` to an HTTP proxy. A 2xx answer hands back the tunnel's socket (bytes after the answer's head
+ * are put back into it); any other answer is an outcome with that status (the proxy refused: `denied:http-<code>`),
+ * and a failure to reach the proxy an outcome with that error.
+ */
+function openTunnel(proxy: ProbeProxy, host: string, port: number, timeoutMs: number): Promise<{ socket: net.Socket } | { outcome: Outcome }> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const target = `${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+    const r = http.request({ host: proxy.host, port: proxy.port, method: 'CONNECT', path: target, headers: { host: target }, agent: false });
+    const done = (v: { socket: net.Socket } | { outcome: Outcome }): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(v);
+    };
+    r.on('connect', (res: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 200 && status < 300) {
+        if (head.length > 0) socket.unshift(head);
+        done({ socket });
+      } else {
+        socket.destroy();
+        done({ outcome: { ...emptyOutcome(), status, headers: lowerHeaders(res.headers), body: Buffer.alloc(0) } });
+      }
+    });
+    r.on('response', (res: http.IncomingMessage) => {
+      // a proxy that answers CONNECT with an ordinary response (no tunnel)
+      res.resume();
+      done({ outcome: { ...emptyOutcome(), status: res.statusCode ?? 0, headers: lowerHeaders(res.headers), body: Buffer.alloc(0) } });
+    });
+    r.on('error', (e) => {
+      const err = errorOf(e);
+      done({ outcome: { ...emptyOutcome(), error: e.message === 'socket hang up' ? { code: EMPTY_REPLY, message: 'empty reply: the proxy closed before answering CONNECT' } : err } });
+    });
+    const timer = setTimeout(() => {
+      r.destroy();
+      done({ outcome: { ...emptyOutcome(), timedOut: true, error: timeoutError(timeoutMs) } });
+    }, timeoutMs);
+    r.end();
+  });
+}
+
 /** Perform one probe from this network namespace and classify it from the real signal. */
 export async function runProbe(req: ProbeRequest): Promise<ProbeResult> {
   const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -375,10 +450,27 @@ export async function runProbe(req: ProbeRequest): Promise<ProbeResult> {
   const tlsm = secure ? await loadTls(req) : null;
 
   const t0 = process.hrtime.bigint();
-  const out =
-    req.protocol === 'http' || req.protocol === 'https'
-      ? await httpCall(req, tlsm, timeoutMs, bodyLimit)
-      : await streamCall(req, tlsm, timeoutMs, bodyLimit);
+  let out: Outcome;
+  if (req.proxy && req.protocol === 'http') {
+    out = await httpCall(req, tlsm, timeoutMs, bodyLimit, { kind: 'absolute', proxy: req.proxy });
+  } else if (req.proxy) {
+    const tunnel = await openTunnel(req.proxy, req.host, req.port, timeoutMs);
+    if ('socket' in tunnel) {
+      const left = Math.max(1, timeoutMs - Math.round(Number(process.hrtime.bigint() - t0) / 1e6));
+      if (req.protocol === 'https') {
+        const socket = tls.connect({ socket: tunnel.socket, ...tlsm! });
+        out = await httpCall(req, tlsm, left, bodyLimit, { kind: 'socket', socket });
+      } else {
+        out = await streamCall(req, tlsm, left, bodyLimit, tunnel.socket);
+      }
+      tunnel.socket.destroy();
+    } else out = tunnel.outcome;
+  } else {
+    out =
+      req.protocol === 'http' || req.protocol === 'https'
+        ? await httpCall(req, tlsm, timeoutMs, bodyLimit)
+        : await streamCall(req, tlsm, timeoutMs, bodyLimit);
+  }
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
 
   const h = out.headers ?? {};

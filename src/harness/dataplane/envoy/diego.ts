@@ -12,6 +12,7 @@
 import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { C2CMTLSPort, C2CTLSPort, DefaultHTTPPort, type PortMapping } from '../../model/cf/diego.ts';
+import { EGRESS_PROXY_PORT, EGRESS_STATS_PREFIXES, renderEgressProxy } from './egress-proxy.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -80,6 +81,12 @@ export interface DiegoSidecarPlan {
   sdsDir: string;
   /** Default DiegoCipherSuites (see there); SupportedCipherSuites is the executor's exact list. */
   cipherSuites?: readonly string[];
+  /**
+   * containers.proxy.enable_egress_proxy (RFC draft; default off): the 127.0.0.1:61445 egress listener of
+   * egress-proxy.ts in the same Envoy, injecting the instance identity cert for `*.<internalDomains>:62443`. It reads
+   * the 62443 validation context file, so renderDiegoSdsFiles must be given `instanceIdentityCa`.
+   */
+  egressProxy?: { internalDomains: readonly string[] };
 }
 
 function addr(address: string, port: number): Obj {
@@ -94,6 +101,9 @@ function sdsConfig(plan: DiegoSidecarPlan, s: SdsSecret): Obj {
 export function listenerName(m: Pick<PortMapping, 'appPort' | 'proxyPort'>): string {
   return `listener-${m.appPort}-${m.proxyPort}`;
 }
+/** Stats kept on a Diego sidecar (see renderDiegoSidecar): `cluster.service-cluster-<port>.*`. */
+export const SERVICE_CLUSTER_STATS_PREFIX = 'cluster.service-cluster-';
+
 export function serviceClusterName(appPort: number): string {
   return `service-cluster-${appPort}`;
 }
@@ -189,6 +199,9 @@ function checkPlan(plan: DiegoSidecarPlan): void {
     }
   }
   if (seen.has(plan.adminPort)) throw new Error(`diego: admin port ${plan.adminPort} is also a proxy port`);
+  if (plan.egressProxy && (seen.has(EGRESS_PROXY_PORT) || plan.adminPort === EGRESS_PROXY_PORT)) {
+    throw new Error(`diego: port ${EGRESS_PROXY_PORT} is reserved for the egress proxy`);
+  }
 }
 
 /**
@@ -203,13 +216,18 @@ function checkPlan(plan: DiegoSidecarPlan): void {
 export function renderDiegoSidecar(plan: DiegoSidecarPlan): string {
   checkPlan(plan);
   const appPorts = [...new Set(plan.mappings.map((m) => m.appPort))];
+  const egress = plan.egressProxy ? renderEgressProxy({ internalDomains: plan.egressProxy.internalDomains, sdsDir: plan.sdsDir }) : { listeners: [], clusters: [] };
+  // The executor rejects all stats (stats_matcher reject_all). meshproof keeps two families so a suite can
+  // prove what happened inside the container: the service clusters' counters (did any connection reach the
+  // app?) and, with the egress proxy, its own (which calls went through it). Nothing else changes.
+  const statsMatcher = { inclusion_list: { patterns: [SERVICE_CLUSTER_STATS_PREFIX, ...(plan.egressProxy ? EGRESS_STATS_PREFIXES : [])].map((prefix) => ({ prefix })) } };
   const bootstrap = {
     node: { id: `sidecar~${plan.containerIp}~${plan.instanceGuid}~x`, cluster: 'proxy-cluster' },
     admin: { address: addr('127.0.0.1', plan.adminPort) },
-    stats_config: { stats_matcher: { reject_all: true } },
+    stats_config: { stats_matcher: statsMatcher },
     static_resources: {
-      listeners: plan.mappings.map((m) => listener(plan, m)),
-      clusters: appPorts.map((p) => serviceCluster(plan, p)),
+      listeners: [...plan.mappings.map((m) => listener(plan, m)), ...egress.listeners],
+      clusters: [...appPorts.map((p) => serviceCluster(plan, p)), ...egress.clusters],
     },
   };
   return stringify(bootstrap, { aliasDuplicateObjects: false, lineWidth: 0 });

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
 import { upNetns } from '../../substrate/netns/index.ts';
-import { CertificateAuthority, issueInstanceIdentity, PkiStore, type IdentityPaths, type IssuedCert } from '../../pki/index.ts';
+import { CertificateAuthority, issueInstanceIdentity, PkiStore, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
 import { resolveEnvoy, requireTools } from '../../cli/doctor.ts';
 import { UserError } from '../../cli/errors.ts';
 import { renderDiegoSdsFiles, renderDiegoSidecar } from '../../dataplane/envoy/diego.ts';
@@ -23,10 +23,12 @@ import {
   TCP_ROUTER,
   findInstance,
   instances,
+  internalRoute,
   toCfTopology,
   type CellOptions,
   type CfInstance,
   type CfModel,
+  type CfTopologyExtras,
   type TcpRouterProperties,
 } from './model.ts';
 
@@ -47,9 +49,19 @@ export interface TcpRouterApplied {
   logs: LagerLog[];
 }
 
-export interface CfStartOptions extends UpOptions {
+export interface CfStartOptions extends UpOptions, CfTopologyExtras {
   cell?: Partial<CellOptions>;
   envoyVersion?: string;
+}
+
+/** An instance's credentials as the executor's credmanager made them, and where they are written for its pod. */
+export interface InstanceCredentials {
+  /** The instance identity (CF_INSTANCE_CERT / CF_INSTANCE_KEY): route-integrity ports, and what the egress proxy presents. */
+  identity: IssuedCert;
+  /** The C2C certificate (61443 and 62443): DNS SANs guid + internal route. */
+  c2c: IssuedCert;
+  /** The identity's files (cert, key, CA) in the run's PKI directory, readable inside pods: the app's CF_INSTANCE_CERT/KEY. */
+  files: IdentityPaths;
 }
 
 export class CfFoundation {
@@ -60,6 +72,7 @@ export class CfFoundation {
   private gorouterClient!: IdentityPaths;
   private otherCaPath!: string;
   private haproxyStarted = false;
+  private readonly credentials = new Map<string, InstanceCredentials>();
 
   private constructor(
     readonly cluster: NetnsCluster,
@@ -80,7 +93,7 @@ export class CfFoundation {
     resolveEnvoy(opts.envoyVersion ?? process.env.MESHPROOF_ENVOY_VERSION ?? undefined);
     await requireTools(['haproxy']);
     const cell = { ...DEFAULT_CELL, ...opts.cell };
-    const cluster = await upNetns(toCfTopology(model, cell), opts);
+    const cluster = await upNetns(toCfTopology(model, cell, { runningEnvironment: opts.runningEnvironment, extraPods: opts.extraPods, routesMappedLater: opts.routesMappedLater }), opts);
     try {
       const f = new CfFoundation(cluster, model, cell, await CertificateAuthority.create('diego-instance-identity'), await CertificateAuthority.create('other-ca'), opts.envoyVersion);
       await f.init();
@@ -103,7 +116,7 @@ export class CfFoundation {
       'tcp_router_backend_tls.certificate': router.certPem,
       'tcp_router_backend_tls.private_key': router.keyPem,
     });
-    await Promise.all(instances(this.model).map((inst) => this.startSidecar(inst)));
+    await Promise.all(instances(this.model, this.cell).map((inst) => this.startSidecar(inst)));
   }
 
   /** A router's backend client certificate: CN and DNS SAN = its service name (cf-deployment). */
@@ -116,9 +129,36 @@ export class CfFoundation {
     return this.vars;
   }
 
-  instance(app: string, index = 0): CfInstance & { cellIp: string } {
-    const inst = findInstance(this.model, app, index);
-    return { ...inst, cellIp: this.cellIp(inst) };
+  instance(app: string, index = 0): CfInstance & { cellIp: string; ip: string } {
+    const inst = findInstance(this.model, app, index, this.cell);
+    return { ...inst, cellIp: this.cellIp(inst), ip: this.cluster.pod(inst.key).ip };
+  }
+
+  /** Every running instance (ports as this foundation's cells allocate them). */
+  get instances(): CfInstance[] {
+    return instances(this.model, this.cell);
+  }
+
+  /** The instance identity and C2C certificates the sidecar of `inst` serves and presents. */
+  credentialsOf(inst: Pick<CfInstance, 'key'>): InstanceCredentials {
+    const c = this.credentials.get(inst.key);
+    if (!c) throw new Error(`no credentials for ${inst.key}: not an app instance of this foundation`);
+    return c;
+  }
+
+  /**
+   * A certificate for tests, issued by the instance identity CA (`ca: 'identity'`, default) or the unrelated CA, and
+   * written to the run's PKI directory (keys 0600, removed at teardown): e.g. an instance identity that has expired, or
+   * one from another CA with the same subject.
+   */
+  async issueCredential(name: string, spec: LeafSpec, ca: 'identity' | 'other' = 'identity'): Promise<{ cert: IssuedCert; files: IdentityPaths }> {
+    const cert = await (ca === 'other' ? this.otherCa : this.ca).issue(name, spec);
+    return { cert, files: this.pki.writeIdentity(cert) };
+  }
+
+  /** Writes a credential issued elsewhere (another CA) to the run's PKI directory. */
+  writeCredential(cert: IssuedCert): IdentityPaths {
+    return this.pki.writeIdentity(cert);
   }
 
   cellIp(inst: CfInstance): string {
@@ -152,9 +192,12 @@ export class CfFoundation {
     const id = await issueInstanceIdentity(this.ca, { instanceGuid: inst.guid, appGuid: inst.app.guid, spaceGuid: this.model.space, orgGuid: this.model.organization, ip: pod.ip });
     const c2c = await this.ca.issue(`${inst.guid}-c2c`, {
       subject: { CN: inst.guid, OU: [`organization:${this.model.organization}`, `space:${this.model.space}`, `app:${inst.app.guid}`] },
-      dns: [inst.guid, `${inst.app.name}.apps.internal`],
+      dns: [inst.guid, internalRoute(inst.app)],
       eku: ['clientAuth', 'serverAuth'],
     });
+    this.credentials.set(inst.key, { identity: id, c2c, files: this.pki.writeIdentity(id) });
+    // 62443 validates callers, and the egress proxy validates 62443 servers, against the instance identity CA
+    const rfc = this.cell.enableC2cMtlsListener || this.cell.enableEgressProxy;
     const sdsDir = join(this.dir, inst.pod, 'sds');
     mkdirSync(sdsDir, { recursive: true, mode: 0o700 });
     const files = renderDiegoSdsFiles({
@@ -162,6 +205,7 @@ export class CfFoundation {
       c2c: { cert: c2c.certPem + c2c.caPem, key: c2c.keyPem },
       trustedCaCertificates: [this.ca.certPem],
       verifySubjectAltName: this.cell.verifySubjectAltName,
+      ...(rfc ? { instanceIdentityCa: [this.ca.certPem] } : {}),
     });
     // the SDS files hold private keys: 0600, on the run's tmpfs, removed with it
     for (const [name, text] of Object.entries(files)) writeSecret(join(sdsDir, name), text);
@@ -173,6 +217,7 @@ export class CfFoundation {
       enableHttp2: this.cell.enableHttp2,
       requireAndVerifyClientCertificates: this.cell.requireAndVerifyClientCertificates,
       sdsDir,
+      ...(this.cell.enableEgressProxy ? { egressProxy: { internalDomains: this.cell.internalDomains } } : {}),
     });
     const file = join(this.dir, inst.pod, 'envoy.yaml');
     writeFileSync(file, config, { mode: 0o600 });

@@ -1,0 +1,198 @@
+// Unit tests of the draft RFC's egress proxy (dataplane/envoy/egress-proxy.ts) and its place in the Diego sidecar
+// (dataplane/envoy/diego.ts): exact Envoy objects written by hand from the RFC (community#1437 Phase 2) and Envoy's
+// forward-proxy fields (tooling.md §2), the 61443 listener untouched by the RFC options, and the real
+// `envoy --mode validate` with real certificates.
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { resolveEnvoy } from '../src/harness/cli/doctor.ts';
+import {
+  CF_INSTANCE_MTLS_PROXY,
+  EGRESS_STATS_PREFIXES,
+  inInternalDomain,
+  normalizeInternalDomains,
+  renderEgressProxy,
+} from '../src/harness/dataplane/envoy/egress-proxy.ts';
+import { renderDiegoSdsFiles, renderDiegoSidecar, type DiegoSidecarPlan } from '../src/harness/dataplane/envoy/diego.ts';
+import { adminPort, allocateProxyPorts } from '../src/harness/model/cf/diego.ts';
+import { CertificateAuthority, issueInstanceIdentity } from '../src/harness/pki/index.ts';
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj => v as Obj;
+const arr = (v: unknown): Obj[] => v as Obj[];
+const SDS = '/etc/cf-assets/envoy_config';
+const G = '5c5d3a2e-8f3b-4b7e-9d57-0f1c3c1a9e21';
+
+const sds = (file: string, secret: string): Obj => ({ name: secret, sds_config: { path_config_source: { path: `${SDS}/${file}`, watched_directory: { path: SDS } } } });
+const dnsCache = {
+  name: 'egress-proxy-dns',
+  dns_lookup_family: 'V4_ONLY',
+  typed_dns_resolver_config: { name: 'envoy.network.dns_resolver.getaddrinfo', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.network.dns_resolver.getaddrinfo.v3.GetAddrInfoDnsResolverConfig' } },
+};
+const connectRoute = { match: { connect_matcher: {} }, route: { cluster: 'egress-forward', timeout: '0s', upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: {} }] } };
+
+describe('dataplane/envoy egress-proxy: renderEgressProxy', () => {
+  const r = renderEgressProxy({ internalDomains: ['apps.internal.', 'My.Apps.Internal', 'apps.internal'], sdsDir: SDS });
+
+  it('internal_domains as operators write them: trailing dot and case dropped, duplicates once; non-names refused', () => {
+    expect(normalizeInternalDomains(['apps.internal.', 'My.Apps.Internal', 'apps.internal'])).to.deep.equal(['apps.internal', 'my.apps.internal']);
+    expect(() => normalizeInternalDomains(['*.apps.internal'])).to.throw(/"\*\.apps\.internal" is not a domain name/);
+    expect(() => normalizeInternalDomains(['apps.internal:62443'])).to.throw(/not a domain name/);
+    expect(() => renderEgressProxy({ internalDomains: [], sdsDir: SDS })).to.throw(/internal_domains is empty/);
+    expect(() => renderEgressProxy({ internalDomains: ['apps.internal'], sdsDir: 'rel' })).to.throw(/must be an absolute path/);
+    expect(inInternalDomain('b.apps.internal', ['apps.internal'])).to.equal(true);
+    expect(inInternalDomain('apps.internal', ['apps.internal'])).to.equal(false);
+    expect(inInternalDomain('b.apps.internal.example.com', ['apps.internal'])).to.equal(false);
+    expect(inInternalDomain('bapps.internal', ['apps.internal'])).to.equal(false);
+    expect(CF_INSTANCE_MTLS_PROXY).to.equal('http://127.0.0.1:61445');
+  });
+
+  it('one listener on 127.0.0.1:61445: absolute URLs, SANITIZE, *.<domain>:62443 → egress-c2c-mtls, * → egress-forward, CONNECT tunnelled', () => {
+    expect(r.listeners).to.have.length(1);
+    const l = r.listeners[0]!;
+    expect(l.name).to.equal('egress-proxy');
+    expect(l.address).to.deep.equal({ socket_address: { address: '127.0.0.1', port_value: 61445 } });
+    const hcm = obj(arr(arr(l.filter_chains)[0]!.filters)[0]!.typed_config);
+    expect(hcm.stat_prefix).to.equal('egress-proxy');
+    expect(hcm.codec_type).to.equal('HTTP1');
+    expect(hcm.forward_client_cert_details).to.equal('SANITIZE');
+    expect(hcm.http_protocol_options).to.deep.equal({ allow_absolute_url: true });
+    expect(obj(hcm.route_config).virtual_hosts).to.deep.equal([
+      {
+        name: 'c2c-mtls',
+        domains: ['*.apps.internal:62443', '*.my.apps.internal:62443'],
+        routes: [connectRoute, { match: { prefix: '/' }, route: { cluster: 'egress-c2c-mtls', timeout: '0s' } }],
+      },
+      { name: 'passthrough', domains: ['*'], routes: [connectRoute, { match: { prefix: '/' }, route: { cluster: 'egress-forward', timeout: '0s' } }] },
+    ]);
+    expect(hcm.http_filters).to.deep.equal([
+      { name: 'envoy.filters.http.dynamic_forward_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig', dns_cache_config: dnsCache } },
+      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+    ]);
+  });
+
+  it('egress-c2c-mtls originates mTLS with the instance identity (SDS), verifies the server against the identity CA by host; egress-forward has no TLS', () => {
+    const [mtls, forward] = r.clusters;
+    const dfp = (name: string) => ({
+      name,
+      connect_timeout: '0.25s',
+      lb_policy: 'CLUSTER_PROVIDED',
+      cluster_type: { name: 'envoy.clusters.dynamic_forward_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig', dns_cache_config: dnsCache } },
+    });
+    expect(forward).to.deep.equal(dfp('egress-forward'));
+    expect(mtls).to.deep.equal({
+      ...dfp('egress-c2c-mtls'),
+      transport_socket: {
+        name: 'envoy.transport_sockets.tls',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+          common_tls_context: {
+            tls_certificate_sds_secret_configs: [sds('sds-id-cert-and-key.yaml', 'id-cert-and-key')],
+            validation_context_sds_secret_config: sds('sds-c2c-mtls-validation-context.yaml', 'c2c-mtls-validation-context'),
+          },
+        },
+      },
+      typed_extension_protocol_options: {
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+          '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+          upstream_http_protocol_options: { auto_sni: true, auto_san_validation: true },
+          explicit_http_config: { http_protocol_options: {} },
+        },
+      },
+    });
+  });
+});
+
+function plan(o: { c2cMtls?: boolean; egress?: boolean; sdsDir?: string } = {}): DiegoSidecarPlan {
+  const mappings = allocateProxyPorts([8080, 2222], { c2cMtls: o.c2cMtls });
+  return {
+    instanceGuid: G,
+    containerIp: '10.255.0.7',
+    mappings,
+    adminPort: adminPort(mappings, [8080, 2222]),
+    enableHttp2: true,
+    requireAndVerifyClientCertificates: false,
+    sdsDir: o.sdsDir ?? SDS,
+    ...(o.egress ? { egressProxy: { internalDomains: ['apps.internal'] } } : {}),
+  };
+}
+
+describe('dataplane/envoy diego: the RFC options in the sidecar', () => {
+  const off = obj(parse(renderDiegoSidecar(plan())));
+  const on = obj(parse(renderDiegoSidecar(plan({ c2cMtls: true, egress: true }))));
+  const listeners = (c: Obj) => arr(obj(c.static_resources).listeners);
+  const clusters = (c: Obj) => arr(obj(c.static_resources).clusters);
+
+  it('the egress listener and clusters come after the executor\'s; the service-cluster and egress stats are kept', () => {
+    expect(listeners(on).map((l) => l.name)).to.deep.equal(['listener-8080-61001', 'listener-8080-61443', 'listener-8080-62443', 'listener-2222-61002', 'egress-proxy']);
+    expect(clusters(on).map((c) => c.name)).to.deep.equal(['service-cluster-8080', 'service-cluster-2222', 'egress-c2c-mtls', 'egress-forward']);
+    expect(on.stats_config).to.deep.equal({ stats_matcher: { inclusion_list: { patterns: ['cluster.service-cluster-', ...EGRESS_STATS_PREFIXES].map((prefix) => ({ prefix })) } } });
+    expect(EGRESS_STATS_PREFIXES).to.deep.equal(['http.egress-proxy.', 'cluster.egress-']);
+    expect(off.stats_config).to.deep.equal({ stats_matcher: { inclusion_list: { patterns: [{ prefix: 'cluster.service-cluster-' }] } } });
+  });
+
+  it('61443 is the same listener with or without the RFC (backwards compatible)', () => {
+    const l61443 = (c: Obj) => listeners(c).find((l) => l.name === 'listener-8080-61443');
+    expect(l61443(on)).to.deep.equal(l61443(off));
+    expect(clusters(on).find((c) => c.name === 'service-cluster-8080')).to.deep.equal(clusters(off).find((c) => c.name === 'service-cluster-8080'));
+  });
+
+  it('refuses an admin port on 61445 when the egress proxy is on', () => {
+    expect(() => renderDiegoSidecar({ ...plan({ egress: true }), adminPort: 61445 })).to.throw(/port 61445 is reserved for the egress proxy/);
+  });
+
+  describe('accepted by the real Envoy (--mode validate)', function () {
+    let envoy: string | undefined;
+    let dir = '';
+
+    before(async function () {
+      try {
+        envoy = resolveEnvoy().bin;
+      } catch {
+        this.skip();
+      }
+      dir = mkdtempSync(join(tmpdir(), 'mp-c2c-envoy-'));
+      const sdsDir = join(dir, 'sds');
+      mkdirSync(sdsDir);
+      const ca = await CertificateAuthority.create('iid');
+      const id = await issueInstanceIdentity(ca, { instanceGuid: G, appGuid: 'app', spaceGuid: 'space', orgGuid: 'org', ip: '10.255.0.7' });
+      const files = renderDiegoSdsFiles({
+        instanceIdentity: { cert: id.certPem + id.caPem, key: id.keyPem },
+        c2c: { cert: id.certPem + id.caPem, key: id.keyPem },
+        trustedCaCertificates: [ca.certPem],
+        verifySubjectAltName: [],
+        instanceIdentityCa: [ca.certPem],
+      });
+      for (const [name, text] of Object.entries(files)) writeFileSync(join(sdsDir, name), text);
+    });
+
+    after(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('the sidecar with the 62443 listener and the egress proxy validates cleanly', () => {
+      const file = join(dir, 'envoy.yaml');
+      writeFileSync(file, renderDiegoSidecar(plan({ c2cMtls: true, egress: true, sdsDir: join(dir, 'sds') })));
+      const r = spawnSync(envoy!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '-l', 'warning'], { encoding: 'utf8' });
+      const text = `${r.stdout}${r.stderr}`.trim();
+      expect(r.status, text).to.equal(0);
+      expect(text.split('\n'), text).to.have.length(1);
+      expect(text).to.match(/^configuration '.*' OK$/);
+    });
+
+    it('validate is not vacuous: the in-scope virtual host also claiming `*` is rejected', () => {
+      const c = obj(parse(renderDiegoSidecar(plan({ c2cMtls: true, egress: true, sdsDir: join(dir, 'sds') }))));
+      const egress = listeners(c).find((l) => l.name === 'egress-proxy')!;
+      const hcm = obj(arr(arr(egress.filter_chains)[0]!.filters)[0]!.typed_config);
+      arr(obj(hcm.route_config).virtual_hosts)[0]!.domains = ['*'];
+      const file = join(dir, 'bad.yaml');
+      writeFileSync(file, JSON.stringify(c));
+      const r = spawnSync(envoy!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '-l', 'warning'], { encoding: 'utf8' });
+      expect(r.status).to.not.equal(0);
+      expect(`${r.stdout}${r.stderr}`).to.match(/Only a single wildcard domain is permitted/);
+    });
+  });
+});
