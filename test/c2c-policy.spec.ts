@@ -2,13 +2,12 @@
 // renderer (dataplane/iptables/c2c.ts). Expected values are written by hand from the policy server's v1 API and
 // silk-release lib/rules/rules.go; the text is applied by the kernel in a throwaway namespace and listed back.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../src/harness/cli/errors.ts';
 import { allowedByPolicy, containerRules, parsePolicies, PolicyServer, policiesJson, type C2cPolicy } from '../src/harness/model/c2c/policy.ts';
 import { renderC2cIptables } from '../src/harness/dataplane/iptables/c2c.ts';
 import { parseYamlFile } from '../src/harness/substrate/topology.ts';
+import { run, scratchNetns } from './lib/scratch-netns.ts';
 
 const FRONTEND = 'a1f0c2d3-4e5f-4a6b-8c7d-0e1f2a3b4c01';
 const BACKEND = 'b2e1d3c4-5f6a-4b7c-9d8e-1f2a3b4c5d02';
@@ -18,11 +17,6 @@ const file = (name: string): C2cPolicy[] => {
   return parsePolicies(JSON.parse(readFileSync(f, 'utf8')), f);
 };
 
-function run(cmd: string, args: string[], input?: string): { status: number | null; out: string; err: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input });
-  if (r.error) throw r.error;
-  return { status: r.status, out: r.stdout, err: r.stderr };
-}
 
 describe('model/c2c policy: the policy server v1 JSON', () => {
   it('reads `cf add-network-policy` policies (fixtures/c2c/policies)', () => {
@@ -144,19 +138,7 @@ COMMIT
   });
 
   describe('applied by the kernel in a throwaway namespace', function () {
-    const ns = `mptest-${randomBytes(4).toString('hex')}`;
-    let created = false;
-
-    before(function () {
-      if (typeof process.getuid === 'function' && process.getuid() !== 0) this.skip();
-      const r = run('ip', ['netns', 'add', ns]);
-      if (r.status !== 0) throw new Error(`ip netns add ${ns}: ${r.err.trim()}`);
-      created = true;
-    });
-
-    after(() => {
-      if (created) run('ip', ['netns', 'del', ns]);
-    });
+    const { ns } = scratchNetns();
 
     const listed = () => run('ip', ['netns', 'exec', ns, 'iptables', '-S']).out.trim().split('\n');
 

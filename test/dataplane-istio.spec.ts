@@ -2,8 +2,6 @@
 // Expected values are written by hand from istio/istio (filterchain_options.go, cluster_tls.go, istio-iptables goldens)
 // and checked by independent judges: the real `envoy --mode validate` and the real kernel's `iptables -t nat -S`.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +10,7 @@ import { resolveEnvoy } from '../src/harness/cli/doctor.ts';
 import { renderSidecar } from '../src/harness/dataplane/envoy/sidecar.ts';
 import { ISTIO_CHAINS, renderIstioIptables } from '../src/harness/dataplane/iptables/istio.ts';
 import type { Endpoint, MtlsMode, SidecarPlan } from '../src/harness/profiles/istio/plan.ts';
+import { run, scratchNetns } from './lib/scratch-netns.ts';
 
 // ------------------------------------------------------------------ iptables
 
@@ -64,11 +63,6 @@ const KERNEL_RULES = [
   '-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001',
 ];
 
-function run(cmd: string, args: string[], input?: string): { status: number | null; out: string; err: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input });
-  if (r.error) throw r.error;
-  return { status: r.status, out: r.stdout, err: r.stderr };
-}
 
 describe('dataplane/iptables istio: renderIstioIptables', () => {
   it('renders the istio-init defaults exactly as the golden', () => {
@@ -111,19 +105,7 @@ COMMIT
   });
 
   describe('applied by the kernel in a throwaway namespace', function () {
-    const ns = `mptest-${randomBytes(4).toString('hex')}`;
-    let created = false;
-
-    before(function () {
-      if (typeof process.getuid === 'function' && process.getuid() !== 0) this.skip();
-      const r = run('ip', ['netns', 'add', ns]);
-      if (r.status !== 0) throw new Error(`ip netns add ${ns}: ${r.err.trim()}`);
-      created = true;
-    });
-
-    after(() => {
-      if (created) run('ip', ['netns', 'del', ns]);
-    });
+    const { ns } = scratchNetns();
 
     it('iptables-restore --noflush accepts the text and `iptables -t nat -S` lists the golden rules', () => {
       const applied = run('ip', ['netns', 'exec', ns, 'iptables-restore', '--noflush'], renderIstioIptables({}));

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { Verdict } from '../src/harness/model/verdict.ts';
-import { classifyError, classifyStatus, EMPTY_REPLY, refineAllowed, splitXfcc, xfccValue } from '../src/harness/probe/classify.ts';
+import { classifyError, classifyStatus, EMPTY_REPLY, refineAllowed } from '../src/harness/probe/classify.ts';
+import { parseXfcc } from '../src/harness/model/xfcc.ts';
 import { AgentClient } from '../src/harness/probe/client.ts';
 import { WireCanary } from '../src/harness/probe/canary.ts';
 import type { ProbeRequest, ProbeResult } from '../src/harness/probe/types.ts';
@@ -80,18 +81,18 @@ describe('probe classification', () => {
     it(`classifyStatus(${status}) → ${want}`, () => assert.equal(classifyStatus(status), want));
   }
 
-  it('splitXfcc splits elements on "," and pairs on ";" outside quotes', () => {
-    const els = splitXfcc(`By=spiffe://a;Hash=11;Subject="CN=x,OU=app:1,OU=space:2";URI=spiffe://c,By=spiffe://b;Hash=22;URI=${SLEEP};DNS=a.svc;DNS=b.svc`);
+  it('parseXfcc (used by refineAllowed) splits elements on "," and pairs on ";" outside quotes', () => {
+    const els = parseXfcc(`By=spiffe://a;Hash=11;Subject="CN=x,OU=app:1,OU=space:2";URI=spiffe://c,By=spiffe://b;Hash=22;URI=${SLEEP};DNS=a.svc;DNS=b.svc`);
     assert.equal(els.length, 2);
-    assert.deepEqual(els[0], [
+    assert.deepEqual(els[0]!.raw, [
       { key: 'By', value: 'spiffe://a' },
       { key: 'Hash', value: '11' },
       { key: 'Subject', value: 'CN=x,OU=app:1,OU=space:2' },
       { key: 'URI', value: 'spiffe://c' },
     ]);
-    assert.equal(xfccValue(els[1], 'uri'), SLEEP);
-    assert.deepEqual(els[1].filter((p) => p.key === 'DNS').map((p) => p.value), ['a.svc', 'b.svc']);
-    assert.equal(xfccValue(splitXfcc(XFCC)[0], 'Subject'), null, 'empty value counts as absent');
+    assert.deepEqual(els[1]!.uri, [SLEEP]);
+    assert.deepEqual(els[1]!.dns, ['a.svc', 'b.svc']);
+    assert.equal(parseXfcc(XFCC)[0]!.subject, null, 'empty value counts as absent');
   });
 
   const refineTable: Array<[string, Parameters<typeof refineAllowed>[0], ReturnType<typeof refineAllowed>]> = [

@@ -2,6 +2,7 @@
 // Pure: no I/O. DESIGN.md "The verdict and the result record": an actively signalled deny is
 // classified from that signal; `denied:timeout` only ever comes from the probe's own timer.
 import type { Verdict } from '../model/verdict.ts';
+import { immediateCaller, type XfccElement } from '../model/xfcc.ts';
 import type { ProbeProtocol } from './types.ts';
 
 /**
@@ -82,72 +83,6 @@ export function classifyStatus(status: number): Verdict {
   return `denied:http-${status}`;
 }
 
-/** One `key=value` pair of an XFCC element; `value` has its surrounding double quotes removed. */
-export interface XfccPair {
-  key: string;
-  value: string;
-}
-
-/** Split `s` on `sep` where it is not inside double quotes (a backslash escapes inside quotes). */
-function splitOutsideQuotes(s: string, sep: string): string[] {
-  const parts: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (quoted && c === '\\' && i + 1 < s.length) {
-      cur += c + s[i + 1];
-      i++;
-      continue;
-    }
-    if (c === '"') quoted = !quoted;
-    if (c === sep && !quoted) {
-      parts.push(cur);
-      cur = '';
-    } else {
-      cur += c;
-    }
-  }
-  parts.push(cur);
-  return parts;
-}
-
-function unquote(v: string): string {
-  if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) {
-    return v.slice(1, -1).replace(/\\(.)/g, '$1');
-  }
-  return v;
-}
-
-/**
- * Minimal X-Forwarded-Client-Cert splitter (Envoy `headers.rst`): elements separated by `,`
- * outside quotes, one per hop, the LAST being the immediate caller; pairs inside an element
- * separated by `;`. Keys keep their case (`By`, `Hash`, `Subject`, `URI`, `DNS`, `Cert`, `Chain`);
- * repeated keys (several `DNS=`) are kept in order.
- */
-export function splitXfcc(header: string): XfccPair[][] {
-  return splitOutsideQuotes(header, ',')
-    .map((element) =>
-      splitOutsideQuotes(element, ';')
-        .map((pair) => pair.trim())
-        .filter((pair) => pair.length > 0)
-        .map((pair) => {
-          const eq = pair.indexOf('=');
-          return eq < 0
-            ? { key: pair, value: '' }
-            : { key: pair.slice(0, eq).trim(), value: unquote(pair.slice(eq + 1).trim()) };
-        }),
-    )
-    .filter((element) => element.length > 0);
-}
-
-/** First non-empty value of `key` (case-insensitive) in one XFCC element. */
-export function xfccValue(element: XfccPair[], key: string): string | null {
-  const k = key.toLowerCase();
-  for (const p of element) if (p.key.toLowerCase() === k && p.value !== '') return p.value;
-  return null;
-}
-
 /**
  * The identity of the immediate caller as the server saw it: `x-echo-peer` (the echo itself
  * terminated mTLS), else the last XFCC element when it carries a `URI=` or `Hash=` (a proxy
@@ -157,13 +92,16 @@ export function xfccValue(element: XfccPair[], key: string): string | null {
 function authenticatedCaller(echo: { xfcc?: string; peer?: string }): string | null | undefined {
   if (echo.peer !== undefined && echo.peer.trim() !== '') return echo.peer.trim();
   if (echo.xfcc === undefined || echo.xfcc.trim() === '') return undefined;
-  const elements = splitXfcc(echo.xfcc);
-  const last = elements[elements.length - 1];
-  if (last === undefined) return undefined;
-  const uri = xfccValue(last, 'URI');
-  if (uri !== null) return uri;
-  if (xfccValue(last, 'Hash') === null) return undefined;
-  return xfccValue(last, 'Subject');
+  let last: XfccElement | null;
+  try {
+    last = immediateCaller(echo.xfcc);
+  } catch {
+    return undefined; // a header that does not parse proves nothing
+  }
+  if (last === null) return undefined;
+  if (last.uri[0] !== undefined) return last.uri[0];
+  if (last.hash === null) return undefined;
+  return last.subject?.text ?? null;
 }
 
 export type AllowedVerdict = 'allowed:mtls' | 'allowed:tls' | 'allowed:plaintext';

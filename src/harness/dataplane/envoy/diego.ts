@@ -13,8 +13,8 @@ import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { C2CMTLSPort, C2CTLSPort, DefaultHTTPPort, type PortMapping } from '../../model/cf/diego.ts';
 import { EGRESS_PROXY_PORT, EGRESS_STATS_PREFIXES, renderEgressProxy } from './egress-proxy.ts';
+import { addr, T, type Obj } from './common.ts';
 
-type Obj = Record<string, unknown>;
 
 /** envoyconfig.SupportedCipherSuites: the executor's list, RSA only (Diego's instance identity keys are RSA). */
 export const SupportedCipherSuites = ['ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES128-GCM-SHA256'] as const;
@@ -56,13 +56,6 @@ const MAX_UINT32 = 4_294_967_295;
 /** generateProxyConfig: ConnectTimeout 250000000 ns. */
 const CONNECT_TIMEOUT = '0.25s';
 
-const T = {
-  tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
-  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
-  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
-} as const;
 
 export interface DiegoSidecarPlan {
   /** executor container.Guid (the LRP instance GUID); goes into the node id. */
@@ -89,9 +82,6 @@ export interface DiegoSidecarPlan {
   egressProxy?: { internalDomains: readonly string[] };
 }
 
-function addr(address: string, port: number): Obj {
-  return { socket_address: { address, port_value: port } };
-}
 
 /** sdsFileConfigSource: the SDS file plus its directory as watched_directory (rename-based rotation). */
 function sdsConfig(plan: DiegoSidecarPlan, s: SdsSecret): Obj {

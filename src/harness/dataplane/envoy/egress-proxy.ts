@@ -34,8 +34,8 @@
 //   `egress-proxy` HCM's and the `egress-*` clusters' stats (see diego.ts), so a suite can tell whether a call went
 //   through the proxy.
 import { posix } from 'node:path';
+import { T, type Obj } from './common.ts';
 
-type Obj = Record<string, unknown>;
 
 /** The RFC's egress proxy port, on loopback only. */
 export const EGRESS_PROXY_PORT = 61445;
@@ -57,15 +57,6 @@ const DNS_CACHE = 'egress-proxy-dns';
 export const EGRESS_CLIENT_CERT = { file: 'sds-id-cert-and-key.yaml', secret: 'id-cert-and-key' } as const;
 export const EGRESS_SERVER_VALIDATION = { file: 'sds-c2c-mtls-validation-context.yaml', secret: 'c2c-mtls-validation-context' } as const;
 
-const T = {
-  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-  dfpFilter: 'type.googleapis.com/envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig',
-  dfpCluster: 'type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig',
-  getaddrinfo: 'type.googleapis.com/envoy.extensions.network.dns_resolver.getaddrinfo.v3.GetAddrInfoDnsResolverConfig',
-  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-  httpOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-} as const;
 
 export interface EgressProxyPlan {
   /** containers.proxy.internal_domains (e.g. `apps.internal` or `apps.internal.`); at least one. */

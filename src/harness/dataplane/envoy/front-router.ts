@@ -15,8 +15,8 @@
 // error ... TLS_error"); SAN mismatch, the route-integrity case, is 503 in both. Nor is a failed TLS endpoint
 // pruned from the pool (gorouter prune-failed-endpoint); here it is only skipped by the retry.
 import { stringify } from 'yaml';
+import { addr, T, type Obj } from './common.ts';
 
-type Obj = Record<string, unknown>;
 
 /** One registered endpoint of a route (gorouter route.Endpoint from a route-emitter registry message). */
 export interface RouteEndpoint {
@@ -65,13 +65,6 @@ export const DEFAULT_MAX_ATTEMPTS = 3;
 /** gorouter endpoint_dial_timeout default. */
 const CONNECT_TIMEOUT = '5s';
 
-const T = {
-  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
-  previousHosts: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
-} as const;
 
 /** forwarded_client_cert → HCM forward_client_cert_details. */
 const XFCC: Record<ForwardedClientCert, Obj> = {
@@ -84,9 +77,6 @@ const XFCC: Record<ForwardedClientCert, Obj> = {
   sanitize_set: { forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { subject: true } },
 };
 
-function addr(address: string, port: number): Obj {
-  return { socket_address: { address, port_value: port } };
-}
 
 /** `pool-<host>`: the route's cluster. */
 export function poolClusterName(host: string): string {

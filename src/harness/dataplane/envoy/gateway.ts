@@ -5,7 +5,8 @@
 // pilot/pkg/networking/util/proxy_headers.go (gateways: XFCC SANITIZE_SET).
 import { stringify } from 'yaml';
 import { ISTIO_PORTS, type GatewayServerPlan, type SidecarPlan } from '../../profiles/istio/plan.ts';
-import { addr, checkPlan, outboundCluster, outboundClusterName, router, T, tlsParams, type Obj } from './sidecar.ts';
+import { checkPlan, outboundCluster, outboundClusterName, router, tlsParams } from './sidecar.ts';
+import { addr, T, type Obj } from './common.ts';
 
 /** What Istio's gateway offers on HTTPS servers (gateway.go: h2 then http/1.1). */
 export const GATEWAY_HTTPS_ALPNS = ['h2', 'http/1.1'] as const;

@@ -12,8 +12,8 @@ import {
   type OutboundSubset,
   type SidecarPlan,
 } from '../../profiles/istio/plan.ts';
+import { addr, T, type Obj } from './common.ts';
 
-export type Obj = Record<string, unknown>;
 
 // ALPNs (pilot/pkg/networking/core/listener.go, pilot/pkg/networking/util/util.go)
 /** mtlsHTTPALPNs: what a client sidecar offers for HTTP after Istio's ALPN override filter. */
@@ -69,23 +69,9 @@ export function outboundSni(port: number, subset: string, fqdn: string): string 
   return `outbound_.${port}_.${subset}_.${fqdn}`;
 }
 
-export const T = {
-  originalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
-  tlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
-  httpInspector: 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
-  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-  tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
-  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
-  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-  rawBuffer: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer',
-} as const;
 
 const CONNECT_TIMEOUT = '10s'; // MeshConfig connectTimeout default
 
-export function addr(address: string, port: number): Obj {
-  return { socket_address: { address, port_value: port } };
-}
 
 // ---------------------------------------------------------------- TLS contexts
 
