@@ -1,12 +1,16 @@
 // npm run bench → reports/bench.json: substrate up/down for 2, 10 and 50 pods, probe throughput
-// over an N×N plaintext matrix, deny-verdict latency, memory per pod. Figures, never assertions:
-// each target is recorded next to its measurement with `met: true|false`.
+// over an N×N plaintext matrix, deny-verdict latency, memory per pod, and the throughput-budget
+// run (paths (a)-(c) on real Envoy, interleaved rounds, fixtures/budgets.yaml). Figures, never
+// assertions: each target is recorded next to its measurement with `met: true|false`.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { upNetns, type NetnsCluster } from '../src/harness/substrate/netns/index.ts';
 import { pidsInNetns } from '../src/harness/substrate/state.ts';
 import { versions } from '../src/harness/cli/doctor.ts';
 import type { PodSpec, Topology } from '../src/harness/substrate/types.ts';
+import { runBudgets } from '../src/harness/load/index.ts';
+import { renderTable } from '../src/harness/load/report.ts';
+import { SPREAD_MAX } from '../src/harness/load/summary.ts';
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
@@ -68,6 +72,41 @@ async function matrix(n: number, wire: boolean) {
   }
 }
 
+/** The throughput-budget suite's run: medians, spreads and budgets per path, the ceiling check, timings. */
+async function budgets() {
+  const run = await runBudgets({ log: (l) => log(`budget: ${l}`) });
+  log(`budget run ${run.seconds.toFixed(1)} s (${run.runDir})\n${renderTable(run.summary, run.budgets)}`);
+  const s = run.summary;
+  // every ratio the run takes: each path against the baseline, and autocannon against wrk
+  const ratios = [
+    ...s.paths.filter((p) => p.id !== 'baseline').map((p) => ({ name: `${p.id} rps_ratio`, ...p.metrics.rps_ratio })),
+    ...(s.ceiling ? [{ name: 'autocannon/wrk (baseline)', ...s.ceiling.ratio }] : []),
+  ];
+  return {
+    runDir: run.runDir,
+    seconds: +run.seconds.toFixed(1),
+    phases: Object.fromEntries(Object.entries(run.phases).map(([k, v]) => [k, +v.toFixed(1)])),
+    settings: s.settings,
+    paths: s.paths.map((p) => ({
+      id: p.id,
+      letter: p.letter,
+      description: p.description,
+      verified: p.verified,
+      limitedBy: p.limitedBy,
+      medians: Object.fromEntries(Object.entries(p.metrics).map(([k, v]) => [k, v.median])),
+      spreads: Object.fromEntries(Object.entries(p.metrics).map(([k, v]) => [k, v.spread])),
+      roles: p.roles.map((r) => ({ role: r.role, comm: r.comm, cpuPer1kReq: r.cpu_per_1k_req.median, cpuUtil: r.cpu_util.median, rssMiB: r.rss_mb.median })),
+    })),
+    ceiling: s.ceiling ?? null,
+    ratios,
+    skipped: s.skipped,
+    budgets: run.budgets,
+    warnings: s.warnings,
+    discarded: s.discarded,
+    waitedS: s.waitedS,
+  };
+}
+
 async function denyLatency(count: number) {
   const pods: PodSpec[] = [
     { name: 'client', namespace: 'default' },
@@ -104,6 +143,7 @@ const upDowns: Awaited<ReturnType<typeof upDown>>[] = [];
 for (const n of [2, 10, 50]) upDowns.push(await upDown(n));
 const matrices = [await matrix(10, false), await matrix(10, true)];
 const deny = await denyLatency(200);
+const budgetRun = await budgets();
 
 const by = (n: number) => upDowns.find((u) => u.pods === n)!;
 const targets = [
@@ -112,6 +152,9 @@ const targets = [
   { name: 'teardown (50 pods)', target: '<= 2000 ms', value: by(50).downMs, met: by(50).downMs <= 2000 },
   { name: 'probed cells/s (10x10, wire off)', target: '>= 200', value: matrices[0]!.cellsPerS, met: matrices[0]!.cellsPerS >= 200 },
   { name: 'p95 RST verdict', target: '<= 50 ms', value: deny.reset!.p95Ms, met: deny.reset!.p95Ms <= 50 },
+  { name: 'throughput-budget run', target: '<= 90 s', value: budgetRun.seconds, met: budgetRun.seconds <= 90 },
+  ...budgetRun.ratios.map((r) => ({ name: `spread of ${r.name} over ${r.rounds.length} rounds`, target: `<= ${SPREAD_MAX * 100}%`, value: +(r.spread * 100).toFixed(1), met: r.spread <= SPREAD_MAX })),
+  { name: 'throughput budgets met', target: 'all', value: `${budgetRun.budgets.filter((b) => b.pass).length}/${budgetRun.budgets.length}`, met: budgetRun.budgets.every((b) => b.pass) },
 ];
 const report = {
   kind: 'meshproof-bench',
@@ -120,6 +163,7 @@ const report = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1) },
   versions: await versions(),
   substrate: { netns: { upDown: upDowns, matrices, deny } },
+  budgets: budgetRun,
   targets,
 };
 mkdirSync('reports', { recursive: true });

@@ -1,11 +1,16 @@
 // A generic echo for tests: every path answers the Istio-echo style body; /status/<code> answers
-// with that status. Optionally HTTPS, optionally requiring a client certificate.
+// with that status; /bytes/<n> answers a fixed payload of n bytes (httpbin's /bytes/{n} without
+// the randomness: the load generator's target). Optionally HTTPS, optionally requiring a client
+// certificate.
 import { readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import type { TlsOptions } from 'node:tls';
 import { parseFlags, parsePort, usage, type Env, type WorkloadHandle, type WorkloadOptions } from './common.ts';
-import { sendEcho, startHttpWorkload } from './http-workload.ts';
+import { send, sendEcho, startHttpWorkload, TEXT_PLAIN } from './http-workload.ts';
 
 export const ECHO_PORT = 8080;
+/** Largest /bytes/<n> payload (16 MiB). */
+export const MAX_PAYLOAD_BYTES = 16 << 20;
 
 export interface EchoOptions extends WorkloadOptions {
   /** PEM file paths. With cert and key the echo serves HTTPS. */
@@ -44,6 +49,20 @@ export function echoTlsOptions(opts: EchoOptions): TlsOptions | undefined {
   return tls;
 }
 
+const payloads = new Map<number, Buffer>();
+
+/** n bytes of `x` (the buffer is built once per size), application/octet-stream; 400 above MAX_PAYLOAD_BYTES. */
+function sendPayload(res: ServerResponse, n: number): void {
+  if (n > MAX_PAYLOAD_BYTES) return send(res, 400, `echo: /bytes/<n> takes at most ${MAX_PAYLOAD_BYTES} bytes\n`, TEXT_PLAIN);
+  let body = payloads.get(n);
+  if (!body) {
+    body = Buffer.alloc(n, 'x');
+    if (payloads.size < 16) payloads.set(n, body);
+  }
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(n) });
+  res.end(body);
+}
+
 export async function startEcho(opts: EchoOptions = {}): Promise<WorkloadHandle> {
   return startHttpWorkload(
     {
@@ -51,6 +70,8 @@ export async function startEcho(opts: EchoOptions = {}): Promise<WorkloadHandle>
       defaultPort: ECHO_PORT,
       tls: echoTlsOptions(opts),
       handler: (ctx) => {
+        const bytes = /^\/bytes\/(\d{1,9})$/.exec(ctx.url.pathname);
+        if (bytes) return sendPayload(ctx.res, Number(bytes[1]));
         const m = /^\/status\/(\d{3})$/.exec(ctx.url.pathname);
         const status = m ? Number(m[1]) : 200;
         if (status < 200 || status > 599) return sendEcho(ctx, 400);

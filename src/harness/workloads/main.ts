@@ -1,6 +1,7 @@
 // Entry point of the workload bundle that runs inside pods:
-//   node <bundle>.js <sentences|dora|tcp-listener|echo|agent> [--flag value ...]
-// A workload runs until SIGTERM (or SIGINT), then closes and the process exits 0.
+//   node <bundle>.js <sentences|dora|tcp-listener|echo|agent|load> [--flag value ...]
+// A workload runs until SIGTERM (or SIGINT), then closes and the process exits 0. `load` is a
+// one-shot: it runs the load generator once, prints its figures and exits.
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { UserError } from '../cli/errors.ts';
@@ -10,17 +11,17 @@ import { runEcho } from './echo.ts';
 import { runSentences } from './sentences.ts';
 import { runTcpListener } from './tcp-listener.ts';
 
-export type WorkloadKind = 'sentences' | 'dora' | 'tcp-listener' | 'echo' | 'agent';
+export type WorkloadKind = 'sentences' | 'dora' | 'tcp-listener' | 'echo' | 'agent' | 'load';
 
-/** Workloads that serve until told to stop; `agent` manages its own lifetime. */
-export const SERVING_WORKLOADS: Readonly<Record<Exclude<WorkloadKind, 'agent'>, (args: readonly string[], env: Env) => Promise<WorkloadHandle>>> = {
+/** Workloads that serve until told to stop; `agent` manages its own lifetime, `load` runs once. */
+export const SERVING_WORKLOADS: Readonly<Record<Exclude<WorkloadKind, 'agent' | 'load'>, (args: readonly string[], env: Env) => Promise<WorkloadHandle>>> = {
   sentences: runSentences,
   dora: runDora,
   'tcp-listener': runTcpListener,
   echo: runEcho,
 };
 
-export const WORKLOAD_KINDS: readonly WorkloadKind[] = [...(Object.keys(SERVING_WORKLOADS) as Array<Exclude<WorkloadKind, 'agent'>>), 'agent'];
+export const WORKLOAD_KINDS: readonly WorkloadKind[] = [...(Object.keys(SERVING_WORKLOADS) as Array<Exclude<WorkloadKind, 'agent' | 'load'>>), 'agent', 'load'];
 
 function isServing(kind: string): kind is keyof typeof SERVING_WORKLOADS {
   return Object.prototype.hasOwnProperty.call(SERVING_WORKLOADS, kind);
@@ -50,8 +51,19 @@ export async function main(argv: string[]): Promise<void> {
     await runAgent(rest);
     return;
   }
+  if (kind === 'tcp-pinger') {
+    const { runTcpPinger } = await import('./tcp-pinger.ts');
+    await runTcpPinger(rest);
+    return;
+  }
+  if (kind === 'load') {
+    const { runLoad } = await import('./load.ts');
+    await runLoad(rest);
+    return;
+  }
   if (kind === undefined || !isServing(kind)) {
-    throw usage(`${kind === undefined ? 'missing workload' : `unknown workload '${kind}'`}; usage: <${WORKLOAD_KINDS.join('|')}> [--flag value ...]`);
+    const longRunning = WORKLOAD_KINDS.filter((k) => k !== 'load').join('|');
+    throw usage(`${kind === undefined ? 'missing workload' : `unknown workload '${kind}'`}; usage: <${longRunning}> [--flag value ...], or load --url <url> [--flag value ...] (one load-generator run)`);
   }
   const handle = await SERVING_WORKLOADS[kind](rest, process.env);
   await stopSignal();
@@ -74,7 +86,7 @@ if (isEntryModule()) {
   const argv = process.argv.slice(2);
   main(argv).then(
     () => {
-      // A serving workload has closed: leave now even if a stray timer or socket lingers.
+      // A serving workload has closed (or `load` has printed its figures): leave now even if a stray timer or socket lingers.
       if (argv[0] !== 'agent') process.exit(0);
     },
     (err: unknown) => {

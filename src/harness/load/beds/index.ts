@@ -1,0 +1,6 @@
+// The beds the budget run can start. A profile's paths are measured once its bed is listed
+// here; catalog paths without a bed are reported as skipped ("profile not available yet").
+import type { LoadBed } from '../path.ts';
+import { istioBed } from './istio.ts';
+
+export const LOAD_BEDS: readonly LoadBed[] = [istioBed];

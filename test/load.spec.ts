@@ -1,0 +1,444 @@
+// The throughput-budget machinery (src/harness/load) without a mesh: statistics, /proc and
+// load-generator output parsers (fed real output captured on the project's machine), the budgets
+// file and check (hand-written numbers), the summary of rounds, the SVG chart, and the `load`
+// workload against an in-process echo on loopback.
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UserError } from '../src/harness/cli/errors.ts';
+import { checkBudgets, describeBudget, parseBudgets } from '../src/harness/load/budgets.ts';
+import { renderPathChart } from '../src/harness/load/chart.ts';
+import { parseLoadLine, parseWrk, summarizeAutocannon, type AutocannonResultLike, type LoadFigures } from '../src/harness/load/figures.ts';
+import { BASELINE, PATH_CATALOG, type LoadPath } from '../src/harness/load/path.ts';
+import { foreignCpuS, machineDelta, parseProcStatCpu, parseStat, parseStatusRssKiB, ProcWatch, sampleTree } from '../src/harness/load/proc.ts';
+import { appendBudgets, renderTable, skippedTests } from '../src/harness/load/report.ts';
+import { DEFAULT_SETTINGS, type RoundsResult, type RunSample } from '../src/harness/load/runner.ts';
+import { median, percentile, spread } from '../src/harness/load/stats.ts';
+import { bottleneckOf, skippedPaths, summarize, type PathSummary } from '../src/harness/load/summary.ts';
+import { startEcho } from '../src/harness/workloads/echo.ts';
+import { parseLoadArgs, runLoadOnce } from '../src/harness/workloads/load.ts';
+import type { WorkloadHandle } from '../src/harness/workloads/common.ts';
+
+describe('load: statistics', () => {
+  it('median of odd and even counts, NaN for none', () => {
+    expect(median([3, 1, 2])).to.equal(2);
+    expect(median([4, 1, 3, 2])).to.equal(2.5);
+    expect(median([])).to.be.NaN;
+  });
+
+  it('spread is (max − min) / median: 0.9, 1.0, 1.05 → 15%', () => {
+    expect(spread([0.9, 1.0, 1.05])).to.be.closeTo(0.15, 1e-12);
+    expect(spread([5])).to.equal(0);
+    expect(spread([2, 2, 2])).to.equal(0);
+    expect(spread([-1, 0, 1])).to.be.NaN;
+  });
+
+  it('nearest-rank percentiles', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => 100 - i); // 1..100 shuffled by reversal
+    expect(percentile(xs, 50)).to.equal(50);
+    expect(percentile(xs, 99)).to.equal(99);
+    expect(percentile(xs, 100)).to.equal(100);
+    expect(percentile([7], 99)).to.equal(7);
+  });
+});
+
+describe('load: /proc parsers', () => {
+  it('reads utime/stime/cutime/cstime from /proc/<pid>/stat, counting fields after the last parenthesis', () => {
+    // comm with a space and a parenthesis, as a process can name itself
+    const line = '4242 (envoy (w) 1) S 1 4242 4242 0 -1 4194560 2000 0 0 0 1234 567 89 10 20 0 3 0 100 3312964000 14885 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0';
+    expect(parseStat(line)).to.deep.equal({ pid: 4242, comm: 'envoy (w) 1', utime: 1234, stime: 567, cutime: 89, cstime: 10 });
+    expect(() => parseStat('garbage')).to.throw(/not a \/proc/);
+  });
+
+  it('reads VmRSS (kB) from /proc/<pid>/status, 0 when absent', () => {
+    expect(parseStatusRssKiB('Name:\tenvoy\nVmHWM:\t   61000 kB\nVmRSS:\t   59540 kB\nRssAnon:\t 16000 kB\n')).to.equal(59540);
+    expect(parseStatusRssKiB('Name:\tkthreadd\n')).to.equal(0);
+  });
+
+  it('reads the aggregate cpu line of /proc/stat and computes the machine over a window', () => {
+    const a = parseProcStatCpu('cpu  1000 10 500 9000 5 0 100 2 0 0\ncpu0 500 5 250 4500 2 0 50 1 0 0\n');
+    expect(a).to.deep.equal({ user: 1000, nice: 10, system: 500, idle: 9000, iowait: 5, irq: 0, softirq: 100, steal: 2 });
+    const b = parseProcStatCpu('cpu  1300 10 600 9100 5 0 150 2 0 0\n');
+    const m = machineDelta(a, b, 2, 100, 2);
+    expect(m).to.deep.equal({ cpus: 2, wallS: 2, busyS: 4, irqS: 0.5, idleS: 1, stealS: 0 });
+    // 4.5 s of busy + irq CPU, 3.5 s of it the run's: 1 s belongs to someone else
+    expect(foreignCpuS(m, 3.5)).to.equal(1);
+    expect(foreignCpuS(m, 5)).to.equal(0);
+  });
+
+  it('watches this very process: CPU burnt in the window, RSS, and the machine', () => {
+    const w = new ProcWatch([process.pid], 10);
+    const t0 = Date.now();
+    let x = 0;
+    while (Date.now() - t0 < 120) x += Math.sqrt(x + 1);
+    const { procs, machine } = w.stop();
+    expect(x).to.be.above(0);
+    expect(procs).to.have.length(1);
+    expect(procs[0]!.cpuS).to.be.above(0.05);
+    expect(procs[0]!.rssMiB).to.be.above(10);
+    expect(machine.wallS).to.be.at.least(0.1);
+    expect(sampleTree(2 ** 22 + 1)).to.equal(undefined);
+    expect(() => new ProcWatch([2 ** 22 + 1])).to.throw(/not running/);
+  });
+});
+
+// autocannon 8 result keys (lib/aggregateResult.js), as the in-pod workload received them
+const AC_RESULT: AutocannonResultLike = {
+  url: 'http://echo:8080/bytes/1024',
+  connections: 8,
+  pipelining: 1,
+  duration: 3.01,
+  errors: 2,
+  timeouts: 1,
+  mismatches: 0,
+  non2xx: 3,
+  resets: 0,
+  latency: { p50: 1, p90: 2, p99: 5, max: 13 },
+  requests: { total: 14_448 },
+  throughput: { total: 21_672_000 },
+};
+
+// wrk 4.1.0 (Debian 12) output captured from a pod on this project's machine
+const WRK_OK = `Running 2s test @ http://echo-naked:8080/bytes/1024
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   211.96us  217.03us   4.83ms   93.67%
+    Req/Sec    43.41k    11.94k   56.62k    76.19%
+  Latency Distribution
+     50%  142.00us
+     75%  239.00us
+     90%  360.00us
+     99%    1.17ms
+  90359 requests in 2.10s, 107.11MB read
+Requests/sec:  43022.15
+Transfer/sec:     51.00MB
+`;
+const WRK_503 = `Running 1s test @ http://127.0.0.1:18081/status/503
+  1 threads and 2 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   186.63us  523.49us   7.82ms   94.64%
+    Req/Sec    26.54k    12.82k   40.04k    72.73%
+  Latency Distribution
+     50%   56.00us
+     75%  101.00us
+     90%  243.00us
+     99%    2.94ms
+  28959 requests in 1.10s, 12.81MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 28959
+Requests/sec:  26323.23
+Transfer/sec:     11.65MB
+`;
+
+describe('load: load-generator output', () => {
+  it('summarizes an autocannon result; its own 1 ms histogram unless response times were recorded', () => {
+    const f = summarizeAutocannon(AC_RESULT, { clientCpuS: 0.8 });
+    expect(f).to.deep.equal({
+      tool: 'autocannon',
+      url: 'http://echo:8080/bytes/1024',
+      connections: 8,
+      pipelining: 1,
+      durationS: 3.01,
+      requests: 14448,
+      rps: 4800,
+      latencyMs: { p50: 1, p90: 2, p99: 5, max: 13 },
+      errors: 5,
+      errorDetail: { errors: 2, timeouts: 1, non2xx: 3, mismatches: 0, resets: 0 },
+      bytesPerS: 7_200_000,
+      clientCpuS: 0.8,
+    });
+    const lat = Array.from({ length: 1000 }, (_, i) => (i + 1) / 100); // 0.01 .. 10 ms
+    const g = summarizeAutocannon(AC_RESULT, { latenciesMs: lat });
+    expect(g.latencyMs).to.deep.equal({ p50: 5, p90: 9, p99: 9.9, max: 10 });
+    expect(g).to.not.have.property('clientCpuS');
+  });
+
+  it('finds the figures line in the workload output, and says so when there is none', () => {
+    const line = { ...summarizeAutocannon(AC_RESULT), procs: [], machine: { cpus: 2, wallS: 3, busyS: 4, irqS: 1, idleS: 1, stealS: 0, foreignS: 0 }, warmupRequests: 10 };
+    expect(parseLoadLine(`noise\n${JSON.stringify(line)}\n`).requests).to.equal(14448);
+    expect(() => parseLoadLine('{"tool":"wrk"}\n')).to.throw(/no figures line/);
+  });
+
+  it('parses wrk --latency output (us/ms units, MB at 1024, socket errors and non-2xx)', () => {
+    expect(parseWrk(WRK_OK, { url: 'http://echo-naked:8080/bytes/1024', connections: 8 })).to.deep.equal({
+      tool: 'wrk',
+      url: 'http://echo-naked:8080/bytes/1024',
+      connections: 8,
+      pipelining: 1,
+      durationS: 2.1,
+      requests: 90359,
+      rps: 43022.2,
+      latencyMs: { p50: 0.142, p90: 0.36, p99: 1.17, max: 4.83 },
+      errors: 0,
+      errorDetail: { connect: 0, read: 0, write: 0, timeout: 0, non2xx: 0 },
+      bytesPerS: 53_477_376,
+    });
+    const bad = parseWrk(WRK_503, { url: 'u', connections: 2 });
+    expect(bad.errorDetail).to.deep.equal({ connect: 0, read: 2, write: 0, timeout: 1, non2xx: 28959 });
+    expect(bad.errors).to.equal(28962);
+    expect(bad.latencyMs.p99).to.equal(2.94);
+    expect(() => parseWrk('unable to connect to 127.0.0.1:18099 Connection refused\n', { url: 'u', connections: 1 })).to.throw(/wrk: no 'N requests in T' line/);
+  });
+});
+
+const BUDGETS_YAML = `# test
+load:
+  connections: 4
+  duration_s: 2
+  rounds: 3
+  wrk: false
+paths:
+  baseline:
+    errors_max: 0
+  istio-mtls:
+    rps_ratio_min: 0.2
+    p99_added_ms_max: 5
+    cpu_per_1k_req_max: 0.25
+    rss_mb_max: 80
+  cf-tcp-router:
+    rps_ratio_min: 0.3
+`;
+
+describe('load: budgets file and check', () => {
+  it('reads load settings over the defaults and per-path budgets', () => {
+    const b = parseBudgets(BUDGETS_YAML, 'b.yaml');
+    expect(b.load).to.deep.equal({ ...DEFAULT_SETTINGS, connections: 4, durationS: 2, wrk: false });
+    expect(b.paths).to.deep.equal({
+      baseline: { errors_max: 0 },
+      'istio-mtls': { rps_ratio_min: 0.2, p99_added_ms_max: 5, cpu_per_1k_req_max: 0.25, rss_mb_max: 80 },
+      'cf-tcp-router': { rps_ratio_min: 0.3 },
+    });
+  });
+
+  it('rejects unknown keys, paths and budgets by name, fewer than 3 rounds, and bad numbers', () => {
+    const bad = (text: string, re: RegExp) => expect(() => parseBudgets(text, 'b.yaml')).to.throw(UserError, re);
+    bad('lod: {}\n', /b\.yaml: unknown key 'lod'/);
+    bad('load: { duration: 3 }\n', /unknown key 'load\.duration' \(keys: connections, .*duration_s/);
+    bad('load: { rounds: 2 }\n', /load\.rounds must be at least 3/);
+    bad('load: { connections: 2.5 }\n', /load\.connections must be a whole number/);
+    bad('paths: { istio: { rps_ratio_min: 0.2 } }\n', /unknown path 'istio' \(paths: baseline, istio-mtls/);
+    bad('paths: { istio-mtls: { rps_min: 0.2 } }\n', /unknown budget 'paths\.istio-mtls\.rps_min'/);
+    bad('paths: { baseline: { rps_ratio_min: 0.2 } }\n', /the baseline is what ratios are taken against/);
+    bad('paths: { istio-mtls: { rss_mb_max: -1 } }\n', /paths\.istio-mtls\.rss_mb_max must be a number > 0/);
+  });
+
+  it('decides each budget on the median: _min at least, _max at most; NaN fails', () => {
+    const s = (rounds: number[]) => ({ rounds, median: median(rounds), spread: spread(rounds) });
+    const path = (id: string, m: Partial<Record<string, number[]>>) =>
+      ({ id, metrics: Object.fromEntries(Object.entries(m).map(([k, v]) => [k, s(v!)])) }) as unknown as PathSummary;
+    const summary = {
+      paths: [
+        path(BASELINE, { errors: [0, 0, 0] }),
+        path('istio-mtls', { rps_ratio: [0.19, 0.21, 0.25], p99_added_ms: [4, 6, 7], cpu_per_1k_req: [0.2, 0.25, 0.3], rss_mb: [58, 58, 59] }),
+      ],
+    };
+    const results = checkBudgets(parseBudgets(BUDGETS_YAML).paths, summary);
+    expect(results).to.deep.equal([
+      { path: 'baseline', metric: 'errors_max', value: 0, limit: 0, unit: 'requests', pass: true, rounds: [0, 0, 0] },
+      { path: 'istio-mtls', metric: 'rps_ratio_min', value: 0.21, limit: 0.2, unit: 'x baseline', pass: true, rounds: [0.19, 0.21, 0.25] },
+      { path: 'istio-mtls', metric: 'p99_added_ms_max', value: 6, limit: 5, unit: 'ms', pass: false, rounds: [4, 6, 7] },
+      { path: 'istio-mtls', metric: 'cpu_per_1k_req_max', value: 0.25, limit: 0.25, unit: 'vCPU-s/1k req', pass: true, rounds: [0.2, 0.25, 0.3] },
+      { path: 'istio-mtls', metric: 'rss_mb_max', value: 58, limit: 80, unit: 'MiB', pass: true, rounds: [58, 58, 59] },
+    ]);
+    expect(describeBudget(results[2]!)).to.equal('istio-mtls p99_added_ms_max: 6 ms (limit 5; rounds 4, 6, 7) BROKEN');
+    const nan = checkBudgets({ 'istio-mtls': { rss_mb_max: 80 } }, { paths: [path('istio-mtls', { rss_mb: [] })] });
+    expect(nan[0]!.pass).to.equal(false);
+  });
+
+  it('the shipped fixtures/budgets.yaml parses and budgets paths (b) and (c)', () => {
+    const b = parseBudgets(readFileSync('fixtures/budgets.yaml', 'utf8'), 'fixtures/budgets.yaml');
+    expect(b.load.rounds).to.be.at.least(3);
+    for (const id of ['istio-mtls', 'istio-permissive-plaintext']) expect(Object.keys(b.paths[id] ?? {})).to.include.members(['rps_ratio_min', 'p99_added_ms_max', 'cpu_per_1k_req_max', 'rss_mb_max']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Summary: three rounds of three paths, hand-written
+
+function fig(rps: number, p99: number, clientCpuS: number, extra: Partial<LoadFigures> = {}): LoadFigures {
+  return {
+    tool: 'autocannon',
+    url: 'u',
+    connections: 8,
+    pipelining: 1,
+    durationS: 4,
+    requests: rps * 4,
+    rps,
+    latencyMs: { p50: p99 / 4, p90: p99 / 2, p99, max: p99 * 2 },
+    errors: 0,
+    errorDetail: {},
+    bytesPerS: rps * 1200,
+    clientCpuS,
+    ...extra,
+  };
+}
+
+const MACHINE = { cpus: 2, wallS: 4, busyS: 6, irqS: 1, idleS: 1, stealS: 0, foreignS: 0 };
+
+function path(id: string, procs: LoadPath['procs']): LoadPath {
+  const c = PATH_CATALOG.find((x) => x.id === id)!;
+  return { id, letter: c.letter, description: c.description, client: 'default/sleep', target: `http://${id}:8080`, procs, host: undefined as unknown as LoadPath['host'], verify: async () => 'ok' };
+}
+
+const app = (pod: string) => ({ role: 'server-app', kind: 'app' as const, pod, container: 'app-8080' });
+const side = (pod: string, role: string) => ({ role, kind: 'dataplane' as const, pod, container: 'istio-proxy' });
+const PATHS = [path(BASELINE, [app('default/echo-naked')]), path('istio-mtls', [side('default/sleep', 'client-sidecar'), side('default/echo', 'server-sidecar'), app('default/echo')])];
+
+function sample(p: string, round: number, figures: LoadFigures, cpu: number[], foreignS = 0): RunSample {
+  const procs = PATHS.find((x) => x.id === p)!.procs;
+  return {
+    path: p,
+    round,
+    figures,
+    costs: procs.map((ref, i) => ({ ...ref, pid: 100 + i, comm: ref.kind === 'app' ? 'node' : 'envoy', cpuS: cpu[i]!, rssMiB: ref.kind === 'app' ? 55 : 58 + i })),
+    machine: { ...MACHINE, foreignS },
+  };
+}
+
+const ROUNDS: RoundsResult = {
+  samples: [
+    sample(BASELINE, 1, fig(20000, 1, 3.6), [3.2]),
+    sample('istio-mtls', 1, fig(4000, 4, 0.8), [1.6, 1.6, 0.8]),
+    sample(BASELINE, 2, fig(25000, 1, 3.6), [3.4]),
+    sample('istio-mtls', 2, fig(5000, 3, 0.8), [2, 2, 0.9]),
+    sample(BASELINE, 3, fig(20000, 2, 3.6), [3.2], 2),
+    sample('istio-mtls', 3, fig(4400, 5, 0.8), [1.76, 1.76, 0.8]),
+  ],
+  wrk: [1, 2, 3].map((round) => sample(BASELINE, round, { ...fig(round === 2 ? 25000 : 40000, 1.5, 1.0), tool: 'wrk' }, [3.5])),
+  discarded: [],
+  verified: { [BASELINE]: 'allowed:plaintext served by echo-naked', 'istio-mtls': 'allowed:mtls' },
+  waitedS: 0,
+  seconds: 50,
+};
+
+describe('load: summary of the rounds', () => {
+  const s = summarize(PATHS, ROUNDS, DEFAULT_SETTINGS, skippedPaths(PATH_CATALOG, new Set([BASELINE, 'istio-mtls', 'istio-permissive-plaintext'])), (p) => `${p.target}/bytes/1024`);
+  const mtls = s.paths.find((p) => p.id === 'istio-mtls')!;
+  const base = s.paths.find((p) => p.id === BASELINE)!;
+
+  it('takes each ratio against the baseline of the same round; median and spread over the rounds', () => {
+    expect(mtls.metrics.rps_ratio.rounds).to.deep.equal([0.2, 0.2, 0.22]);
+    expect(mtls.metrics.rps_ratio.median).to.equal(0.2);
+    expect(mtls.metrics.rps_ratio.spread).to.equal(0.1);
+    expect(mtls.metrics.p99_added_ms.rounds).to.deep.equal([3, 2, 3]);
+    expect(mtls.metrics.rps.median).to.equal(4400);
+  });
+
+  it('costs per 1000 requests: the data plane (both sidecars) apart from the app and the client', () => {
+    // round 1: 3.2 vCPU-s of sidecars over 16000 requests
+    expect(mtls.metrics.cpu_per_1k_req.rounds).to.deep.equal([0.2, 0.2, 0.2]);
+    expect(mtls.metrics.app_cpu_per_1k_req.rounds).to.deep.equal([0.05, 0.045, 0.0455]);
+    expect(mtls.metrics.client_cpu_per_1k_req.rounds).to.deep.equal([0.05, 0.04, 0.0455]);
+    expect(mtls.metrics.rss_mb.rounds).to.deep.equal([59, 59, 59]);
+    expect(mtls.roles.map((r) => [r.role, r.cpu_per_1k_req.median, r.cpu_util.median])).to.deep.equal([
+      ['client-sidecar', 0.1, 0.44],
+      ['server-sidecar', 0.1, 0.44],
+      ['server-app', 0.0455, 0.2],
+    ]);
+    expect(base.metrics.cpu_per_1k_req.rounds).to.deep.equal([0, 0, 0]);
+    expect(base.metrics.rss_mb.median).to.equal(0);
+  });
+
+  it('names the bottleneck and warns: load-generator ceiling, client saturated, disturbed rounds, spread', () => {
+    expect(base.limitedBy).to.equal('client'); // autocannon at 0.9 CPU
+    expect(mtls.limitedBy).to.equal('latency');
+    expect(bottleneckOf({ metrics: { ...mtls.metrics, client_cpu_util: { rounds: [], median: 0.1, spread: 0 } }, roles: [{ ...mtls.roles[0]!, cpu_util: { rounds: [], median: 0.95, spread: 0 } }] }, 2)).to.equal('dataplane');
+    expect(s.ceiling!.ratio.rounds).to.deep.equal([0.5, 1, 0.5]);
+    expect(s.warnings.join('\n')).to.match(/load-generator ceiling: on the baseline autocannon reached 20000 req\/s where wrk reached 40000 \(autocannon\/wrk 0\.50\)/);
+    expect(s.warnings.join('\n')).to.match(/baseline: the client is saturated \(autocannon used 0\.90 CPU\)/);
+    expect(base.disturbedRounds).to.deep.equal([3]);
+    expect(s.warnings.join('\n')).to.match(/baseline: other processes on the machine used 0\.50 CPUs during round\(s\) 3: those figures are disturbed/);
+    expect(s.warnings.join('\n')).to.not.match(/istio-mtls: the rps ratio spreads/); // 10.0% is within the target
+    expect(s.skipped.map((x) => [x.id, x.reason])).to.deep.equal([
+      ['cf-tcp-router', 'cf: profile not available yet'],
+      ['c2c-egress', 'c2c: profile not available yet'],
+    ]);
+    expect(skippedTests(s)).to.deep.equal([
+      { profile: 'cf', suite: 'throughput-budget', scenario: '(d) cf-tcp-router', reason: 'cf: profile not available yet' },
+      { profile: 'c2c', suite: 'throughput-budget', scenario: '(e) c2c-egress', reason: 'c2c: profile not available yet' },
+    ]);
+    expect(renderTable(s, [])).to.match(/^\(b\) istio-mtls +4400 \[/m);
+  });
+
+  it('draws one bar per round for the path and the baseline, the median, and each budget limit', () => {
+    const budgets = checkBudgets({ 'istio-mtls': { rps_ratio_min: 0.3, p99_added_ms_max: 5, cpu_per_1k_req_max: 0.25, rss_mb_max: 80 } }, s);
+    const svg = renderPathChart(mtls, base, budgets);
+    const count = (re: RegExp) => (svg.match(re) ?? []).length;
+    expect(svg).to.match(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" class="budget-chart" data-path="istio-mtls" data-budgets-met="3" data-budgets="4"/);
+    expect(count(/class="bar path"/g)).to.equal(4 * 3); // four panels, three rounds
+    expect(count(/class="bar baseline"/g)).to.equal(2 * 3); // req/s and p99 beside the baseline
+    expect(count(/class="median"/g)).to.equal(4);
+    expect(count(/class="limit"/g)).to.equal(4);
+    expect(svg).to.include('stroke="#cf222e" stroke-width="1.5" stroke-dasharray'); // the broken rps budget
+    expect(svg).to.include('data-round="2" data-value="5000"');
+    expect(count(/class="disturbed"/g)).to.equal(4); // round 3 of the baseline, marked in each panel
+    const plain = renderPathChart(base, undefined, []);
+    expect((plain.match(/class="bar path"/g) ?? []).length).to.equal(12);
+    expect(plain).to.not.include('class="bar baseline"');
+    expect(plain).to.include('no budgets');
+  });
+});
+
+describe('load: results.json and the load workload', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'meshproof-load-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('appends budgets and skipped paths to results.json, keeping its records', () => {
+    writeFileSync(join(dir, 'results.json'), JSON.stringify({ records: [{ suite: 'x' }], budgets: [{ path: 'old' }] }));
+    appendBudgets(dir, [{ path: 'istio-mtls', metric: 'rss_mb_max', value: 58, limit: 80, unit: 'MiB', pass: true, rounds: [58, 58, 58] }], [{ profile: 'cf', suite: 'throughput-budget', scenario: '(d) cf-tcp-router', reason: 'r' }]);
+    const doc = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
+    expect(doc.records).to.deep.equal([{ suite: 'x' }]);
+    expect(doc.budgets.map((b: { path: string }) => b.path)).to.deep.equal(['old', 'istio-mtls']);
+    expect(doc.skipped).to.have.length(1);
+  });
+
+  it('parses its command line; bad flags are usage errors', () => {
+    expect(parseLoadArgs(['--url', 'http://echo:8080/bytes/1024', '--watch', '12,34', '--warmup', '1'])).to.deep.equal({
+      url: 'http://echo:8080/bytes/1024',
+      connections: 8,
+      pipelining: 1,
+      durationS: 3,
+      warmupS: 1,
+      maxRequests: 5_000_000,
+      timeoutS: 10,
+      watch: [12, 34],
+    });
+    expect(() => parseLoadArgs([])).to.throw(UserError, /--url is required/);
+    expect(() => parseLoadArgs(['--url', 'http://x/', '--connections', '0'])).to.throw(UserError, /--connections must be an integer 1-1000/);
+    expect(() => parseLoadArgs(['--url', 'http://x/', '--watch', 'envoy'])).to.throw(UserError, /--watch takes pids/);
+  });
+
+  describe('against an echo on loopback', () => {
+    let echo: WorkloadHandle;
+    before(async () => {
+      echo = await startEcho({ host: '127.0.0.1', port: 0, log: () => undefined, env: {} });
+    });
+    after(() => echo.close());
+
+    it('the echo answers GET /bytes/<n> with n bytes', async () => {
+      const r = await fetch(`http://127.0.0.1:${echo.port}/bytes/1500`);
+      expect(r.status).to.equal(200);
+      expect(r.headers.get('content-type')).to.equal('application/octet-stream');
+      expect((await r.arrayBuffer()).byteLength).to.equal(1500);
+      expect((await fetch(`http://127.0.0.1:${echo.port}/bytes/999999999`)).status).to.equal(400);
+    });
+
+    it('runs autocannon (warm-up, then measured, bounded by --max-requests) and reads /proc over the measured run', async function () {
+      this.timeout(20_000);
+      const line = await runLoadOnce(parseLoadArgs(['--url', `http://127.0.0.1:${echo.port}/bytes/1024`, '--connections', '2', '--duration', '1', '--warmup', '1', '--max-requests', '300', '--watch', String(process.pid)]));
+      expect(line.tool).to.equal('autocannon');
+      expect(line.errors).to.equal(0);
+      expect(line.warmupRequests).to.be.within(2, 300);
+      expect(line.requests).to.be.within(2, 300);
+      expect(line.latencyMs.p99).to.be.above(0);
+      expect(line.bytesPerS).to.be.above(1024);
+      expect(line.procs.map((p) => p.pid)).to.deep.equal([process.pid]); // the echo runs in this process
+      expect(line.procs[0]!.cpuS).to.be.above(0);
+      expect(line.machine.cpus).to.be.at.least(1);
+    });
+  });
+});
