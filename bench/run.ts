@@ -1,8 +1,11 @@
 // npm run bench → reports/bench.json: substrate up/down for 2, 10 and 50 pods, probe throughput
 // over an N×N plaintext matrix, deny-verdict latency, memory per pod, and the throughput-budget
-// run (paths (a)-(c) on real Envoy, interleaved rounds, fixtures/budgets.yaml). Figures, never
+// run (paths on real Envoy and HAProxy, interleaved rounds, fixtures/budgets.yaml), and the wall
+// time of each profile's suites (cf-*, c2c-*). Figures, never
 // assertions: each target is recorded next to its measurement with `met: true|false`.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import { upNetns, type NetnsCluster } from '../src/harness/substrate/netns/index.ts';
 import { pidsInNetns } from '../src/harness/substrate/state.ts';
@@ -138,12 +141,24 @@ async function denyLatency(count: number) {
   }
 }
 
+/** One profile's suites, run by mocha in a child process as `npm test` runs them: wall time and outcome. */
+function profileSuites(glob: string) {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [join('node_modules', 'mocha', 'bin', 'mocha.js'), glob], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const seconds = +((performance.now() - t0) / 1000).toFixed(1);
+  const passing = Number(/(\d+) passing/.exec(r.stdout)?.[1] ?? 0);
+  const failing = Number(/(\d+) failing/.exec(r.stdout)?.[1] ?? 0);
+  log(`${glob}: ${seconds} s, ${passing} passing, ${failing} failing`);
+  return { glob, seconds, passing, failing, exit: r.status };
+}
+
 const started = new Date();
 const upDowns: Awaited<ReturnType<typeof upDown>>[] = [];
 for (const n of [2, 10, 50]) upDowns.push(await upDown(n));
 const matrices = [await matrix(10, false), await matrix(10, true)];
 const deny = await denyLatency(200);
 const budgetRun = await budgets();
+const profiles = { cf: profileSuites('suites/cf-*.spec.ts'), c2c: profileSuites('suites/c2c-*.spec.ts') };
 
 const by = (n: number) => upDowns.find((u) => u.pods === n)!;
 const targets = [
@@ -153,6 +168,8 @@ const targets = [
   { name: 'probed cells/s (10x10, wire off)', target: '>= 200', value: matrices[0]!.cellsPerS, met: matrices[0]!.cellsPerS >= 200 },
   { name: 'p95 RST verdict', target: '<= 50 ms', value: deny.reset!.p95Ms, met: deny.reset!.p95Ms <= 50 },
   { name: 'throughput-budget run', target: '<= 90 s', value: budgetRun.seconds, met: budgetRun.seconds <= 90 },
+  { name: 'CF profile suites (cf-*)', target: '<= 60 s, all passing', value: profiles.cf.seconds, met: profiles.cf.seconds <= 60 && profiles.cf.failing === 0 && profiles.cf.exit === 0 },
+  { name: 'C2C profile suites (c2c-*)', target: '<= 45 s, all passing', value: profiles.c2c.seconds, met: profiles.c2c.seconds <= 45 && profiles.c2c.failing === 0 && profiles.c2c.exit === 0 },
   ...budgetRun.ratios.map((r) => ({ name: `spread of ${r.name} over ${r.rounds.length} rounds`, target: `<= ${SPREAD_MAX * 100}%`, value: +(r.spread * 100).toFixed(1), met: r.spread <= SPREAD_MAX })),
   { name: 'throughput budgets met', target: 'all', value: `${budgetRun.budgets.filter((b) => b.pass).length}/${budgetRun.budgets.length}`, met: budgetRun.budgets.every((b) => b.pass) },
 ];
@@ -164,6 +181,7 @@ const report = {
   versions: await versions(),
   substrate: { netns: { upDown: upDowns, matrices, deny } },
   budgets: budgetRun,
+  profiles,
   targets,
 };
 mkdirSync('reports', { recursive: true });
