@@ -36,7 +36,7 @@ describe(`${SUITE}: mTLS cost per path, interleaved rounds, budgets on the media
     }
   });
 
-  it('reports (d) CF and (e) C2C as skipped until their profiles are available', () => {
+  it('reports (d) CF and (e) C2C as skipped while no load bed starts them', () => {
     expect(run.summary.skipped.map((s) => `${s.letter} ${s.id}`)).to.deep.equal(['d cf-tcp-router', 'e c2c-egress']);
     const results = JSON.parse(readFileSync(run.files.results, 'utf8')) as { skipped?: { suite: string; scenario: string; reason: string }[] };
     expect(results.skipped?.filter((s) => s.suite === SUITE).map((s) => s.scenario)).to.deep.equal(['(d) cf-tcp-router', '(e) c2c-egress']);

@@ -351,12 +351,12 @@ describe('load: summary of the rounds', () => {
     expect(s.warnings.join('\n')).to.match(/baseline: other processes on the machine used 0\.50 CPUs during round\(s\) 3: those figures are disturbed/);
     expect(s.warnings.join('\n')).to.not.match(/istio-mtls: the rps ratio spreads/); // 10.0% is within the target
     expect(s.skipped.map((x) => [x.id, x.reason])).to.deep.equal([
-      ['cf-tcp-router', 'cf: profile not available yet'],
-      ['c2c-egress', 'c2c: profile not available yet'],
+      ['cf-tcp-router', 'cf: no load bed for this profile yet'],
+      ['c2c-egress', 'c2c: no load bed for this profile yet'],
     ]);
     expect(skippedTests(s)).to.deep.equal([
-      { profile: 'cf', suite: 'throughput-budget', scenario: '(d) cf-tcp-router', reason: 'cf: profile not available yet' },
-      { profile: 'c2c', suite: 'throughput-budget', scenario: '(e) c2c-egress', reason: 'c2c: profile not available yet' },
+      { profile: 'cf', suite: 'throughput-budget', scenario: '(d) cf-tcp-router', reason: 'cf: no load bed for this profile yet' },
+      { profile: 'c2c', suite: 'throughput-budget', scenario: '(e) c2c-egress', reason: 'c2c: no load bed for this profile yet' },
     ]);
     expect(renderTable(s, [])).to.match(/^\(b\) istio-mtls +4400 \[/m);
   });

@@ -238,6 +238,6 @@ export function warningsOf(s: Pick<LoadSummary, 'paths' | 'ceiling' | 'settings'
 }
 
 /** The catalog paths no started bed provides, reported as skipped. */
-export function skippedPaths(catalog: readonly CatalogPath[], provided: ReadonlySet<string>, reason = 'profile not available yet'): SkippedPath[] {
+export function skippedPaths(catalog: readonly CatalogPath[], provided: ReadonlySet<string>, reason = 'no load bed for this profile yet'): SkippedPath[] {
   return catalog.filter((c) => !provided.has(c.id)).map((c) => ({ ...c, reason: `${c.profile}: ${reason}` }));
 }

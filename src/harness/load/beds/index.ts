@@ -1,5 +1,5 @@
 // The beds the budget run can start. A profile's paths are measured once its bed is listed
-// here; catalog paths without a bed are reported as skipped ("profile not available yet").
+// here; catalog paths without a bed are reported as skipped ("no load bed for this profile yet").
 import type { LoadBed } from '../path.ts';
 import { istioBed } from './istio.ts';
 
