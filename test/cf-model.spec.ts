@@ -65,7 +65,7 @@ describe('cf profile: app topology', () => {
     expect(bad((o) => ((o.apps as { guid: string }[])[0]!.guid = 'nope'))).to.throw(UserError, /apps\[0\]\.guid must be a guid/);
     expect(bad((o) => ((o.apps as { instances: unknown[] }[])[1]!.instances = [{ guid: G }]))).to.throw(UserError, new RegExp(`${G} appears twice`));
     expect(bad((o) => ((o.apps as { ports: number[] }[])[0]!.ports = [8080, 61443]))).to.throw(/port 61443 is reserved for container networking/);
-    expect(bad((o) => ((o.apps as { kind: string }[])[0]!.kind = 'java'))).to.throw(UserError, /kind must be dora or tcp-listener/);
+    expect(bad((o) => ((o.apps as { kind: string }[])[0]!.kind = 'java'))).to.throw(UserError, /kind must be dora, tcp-listener or echo/);
   });
 });
 

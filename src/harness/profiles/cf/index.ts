@@ -278,6 +278,13 @@ export class CfFoundation {
     return { config, logs };
   }
 
+  /** The pid of HAProxy's current worker (the container's pid is the master; the worker does the work). */
+  async haproxyWorkerPid(): Promise<number> {
+    const { workers } = parseShowProc(await masterCommand(join(this.dir, 'tcp-router', 'master.sock'), 'show proc'));
+    if (workers.length !== 1) throw new Error(`tcp-router: expected one HAProxy worker, the master lists ${workers.length}`);
+    return workers[0]!;
+  }
+
   get haproxyRunning(): boolean {
     return this.haproxyStarted;
   }

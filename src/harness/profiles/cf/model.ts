@@ -18,7 +18,8 @@ export const POD_CIDR = '10.244.0.0/16';
 /** Cloud Controller's default internal domain: every app here has the internal route `<app>.apps.internal`. */
 export const CF_INTERNAL_DOMAIN = 'apps.internal';
 
-export type AppKind = 'dora' | 'tcp-listener';
+/** dora and the CATS tcp-listener; `echo` is meshproof's echo (GET /bytes/<n>, for load). */
+export type AppKind = 'dora' | 'tcp-listener' | 'echo';
 
 export interface CfApp {
   name: string;
@@ -127,7 +128,7 @@ export function parseCfModel(raw: unknown, source: string): CfModel {
     only(o, where, ['name', 'guid', 'kind', 'ports', 'instances']);
     if (typeof o.name !== 'string' || !NAME.test(o.name)) bad(`apps[${i}].name must be a DNS label`);
     if (typeof o.guid !== 'string' || !GUID.test(o.guid)) bad(`apps[${i}].guid must be a guid`);
-    if (o.kind !== 'dora' && o.kind !== 'tcp-listener') bad(`apps[${i}].kind must be dora or tcp-listener, got ${JSON.stringify(o.kind)}`);
+    if (o.kind !== 'dora' && o.kind !== 'tcp-listener' && o.kind !== 'echo') bad(`apps[${i}].kind must be dora, tcp-listener or echo, got ${JSON.stringify(o.kind)}`);
     const ports = (o.ports ?? [8080]) as unknown[];
     if (!Array.isArray(ports) || ports.length === 0 || ports.some((p) => !Number.isInteger(p) || (p as number) < 1 || (p as number) > 65535)) bad(`apps[${i}].ports must be a list of ports`);
     if (!(ports as number[]).includes(8080)) bad(`apps[${i}].ports must include 8080 (the app's web port)`);
@@ -230,9 +231,12 @@ export function appEnvironment(inst: CfInstance, cell: Pick<CellOptions, 'enable
 }
 
 function appContainers(inst: CfInstance, env: Record<string, string>): PodSpec['containers'] {
-  const web = inst.app.kind === 'dora'
-    ? { name: 'app', workload: 'dora', env: { ...env, PORT: '8080', VCAP_APPLICATION: JSON.stringify({ instance_id: inst.guid, application_id: inst.app.guid, application_name: inst.app.name, instance_index: inst.index }) } }
-    : { name: 'app', workload: 'tcp-listener', args: ['--port', '8080', '--id', inst.serverId ?? inst.app.name], env };
+  const web =
+    inst.app.kind === 'dora'
+      ? { name: 'app', workload: 'dora', env: { ...env, PORT: '8080', VCAP_APPLICATION: JSON.stringify({ instance_id: inst.guid, application_id: inst.app.guid, application_name: inst.app.name, instance_index: inst.index }) } }
+      : inst.app.kind === 'echo'
+        ? { name: 'app', workload: 'echo', args: ['--port', '8080'], env }
+        : { name: 'app', workload: 'tcp-listener', args: ['--port', '8080', '--id', inst.serverId ?? inst.app.name], env };
   const others = inst.app.ports.filter((p) => p !== 8080).map((p) => ({ name: `port-${p}`, workload: 'tcp-listener', args: ['--port', String(p), '--id', p === 2222 ? 'sshd' : `port-${p}`], ready: { kind: 'tcp' as const, port: p } }));
   return [{ ...web, ready: { kind: 'tcp' as const, port: 8080 } }, ...others];
 }

@@ -1,0 +1,72 @@
+// Path (d) on the CF profile (fixtures/cf/load): client → tcp-router (real HAProxy, backend TLS
+// with verifyhost <instance guid>, tls-mtls job properties) → the instance's Diego Envoy → the app.
+// The route is what route-emitter sends with tcp.enable_tls (backend_tls_port 61001, instance_id).
+import { readFileSync } from 'node:fs';
+import { CfFoundation, TCP_ROUTER_KEY } from '../../profiles/cf/index.ts';
+import { parseCfModel, parseTcpRouterProperties } from '../../profiles/cf/model.ts';
+import { emitTcpRoute } from '../../model/cf/routes.ts';
+import { parseYamlFile } from '../../substrate/topology.ts';
+import { catalogPath, type LoadBed, type LoadHost, type StartedBed } from '../path.ts';
+
+export const CF_LOAD_FIXTURE = 'fixtures/cf/load/apps.yaml';
+const ROUTER_PROPS = 'fixtures/cf/tcp-router/tls-mtls.yml';
+const PORT = 1024;
+const ID = 'cf-tcp-router';
+
+export const cfBed: LoadBed = {
+  profile: 'cf',
+  provides: [ID],
+  async start(opts): Promise<StartedBed> {
+    const cf = await CfFoundation.start(parseCfModel(parseYamlFile(CF_LOAD_FIXTURE), CF_LOAD_FIXTURE), { wire: false, log: opts.log, reportsDir: opts.reportsDir });
+    try {
+      const inst = cf.instance('echo', 0);
+      const route = emitTcpRoute({ routerGroupGuid: '7a6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d', externalPort: PORT, hostIp: inst.cellIp, hostPort: 8080, tlsProxyPort: 61001, instanceGuid: inst.guid }, { enableTls: true });
+      await cf.configureTcpRouter(parseTcpRouterProperties(parseYamlFile(ROUTER_PROPS), ROUTER_PROPS, cf.variables), [route]);
+      const worker = await cf.haproxyWorkerPid();
+      const cluster = cf.cluster;
+      // the HAProxy container's pid is its master; the load is carried by the worker
+      const host: LoadHost = {
+        runId: cluster.runId,
+        runDir: cluster.runDir,
+        bundle: cluster.bundle,
+        exec: (pod, argv, o) => cluster.exec(pod, argv, o),
+        pids: (pod) => (pod === TCP_ROUTER_KEY ? { ...cluster.pids(pod), haproxy: worker } : cluster.pids(pod)),
+      };
+      const c = catalogPath(ID)!;
+      const tlsServer = ` backend_${PORT}/server_${inst.cellIp}_61001 `;
+      const verify = async (): Promise<string> => {
+        const r = await cluster.probe('cf/client', { protocol: 'http', host: cf.tcpRouterIp, port: PORT, path: '/bytes/16', timeoutMs: 2000 }, { wire: false });
+        if (r.evidence.status !== 200) throw new Error(`path ${ID}: GET /bytes/16 through tcp-router should be 200, got ${r.verdict} ${JSON.stringify(r.evidence)}`);
+        // HAProxy logs the session when it closes: it must have used the TLS server line and verified it
+        const deadline = Date.now() + 2000;
+        for (;;) {
+          const line = readFileSync(cf.haproxyLog, 'utf8').split('\n').find((l) => l.includes(tlsServer));
+          if (line) {
+            if (!/ ssl_err=-$/.test(line)) throw new Error(`path ${ID}: HAProxy's session shows a TLS error: ${line}`);
+            return `200 via HAProxy${tlsServer.trimEnd()} (ssl verify required, verifyhost ${inst.guid}), ssl_err=-`;
+          }
+          if (Date.now() > deadline) throw new Error(`path ${ID}: no HAProxy session line for${tlsServer}in ${cf.haproxyLog}`);
+          await new Promise((res) => setTimeout(res, 20));
+        }
+      };
+      const path = {
+        id: ID,
+        letter: c.letter,
+        description: c.description,
+        host,
+        client: 'cf/client',
+        target: `http://${cf.tcpRouterIp}:${PORT}`,
+        procs: [
+          { role: 'tcp-router', kind: 'dataplane' as const, pod: TCP_ROUTER_KEY, container: 'haproxy' },
+          { role: 'server-sidecar', kind: 'dataplane' as const, pod: inst.key, container: 'envoy' },
+          { role: 'server-app', kind: 'app' as const, pod: inst.key, container: 'app' },
+        ],
+        verify,
+      };
+      return { profile: 'cf', paths: [path], runId: cluster.runId, runDir: cluster.runDir, down: () => cf.down() };
+    } catch (e) {
+      await cf.down();
+      throw e;
+    }
+  },
+};
