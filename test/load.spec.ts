@@ -17,7 +17,10 @@ import { DEFAULT_SETTINGS, type RoundsResult, type RunSample } from '../src/harn
 import { median, percentile, spread } from '../src/harness/load/stats.ts';
 import { bottleneckOf, skippedPaths, summarize, type PathSummary } from '../src/harness/load/summary.ts';
 import { startEcho } from '../src/harness/workloads/echo.ts';
-import { parseLoadArgs, runLoadOnce } from '../src/harness/workloads/load.ts';
+import { cannonTarget, parseLoadArgs, runLoadOnce } from '../src/harness/workloads/load.ts';
+import { xfccCallerEvidence } from '../src/harness/load/beds/c2c.ts';
+import { workerPid } from '../src/harness/load/beds/cf.ts';
+import { createServer, request, Agent, type Server } from 'node:http';
 import type { WorkloadHandle } from '../src/harness/workloads/common.ts';
 
 describe('load: statistics', () => {
@@ -246,10 +249,10 @@ describe('load: budgets file and check', () => {
     expect(nan[0]!.pass).to.equal(false);
   });
 
-  it('the shipped fixtures/budgets.yaml parses and budgets paths (b) and (c)', () => {
+  it('the shipped fixtures/budgets.yaml parses and budgets paths (b) to (e)', () => {
     const b = parseBudgets(readFileSync('fixtures/budgets.yaml', 'utf8'), 'fixtures/budgets.yaml');
     expect(b.load.rounds).to.be.at.least(3);
-    for (const id of ['istio-mtls', 'istio-permissive-plaintext']) expect(Object.keys(b.paths[id] ?? {})).to.include.members(['rps_ratio_min', 'p99_added_ms_max', 'cpu_per_1k_req_max', 'rss_mb_max']);
+    for (const id of ['istio-mtls', 'istio-permissive-plaintext', 'cf-tcp-router', 'c2c-egress']) expect(Object.keys(b.paths[id] ?? {})).to.include.members(['rps_ratio_min', 'p99_added_ms_max', 'cpu_per_1k_req_max', 'rss_mb_max']);
   });
 });
 
@@ -412,6 +415,52 @@ describe('load: results.json and the load workload', () => {
     expect(() => parseLoadArgs(['--url', 'http://x/', '--watch', 'envoy'])).to.throw(UserError, /--watch takes pids/);
   });
 
+  it('--proxy: connections to the proxy, the target in absolute-form with its own Host (plain http:// only)', () => {
+    const a = parseLoadArgs(['--url', 'http://backend.apps.internal:62443/bytes/1024', '--proxy', '127.0.0.1:61445']);
+    expect(a.proxy).to.equal('127.0.0.1:61445');
+    expect(cannonTarget(a)).to.deep.equal({
+      url: 'http://127.0.0.1:61445',
+      requests: [{ method: 'GET', path: 'http://backend.apps.internal:62443/bytes/1024', headers: { host: 'backend.apps.internal:62443' } }],
+    });
+    expect(cannonTarget({ url: 'http://echo:8080/bytes/1' })).to.deep.equal({ url: 'http://echo:8080/bytes/1' });
+    expect(() => parseLoadArgs(['--url', 'http://x/', '--proxy', '127.0.0.1'])).to.throw(UserError, /--proxy takes host:port/);
+    expect(() => parseLoadArgs(['--url', 'http://x/', '--proxy', 'p:99999'])).to.throw(UserError, /--proxy takes host:port/);
+    expect(() => parseLoadArgs(['--url', 'https://x/', '--proxy', 'p:3128'])).to.throw(UserError, /only http:\/\/ targets/);
+  });
+
+  it('path (d): asks the HAProxy master for its worker until it answers, a bounded number of times', async () => {
+    let calls = 0;
+    const flaky = async (): Promise<number> => {
+      calls++;
+      if (calls < 3) throw new Error('connect ECONNREFUSED master.sock');
+      return 4242;
+    };
+    expect(await workerPid(flaky, 5, 1)).to.equal(4242);
+    expect(calls).to.equal(3);
+    calls = 0;
+    const never = async (): Promise<number> => {
+      calls++;
+      throw new Error('connect ECONNREFUSED master.sock');
+    };
+    let err: Error | undefined;
+    await workerPid(never, 4, 1).catch((e: Error) => (err = e));
+    expect(err?.message).to.match(/no HAProxy worker pid from the master CLI after 4 tries: connect ECONNREFUSED/);
+    expect(calls).to.equal(4);
+  });
+
+  it('path (e) evidence: the immediate caller in XFCC must be the calling instance, or it throws naming the difference', () => {
+    const want = { instanceGuid: 'a1', appGuid: 'app-a', spaceGuid: 'sp', organizationGuid: 'org' };
+    const hash = 'ab'.repeat(32);
+    const header = (cn: string) => `Hash=${hash};Subject="CN=${cn},OU=app:app-a,OU=space:sp,OU=organization:org";URI=;DNS=${cn}`;
+    expect(xfccCallerEvidence(header('a1'), want)).to.equal(`xfcc CN=a1 app:app-a Hash=${hash.slice(0, 12)}…`);
+    // an element the caller appended before the server's: the server's (last) one counts
+    expect(xfccCallerEvidence(`${header('zz')},${header('a1')}`, want)).to.match(/^xfcc CN=a1 /);
+    expect(() => xfccCallerEvidence(header('b1'), want)).to.throw(/names another caller \(instanceGuid b1 ≠ a1\)/);
+    expect(() => xfccCallerEvidence(undefined, want)).to.throw(/no X-Forwarded-Client-Cert reached the server app/);
+    expect(() => xfccCallerEvidence('', want)).to.throw(/no X-Forwarded-Client-Cert/);
+    expect(() => xfccCallerEvidence(`Hash=${hash};Subject="CN=a1"`, want)).to.throw(/carries no CF instance identity/);
+  });
+
   describe('against an echo on loopback', () => {
     let echo: WorkloadHandle;
     before(async () => {
@@ -439,6 +488,33 @@ describe('load: results.json and the load workload', () => {
       expect(line.procs.map((p) => p.pid)).to.deep.equal([process.pid]); // the echo runs in this process
       expect(line.procs[0]!.cpuS).to.be.above(0);
       expect(line.machine.cpus).to.be.at.least(1);
+    });
+
+    it('goes through a plain HTTP proxy with --proxy: every request absolute-form, Host the target', async function () {
+      this.timeout(20_000);
+      const seen = new Set<string>();
+      const agent = new Agent({ keepAlive: true });
+      // a forward proxy as small as it gets: absolute-form in, origin-form out to the echo
+      const proxy: Server = createServer((req, res) => {
+        seen.add(`${req.method} ${req.url} host=${req.headers.host}`);
+        const up = request({ host: '127.0.0.1', port: echo.port, path: new URL(req.url!).pathname, agent }, (r) => {
+          res.writeHead(r.statusCode!, r.headers);
+          r.pipe(res);
+        });
+        up.end();
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      try {
+        const port = (proxy.address() as { port: number }).port;
+        const line = await runLoadOnce(parseLoadArgs(['--url', 'http://backend.apps.internal:62443/bytes/1024', '--proxy', `127.0.0.1:${port}`, '--connections', '2', '--duration', '1', '--max-requests', '200']));
+        expect(line.errors).to.equal(0);
+        expect(line.requests).to.be.within(2, 200);
+        expect(line.bytesPerS).to.be.above(1024);
+        expect([...seen]).to.deep.equal(['GET http://backend.apps.internal:62443/bytes/1024 host=backend.apps.internal:62443']);
+      } finally {
+        agent.destroy();
+        await new Promise((r) => proxy.close(r));
+      }
     });
   });
 });

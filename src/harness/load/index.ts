@@ -55,7 +55,12 @@ export async function runBudgets(opts: BudgetRunOptions = {}): Promise<BudgetRun
 
   const started: StartedBed[] = [];
   try {
-    for (const bed of beds) started.push(await bed.start({ log, reportsDir: opts.reportsDir }));
+    // the beds are independent substrate runs: started side by side (most of a start is waiting
+    // for readiness), every one that came up is torn down below when another failed
+    const starts = await Promise.allSettled(beds.map((bed) => bed.start({ log, reportsDir: opts.reportsDir })));
+    for (const s of starts) if (s.status === 'fulfilled') started.push(s.value);
+    const failed = starts.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
     const startS = (performance.now() - t0) / 1000;
     // catalog order, baseline first: a round measures the baseline before the paths compared with it
     const all = started.flatMap((b) => b.paths);
@@ -64,7 +69,7 @@ export async function runBudgets(opts: BudgetRunOptions = {}): Promise<BudgetRun
     const t1 = performance.now();
     const res = await runRounds(paths, settings, log);
     const measureS = (performance.now() - t1) / 1000;
-    const summary = summarize(paths, res, settings, skipped, (p) => targetUrl(p, settings));
+    const summary = summarize(paths, res, settings, skipped, (p) => (p.proxy === undefined ? targetUrl(p, settings) : `${targetUrl(p, settings)} via proxy ${p.proxy}`));
     const budgets = checkBudgets(file.paths, summary);
     const files = writeLoadReport(home.runDir, summary, budgets, res);
     const t2 = performance.now();

@@ -41,6 +41,11 @@ export interface LoadPath {
   client: string;
   /** Base URL requested from inside the client pod (no path): `/bytes/<payload>` is appended. */
   target: string;
+  /**
+   * A plain HTTP proxy inside the client pod (`host:port`, e.g. the C2C egress proxy 127.0.0.1:61445): the generator
+   * connects to it and sends the target in absolute-form. Only for http:// targets; wrk is never run through it.
+   */
+  proxy?: string;
   /** Processes to sample: every data-plane process on the path, and the app that answers. */
   procs: ProcRef[];
   /** One request before any load, proving the path is what it claims; resolves with the evidence, rejects when it is not. */

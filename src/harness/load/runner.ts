@@ -130,6 +130,7 @@ export async function runAutocannon(path: LoadPath, s: LoadSettings): Promise<Om
     '--max-requests', String(s.maxRequests),
     '--watch', pids.join(','),
     '--autocannon', resolveAutocannon(),
+    ...(path.proxy !== undefined ? ['--proxy', path.proxy] : []),
   ];
   const r = await path.host.exec(path.client, argv, { timeoutMs: (s.warmupS + s.durationS + 30) * 1000 });
   if (r.code !== 0) throw failed(path, 'autocannon', r);
@@ -140,6 +141,7 @@ export async function runAutocannon(path: LoadPath, s: LoadSettings): Promise<Om
 
 /** One wrk run (Debian's wrk, HTTP/1.1 keep-alive) from the path's client pod, watched from here. */
 export async function runWrk(path: LoadPath, s: LoadSettings, w: WrkSettings): Promise<Omit<RunSample, 'round'>> {
+  if (path.proxy !== undefined) throw new Error(`path ${path.id}: wrk does not go through the proxy ${path.proxy}`);
   const url = targetUrl(path, s);
   const connections = Math.max(s.connections, w.threads);
   const pids = pidsOf(path);

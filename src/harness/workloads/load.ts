@@ -2,11 +2,14 @@
 // pod's own path: its sidecar's iptables capture, its routes, its hosts file):
 //   load --url U [--connections 8] [--pipelining 1] [--duration 3] [--warmup 1] [--rate R]
 //        [--max-requests N] [--timeout 10] [--watch pid,pid,...] [--autocannon /path/autocannon.js]
+//        [--proxy host:port]
 // runs autocannon (HTTP/1.1 keep-alive): an unmeasured warm-up run, then the measured run in the
 // same process (autocannon's JIT is warm by then), with the --watch processes and the machine read
 // from /proc exactly over the measured run (the pod shares the host's /proc). Prints ONE JSON line
 // (load/figures.ts LoadLine) and exits. Bounded in time (--duration, plus a hard stop) and in
-// count (--max-requests).
+// count (--max-requests). With --proxy the connections go to that plain HTTP proxy and every
+// request is sent in absolute-form (`GET http://host:port/path`, Host: host:port), as an app's HTTP
+// client does through an HTTP_PROXY (autocannon cannot tunnel through CONNECT; it need not here).
 // autocannon is CommonJS with its own dependencies; it is not bundled into the pod bundle but
 // required at run time from the harness's node_modules (the harness passes --autocannon).
 import { createRequire } from 'node:module';
@@ -32,6 +35,8 @@ export interface LoadArgs {
   /** Processes read from /proc over the measured run. */
   watch: number[];
   autocannon?: string;
+  /** A plain HTTP proxy (host:port) the requests go through in absolute-form. */
+  proxy?: string;
 }
 
 function int(flag: string, v: string | undefined, dflt: number, min: number, max: number): number {
@@ -42,7 +47,7 @@ function int(flag: string, v: string | undefined, dflt: number, min: number, max
 }
 
 export function parseLoadArgs(args: readonly string[]): LoadArgs {
-  const f = parseFlags('load', args, ['url', 'connections', 'pipelining', 'duration', 'warmup', 'rate', 'max-requests', 'timeout', 'watch', 'autocannon'] as const);
+  const f = parseFlags('load', args, ['url', 'connections', 'pipelining', 'duration', 'warmup', 'rate', 'max-requests', 'timeout', 'watch', 'autocannon', 'proxy'] as const);
   if (!f.url || !/^https?:\/\//.test(f.url)) throw usage(`load --url is required (http://host:port/path), got '${f.url ?? ''}'`);
   const watch = (f.watch ?? '').split(',').filter(Boolean);
   if (watch.some((p) => !/^\d+$/.test(p))) throw usage(`load --watch takes pids separated by commas, got '${f.watch}'`);
@@ -58,6 +63,12 @@ export function parseLoadArgs(args: readonly string[]): LoadArgs {
   };
   if (f.rate !== undefined) out.rate = int('rate', f.rate, 0, 1, 10_000_000);
   if (f.autocannon !== undefined) out.autocannon = f.autocannon;
+  if (f.proxy !== undefined) {
+    const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(f.proxy);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw usage(`load --proxy takes host:port, got '${f.proxy}'`);
+    if (!f.url.startsWith('http://')) throw usage(`load --proxy: only http:// targets go through a plain HTTP proxy (absolute-form), got '${f.url}'`);
+    out.proxy = f.proxy;
+  }
   return out;
 }
 
@@ -71,9 +82,16 @@ function loadAutocannon(path: string | undefined): typeof autocannonFn {
 }
 
 /** One autocannon run, bounded by a hard stop beyond its own duration; `onResponse` sees each response time (ms). */
+/** autocannon's url and requests: the target itself, or the proxy with the target in absolute-form. */
+export function cannonTarget(a: Pick<LoadArgs, 'url' | 'proxy'>): Pick<autocannonFn.Options, 'url' | 'requests'> {
+  if (a.proxy === undefined) return { url: a.url };
+  const u = new URL(a.url);
+  return { url: `http://${a.proxy}`, requests: [{ method: 'GET', path: u.href, headers: { host: u.host } }] };
+}
+
 function cannon(autocannon: typeof autocannonFn, a: LoadArgs, durationS: number, onResponse?: (status: number, ms: number) => void): Promise<autocannonFn.Result> {
   const opts: autocannonFn.Options = {
-    url: a.url,
+    ...cannonTarget(a),
     connections: a.connections,
     pipelining: a.pipelining,
     duration: durationS,

@@ -13,6 +13,22 @@ const ROUTER_PROPS = 'fixtures/cf/tcp-router/tls-mtls.yml';
 const PORT = 1024;
 const ID = 'cf-tcp-router';
 
+/**
+ * HAProxy's worker pid, asked of the master CLI until it answers (bounded: 50 tries, 5 s). The
+ * container is ready when the worker answers /health, which can be before the master accepts on
+ * its -S socket (ECONNREFUSED) or lists the worker.
+ */
+export async function workerPid(ask: () => Promise<number>, tries = 50, stepMs = 100): Promise<number> {
+  for (let i = 1; ; i++) {
+    try {
+      return await ask();
+    } catch (e) {
+      if (i >= tries) throw new Error(`tcp-router: no HAProxy worker pid from the master CLI after ${tries} tries: ${(e as Error).message}`, { cause: e });
+    }
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
 export const cfBed: LoadBed = {
   profile: 'cf',
   provides: [ID],
@@ -22,7 +38,7 @@ export const cfBed: LoadBed = {
       const inst = cf.instance('echo', 0);
       const route = emitTcpRoute({ routerGroupGuid: '7a6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d', externalPort: PORT, hostIp: inst.cellIp, hostPort: 8080, tlsProxyPort: 61001, instanceGuid: inst.guid }, { enableTls: true });
       await cf.configureTcpRouter(parseTcpRouterProperties(parseYamlFile(ROUTER_PROPS), ROUTER_PROPS, cf.variables), [route]);
-      const worker = await cf.haproxyWorkerPid();
+      const worker = await workerPid(() => cf.haproxyWorkerPid());
       const cluster = cf.cluster;
       // the HAProxy container's pid is its master; the load is carried by the worker
       const host: LoadHost = {
