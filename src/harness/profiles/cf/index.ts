@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
 import { upNetns } from '../../substrate/netns/index.ts';
 import { CertificateAuthority, issueInstanceIdentity, PkiStore, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
-import { resolveEnvoy, requireTools } from '../../cli/doctor.ts';
+import { requireTools } from '../../cli/doctor.ts';
+import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
 import { UserError } from '../../cli/errors.ts';
 import { renderDiegoSdsFiles, renderDiegoSidecar } from '../../dataplane/envoy/diego.ts';
 import { renderFrontRouter, type FrontRoute } from '../../dataplane/envoy/front-router.ts';
@@ -67,7 +68,6 @@ export interface InstanceCredentials {
 export class CfFoundation {
   private readonly pki: PkiStore;
   private readonly dir: string;
-  private readonly envoyBin: string;
   private readonly vars: Record<string, string> = {};
   private gorouterClient!: IdentityPaths;
   private otherCaPath!: string;
@@ -80,22 +80,21 @@ export class CfFoundation {
     readonly cell: CellOptions,
     private readonly ca: CertificateAuthority,
     private readonly otherCa: CertificateAuthority,
-    envoyVersion?: string,
+    private readonly envoyBin: string,
   ) {
     this.pki = new PkiStore(join(cluster.stateDir, 'pki'));
     this.dir = join(cluster.stateDir, 'cf');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.envoyBin = resolveEnvoy(envoyVersion ?? process.env.MESHPROOF_ENVOY_VERSION ?? undefined).bin;
   }
 
   /** Starts the topology, the app instances' Envoy sidecars, and writes the credentials routers use. */
   static async start(model: CfModel, opts: CfStartOptions = {}): Promise<CfFoundation> {
-    resolveEnvoy(opts.envoyVersion ?? process.env.MESHPROOF_ENVOY_VERSION ?? undefined);
+    const envoyBin = envoyBinary(opts.envoyVersion);
     await requireTools(['haproxy']);
     const cell = { ...DEFAULT_CELL, ...opts.cell };
     const cluster = await upNetns(toCfTopology(model, cell, { runningEnvironment: opts.runningEnvironment, extraPods: opts.extraPods, routesMappedLater: opts.routesMappedLater }), opts);
     try {
-      const f = new CfFoundation(cluster, model, cell, await CertificateAuthority.create('diego-instance-identity'), await CertificateAuthority.create('other-ca'), opts.envoyVersion);
+      const f = new CfFoundation(cluster, model, cell, await CertificateAuthority.create('diego-instance-identity'), await CertificateAuthority.create('other-ca'), envoyBin);
       await f.init();
       return f;
     } catch (e) {
@@ -221,18 +220,12 @@ export class CfFoundation {
     });
     const file = join(this.dir, inst.pod, 'envoy.yaml');
     writeFileSync(file, config, { mode: 0o600 });
-    await this.cluster.startContainer(inst.key, {
-      name: 'envoy',
-      command: [this.envoyBin, '-c', file, '--disable-hot-restart', '--concurrency', '1', '--log-level', 'warning'],
-      ready: { kind: 'http', port: inst.adminPort, path: '/ready' },
-    });
+    await this.cluster.startContainer(inst.key, envoyContainer(this.envoyBin, file, inst.adminPort, { name: 'envoy' }));
   }
 
   /** A counter from an instance's Envoy admin API (e.g. its service cluster's upstream_cx_total). */
-  async envoyStat(inst: CfInstance, name: RegExp): Promise<number> {
-    const r = await this.cluster.probe(inst.key, { protocol: 'http', host: '127.0.0.1', port: inst.adminPort, path: '/stats?format=json', bodyLimit: 1 << 20 }, { wire: false });
-    const stats = (JSON.parse(r.evidence.body ?? '{"stats":[]}') as { stats: { name: string; value?: number }[] }).stats;
-    return stats.filter((s) => name.test(s.name)).reduce((n, s) => n + (s.value ?? 0), 0);
+  envoyStat(inst: CfInstance, name: RegExp): Promise<number> {
+    return envoyStat(this.cluster, inst.key, inst.adminPort, name);
   }
 
   // ------------------------------------------------------------------------ tcp-router
@@ -316,11 +309,7 @@ export class CfFoundation {
     const file = join(dir, 'envoy.yaml');
     writeFileSync(file, config, { mode: 0o600 });
     await this.cluster.stopContainer(GOROUTER_KEY, 'envoy');
-    await this.cluster.startContainer(GOROUTER_KEY, {
-      name: 'envoy',
-      command: [this.envoyBin, '-c', file, '--disable-hot-restart', '--concurrency', '1', '--log-level', 'warning'],
-      ready: { kind: 'http', port: GOROUTER_ADMIN, path: '/ready' },
-    });
+    await this.cluster.startContainer(GOROUTER_KEY, envoyContainer(this.envoyBin, file, GOROUTER_ADMIN, { name: 'envoy' }));
   }
 
   async down(): Promise<void> {

@@ -10,7 +10,7 @@ import { CertificateAuthority, issueClient, issueServer, issueSpiffe, PkiStore, 
 import { renderSidecar } from '../../dataplane/envoy/sidecar.ts';
 import { renderGateway } from '../../dataplane/envoy/gateway.ts';
 import { renderIstioIptables } from '../../dataplane/iptables/istio.ts';
-import { resolveEnvoy } from '../../cli/doctor.ts';
+import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
 import { ISTIO_PORTS, type SidecarPlan } from './plan.ts';
 import { buildPlans, meshPods, selects, toTopology } from './policy.ts';
 import { gateways, type IstioModel } from './resources.ts';
@@ -32,17 +32,15 @@ export class IstioMesh {
   private readonly running = new Map<string, string>();
   /** `<ns>/<credentialName>` → its files */
   private readonly credentials = new Map<string, GatewayCredential>();
-  private readonly envoyBin: string;
 
   private constructor(
     readonly cluster: NetnsCluster,
     private model: IstioModel,
     private readonly ca: CertificateAuthority,
-    envoyVersion?: string,
+    private readonly envoyBin: string,
   ) {
     this.pki = new PkiStore(join(cluster.stateDir, 'pki'));
     this.caPath = this.pki.writeCa(ca);
-    this.envoyBin = resolveEnvoy(envoyVersion ?? process.env.MESHPROOF_ENVOY_VERSION ?? undefined).bin;
   }
 
   readonly caPath: string;
@@ -50,10 +48,10 @@ export class IstioMesh {
   /** Starts the model's pods on the netns substrate, then its sidecars. */
   static async start(model: IstioModel, opts: UpOptions & { envoyVersion?: string } = {}): Promise<IstioMesh> {
     // fail on a missing Envoy before anything is created
-    resolveEnvoy(opts.envoyVersion ?? process.env.MESHPROOF_ENVOY_VERSION ?? undefined);
+    const envoyBin = envoyBinary(opts.envoyVersion);
     const cluster = await upNetns(toTopology(model), opts);
     try {
-      const mesh = new IstioMesh(cluster, model, await CertificateAuthority.create('istio'), opts.envoyVersion);
+      const mesh = new IstioMesh(cluster, model, await CertificateAuthority.create('istio'), envoyBin);
       await mesh.sync();
       return mesh;
     } catch (e) {
@@ -154,13 +152,7 @@ export class IstioMesh {
         writeFileSync(file, config, { mode: 0o644 });
         if (this.running.has(key)) await this.cluster.stopContainer(key, SIDECAR);
         else if (!plan.gateway) await this.cluster.iptables(key, renderIstioIptables({}));
-        await this.cluster.startContainer(key, {
-          name: SIDECAR,
-          command: [this.envoyBin, '-c', file, '--disable-hot-restart', '--concurrency', '1', '--log-level', 'warning'],
-          uid: ISTIO_PORTS.proxyUid,
-          gid: ISTIO_PORTS.proxyUid,
-          ready: { kind: 'http', port: ISTIO_PORTS.admin, path: '/ready' },
-        });
+        await this.cluster.startContainer(key, envoyContainer(this.envoyBin, file, ISTIO_PORTS.admin, { name: SIDECAR, uid: ISTIO_PORTS.proxyUid, gid: ISTIO_PORTS.proxyUid }));
         this.running.set(key, config);
       }),
     );
@@ -172,10 +164,8 @@ export class IstioMesh {
   }
 
   /** A counter from a sidecar's admin API, e.g. the inbound listener's no_filter_chain_match. */
-  async stat(podKey: string, name: RegExp): Promise<number> {
-    const r = await this.cluster.probe(podKey, { protocol: 'http', host: '127.0.0.1', port: ISTIO_PORTS.admin, path: '/stats?format=json', bodyLimit: 1 << 20 }, { wire: false });
-    const stats = (JSON.parse(r.evidence.body ?? '{"stats":[]}') as { stats: { name: string; value?: number }[] }).stats;
-    return stats.filter((s) => name.test(s.name)).reduce((n, s) => n + (s.value ?? 0), 0);
+  stat(podKey: string, name: RegExp): Promise<number> {
+    return envoyStat(this.cluster, podKey, ISTIO_PORTS.admin, name);
   }
 
   hasSidecar(podKey: string): boolean {
