@@ -2,23 +2,18 @@
 // plaintext (DISABLE) and v2 in mTLS (ISTIO_MUTUAL); the VirtualService splits 50/50 and each
 // request's subset is identified from who answered. Rows: fixtures/istio/truth/dest-rule*.yaml.
 import { expect } from 'chai';
-import type { IstioMesh } from '../src/harness/profiles/istio/index.ts';
-import { checkTable, find, startMesh, table } from './lib/istio.ts';
+import { checkTable, find, table, useMesh } from './lib/istio.ts';
 
 const SUITE = 'istio-destination-rule';
 
 for (const name of ['dest-rule', 'dest-rule-legacy']) {
   describe(`${SUITE}: ${table(name).scenario} (real Envoy)`, function () {
     this.timeout(120_000);
-    let mesh: IstioMesh;
     const t = table(name);
-    before(async () => {
-      mesh = await startMesh(t);
-    });
-    after(async () => mesh?.down());
+    const mesh = useMesh(t);
 
     it('every cell matches the hand-written table and the oracle', async () => {
-      const outcomes = await checkTable(mesh, t, SUITE);
+      const outcomes = await checkTable(mesh(), t, SUITE);
       if (name === 'dest-rule') {
         const v1 = find(outcomes, 'sleep', 'name', 'name-v1').result;
         const v2 = find(outcomes, 'sleep', 'name', 'name-v2').result;
@@ -30,7 +25,7 @@ for (const name of ['dest-rule', 'dest-rule-legacy']) {
     });
 
     it('the VirtualService spreads requests over both subsets', async () => {
-      const calls = await mesh.cluster.probeMany(Array.from({ length: 20 }, () => ({ from: 'sleep', req: { protocol: 'http' as const, host: 'name', port: 5000, path: '/' } })), { wire: false });
+      const calls = await mesh().cluster.probeMany(Array.from({ length: 20 }, () => ({ from: 'sleep', req: { protocol: 'http' as const, host: 'name', port: 5000, path: '/' } })), { wire: false });
       const names = calls.filter((c) => c.evidence.body).map((c) => (/\(v2\)/.test(c.evidence.body!) ? 'v2' : 'v1'));
       if (name === 'dest-rule') expect(new Set(names)).to.deep.equal(new Set(['v1', 'v2']));
       else expect(names.length).to.be.above(0);

@@ -3,8 +3,7 @@
 // Istio's echo app with two HTTP ports (18080 behind service port 80, 18081 behind 81).
 // Rows: fixtures/istio/truth/port-level-*.yaml (reachability "mtls port override").
 import { expect } from 'chai';
-import type { IstioMesh } from '../src/harness/profiles/istio/index.ts';
-import { checkTable, find, startMesh, table } from './lib/istio.ts';
+import { checkTable, find, table, useMesh } from './lib/istio.ts';
 
 const SUITE = 'istio-port-level';
 
@@ -14,15 +13,11 @@ for (const [name, open, closed] of [
 ] as const) {
   describe(`${SUITE}: ${table(name).scenario} (real Envoy)`, function () {
     this.timeout(120_000);
-    let mesh: IstioMesh;
     const t = table(name);
-    before(async () => {
-      mesh = await startMesh(t);
-    });
-    after(async () => mesh?.down());
+    const mesh = useMesh(t);
 
     it('every cell matches the hand-written table and the oracle', async () => {
-      const outcomes = await checkTable(mesh, t, SUITE);
+      const outcomes = await checkTable(mesh(), t, SUITE);
       const plain = find(outcomes, 'sleep-naked', 'echo', undefined, open).result;
       expect(plain.verdict).to.equal('allowed:plaintext');
       expect(plain.evidence.wire, 'the open port carries plaintext').to.equal('plaintext-seen');

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import type { IstioMesh } from '../src/harness/profiles/istio/index.ts';
 import type { RowOutcome } from '../src/harness/matrix/istio.ts';
-import { checkTable, find, startMesh, table } from './lib/istio.ts';
+import { checkTable, find, startMesh, table, useMesh } from './lib/istio.ts';
 
 const SUITE = 'istio-strict-denial';
 
@@ -47,15 +47,11 @@ describe(`${SUITE}: STRICT denies plaintext, sidecars get mTLS (real Envoy)`, fu
 
 describe(`${SUITE}: a sidecar sending plaintext (DestinationRule DISABLE) to STRICT gets 503 from its own sidecar`, function () {
   this.timeout(120_000);
-  let mesh: IstioMesh;
   const t = table('dest-rule-strict');
-  before(async () => {
-    mesh = await startMesh(t);
-  });
-  after(async () => mesh?.down());
+  const mesh = useMesh(t);
 
   it('every cell matches the hand-written table and the oracle', async () => {
-    const outcomes = await checkTable(mesh, t, SUITE);
+    const outcomes = await checkTable(mesh(), t, SUITE);
     expect(find(outcomes, 'sleep', 'name', 'name-v1').result.evidence.status).to.equal(503);
   });
 });

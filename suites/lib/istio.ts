@@ -12,6 +12,19 @@ export async function startMesh(t: TruthTable): Promise<IstioMesh> {
   return IstioMesh.start(scenarioModel(t), { log: (l) => console.log(`    ${l}`) });
 }
 
+/** Starts the table's mesh before the enclosing describe block's tests and tears it down after them. */
+export function useMesh(t: TruthTable): () => IstioMesh {
+  let mesh: IstioMesh | undefined;
+  before(async () => {
+    mesh = await startMesh(t);
+  });
+  after(async () => mesh?.down());
+  return () => {
+    if (!mesh) throw new Error(`the mesh for "${t.scenario}" did not start`);
+    return mesh;
+  };
+}
+
 /** Probes the table, records the cells, prints the table, and asserts every row. */
 export async function checkTable(mesh: IstioMesh, t: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
   const outcomes = await runTable(mesh, t, suite, path);
