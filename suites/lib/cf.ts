@@ -3,15 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { CfFoundation, type CfStartOptions } from '../../src/harness/profiles/cf/index.ts';
 import { parseCfModel, parseTcpRouterProperties, type CfModel, type TcpRouterProperties } from '../../src/harness/profiles/cf/model.ts';
-import { emitTcpRoute, parseTcpRoutes, validateTcpRouteMapping, type TcpMappingEntity } from '../../src/harness/model/cf/routes.ts';
+import { parseTcpRoutes, validateTcpRouteMapping, type TcpMappingEntity } from '../../src/harness/model/cf/routes.ts';
 import { parseYamlFile } from '../../src/harness/substrate/topology.ts';
 import { appendResults, toRecord, truthTable, type CellRef } from '../../src/harness/report/results.ts';
 import type { Observed, ResultRecord, Verdict } from '../../src/harness/model/verdict.ts';
 import type { ProbeResult } from '../../src/harness/probe/types.ts';
 
 export const APPS = 'fixtures/cf/apps.yaml';
-/** The guid of the `default-tcp` router group (CATS tcp_routing requires that group). */
-export const ROUTER_GROUP = '7a6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d';
 
 export const cfModel = (): CfModel => parseCfModel(parseYamlFile(APPS), APPS);
 
@@ -21,8 +19,7 @@ export function startCf(opts: CfStartOptions = {}): Promise<CfFoundation> {
 
 /** A tcp_router properties fixture (fixtures/cf/tcp-router/<name>.yml) resolved against the foundation's credentials. */
 export function routerProps(cf: CfFoundation, name: string): TcpRouterProperties {
-  const file = `fixtures/cf/tcp-router/${name}.yml`;
-  return parseTcpRouterProperties(parseYamlFile(file), file, cf.variables);
+  return cf.tcpRouterProperties(`fixtures/cf/tcp-router/${name}.yml`);
 }
 
 /** The same properties built from three switches, as the job's manifest would spell them. */
@@ -38,8 +35,7 @@ export function propsFrom(cf: CfFoundation, o: { enabled: boolean; ca: boolean; 
  * the Envoy port, instance_id = the guid), then edited as a test needs; routing-api must accept it.
  */
 export function tcpRoute(cf: CfFoundation, port: number, app: string, index = 0, edit: Partial<TcpMappingEntity> = {}): TcpMappingEntity {
-  const inst = cf.instance(app, index);
-  const route = { ...emitTcpRoute({ routerGroupGuid: ROUTER_GROUP, externalPort: port, hostIp: inst.cellIp, hostPort: 8080, tlsProxyPort: 61001, instanceGuid: inst.guid }, { enableTls: true }), ...edit };
+  const route = { ...cf.tcpRoute(port, app, index), ...edit };
   const invalid = validateTcpRouteMapping(route);
   if (invalid) throw new Error(`routing-api would reject the test's route: ${invalid}`);
   return route;

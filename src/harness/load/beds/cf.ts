@@ -1,10 +1,10 @@
 // Path (d) on the CF profile (fixtures/cf/load): client → tcp-router (real HAProxy, backend TLS
 // with verifyhost <instance guid>, tls-mtls job properties) → the instance's Diego Envoy → the app.
-// The route is what route-emitter sends with tcp.enable_tls (backend_tls_port 61001, instance_id).
+// The route is what route-emitter sends with tcp.enable_tls (CfFoundation.tcpRoute: backend_tls_port
+// = the Envoy port for 8080, instance_id = the guid).
 import { readFileSync } from 'node:fs';
 import { CfFoundation, TCP_ROUTER_KEY } from '../../profiles/cf/index.ts';
-import { parseCfModel, parseTcpRouterProperties } from '../../profiles/cf/model.ts';
-import { emitTcpRoute } from '../../model/cf/routes.ts';
+import { parseCfModel } from '../../profiles/cf/model.ts';
 import { parseYamlFile } from '../../substrate/topology.ts';
 import { catalogPath, type LoadBed, type LoadHost, type StartedBed } from '../path.ts';
 
@@ -36,8 +36,7 @@ export const cfBed: LoadBed = {
     const cf = await CfFoundation.start(parseCfModel(parseYamlFile(CF_LOAD_FIXTURE), CF_LOAD_FIXTURE), { wire: false, log: opts.log, reportsDir: opts.reportsDir });
     try {
       const inst = cf.instance('echo', 0);
-      const route = emitTcpRoute({ routerGroupGuid: '7a6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d', externalPort: PORT, hostIp: inst.cellIp, hostPort: 8080, tlsProxyPort: 61001, instanceGuid: inst.guid }, { enableTls: true });
-      await cf.configureTcpRouter(parseTcpRouterProperties(parseYamlFile(ROUTER_PROPS), ROUTER_PROPS, cf.variables), [route]);
+      await cf.configureTcpRouter(cf.tcpRouterProperties(ROUTER_PROPS), [cf.tcpRoute(PORT, 'echo', 0)]);
       const worker = await workerPid(() => cf.haproxyWorkerPid());
       const cluster = cf.cluster;
       // the HAProxy container's pid is its master; the load is carried by the worker

@@ -16,15 +16,19 @@ import { UserError } from '../../cli/errors.ts';
 import { renderDiegoSdsFiles, renderDiegoSidecar } from '../../dataplane/envoy/diego.ts';
 import { renderFrontRouter, type FrontRoute } from '../../dataplane/envoy/front-router.ts';
 import { buildHaproxyConfig, formatLager, haproxyBaseConfig, validateBackendTls, type LagerLog } from '../../dataplane/haproxy/tcp-router.ts';
-import type { TcpMappingEntity } from '../../model/cf/routes.ts';
+import { emitTcpRoute, type TcpMappingEntity } from '../../model/cf/routes.ts';
+import { DefaultHTTPPort } from '../../model/cf/diego.ts';
+import { parseYamlFile } from '../../substrate/topology.ts';
 import {
   CF_NAMESPACE,
   DEFAULT_CELL,
+  DEFAULT_TCP_ROUTER_GROUP,
   GOROUTER,
   TCP_ROUTER,
   findInstance,
   instances,
   internalRoute,
+  parseTcpRouterProperties,
   toCfTopology,
   type CellOptions,
   type CfInstance,
@@ -158,6 +162,26 @@ export class CfFoundation {
   /** Writes a credential issued elsewhere (another CA) to the run's PKI directory. */
   writeCredential(cert: IssuedCert): IdentityPaths {
     return this.pki.writeIdentity(cert);
+  }
+
+  /**
+   * The TCP route route-emitter sends for an instance's web port (8080) on `externalPort`: with
+   * `tcp.enable_tls` (the default here) backend_tls_port = its Envoy port for 8080 and instance_id =
+   * its guid; without, -1 and "".
+   */
+  tcpRoute(externalPort: number, app: string, index = 0, opts: { enableTls?: boolean } = {}): TcpMappingEntity {
+    const inst = this.instance(app, index);
+    const envoy = inst.mappings.find((m) => m.appPort === DefaultHTTPPort && m.kind === 'route-integrity');
+    if (!envoy) throw new Error(`${app}/${index} has no route-integrity Envoy port for ${DefaultHTTPPort}`);
+    return emitTcpRoute(
+      { routerGroupGuid: DEFAULT_TCP_ROUTER_GROUP, externalPort, hostIp: inst.cellIp, hostPort: DefaultHTTPPort, tlsProxyPort: envoy.proxyPort, instanceGuid: inst.guid },
+      { enableTls: opts.enableTls ?? true },
+    );
+  }
+
+  /** tcp_router job properties from a file (fixtures/cf/tcp-router/*.yml), resolved against this run's credentials. */
+  tcpRouterProperties(file: string): TcpRouterProperties {
+    return parseTcpRouterProperties(parseYamlFile(file), file, this.vars);
   }
 
   cellIp(inst: CfInstance): string {

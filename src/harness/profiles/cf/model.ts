@@ -13,6 +13,8 @@ export const CF_NAMESPACE = 'cf';
 export const CLIENT = 'client';
 export const TCP_ROUTER = 'tcp-router';
 export const GOROUTER = 'gorouter';
+/** The guid of the `default-tcp` router group the routes name (CATS tcp_routing requires that group). */
+export const DEFAULT_TCP_ROUTER_GROUP = '7a6b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d';
 /** Where routers reach containers: overlay (pod) addresses are not routable from router VMs, cells are. */
 export const POD_CIDR = '10.244.0.0/16';
 /** Cloud Controller's default internal domain: every app here has the internal route `<app>.apps.internal`. */
