@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { CfFoundation } from '../src/harness/profiles/cf/index.ts';
 import type { ResultRecord, Verdict } from '../src/harness/model/verdict.ts';
 import { parseYamlFile } from '../src/harness/substrate/topology.ts';
-import { haproxyLines, propsFrom, record, report, routedVerdict, startCf, tcpRoute } from './lib/cf.ts';
+import { propsFrom, record, report, routedVerdict, startCf, tcpRoute } from './lib/cf.ts';
 
 const SUITE = 'cf-tcp-routes-tls';
 type Instance = 'right' | 'empty' | 'wrong';
@@ -47,7 +47,7 @@ describe(`${SUITE}: tcp-router backend_tls × backend_tls_port × instance_id (r
       for (const [slot, row] of truth.tables[config.table!]!.entries()) {
         // the same external port per route slot in every configuration: the table reads config × route
         const port = 1025 + slot;
-        const seen = haproxyLines(cf, port).length;
+        const seen = cf.haproxySessions(port).length;
         const tls = row.tls_port === 'N' ? truth.backend_tls_port : row.tls_port;
         const route = tcpRoute(cf, port, 'tcp-listener', 0, { backend_tls_port: tls, instance_id: guid[row.instance_id] });
         const applied = await cf.configureTcpRouter(propsFrom(cf, config), [route]);
@@ -60,7 +60,7 @@ describe(`${SUITE}: tcp-router backend_tls × backend_tls_port × instance_id (r
           verdict,
           logs: [...new Set(applied.logs.map((l) => l.message.replace(/^tcp-router\./, '')))].sort(),
           // a refused call never reached HAProxy: no session line to wait for
-          haproxy: verdict === 'denied:refused' ? [] : await newLines(port, seen),
+          haproxy: verdict === 'denied:refused' ? [] : await cf.newHaproxySessions(port, seen, 1000),
           body: result.evidence.body ?? null,
           legs: result.evidence.plaintextLegs ?? [],
         };
@@ -71,16 +71,6 @@ describe(`${SUITE}: tcp-router backend_tls × backend_tls_port × instance_id (r
     report(cf, SUITE, 'backend_tls config × route', records);
   });
   after(async () => cf?.down());
-
-  /** HAProxy logs a session when it ends, a moment after the client saw the close: wait for it (≤ 1 s). */
-  async function newLines(port: number, seen: number): Promise<string[]> {
-    const deadline = Date.now() + 1000;
-    for (;;) {
-      const lines = haproxyLines(cf, port);
-      if (lines.length > seen || Date.now() > deadline) return lines.slice(seen);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
 
   it('a CA-less client certificate or an enabled backend_tls without a CA is a configuration error before HAProxy starts', () => {
     expect(configErrors.map((c) => c.config.name)).to.have.length(truth.configs.filter((c) => c.error).length);

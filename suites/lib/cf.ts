@@ -75,9 +75,3 @@ export function report(cf: CfFoundation, suite: string, title: string, records: 
   appendResults(cf.cluster.runDir, records);
   console.log(truthTable(`\n    ${suite}: ${title}`, records).replace(/\n/g, '\n    '));
 }
-
-/** HAProxy's session lines for one frontend port (see TCP_LOG_FORMAT). */
-export function haproxyLines(cf: CfFoundation, port: number): string[] {
-  if (!cf.haproxyRunning) return [];
-  return readFileSync(cf.haproxyLog, 'utf8').split('\n').filter((l) => l.includes(` frontend_${port} `));
-}

@@ -2,7 +2,6 @@
 // with verifyhost <instance guid>, tls-mtls job properties) → the instance's Diego Envoy → the app.
 // The route is what route-emitter sends with tcp.enable_tls (CfFoundation.tcpRoute: backend_tls_port
 // = the Envoy port for 8080, instance_id = the guid).
-import { readFileSync } from 'node:fs';
 import { CfFoundation, TCP_ROUTER_KEY } from '../../profiles/cf/index.ts';
 import { parseCfModel } from '../../profiles/cf/model.ts';
 import { parseYamlFile } from '../../substrate/topology.ts';
@@ -36,7 +35,8 @@ export const cfBed: LoadBed = {
     const cf = await CfFoundation.start(parseCfModel(parseYamlFile(CF_LOAD_FIXTURE), CF_LOAD_FIXTURE), { wire: false, log: opts.log, reportsDir: opts.reportsDir });
     try {
       const inst = cf.instance('echo', 0);
-      await cf.configureTcpRouter(cf.tcpRouterProperties(ROUTER_PROPS), [cf.tcpRoute(PORT, 'echo', 0)]);
+      const route = cf.tcpRoute(PORT, 'echo', 0);
+      await cf.configureTcpRouter(cf.tcpRouterProperties(ROUTER_PROPS), [route]);
       const worker = await workerPid(() => cf.haproxyWorkerPid());
       const cluster = cf.cluster;
       // the HAProxy container's pid is its master; the load is carried by the worker
@@ -48,21 +48,16 @@ export const cfBed: LoadBed = {
         pids: (pod) => (pod === TCP_ROUTER_KEY ? { ...cluster.pids(pod), haproxy: worker } : cluster.pids(pod)),
       };
       const c = catalogPath(ID)!;
-      const tlsServer = ` backend_${PORT}/server_${inst.cellIp}_61001 `;
+      const tlsServer = ` backend_${PORT}/server_${route.backend_ip}_${route.backend_tls_port} `;
       const verify = async (): Promise<string> => {
+        const seen = cf.haproxySessions(PORT).length;
         const r = await cluster.probe('cf/client', { protocol: 'http', host: cf.tcpRouterIp, port: PORT, path: '/bytes/16', timeoutMs: 2000 }, { wire: false });
         if (r.evidence.status !== 200) throw new Error(`path ${ID}: GET /bytes/16 through tcp-router should be 200, got ${r.verdict} ${JSON.stringify(r.evidence)}`);
-        // HAProxy logs the session when it closes: it must have used the TLS server line and verified it
-        const deadline = Date.now() + 2000;
-        for (;;) {
-          const line = readFileSync(cf.haproxyLog, 'utf8').split('\n').find((l) => l.includes(tlsServer));
-          if (line) {
-            if (!/ ssl_err=-$/.test(line)) throw new Error(`path ${ID}: HAProxy's session shows a TLS error: ${line}`);
-            return `200 via HAProxy${tlsServer.trimEnd()} (ssl verify required, verifyhost ${inst.guid}), ssl_err=-`;
-          }
-          if (Date.now() > deadline) throw new Error(`path ${ID}: no HAProxy session line for${tlsServer}in ${cf.haproxyLog}`);
-          await new Promise((res) => setTimeout(res, 20));
-        }
+        // the session must have used the TLS server line and verified it
+        const line = (await cf.newHaproxySessions(PORT, seen, 2000)).find((l) => l.includes(tlsServer));
+        if (!line) throw new Error(`path ${ID}: no HAProxy session line for${tlsServer}in ${cf.haproxyLog}`);
+        if (!/ ssl_err=-$/.test(line)) throw new Error(`path ${ID}: HAProxy's session shows a TLS error: ${line}`);
+        return `200 via HAProxy${tlsServer.trimEnd()} (ssl verify required, verifyhost ${inst.guid}), ssl_err=-`;
       };
       const path = {
         id: ID,

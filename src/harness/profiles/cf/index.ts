@@ -3,7 +3,7 @@
 // reloaded like cf-tcp-router's configurer) and a front router (real Envoy with gorouter's route
 // integrity), on the netns substrate. A profile never spawns a process itself: it asks the
 // substrate to start containers.
-import { appendFileSync, mkdirSync, renameSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -309,6 +309,25 @@ export class CfFoundation {
   /** HAProxy's own output (session lines with termination state and backend TLS error). */
   get haproxyLog(): string {
     return this.cluster.containerLog(TCP_ROUTER_KEY, 'haproxy');
+  }
+
+  /** HAProxy's session lines (TCP_LOG_FORMAT) of the frontend on `port`, oldest first; none before HAProxy runs. */
+  haproxySessions(port: number): string[] {
+    if (!this.haproxyStarted) return [];
+    return readFileSync(this.haproxyLog, 'utf8').split('\n').filter((l) => l.includes(` frontend_${port} `));
+  }
+
+  /**
+   * The session lines of `port` after the first `seen`, waiting up to `timeoutMs` for one: HAProxy
+   * logs a session when it ends, a moment after the client saw the close. Empty when none came.
+   */
+  async newHaproxySessions(port: number, seen: number, timeoutMs: number): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const lines = this.haproxySessions(port);
+      if (lines.length > seen || Date.now() > deadline) return lines.slice(seen);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   // ------------------------------------------------------------------------ front router
