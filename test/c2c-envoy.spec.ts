@@ -3,7 +3,6 @@
 // forward-proxy fields (tooling.md §2), the 61443 listener untouched by the RFC options, and the real
 // `envoy --mode validate` with real certificates.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import {
 import { renderDiegoSdsFiles, renderDiegoSidecar, type DiegoSidecarPlan } from '../src/harness/dataplane/envoy/diego.ts';
 import { adminPort, allocateProxyPorts } from '../src/harness/model/cf/diego.ts';
 import { CertificateAuthority, issueInstanceIdentity } from '../src/harness/pki/index.ts';
+import { validateEnvoy } from './lib/envoy.ts';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => v as Obj;
@@ -174,11 +174,8 @@ describe('dataplane/envoy diego: the RFC options in the sidecar', () => {
     });
 
     it('the sidecar with the 62443 listener and the egress proxy validates cleanly', () => {
-      const file = join(dir, 'envoy.yaml');
-      writeFileSync(file, renderDiegoSidecar(plan({ c2cMtls: true, egress: true, sdsDir: join(dir, 'sds') })));
-      const r = spawnSync(envoy!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '-l', 'warning'], { encoding: 'utf8' });
-      const text = `${r.stdout}${r.stderr}`.trim();
-      expect(r.status, text).to.equal(0);
+      const { status, text } = validateEnvoy(envoy!, dir, 'envoy', renderDiegoSidecar(plan({ c2cMtls: true, egress: true, sdsDir: join(dir, 'sds') })));
+      expect(status, text).to.equal(0);
       expect(text.split('\n'), text).to.have.length(1);
       expect(text).to.match(/^configuration '.*' OK$/);
     });
@@ -188,11 +185,9 @@ describe('dataplane/envoy diego: the RFC options in the sidecar', () => {
       const egress = listeners(c).find((l) => l.name === 'egress-proxy')!;
       const hcm = obj(arr(arr(egress.filter_chains)[0]!.filters)[0]!.typed_config);
       arr(obj(hcm.route_config).virtual_hosts)[0]!.domains = ['*'];
-      const file = join(dir, 'bad.yaml');
-      writeFileSync(file, JSON.stringify(c));
-      const r = spawnSync(envoy!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '-l', 'warning'], { encoding: 'utf8' });
+      const r = validateEnvoy(envoy!, dir, 'bad', JSON.stringify(c));
       expect(r.status).to.not.equal(0);
-      expect(`${r.stdout}${r.stderr}`).to.match(/Only a single wildcard domain is permitted/);
+      expect(r.text).to.match(/Only a single wildcard domain is permitted/);
     });
   });
 });

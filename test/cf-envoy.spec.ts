@@ -4,7 +4,6 @@
 // proxy_config_handler_test.go, run_step_test.go) and gorouter, and the configs are judged by the real
 // `envoy --mode validate` with real certificates.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,16 +31,12 @@ import {
   type PortMapping,
 } from '../src/harness/model/cf/diego.ts';
 import { CertificateAuthority, issueClient, issueInstanceIdentity, PkiStore } from '../src/harness/pki/index.ts';
+import { validateEnvoy } from './lib/envoy.ts';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => v as Obj;
 const arr = (v: unknown): Obj[] => v as Obj[];
 
-function run(cmd: string, args: string[]): { status: number | null; out: string; err: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error) throw r.error;
-  return { status: r.status, out: r.stdout, err: r.stderr };
-}
 
 /** Mappings as `app->proxy kind` strings, so a failing expectation reads like the reference. */
 function pairs(ms: PortMapping[]): string[] {
@@ -482,12 +477,7 @@ describe('cf Envoy configs accepted by the real Envoy (--mode validate)', functi
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function validate(name: string, yaml: string): { status: number | null; text: string } {
-    const file = join(dir, `${name}.yaml`);
-    writeFileSync(file, yaml);
-    const r = run(envoy!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '-l', 'warning']);
-    return { status: r.status, text: `${r.out}${r.err}`.trim() };
-  }
+  const validate = (name: string, yaml: string) => validateEnvoy(envoy!, dir, name, yaml);
 
   /** Exit 0 and nothing but the OK line: no deprecation warning, no envoy_bug, no SDS complaint. */
   function expectClean(r: { status: number | null; text: string }): void {

@@ -2,7 +2,7 @@
 // Expected values are written by hand from istio/istio (filterchain_options.go, cluster_tls.go, istio-iptables goldens)
 // and checked by independent judges: the real `envoy --mode validate` and the real kernel's `iptables -t nat -S`.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -11,6 +11,7 @@ import { renderSidecar } from '../src/harness/dataplane/envoy/sidecar.ts';
 import { ISTIO_CHAINS, renderIstioIptables } from '../src/harness/dataplane/iptables/istio.ts';
 import type { Endpoint, MtlsMode, SidecarPlan } from '../src/harness/profiles/istio/plan.ts';
 import { run, scratchNetns } from './lib/scratch-netns.ts';
+import { validateEnvoy } from './lib/envoy.ts';
 
 // ------------------------------------------------------------------ iptables
 
@@ -472,12 +473,7 @@ describe('dataplane/envoy sidecar: renderSidecar', () => {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    function validate(name: string, yaml: string): { status: number | null; text: string } {
-      const file = join(dir, `${name}.yaml`);
-      writeFileSync(file, yaml);
-      const r = run(envoy!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '-l', 'error']);
-      return { status: r.status, text: `${r.out}${r.err}`.trim() };
-    }
+    const validate = (name: string, yaml: string) => validateEnvoy(envoy!, dir, name, yaml, 'error');
 
     for (const mode of ['STRICT', 'PERMISSIVE', 'DISABLE'] as const) {
       it(`${mode} plan validates`, () => {

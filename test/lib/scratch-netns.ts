@@ -1,13 +1,9 @@
 // For unit tests that let the real kernel judge rendered iptables text: a throwaway network
 // namespace created before the block's tests and deleted after them (skipped when not root).
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { run } from './run.ts';
 
-export function run(cmd: string, args: string[], input?: string): { status: number | null; out: string; err: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input });
-  if (r.error) throw r.error;
-  return { status: r.status, out: r.stdout, err: r.stderr };
-}
+export { run };
 
 /** Registers before/after hooks in the calling describe block; `exec` runs a command inside the namespace. */
 export function scratchNetns(): { ns: string; exec: (args: string[], input?: string) => ReturnType<typeof run> } {
