@@ -65,6 +65,8 @@ describe(`${SUITE}: ${table.scenario} (real Envoy)`, function () {
   after(async () => mesh?.down());
 
   it('every row matches the hand-written table', () => {
+    // gateway.yaml: SIMPLE × none, MUTUAL × {none, workshop, other-ca}
+    expect(outcomes.map((o) => `${o.row.gateway} ${o.row.client}`)).to.deep.equal(['igw/gateway-simple.yaml none', 'igw/gateway.yaml none', 'igw/gateway.yaml workshop', 'igw/gateway.yaml other-ca']);
     const wrong = outcomes.filter((o) => o.result.verdict !== o.row.verdict).map((o) => `${o.row.gateway} client=${o.row.client}: want ${o.row.verdict}, got ${o.result.verdict} ${JSON.stringify(o.result.evidence)}`);
     expect(wrong).to.deep.equal([]);
   });
@@ -86,7 +88,9 @@ describe(`${SUITE}: ${table.scenario} (real Envoy)`, function () {
   });
 
   it('MUTUAL refuses a caller without a client certificate and one from another CA at the handshake, before any HTTP', () => {
-    for (const o of outcomes.filter((x) => x.row.expected === 'denied')) {
+    const denied = outcomes.filter((x) => x.row.expected === 'denied');
+    expect(denied.map((o) => o.row.client), 'gateway.yaml: MUTUAL without a certificate and with another CA\'s').to.deep.equal(['none', 'other-ca']);
+    for (const o of denied) {
       expect(o.result.verdict, o.row.client).to.equal('denied:tls-handshake');
       expect(o.result.evidence.status, o.row.client).to.equal(null);
     }

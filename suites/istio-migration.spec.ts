@@ -50,7 +50,9 @@ describe(`${SUITE}: the workshop's steps, in order, on one mesh (real Envoy)`, f
     const t = table('strict');
     await mesh.update(scenarioModel(t));
     const outcomes = await checkTable(mesh, t, SUITE);
-    for (const o of outcomes.filter((x) => x.row.from !== 'sleep-naked')) expect(o.result.evidence.wire).to.equal('no-plaintext');
+    const meshed = outcomes.filter((x) => x.row.from !== 'sleep-naked');
+    expect(meshed, 'strict.yaml: five sidecar → sidecar rows').to.have.length(5);
+    for (const o of meshed) expect(o.result.evidence.wire, `${o.row.from} → ${o.row.to}`).to.equal('no-plaintext');
     const viaSidecar = await mesh.cluster.probe('sleep', { protocol: 'http', host: 'sentences', port: 5000, path: '/' });
     expect(viaSidecar.verdict).to.equal('allowed:mtls');
     expect(viaSidecar.evidence.body).to.match(SENTENCE);

@@ -1,8 +1,10 @@
-// Shared by the istio-* suites: start the workshop mesh for a truth table, probe every row, pin
-// each observed verdict to the hand-written row and to the oracle, print the truth table.
+// Shared by the istio-* suites: start the workshop mesh for a truth table, probe every row and
+// record it (probeTable: a before() hook may call it, it asserts nothing), then pin each observed
+// verdict to the hand-written row and to the oracle (assertTable: called inside an it(), so a
+// mismatch fails that test by name instead of skipping its siblings).
 import { expect } from 'chai';
 import { IstioMesh } from '../../src/harness/profiles/istio/index.ts';
-import { loadTruthTable, type TruthTable } from '../../src/harness/profiles/istio/truth.ts';
+import { loadTruthTable, type TruthRow, type TruthTable } from '../../src/harness/profiles/istio/truth.ts';
 import { runTable, scenarioModel, type RowOutcome } from '../../src/harness/matrix/istio.ts';
 import { appendResults, truthTable } from '../../src/harness/report/results.ts';
 
@@ -25,16 +27,32 @@ export function useMesh(t: TruthTable): () => IstioMesh {
   };
 }
 
-/** Probes the table, records the cells, prints the table, and asserts every row. */
-export async function checkTable(mesh: IstioMesh, t: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
+/** Probes every row of the table, records the cells and prints the table. Asserts nothing. */
+export async function probeTable(mesh: IstioMesh, t: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
   const outcomes = await runTable(mesh, t, suite, path);
   appendResults(mesh.cluster.runDir, outcomes.map((o) => o.record));
   console.log(truthTable(`\n    ${suite}: ${t.scenario}`, outcomes.map((o) => o.record)).replace(/\n/g, '\n    '));
-  for (const o of outcomes) {
-    const cell = `${o.row.from} → ${o.row.to}${o.row.subset ? `/${o.row.subset}` : ''}:${o.row.port}`;
-    expect(o.oracle, `${cell}: the oracle disagrees with the hand-written table`).to.equal(o.row.verdict);
-    expect(o.result.verdict, `${cell}: ${JSON.stringify(o.result.evidence)}`).to.equal(o.row.verdict);
-  }
+  return outcomes;
+}
+
+const cellOf = (r: TruthRow): string => `${r.from} → ${r.to}${r.subset ? `/${r.subset}` : ''}:${r.port}`;
+
+/**
+ * Asserts the probed rows: exactly one outcome per hand-written row, the oracle agreeing with every
+ * row, and every observed verdict being the row's (each list of mismatches names its cells).
+ */
+export function assertTable(t: TruthTable, outcomes: RowOutcome[]): void {
+  expect(outcomes.map((o) => cellOf(o.row)).sort(), 'one probed cell per hand-written row').to.deep.equal(t.rows.map(cellOf).sort());
+  const oracle = outcomes.filter((o) => o.oracle !== o.row.verdict).map((o) => `${cellOf(o.row)}: row ${o.row.verdict}, oracle ${o.oracle}`);
+  expect(oracle, 'the oracle disagrees with the hand-written table').to.deep.equal([]);
+  const observed = outcomes.filter((o) => o.result.verdict !== o.row.verdict).map((o) => `${cellOf(o.row)}: want ${o.row.verdict}, got ${o.result.verdict} ${JSON.stringify(o.result.evidence)}`);
+  expect(observed, 'observed verdicts that differ from the hand-written table').to.deep.equal([]);
+}
+
+/** probeTable then assertTable, for a test that probes inside its own it(). */
+export async function checkTable(mesh: IstioMesh, t: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
+  const outcomes = await probeTable(mesh, t, suite, path);
+  assertTable(t, outcomes);
   return outcomes;
 }
 
