@@ -59,12 +59,17 @@ describe(`${SUITE}: the C2C TLS port is unchanged by the RFC (real Envoy)`, func
   });
 
   it('every row has the hand-written verdict', () => {
+    // 61443.yaml: 4 rows with the RFC off, 4 with it on
+    expect(outcomes.map((o) => o.row.rfc)).to.deep.equal(['off', 'off', 'off', 'off', 'on', 'on', 'on', 'on']);
     const wrong = outcomes.filter((o) => o.result.verdict !== o.row.verdict).map((o) => `RFC ${o.row.rfc} ${o.row.case}: want ${o.row.verdict}, got ${o.result.verdict} ${JSON.stringify(o.result.evidence)}`);
     expect(wrong).to.deep.equal([]);
   });
 
   it('61443 serves the backend instance\'s C2C certificate (verified for backend.apps.internal), no ALPN, and the app answers', () => {
-    for (const o of outcomes.filter((x) => x.row.port === 61443)) {
+    const tls = outcomes.filter((x) => x.row.port === 61443);
+    // 61443.yaml: "TLS, no client certificate", "caller's own XFCC" and "raw TLS", RFC off and on
+    expect(tls.map((o) => `${o.row.rfc} ${o.row.call}`)).to.deep.equal(['off https', 'off https', 'off tls', 'on https', 'on https', 'on tls']);
+    for (const o of tls) {
       expect(o.result.evidence.serverIdentity, `${o.row.rfc} ${o.row.case}`).to.equal(o.backendGuid);
       expect(o.result.evidence.alpn ?? null, `${o.row.rfc} ${o.row.case}`).to.equal(null);
       if (o.row.call === 'https') expect(o.result.evidence.body, `${o.row.rfc} ${o.row.case}`).to.equal(o.backendGuid);
@@ -72,7 +77,9 @@ describe(`${SUITE}: the C2C TLS port is unchanged by the RFC (real Envoy)`, func
   });
 
   it('61443 neither adds nor removes X-Forwarded-Client-Cert: the caller\'s own header arrives as written', () => {
-    for (const o of outcomes.filter((x) => x.row.xfcc !== undefined)) {
+    const withXfcc = outcomes.filter((x) => x.row.xfcc !== undefined);
+    expect(withXfcc.map((o) => `${o.row.rfc} ${o.row.xfcc}`), '61443.yaml: the rows that name what the app saw').to.deep.equal(['off none', 'off spoofed', 'on none', 'on spoofed', 'on frontend']);
+    for (const o of withXfcc) {
       const seen = o.result.evidence.xfcc;
       if (o.row.xfcc === 'none') expect(seen, `${o.row.rfc} ${o.row.case}`).to.equal(null);
       if (o.row.xfcc === 'spoofed') expect(seen, `${o.row.rfc} ${o.row.case}`).to.equal(SPOOF);

@@ -95,23 +95,31 @@ describe(`${SUITE}: app-to-app traffic needs a network policy (real iptables on 
   });
 
   it('every row has the hand-written verdict', () => {
+    // policy.yaml: 6 rows without a policy, 9 with frontend's, 3 with the range, 4 after the removal
+    expect(STEPS.map((step) => outcomes.filter((o) => o.row.step === step).length)).to.deep.equal([6, 9, 3, 4]);
     const wrong = outcomes.filter((o) => o.result.verdict !== o.row.verdict).map((o) => `${o.row.step}: ${o.row.from} → ${o.row.to}:${o.row.port} (${o.row.call}): want ${o.row.verdict}, got ${o.result.verdict} ${JSON.stringify(o.result.evidence)}`);
     expect(wrong).to.deep.equal([]);
   });
 
   it('the policy oracle agrees with every app-to-app row', () => {
+    // every row but the two router rows and the pooled one
+    expect(outcomes.filter((o) => o.oracle !== null)).to.have.length(19);
     const wrong = outcomes.filter((o) => o.oracle !== null && o.oracle !== (observedOf(o.row.verdict) === 'allowed')).map((o) => `${o.row.step}: ${o.row.from} → ${o.row.to}:${o.row.port}`);
     expect(wrong).to.deep.equal([]);
   });
 
   it('a denial is silk\'s REJECT, signalled at once (ICMP port unreachable → ECONNREFUSED), never a timeout', () => {
-    for (const o of outcomes.filter((x) => x.row.verdict === 'denied:refused')) {
+    const refused = outcomes.filter((x) => x.row.verdict === 'denied:refused');
+    expect(refused, 'policy.yaml: ten refused rows').to.have.length(10);
+    for (const o of refused) {
       expect(o.result.evidence.error, `${o.row.step} ${o.row.from} → ${o.row.to}:${o.row.port}`).to.equal('ECONNREFUSED');
     }
   });
 
   it('an allowed call reaches the app it names: dora /id is a backend instance guid', () => {
-    for (const o of outcomes.filter((x) => x.row.verdict.startsWith('allowed') && x.row.call !== 'tcp' && x.row.call !== 'route-tls')) {
+    const answered = outcomes.filter((x) => x.row.verdict.startsWith('allowed') && x.row.call !== 'tcp' && x.row.call !== 'route-tls');
+    expect(answered, 'policy.yaml: nine allowed app-to-app calls').to.have.length(9);
+    for (const o of answered) {
       expect(o.result.evidence.body ?? '', `${o.row.step} ${o.row.from} → ${o.row.to}:${o.row.port}`).to.match(/^b2e1d3c4-5f6a-4b7c-9d8e-00000000b00[12]$/);
     }
   });

@@ -70,6 +70,8 @@ describe(`${SUITE}: 62443 replaces X-Forwarded-Client-Cert with the verified cal
   });
 
   it('every row has the hand-written verdict (and the TLS alert a refused caller gets)', () => {
+    // xfcc.yaml: five allowed callers, three refused
+    expect(outcomes).to.have.length(8);
     const wrong = outcomes
       .filter((o) => o.result.verdict !== o.row.verdict || (o.row.error !== undefined && o.result.evidence.error !== o.row.error))
       .map((o) => `${o.row.case}: want ${o.row.verdict} ${o.row.error ?? ''}, got ${o.result.verdict} ${JSON.stringify(o.result.evidence)}`);
@@ -77,13 +79,18 @@ describe(`${SUITE}: 62443 replaces X-Forwarded-Client-Cert with the verified cal
   });
 
   it('the server sees exactly the pinned header: the caller\'s Hash, RFC 2253 Subject, empty URI=, DNS SAN', () => {
-    for (const o of outcomes.filter((x) => x.expectedHeader !== null)) {
+    const pinned = outcomes.filter((x) => x.expectedHeader !== null);
+    // xfcc.yaml: every allowed row names whose identity the server must see
+    expect(pinned.map((o) => o.row.case)).to.deep.equal(['egress proxy', 'egress proxy, spoofed XFCC', 'egress proxy of another app', 'own instance identity', 'own identity, spoofed XFCC']);
+    for (const o of pinned) {
       expect(o.result.evidence.xfcc, o.row.case).to.equal(o.expectedHeader);
     }
   });
 
   it('CN is the caller\'s instance guid and the OUs its app, space and organization; Hash is the SHA-256 of its certificate', () => {
-    for (const o of outcomes.filter((x) => x.row.xfcc !== undefined)) {
+    const named = outcomes.filter((x) => x.row.xfcc !== undefined);
+    expect(named.map((o) => `${o.row.caller}→${o.row.xfcc}`), 'xfcc.yaml: the five allowed rows').to.deep.equal(['frontend→frontend', 'frontend→frontend', 'other→other', 'frontend→frontend', 'frontend→frontend']);
+    for (const o of named) {
       const want = { instanceGuid: o.caller.guid, appGuid: o.caller.app.guid, spaceGuid: '8d1b8a2e-6d3f-4f7e-8b1a-1f6c3f9d0b02', organizationGuid: '5e3c5c1c-0b6f-4b8e-9f57-3a0f3b7f0a01' };
       expect(xfccIdentity(o.result), o.row.case).to.deep.equal(want);
       const elements = parseXfcc(o.result.evidence.xfcc!);
@@ -104,7 +111,9 @@ describe(`${SUITE}: 62443 replaces X-Forwarded-Client-Cert with the verified cal
   });
 
   it('a refused caller never reaches the app (no answer from backend)', () => {
-    for (const o of outcomes.filter((x) => x.row.verdict.startsWith('denied'))) {
+    const refused = outcomes.filter((x) => x.row.verdict.startsWith('denied'));
+    expect(refused.map((o) => o.row.cert), 'xfcc.yaml: no certificate, another CA, expired').to.deep.equal(['none', 'other-ca', 'expired']);
+    for (const o of refused) {
       expect(o.result.evidence.servedBy ?? null, o.row.case).to.equal(null);
       expect(o.result.evidence.status, o.row.case).to.equal(null);
     }

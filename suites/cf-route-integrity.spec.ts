@@ -69,12 +69,19 @@ describe(`${SUITE}: routers only deliver to the instance they expect (real HAPro
   });
 
   it('every row has the hand-written verdict', () => {
+    // route-integrity.yaml: 5 tcp-router rows, 5 gorouter rows
+    expect(outcomes.map((o) => `${o.row.router} ${o.row.case}`)).to.have.length(10);
     const wrong = outcomes.filter((o) => o.verdict !== o.row.verdict).map((o) => `${o.row.router} ${o.row.case} (${o.row.cells}): want ${o.row.verdict}, got ${o.verdict} ${JSON.stringify(o.result.evidence)}`);
     expect(wrong).to.deep.equal([]);
   });
 
   it('the right guid is answered by that instance: dora /id echoes it, and its Envoy counts the bytes it sent to the app', () => {
-    for (const o of outcomes.filter((x) => x.row.verdict.startsWith('allowed'))) {
+    const allowed = outcomes.filter((x) => x.row.verdict.startsWith('allowed'));
+    // route-integrity.yaml: "right instance" and "client cert required, router presents one", for each router
+    expect(allowed.map((o) => `${o.row.router} ${o.row.case}`)).to.have.members([
+      'tcp-router right instance', 'tcp-router client cert required, router presents one', 'gorouter right instance', 'gorouter client cert required, router presents one',
+    ]);
+    for (const o of allowed) {
       expect(o.namedAppReached, `${o.row.router} ${o.row.case}: the counter that proves "no byte" must see this one`).to.equal(true);
       expect(o.result.evidence.status, `${o.row.router} ${o.row.case}`).to.equal(200);
       expect(o.result.evidence.body, `${o.row.router} ${o.row.case}`).to.equal(o.target);
@@ -91,7 +98,9 @@ describe(`${SUITE}: routers only deliver to the instance they expect (real HAPro
   });
 
   it('the front router marks endpoint failures with X-Cf-RouterError: endpoint_failure', () => {
-    for (const o of outcomes.filter((x) => x.row.router === 'gorouter' && x.row.verdict.startsWith('denied'))) {
+    const failures = outcomes.filter((x) => x.row.router === 'gorouter' && x.row.verdict.startsWith('denied'));
+    expect(failures.map((o) => o.row.case), 'route-integrity.yaml: the three gorouter denials').to.have.members(['stale route', 'backend cert from another CA', 'client cert required, router has none']);
+    for (const o of failures) {
       expect(o.result.headers?.['x-cf-routererror'] ?? '', o.row.case).to.match(/^endpoint_failure/);
     }
   });

@@ -46,6 +46,8 @@ describe(`${SUITE}: CATS tcp_routing over TLS routes (real HAProxy, real Envoy)`
   });
 
   it('every call travels router → cell over TLS (no plaintext on that leg)', () => {
+    // 1 + 10 + 1 + 1 connections on ports 1024-1027
+    expect([...calls.values()].flat()).to.have.length(13);
     for (const [port, rs] of calls) for (const r of rs) expect(routedVerdict(cf, r), `port ${port}`).to.equal('allowed:tls');
   });
 });

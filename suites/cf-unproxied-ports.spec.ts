@@ -51,17 +51,25 @@ describe(`${SUITE}: enable_unproxied_port_mappings on a Diego cell (real Envoy, 
   });
 
   it('every row has the hand-written verdict', () => {
+    // unproxied-ports.yaml: 7 rows with unproxied port mappings off, 7 with them on
+    expect(outcomes).to.have.length(14);
     const wrong = outcomes.filter((o) => o.verdict !== o.row.verdict).map((o) => `unproxied=${o.row.unproxied} ${o.row.call}:${o.row.port}: want ${o.row.verdict}, got ${o.verdict} ${JSON.stringify(o.result.evidence)}`);
     expect(wrong).to.deep.equal([]);
   });
 
   it('off: 8080 and 2222 are unreachable from the router and the Envoy ports present the instance identity', () => {
     const off = outcomes.filter((o) => !o.row.unproxied && o.row.call === 'direct');
-    for (const o of off.filter((x) => x.row.port === 8080 || x.row.port === 2222)) expect(o.result.observed, String(o.row.port)).to.equal('denied');
-    for (const o of off.filter((x) => x.row.port === 61001 || x.row.port === 61002)) expect(o.result.evidence.serverIdentity, String(o.row.port)).to.equal('0f3e9d2c-7a41-4c1b-8e5d-000000000001');
+    const appPorts = off.filter((x) => x.row.port === 8080 || x.row.port === 2222);
+    const envoyPorts = off.filter((x) => x.row.port === 61001 || x.row.port === 61002);
+    expect(appPorts.map((o) => o.row.port), 'unproxied-ports.yaml: 8080 and 2222, off').to.deep.equal([8080, 2222]);
+    expect(envoyPorts.map((o) => o.row.port), 'unproxied-ports.yaml: 61001 and 61002, off').to.deep.equal([61001, 61002]);
+    for (const o of appPorts) expect(o.result.observed, String(o.row.port)).to.equal('denied');
+    for (const o of envoyPorts) expect(o.result.evidence.serverIdentity, String(o.row.port)).to.equal('0f3e9d2c-7a41-4c1b-8e5d-000000000001');
   });
 
   it('a TLS route with backend_port 0 reaches the instance whether or not unproxied ports exist', () => {
-    for (const o of outcomes.filter((x) => x.row.port === 1024)) expect(o.result.evidence.body, `unproxied=${o.row.unproxied}`).to.equal('0f3e9d2c-7a41-4c1b-8e5d-000000000001');
+    const tlsRoute = outcomes.filter((x) => x.row.port === 1024);
+    expect(tlsRoute.map((o) => o.row.unproxied), 'unproxied-ports.yaml: the 1024 route, off and on').to.deep.equal([false, true]);
+    for (const o of tlsRoute) expect(o.result.evidence.body, `unproxied=${o.row.unproxied}`).to.equal('0f3e9d2c-7a41-4c1b-8e5d-000000000001');
   });
 });
