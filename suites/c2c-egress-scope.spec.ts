@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import type { ResultRecord, Verdict, Wire } from '../src/harness/model/verdict.ts';
 import type { ProbeResult } from '../src/harness/probe/types.ts';
-import { C2C_MTLS_DESTINATION_PORT, CF_INSTANCE_MTLS_PROXY, EGRESS_PROXY_PORT, inInternalDomain } from '../src/harness/dataplane/envoy/egress-proxy.ts';
+import { CF_INSTANCE_MTLS_PROXY, EGRESS_PROXY_PORT } from '../src/harness/dataplane/envoy/egress-proxy.ts';
 import { mtlsProxyOf, proxyFor, type ProxyEndpoint } from '../src/harness/model/c2c/proxy-env.ts';
 import { observedOf, policyFile, record, report, startC2c, truthRows, urlProbe, xfccIdentity } from './lib/c2c.ts';
 
@@ -22,6 +22,7 @@ interface Row {
   no_proxy?: string;
   cert?: 'own';
   route: 'proxy' | 'direct';
+  in_scope?: boolean;
   verdict: Verdict;
   xfcc?: string;
   server?: string;
@@ -69,9 +70,8 @@ describe(`${SUITE}: what the egress proxy (127.0.0.1:61445) does and does not do
         const counted = (await f.egressRequests(caller)) - before;
         const injected = (await f.egressMtlsRequests(caller)) - mtlsBefore;
         const sanFailures = (await f.egressSanFailures(caller)) - sanBefore;
-        // the RFC's scope, as the renderer's own predicate states it: plain http:// through the proxy to *.apps.internal:62443
-        const u = new URL(url);
-        const inScope = proxy !== null && u.protocol === 'http:' && Number(u.port) === C2C_MTLS_DESTINATION_PORT && inInternalDomain(u.hostname, f.cell.internalDomains);
+        // the RFC's scope as the hand-written table states it (never the renderer's own predicate)
+        const inScope = row.in_scope === true;
         const wantIdentity = row.xfcc && row.xfcc !== 'none' ? f.cf.instance(row.xfcc, 0).guid : null;
         const wantServer = row.server === undefined ? null : row.server === 'backend' ? f.cf.instance('backend', 0).guid : row.server;
         const o: Outcome = { row, result, chosen: proxy ? 'proxy' : 'direct', counted, injected, sanFailures, inScope, wantIdentity, wantServer };
@@ -88,6 +88,8 @@ describe(`${SUITE}: what the egress proxy (127.0.0.1:61445) does and does not do
   });
 
   it('every row has the hand-written verdict', () => {
+    // egress-scope.yaml: 21 calls
+    expect(outcomes).to.have.length(21);
     const wrong = outcomes.filter((o) => o.result.verdict !== o.row.verdict).map((o) => `${o.row.case}: want ${o.row.verdict}, got ${o.result.verdict} ${JSON.stringify(o.result.evidence)}`);
     expect(wrong).to.deep.equal([]);
   });
@@ -98,7 +100,13 @@ describe(`${SUITE}: what the egress proxy (127.0.0.1:61445) does and does not do
   });
 
   it('only *.apps.internal:62443 over plain http:// gets the instance identity; everything else arrives without XFCC', () => {
-    for (const o of outcomes.filter((x) => x.row.xfcc !== undefined)) {
+    const named = outcomes.filter((x) => x.row.xfcc !== undefined);
+    // egress-scope.yaml: 16 rows name what the destination saw, 4 of them the frontend's identity
+    expect(named).to.have.length(16);
+    expect(named.filter((o) => o.wantIdentity !== null).map((o) => o.row.case)).to.deep.equal([
+      'in scope: internal host, 62443', 'CONNECT to 62443, own cert', 'NO_PROXY=external.example.com, internal', 'NO_PROXY=backend.apps.internal:8080, 62443',
+    ]);
+    for (const o of named) {
       if (o.wantIdentity === null) expect(o.result.evidence.xfcc, o.row.case).to.equal(null);
       else expect(xfccIdentity(o.result)?.instanceGuid, o.row.case).to.equal(o.wantIdentity);
     }
@@ -107,7 +115,9 @@ describe(`${SUITE}: what the egress proxy (127.0.0.1:61445) does and does not do
   it('the proxy\'s certificate-presenting cluster served exactly the in-scope calls (no other destination saw TLS from it)', () => {
     const wrong = outcomes.filter((o) => !mtlsAsExpected(o)).map((o) => `${o.row.case}: in scope ${o.inScope}, egress-c2c-mtls requests ${o.injected}, SAN failures ${o.sanFailures}`);
     expect(wrong).to.deep.equal([]);
-    expect(outcomes.filter((o) => o.inScope).map((o) => o.row.case)).to.have.length(4);
+    expect(outcomes.filter((o) => o.inScope).map((o) => o.row.case)).to.deep.equal([
+      'in scope: internal host, 62443', 'in scope, name not in the server\'s certificate', 'NO_PROXY=external.example.com, internal', 'NO_PROXY=backend.apps.internal:8080, 62443',
+    ]);
   });
 
   it('the proxy checks whom it reached: a server certificate that does not name the host is refused before any request', () => {
@@ -119,7 +129,9 @@ describe(`${SUITE}: what the egress proxy (127.0.0.1:61445) does and does not do
   });
 
   it('CONNECT is not intercepted: the app verifies the destination\'s own certificate', () => {
-    for (const o of outcomes.filter((x) => x.wantServer !== null)) expect(o.result.evidence.serverIdentity, o.row.case).to.equal(o.wantServer);
+    const verified = outcomes.filter((x) => x.wantServer !== null);
+    expect(verified.map((o) => o.row.case), 'egress-scope.yaml: the rows naming the certificate the app verified').to.deep.equal(['CONNECT to 61443', 'CONNECT to an outside host', 'NO_PROXY=*, outside https']);
+    for (const o of verified) expect(o.result.evidence.serverIdentity, o.row.case).to.equal(o.wantServer);
   });
 
   it('the wire canary agrees: plain forwards and NO_PROXY bypasses cross the overlay in clear, the mTLS leg never', () => {
