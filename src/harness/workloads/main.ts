@@ -56,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
     await runTcpPinger(rest);
     return;
   }
+  if (kind === 'relay') return (await import('./relay.ts')).runRelay(rest, stopSignal());
   if (kind === 'load') {
     const { runLoad } = await import('./load.ts');
     await runLoad(rest);
