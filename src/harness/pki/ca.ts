@@ -100,6 +100,14 @@ function validity(notBefore: Date, notAfter: Date): { notBefore: Date; notAfter:
   return { notBefore: nb, notAfter: na };
 }
 
+/**
+ * A fresh P-256 private key as PKCS#8 PEM, for a signing key that is no certificate's (e.g.
+ * kube-apiserver's --service-account-signing-key-file, which takes RSA or ECDSA PEM).
+ */
+export async function newSigningKeyPem(): Promise<string> {
+  return keyToPem((await keyPair()).privateKey);
+}
+
 export class CertificateAuthority {
   readonly name: string;
   readonly certPem: string;

@@ -58,6 +58,18 @@ export class PkiStore {
     return paths;
   }
 
+  /**
+   * Writes a secret that is no X.509 identity (a signing key, a token file, a kubeconfig) as
+   * `<dir>/<file>` (0600, chowned to `owner` when given); removed by removeKeys() like the keys.
+   */
+  writeSecret(file: string, content: string, owner?: { uid: number; gid: number }): string {
+    assertName(file);
+    const [path] = this.#claim([file], `secret ${file}`) as [string];
+    this.#secrets.add(path);
+    writeAtomic(path, content, KEY_MODE, owner);
+    return path;
+  }
+
   /** Removes every key (and bundle) this store wrote; certificates stay for the report. Idempotent. */
   removeKeys(): void {
     for (const path of this.#secrets) {
