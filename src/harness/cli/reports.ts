@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EXIT, UserError } from './errors.ts';
+import { completeness, incompleteLine } from '../report/completeness.ts';
 import { envoyVersionsOf, parseResultsFile, tally, type ResultsFile } from '../report/meta.ts';
 import { diffRuns, mergeResults, regressions, renderRunReports, RESULTS_FILE, writeResultsFile, type BudgetMove, type RunDiff } from '../report/render.ts';
 
@@ -34,6 +35,19 @@ export function conformanceFailures(file: ResultsFile): { tests: number; cells: 
   };
 }
 
+
+/**
+ * Prints the INCOMPLETE line of a run that did not finish what it planned (the missing suites
+ * named), with `what` naming the run; returns whether it was incomplete. A file written before
+ * results.json recorded its plan gets a note, and counts as complete.
+ */
+export function printIncomplete(file: ResultsFile, print: Print, what = '', indent = ''): boolean {
+  const c = completeness(file);
+  const line = incompleteLine(c);
+  if (line) print(`${indent}${what}${line}`);
+  else if (!c.recorded) print(`${indent}${what}note: this results.json does not record what its run planned (written before schema 2), so it cannot say whether the run finished`);
+  return !!line;
+}
 
 /** At most this many added or removed cells are listed one by one. */
 const LIST_MAX = 50;
@@ -70,6 +84,11 @@ export function printGate(baseline: ResultsFile, current: ResultsFile, gate: boo
   const n = reg.cells.length + reg.budgets.length;
   printDiff(d, print, indent);
   print(`${indent}${n} regression(s) against the baseline${n && !gate ? ' (not gating: no --gate)' : ''}`);
+  // An incomplete run cannot pass a gate: its missing cells are not regressions, only absent.
+  const now = incompleteLine(completeness(current));
+  const before = incompleteLine(completeness(baseline));
+  if (now) print(`${indent}gate: this run cannot pass, it is ${now}`);
+  if (before) print(`${indent}note: the baseline is ${before}`);
   for (const c of reg.cells) {
     const why = c.why === 'downgrade' ? 'still passes, over a weaker transport' : `now wrong: expected ${c.after.expected}`;
     print(`${indent}REGRESSION ${c.key}: ${c.before.verdict} → ${c.after.verdict} (${why})`);
@@ -92,23 +111,31 @@ function summaryLine(f: ResultsFile): string {
   );
 }
 
-/** `meshproof report RUN_DIR`: re-renders the reports from <RUN_DIR>/results.json; exit 0 once written. */
+/**
+ * `meshproof report RUN_DIR`: re-renders the reports from <RUN_DIR>/results.json; exit 0 once
+ * written, 1 when the run is incomplete (the reports say so too).
+ */
 export function reportCommand(runDir: string, print: Print): number {
   const dir = resolve(runDir);
   const file = readResultsPath(dir);
   const { files } = renderRunReports(dir);
   print(`${dir}: ${summaryLine(file)}`);
   for (const f of files) print(`  ${f}`);
-  return EXIT.ok;
+  return printIncomplete(file, print) ? EXIT.failure : EXIT.ok;
 }
 
-/** `meshproof diff RUN_A RUN_B`: cells that changed verdict and budgets that moved from A to B; exit 0. */
+/**
+ * `meshproof diff RUN_A RUN_B`: cells that changed verdict and budgets that moved from A to B;
+ * exit 0, or 1 when either run is incomplete (its missing cells would read as removed or added).
+ */
 export function diffCommand(a: string, b: string, print: Print, opts: { budgetTolerance?: number } = {}): number {
   const before = readResultsPath(a);
   const after = readResultsPath(b);
   print(`${resolveResultsPath(a)} → ${resolveResultsPath(b)}`);
   printDiff(diffRuns(before, after, opts), print);
-  return EXIT.ok;
+  const incompleteA = printIncomplete(before, print, 'run A: ');
+  const incompleteB = printIncomplete(after, print, 'run B: ');
+  return incompleteA || incompleteB ? EXIT.failure : EXIT.ok;
 }
 
 export interface MergeFlags {
@@ -142,7 +169,9 @@ export function mergeCommand(out: string, inputs: string[], print: Print, flags:
     print(`against the baseline ${resolveResultsPath(flags.baseline!)}${flags.gate ? ' (gate)' : ''}:`);
     regressed = printGate(baseline, merged, !!flags.gate, print, '  ');
   }
+  // The union of what the shards planned against the union of what they finished.
+  const incomplete = printIncomplete(merged, print);
   const f = conformanceFailures(merged);
-  if (f.tests || f.cells || f.budgets) return EXIT.failure;
+  if (incomplete || f.tests || f.cells || f.budgets) return EXIT.failure;
   return flags.gate && regressed ? EXIT.failure : EXIT.ok;
 }

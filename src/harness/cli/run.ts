@@ -15,10 +15,13 @@ import { DEFAULT_ENVOY_VERSION, assertEnvoyVersion, runDoctor, versions as toolV
 import { EXIT, UserError } from './errors.ts';
 import { runSuiteFiles } from './mocha.ts';
 import { listSuites, matrixUnits, parseList, parseShard, selectSuites, type Shard, type SuiteFile, type Unit } from './suites.ts';
-import { conformanceFailures, printGate, readResultsPath, resolveResultsPath } from './reports.ts';
-import { envoyVersionsOf, type ResultsFile, type RunMetadata, type TestResult } from '../report/meta.ts';
-import { loadResults, machineInfo, mergeResults, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
+import { conformanceFailures, printGate, printIncomplete, readResultsPath, resolveResultsPath } from './reports.ts';
+import { completeness, incompleteLine, mergePlans } from '../report/completeness.ts';
+import { envoyVersionsOf, type PlannedUnit, type ResultsFile, type RunMetadata, type TestResult } from '../report/meta.ts';
+import { loadResults, machineInfo, mergeResults, patchResultsFile, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
 import { RESULTS_DIR_ENV } from '../report/results.ts';
+import { REPORTS_DIR_ENV } from '../substrate/state.ts';
+import { requireRoot } from './doctor.ts';
 
 export const SUBSTRATES = ['netns'] as const;
 
@@ -112,11 +115,13 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
       `${plan.shard ? ` in shard ${plan.shard.index}/${plan.shard.total}` : ''}, substrate ${plan.substrate}, envoy ${plan.envoyVersions.join(', ')}, out ${plan.out}`,
   );
 
+  // Network namespaces need root: say so before provisioning, not as an EACCES halfway through.
+  if (plan.units.length) requireRoot();
   if (plan.provision && plan.units.length) {
     for (const [i, v] of versionsRun.entries()) {
       phase(`[provision ${i + 1}/${versionsRun.length}] meshproof doctor --fix --envoy-version ${v}`);
       const lines: string[] = [];
-      const code = await runDoctor({ fix: true, envoyVersion: v, log: (l) => (l.startsWith('ok ') ? lines.push(l) : print(`    ${l}`)) });
+      const code = await runDoctor({ fix: true, envoyVersion: v, scope: 'run', log: (l) => (l.startsWith('ok ') ? lines.push(l) : print(`    ${l}`)) });
       if (code !== 0) {
         print('    environment not ready (above); meshproof doctor lists what is missing');
         return EXIT.usage;
@@ -129,7 +134,7 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
   let interrupted = false;
   if (!plan.units.length) {
     phase(`nothing to run: this shard has no units (the matrix has ${plan.envoyVersions.length * plan.suites.length})`);
-    writeRunMetadata(plan.out, await metadata(plan, ctx, started, [], versionsRun));
+    writeRunMetadata(plan.out, await metadata(plan, ctx, started, [], versionsRun), { planned: [], completed: [] });
   } else if (versionsRun.length === 1) {
     const v = versionsRun[0]!;
     await runOneVersion(plan, ctx, v, plan.units.map((u) => u.suite), started);
@@ -157,12 +162,16 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
 
   const t = tallyLine(current);
   phase(`${t}; ${fails.tests} failed tests, ${fails.cells} wrong cells, ${fails.budgets} missed budgets`);
+  const incomplete = printIncomplete(current, print, '', '    ');
   if (interrupted) return 130;
   if (envFailed) {
     print('    a version\'s run stopped on an environment error (exit 2): see its output above');
     return EXIT.usage;
   }
-  if (fails.tests || fails.cells || fails.budgets) return EXIT.failure;
+  // Bad input met by a suite (budgets.yaml, a route table, a fixture) is the user's to fix, not a conformance failure.
+  const bad = (current.tests ?? []).find((x) => x.userError);
+  if (bad) throw new UserError(`${bad.suite}: ${(bad.error ?? 'bad input').split('\n')[0]}`);
+  if (incomplete || fails.tests || fails.cells || fails.budgets) return EXIT.failure;
   if (plan.gate && regressed) return EXIT.failure;
   return EXIT.ok;
 }
@@ -201,34 +210,90 @@ function profilesOf(file: ResultsFile, suites: SuiteFile[]): string[] {
   return [...new Set([...file.records.map((r) => r.profile), ...suites.filter((s) => !recorded.has(s.name)).map((s) => s.profile)])];
 }
 
-/** This process runs the suites for one Envoy version into plan.out. */
+/** A planned unit of results.json for a suite under one Envoy version. */
+const unitOf = (suite: SuiteFile, envoyVersion: string): PlannedUnit => ({ suite: suite.name, profile: suite.profile, envoyVersion });
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * This process runs the suites for one Envoy version into plan.out. results.json says what was
+ * planned from the start and is updated as each suite finishes; a run that stops early (Ctrl-C,
+ * SIGTERM, an error) still writes what it knows, marked `stopped`, and renders its reports
+ * (junit.xml included), from a synchronous exit handler when the teardown ends the process.
+ */
 async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: string, suites: SuiteFile[], started: string): Promise<void> {
   // Suites append their records to their cluster's results.json and, through this, to ours.
   process.env[RESULTS_DIR_ENV] = plan.out;
   process.env.MESHPROOF_ENVOY_VERSION = envoyVersion;
   const meta = await metadata(plan, ctx, started, [...new Set(suites.map((s) => s.profile))], [envoyVersion]);
-  writeRunMetadata(plan.out, meta);
+  const planned = suites.map((s) => unitOf(s, envoyVersion));
+  const completed: PlannedUnit[] = [];
+  const tests: TestResult[] = [];
+  writeRunMetadata(plan.out, meta, { planned, completed });
+
+  let stopped: string | undefined;
+  let written = false;
+  const finalize = (why?: string) => {
+    if (written) return;
+    written = true;
+    const file = loadResults(plan.out);
+    for (const r of file.records) r.envoyVersion ??= envoyVersion;
+    for (const b of file.budgets ?? []) b.envoyVersion ??= envoyVersion;
+    // A test's profile is the one its suite's records name (the substrate suite's records say `none`).
+    const recordProfile = new Map(file.records.map((r) => [r.suite, r.profile]));
+    file.tests = tests.map((t) => ({ ...t, profile: recordProfile.get(t.suite) ?? t.profile }));
+    file.meta = { ...meta, profiles: profilesOf(file, suites), finished: new Date().toISOString() };
+    file.planned = planned;
+    file.completed = completed;
+    if (why) file.stopped = why;
+    else delete file.stopped;
+    writeResultsFile(plan.out, file);
+    if (why) {
+      // The process is on its way out: the reports are written here, not by runCommand.
+      renderRunReports(plan.out);
+      ctx.print(`\n==> [${clock()}] stopped (${why}): wrote what is known to ${plan.out} (results.json, junit.xml, ...); ${incompleteLine(completeness(file)) ?? ''}`);
+    }
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopped ??= sig;
+    // No cluster is up, so no teardown handler (substrate/lifecycle.ts) will end the process: end it here.
+    if (process.listenerCount(sig) === 1) process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  const onExit = () => finalize(stopped ?? 'the process exited before the suites finished');
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+  process.on('exit', onExit);
 
   ctx.print(`\n==> [${clock()}] envoy ${envoyVersion}: ${suites.length} suite(s) (${suites.map((s) => s.name).join(', ')})`);
   // Suites read fixtures by paths relative to the repository.
   const cwd = process.cwd();
   process.chdir(ctx.repoRoot);
-  let tests: TestResult[];
   try {
-    tests = (await runSuiteFiles(suites, { repoRoot: ctx.repoRoot, print: ctx.print, envoyVersion })).tests;
+    await runSuiteFiles(suites, {
+      repoRoot: ctx.repoRoot,
+      print: ctx.print,
+      envoyVersion,
+      tests,
+      // One run, one directory: each suite's clusters (logs, wire.pcap, results.json) go under <out>/suites/<suite>/.
+      onSuiteStart: (s) => {
+        process.env[REPORTS_DIR_ENV] = join(plan.out, 'suites', s.name);
+      },
+      onSuiteEnd: (s) => {
+        if (stopped) return; // torn down under it: not finished
+        completed.push(unitOf(s, envoyVersion));
+        patchResultsFile(plan.out, { completed, tests });
+      },
+    });
+  } catch (e) {
+    stopped ??= `error: ${((e as Error).message ?? String(e)).split('\n')[0]}`;
+    throw e;
   } finally {
     process.chdir(cwd);
     delete process.env[RESULTS_DIR_ENV];
+    delete process.env[REPORTS_DIR_ENV];
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+    process.off('exit', onExit);
+    finalize(stopped);
   }
-
-  const file = loadResults(plan.out);
-  for (const r of file.records) r.envoyVersion ??= envoyVersion;
-  for (const b of file.budgets ?? []) b.envoyVersion ??= envoyVersion;
-  // A test's profile is the one its suite's records name (the substrate suite's records say `none`).
-  const recordProfile = new Map(file.records.map((r) => [r.suite, r.profile]));
-  file.tests = tests.map((t) => ({ ...t, profile: recordProfile.get(t.suite) ?? t.profile }));
-  file.meta = { ...meta, profiles: profilesOf(file, suites), finished: new Date().toISOString() };
-  writeResultsFile(plan.out, file);
 }
 
 /** One child `meshproof run` per Envoy version into <out>/envoy-<v>/, then <out>/results.json merges them. */
@@ -262,6 +327,10 @@ async function runVersionChildren(plan: RunPlan, ctx: RunContext, versionsRun: s
     if (existsSync(join(dir, RESULTS_FILE))) parts.push(loadResults(dir));
   }
   const merged = mergeResults(parts);
+  // What this run planned is every version's units, whether or not its child got to write them.
+  merged.planned = plan.units.map((u) => unitOf(u.suite, u.envoyVersion));
+  merged.completed = mergePlans(parts).completed ?? [];
+  if (interrupted) merged.stopped = merged.stopped ?? 'interrupted';
   const profiles = [...new Set(parts.flatMap((p) => p.meta?.profiles ?? []))];
   merged.meta = await metadata(plan, ctx, started, profiles, versionsRun);
   writeResultsFile(plan.out, merged);

@@ -59,6 +59,11 @@ export function parseWrkVersion(out: string): string | null {
   return /^wrk (?:[a-z]+\/)?(\d+\.\d+(?:\.\d+)?)/m.exec(out)?.[1] ?? null;
 }
 
+/** `Chromium 131.0.6778.204 built on Debian 12.8, running on Debian 12.8` → `131.0.6778.204`. */
+export function parseChromiumVersion(out: string): string | null {
+  return /^Chromium (\d+(?:\.\d+)+)/m.exec(out)?.[1] ?? null;
+}
+
 /** Whether capability `bit` is in the `CapEff:` mask of a /proc/<pid>/status text. */
 export function hasEffectiveCap(status: string, bit: number): boolean {
   const m = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(status);

@@ -14,6 +14,7 @@
 import type { ResultRecord } from '../model/verdict.ts';
 import { badgeIcon, renderGraph } from './graph.ts';
 import { versionMatrix, type VersionMatrix } from './matrix.ts';
+import { completeness, incompleteLine } from './completeness.ts';
 import { durationMs, edgeKind, escapeXml as esc, formatDuration, groupBy, perVersionView, runHeader, tally, unique, type BudgetResult, type EdgeKind, type ResultsFile } from './meta.ts';
 
 export interface HtmlOptions {
@@ -36,13 +37,16 @@ export function renderHtml(input: ResultsFile, opts: HtmlOptions = {}): string {
   );
   const scenarioCount = unique(records.map((r) => `${r.suite}\u0000${r.scenario}`)).length;
   const failedTests = (file.tests ?? []).filter((x) => x.state === 'failed');
-  const ok = t.failed === 0 && bFailed === 0 && failedTests.length === 0;
+  const incomplete = incompleteLine(completeness(input));
+  const ok = t.failed === 0 && bFailed === 0 && failedTests.length === 0 && !incomplete;
+  const result = incomplete ? 'incomplete' : ok ? 'passed' : 'failed';
   const title = opts.title ?? `meshproof ${head.run}`;
 
   const body: string[] = [];
-  body.push(`<header><h1>${esc(title)} <span class="result ${ok ? 'pass' : 'fail'}">${ok ? 'passed' : 'failed'}</span></h1>${metaList(file)}</header>`);
+  body.push(`<header><h1>${esc(title)} <span class="result ${ok ? 'pass' : 'fail'}">${result}</span></h1>${metaList(file)}</header>`);
+  if (incomplete) body.push(`<p id="incomplete" class="incomplete">${esc(incomplete)}</p>`);
   body.push(
-    `<section id="summary" data-result="${ok ? 'pass' : 'fail'}" data-total="${t.cells}" data-passed="${t.passed}" data-failed="${t.failed}" ` +
+    `<section id="summary" data-result="${ok ? 'pass' : 'fail'}"${incomplete ? ' data-incomplete="true"' : ''} data-total="${t.cells}" data-passed="${t.passed}" data-failed="${t.failed}" ` +
       `data-mtls="${t.mtls}" data-tls="${t.tls}" data-plaintext="${t.plaintext}" data-denied="${t.denied}" ` +
       `data-scenarios="${scenarioCount}" data-suites="${suites.size}" data-budgets="${budgets.length}" data-budgets-failed="${bFailed}" ` +
       `data-tests="${file.tests?.length ?? 0}" data-tests-failed="${failedTests.length}">` +
@@ -300,6 +304,7 @@ body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-ser
 h1 { font-size: 22px; margin: 0 0 8px; } h2 { font-size: 18px; margin: 24px 0 8px; } h3 { font-size: 15px; margin: 16px 0 8px; }
 .result { display: inline-block; font-size: 12px; padding: 1px 8px; border-radius: 10px; color: #fff; vertical-align: middle; }
 .result.pass { background: var(--ok); } .result.fail { background: var(--bad); }
+.incomplete { border-left: 4px solid var(--bad); padding: 0.4em 0.8em; font-weight: bold; }
 dl.meta { display: flex; flex-wrap: wrap; gap: 4px 18px; margin: 0 0 12px; font-size: 12px; }
 dl.meta div { display: flex; gap: 6px; } dl.meta dt { color: var(--muted); } dl.meta dd { margin: 0; font-family: ui-monospace, monospace; }
 #summary { display: flex; flex-wrap: wrap; gap: 6px 16px; align-items: center; padding: 10px 12px; background: var(--bg2); border: 1px solid var(--line); border-radius: 6px; }

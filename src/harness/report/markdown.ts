@@ -2,6 +2,7 @@
 // Cyclonus-style truth table per scenario of each suite, and the budgets. Pure: data in, text out.
 import type { ResultRecord } from '../model/verdict.ts';
 import { truthTable } from './results.ts';
+import { completeness, incompleteLine } from './completeness.ts';
 import { versionMatrix, type VersionMatrix } from './matrix.ts';
 import { durationMs, evidenceFields, formatDuration, groupBy, perVersionView, runHeader, tally, type BudgetResult, type ResultsFile, type RunHeader } from './meta.ts';
 
@@ -26,7 +27,9 @@ export function renderMarkdown(input: ResultsFile, opts: MarkdownOptions = {}): 
   const ok = t.failed === 0 && budgetsFailed === 0 && failedTests.length === 0;
   const out: string[] = [];
 
-  out.push(`# meshproof run ${code(head.run)} — ${ok ? '✅ passed' : '❌ failed'}`, '');
+  const incomplete = incompleteLine(completeness(input));
+  out.push(`# meshproof run ${code(head.run)} — ${incomplete ? '❌ incomplete' : ok ? '✅ passed' : '❌ failed'}`, '');
+  if (incomplete) out.push(`**${text(incomplete)}**`, '');
   out.push(...metaTable(head), '');
   const suites = groupBy(file.records, (r) => r.suite);
   const scenarios = groupBy(file.records, (r) => `${r.suite}\u0000${r.scenario}`);

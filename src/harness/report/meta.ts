@@ -31,6 +31,8 @@ export interface TestResult {
   ms?: number;
   /** The failure: the error's message (and the first lines of its stack). */
   error?: string;
+  /** The failure was a UserError (bad input: a config file, a fixture): `meshproof run` exits 2. */
+  userError?: boolean;
   envoyVersion?: string;
 }
 
@@ -80,11 +82,29 @@ export interface SkippedTest {
   reason: string;
 }
 
+/** One unit of a run's plan: a suite under one Envoy version (cli/suites.ts Unit, by name). */
+export interface PlannedUnit {
+  suite: string;
+  profile: string;
+  envoyVersion?: string;
+}
+
+/** results.json schema: 2 added `planned`, `completed` and `stopped`. */
+export const SCHEMA_VERSION = 2;
+
 /**
  * reports/<run>/results.json. Only `records` is required: files written before the metadata
- * existed ({records} only) stay valid.
+ * existed ({records} only) stay valid. A file without `planned` (written before schema 2) does not
+ * say whether its run finished (report/completeness.ts).
  */
 export interface ResultsFile {
+  schemaVersion?: number;
+  /** Every (suite, Envoy version) unit the run (or shard) set out to run. */
+  planned?: PlannedUnit[];
+  /** The units whose every test ran to its end (passed or not), in the order they finished. */
+  completed?: PlannedUnit[];
+  /** Why the run stopped before its plan was done: `SIGINT`, `SIGTERM`, or the error that ended it. */
+  stopped?: string;
   meta?: RunMetadata;
   records: CellRecord[];
   budgets?: BudgetResult[];
@@ -110,9 +130,15 @@ export function parseResultsFile(text: string, source = 'results.json'): Results
     if (typeof r.port !== 'number') throw new UserError(`${source}: records[${i}].port must be a number`);
     if (typeof r.pass !== 'boolean') throw new UserError(`${source}: records[${i}].pass must be a boolean`);
   });
-  for (const k of ['budgets', 'skipped', 'tests'] as const) {
+  for (const k of ['budgets', 'skipped', 'tests', 'planned', 'completed'] as const) {
     if (doc[k] !== undefined && !Array.isArray(doc[k])) throw new UserError(`${source}: "${k}" must be an array`);
   }
+  for (const k of ['planned', 'completed'] as const) {
+    (doc[k] as unknown[] | undefined)?.forEach((u: unknown, i: number) => {
+      if (!isObject(u) || typeof u.suite !== 'string') throw new UserError(`${source}: ${k}[${i}] needs a suite (and its profile and envoyVersion)`);
+    });
+  }
+  if (doc.stopped !== undefined && typeof doc.stopped !== 'string') throw new UserError(`${source}: "stopped" must be a string`);
   (doc.tests as unknown[] | undefined)?.forEach((t: unknown, i: number) => {
     if (!isObject(t) || typeof t.suite !== 'string' || typeof t.title !== 'string' || !['passed', 'failed', 'pending'].includes(t.state as string)) {
       throw new UserError(`${source}: tests[${i}] needs a suite, a title and a state (passed, failed or pending)`);

@@ -11,7 +11,8 @@ import { renderConformanceYaml, type ConformanceOptions } from './conformance.ts
 import { renderHtml, type HtmlOptions } from './html.ts';
 import { renderJUnit } from './junit.ts';
 import { renderMarkdown, type MarkdownOptions } from './markdown.ts';
-import { baseCellKey, cellKey, edgeKind, envoyVersionsOf, joinRuns, parseResultsFile, unique, type BudgetResult, type CellRecord, type MachineInfo, type ResultsFile, type RunMetadata } from './meta.ts';
+import { mergePlans, withUnfinishedAsFailures } from './completeness.ts';
+import { baseCellKey, cellKey, edgeKind, envoyVersionsOf, joinRuns, parseResultsFile, SCHEMA_VERSION, unique, type BudgetResult, type CellRecord, type MachineInfo, type ResultsFile, type RunMetadata } from './meta.ts';
 
 export const RESULTS_FILE = 'results.json';
 
@@ -38,8 +39,9 @@ export function loadResults(runDir: string): ResultsFile {
   return parseResultsFile(readFileSync(file, 'utf8'), file);
 }
 
-/** Every report as file name → text. Pure. */
-export function renderReports(results: ResultsFile, opts: RenderOptions = {}): Record<string, string> {
+/** Every report as file name → text; a planned suite that did not finish is a failed test in each. Pure. */
+export function renderReports(input: ResultsFile, opts: RenderOptions = {}): Record<string, string> {
+  const results = withUnfinishedAsFailures(input);
   return {
     [REPORT_FILES.junit]: renderJUnit(results),
     [REPORT_FILES.conformance]: renderConformanceYaml(results, opts.conformance),
@@ -64,10 +66,21 @@ export function renderRunReports(runDir: string, opts: RenderOptions = {}): { fi
  * Sets the run metadata of <runDir>/results.json, keeping its records, budgets and skips
  * (a run has one writer: call it from the same process that appends the records).
  */
-export function writeRunMetadata(runDir: string, meta: RunMetadata): void {
+export function writeRunMetadata(runDir: string, meta: RunMetadata, fields: Pick<ResultsFile, 'planned' | 'completed' | 'stopped'> = {}): void {
+  patchResultsFile(runDir, { meta, ...fields });
+}
+
+/**
+ * Sets top-level fields of <runDir>/results.json (meta, planned, completed, stopped, tests),
+ * keeping the rest; synchronous, so a run's own process can call it between suites and on exit.
+ */
+export function patchResultsFile(runDir: string, fields: Partial<Omit<ResultsFile, 'records'>>): ResultsFile {
   const file = join(runDir, RESULTS_FILE);
   const prior: ResultsFile = existsSync(file) ? parseResultsFile(readFileSync(file, 'utf8'), file) : { records: [] };
-  writeAtomically(file, JSON.stringify({ ...prior, meta }, null, 2));
+  const next: ResultsFile = { schemaVersion: SCHEMA_VERSION, ...prior, ...fields };
+  mkdirSync(runDir, { recursive: true });
+  writeAtomically(file, JSON.stringify(next, null, 2));
+  return next;
 }
 
 /** Writes <dir>/results.json (atomically). */
@@ -238,7 +251,8 @@ export function mergeResults(files: ResultsFile[]): ResultsFile {
       } else records[i] = r;
     }
   }
-  const out: ResultsFile = { records };
+  const plans = mergePlans(files);
+  const out: ResultsFile = { ...(plans.planned ? { schemaVersion: SCHEMA_VERSION } : {}), ...plans, records };
   const budgets = dedupe(files.flatMap((f) => f.budgets ?? []));
   if (budgets.length) out.budgets = budgets;
   const skipped = dedupe(files.flatMap((f) => f.skipped ?? []));
@@ -251,7 +265,8 @@ export function mergeResults(files: ResultsFile[]): ResultsFile {
 }
 
 function mergeMeta(metas: RunMetadata[], records: CellRecord[]): RunMetadata {
-  if (metas.length === 1) return metas[0]!;
+  // One shard merged alone still says it is a shard, so completeness() can name the others missing.
+  if (metas.length === 1) return metas[0]!.shard && !metas[0]!.shards ? { ...metas[0]!, shards: [metas[0]!] } : metas[0]!;
   const versions: Record<string, string> = {};
   for (const m of metas) {
     for (const [k, v] of Object.entries(m.versions ?? {})) {

@@ -6,6 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { run, runCapture } from './sh.ts';
 
 export const STATE_ROOT = process.env.MESHPROOF_STATE_ROOT ?? '/run/meshproof';
+/**
+ * Where a cluster puts its reports/<cluster run>/ (logs, wire.pcap, results.json) when the caller
+ * names no directory: `meshproof run` sets it to <run dir>/suites/<suite> while each suite runs.
+ */
+export const REPORTS_DIR_ENV = 'MESHPROOF_REPORTS_DIR';
 /** Prefix of every namespace, interface and container the harness creates. */
 export const PREFIX = 'mp';
 
@@ -21,6 +26,14 @@ export interface RunRecord {
   created: string;
   /** Pod key → netns name, for `meshproof exec`. */
   pods: Record<string, string>;
+  /** The user who started it (under sudo, the invoking user): `down`/`exec` without --run pick only the caller's own. */
+  ownerUid?: number;
+}
+
+/** The caller's uid as a user knows it: SUDO_UID under sudo (everyone is root there), else the real uid. */
+export function callerUid(): number {
+  const sudo = process.env.SUDO_UID ? Number(process.env.SUDO_UID) : NaN;
+  return Number.isInteger(sudo) && sudo >= 0 ? sudo : (process.getuid?.() ?? 0);
 }
 
 /** The kernel's start time of a process: pid plus this identify it across pid reuse. */
@@ -53,7 +66,7 @@ export function netnsPrefix(short: string): string {
 
 export function writeRecord(rec: RunRecord): void {
   mkdirSync(stateDirOf(rec.short), { recursive: true, mode: 0o711 });
-  writeFileSync(join(stateDirOf(rec.short), 'run.json'), JSON.stringify(rec, null, 2));
+  writeFileSync(join(stateDirOf(rec.short), 'run.json'), JSON.stringify({ ...rec, ownerUid: rec.ownerUid ?? callerUid() }, null, 2));
 }
 
 export function readRecords(): RunRecord[] {
