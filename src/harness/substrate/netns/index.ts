@@ -11,7 +11,7 @@ import { AgentClient } from '../../probe/client.ts';
 import { newToken, WireCanary } from '../../probe/canary.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
-import { newRunId, netnsPrefix, stateDirOf, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
+import { newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
 import { buildPodBundle } from '../bundle.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { validateTopology, podKey } from '../topology.ts';
@@ -25,7 +25,7 @@ export const SERVICE_CIDR = '10.96.0.0/16';
 const MARKER_PORT = 9;
 
 export interface UpOptions {
-  /** Where reports/<run>/ goes (default ./reports). */
+  /** Where reports/<run>/ goes (default $MESHPROOF_REPORTS_DIR, else ./reports). */
   reportsDir?: string;
   /** Capture the node's links for the wire canary (default true). */
   wire?: boolean;
@@ -158,6 +158,7 @@ export class NetnsCluster implements Cluster {
 
     // 4. per pod: its iptables, its probe agent, then its containers
     await Promise.all([...this.pods.values()].map((p) => this.startPod(p)));
+    await this.settle();
     this.record();
     this.log(`netns: run ${this.runId} up in ${Date.now() - t0} ms`);
   }
@@ -277,6 +278,20 @@ export class NetnsCluster implements Cluster {
     if (p.procs.get(c.name)?.exitCode === undefined && p.procs.has(c.name)) throw new Error(`pod ${p.key}: container ${c.name} is already running`);
     const proc = this.spawn(p, c);
     await this.waitReady(p, c, proc);
+    // "ready" on a port another container of the pod holds, then dead of EADDRINUSE
+    if (proc.exitCode !== undefined) throw new Error(diedAfterStart(p.key, c.name, proc));
+  }
+
+  /**
+   * Every container of the topology must outlive a short settle window after start: one that
+   * exits at once (its port taken, a bad flag) or a readiness-less one that dies soon after would
+   * otherwise leave `up` reporting success with a dead container.
+   */
+  private async settle(): Promise<void> {
+    const procs = [...this.pods.values()].flatMap((p) => [...p.procs.values()].map((proc) => ({ pod: p.key, proc })));
+    await Promise.race([new Promise((r) => setTimeout(r, SETTLE_MS)), ...procs.map((x) => x.proc.exited)]);
+    const dead = procs.find((x) => x.proc.exitCode !== undefined);
+    if (dead) throw new Error(diedAfterStart(dead.pod, dead.proc.spec.name, dead.proc));
   }
 
   /** Running containers of a pod → the pid of their process (`ip netns exec` and `setpriv` exec into it). */
@@ -402,6 +417,15 @@ export class NetnsCluster implements Cluster {
   }
 }
 
+/** How long every container of a new topology must stay up after start (see NetnsCluster.settle). */
+const SETTLE_MS = 300;
+
+/** One line: the pod, the container, its exit code and the end of its log. */
+function diedAfterStart(pod: string, name: string, proc: Proc): string {
+  const tail = Supervisor.tail(proc, 3).split('\n').map((l) => l.trim()).filter(Boolean).join(' | ');
+  return `pod ${pod}: container ${name} exited (code ${proc.exitCode}) right after it started: ${tail || '(no output)'} (log ${proc.logFile})`;
+}
+
 /** Starts a topology on the netns substrate. On any failure, everything started is removed. */
 /**
  * tcpdump prints its pcap_stats ("N packets dropped by kernel", cumulative) on SIGUSR1 (its
@@ -427,7 +451,7 @@ export async function upNetns(topology: Topology, opts: UpOptions = {}): Promise
   await requireTools(['ip', 'iptables-restore', 'setpriv', ...(opts.wire === false ? [] : ['tcpdump'])]);
   validateTopology(topology);
   const { runId, short } = newRunId();
-  const runDir = resolve(opts.reportsDir ?? 'reports', runId);
+  const runDir = resolve(opts.reportsDir ?? process.env[REPORTS_DIR_ENV] ?? 'reports', runId);
   const cluster = new NetnsCluster(runId, short, runDir, stateDirOf(short), topology, opts);
   try {
     await cluster.start();
