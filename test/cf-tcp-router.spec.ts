@@ -23,6 +23,8 @@ import {
   type TcpMappingEntity,
 } from '../src/harness/model/cf/routes.ts';
 import { CertificateAuthority, PkiStore, type IssuedCert } from '../src/harness/pki/index.ts';
+import { parseYamlFile } from '../src/harness/substrate/topology.ts';
+import { parseHaproxySession, parseServersState } from '../src/harness/profiles/cf/index.ts';
 
 /** A route as routing-api holds it; every field written out so the tests read without the code under test. */
 function route(o: Partial<TcpMappingEntity> = {}): TcpMappingEntity {
@@ -449,6 +451,75 @@ describe('dataplane/haproxy tcp-router: backend_tls_port × backend_tls.enabled'
   it('refuses enabled without a CA, and routes that terminate frontend TLS (not implemented)', () => {
     expect(() => buildHaproxyConfig([], { enabled: true }, PATHS)).to.throw('tcp-router config: Backend TLS was enabled but no CA certificates were specified');
     expect(() => buildHaproxyConfig([route({ terminate_frontend_tls: true })], TLS_ON, PATHS)).to.throw(/route \[0\] \(port 1024\) sets terminate_frontend_tls/);
+  });
+});
+
+// fixtures/cf/truth/tcp-routes-tls.yaml: the suite checks what HAProxy did on live traffic; here the renderer's half of
+// each cell, the lager lines (`logs`) and the server line its `outcome` needs, against the same hand-written table.
+describe('dataplane/haproxy tcp-router: the tcp-routes-tls table, rendered', () => {
+  type Row = { tls_port: -1 | 0 | 'N'; instance_id: 'right' | 'empty' | 'wrong'; outcome: string; logs: string[] };
+  type Config = { name: string; enabled: boolean; ca: boolean; cert: boolean; table?: string; error?: string };
+  const truth = parseYamlFile('fixtures/cf/truth/tcp-routes-tls.yaml') as { backend_port: number; backend_tls_port: number; configs: Config[]; tables: Record<string, Row[]> };
+  const ids = { right: 'inst-right', empty: '', wrong: 'inst-wrong' };
+  const cfgOf = (c: Config): BackendTlsConfig => ({ enabled: c.enabled, ...(c.ca ? { caCertPath: CA } : {}), ...(c.cert ? { clientCertAndKeyPath: PEM } : {}) });
+
+  it('has five runnable configurations of nine routes and three configuration errors', () => {
+    expect(truth.configs.filter((c) => c.table).map((c) => truth.tables[c.table!]!.length)).to.deep.equal([9, 9, 9, 9, 9]);
+    expect(truth.configs.filter((c) => c.error)).to.have.length(3);
+  });
+
+  for (const config of truth.configs.filter((c) => c.table)) {
+    for (const row of truth.tables[config.table!]!) {
+      it(`${config.name}, backend_tls_port ${row.tls_port}, instance_id ${row.instance_id}: ${row.outcome}, logs ${JSON.stringify(row.logs)}`, () => {
+        const tlsPort = row.tls_port === 'N' ? truth.backend_tls_port : row.tls_port;
+        const r = route({ backend_port: truth.backend_port, backend_tls_port: tlsPort, instance_id: ids[row.instance_id] });
+        const { text, logs } = buildHaproxyConfig([r], cfgOf(config), PATHS);
+        expect([...new Set(logs.map((l) => l.message.replace(/^tcp-router\./, '')))].sort()).to.deep.equal([...row.logs].sort());
+        const tls = `  server server_10.0.0.1_61001 10.0.0.1:61001 ssl verify required ca-file ${CA}${config.cert ? ` crt ${PEM}` : ''} verifyhost ${ids[row.instance_id]}`;
+        const want: Record<string, string> = {
+          plaintext: single(['  server server_10.0.0.1_8080 10.0.0.1:8080']),
+          tls: single([tls]),
+          'verify-failed': single([tls]),
+          'no-server': single([]),
+          'no-frontend': '',
+        };
+        expect(text).to.equal(want[row.outcome]);
+      });
+    }
+  }
+
+  for (const config of truth.configs.filter((c) => c.error)) {
+    it(`${config.name}: refused with "${config.error}"`, () => {
+      expect(() => buildHaproxyConfig([route()], cfgOf(config), PATHS)).to.throw(config.error!);
+      expect(() => validateBackendTls(cfgOf(config), {})).to.throw(config.error!);
+    });
+  }
+});
+
+// What HAProxy 2.6.12 (Debian 12) answered on its stats socket and logged, captured on the project's machine.
+describe('profiles/cf: reading HAProxy\'s own account (runtime API, session lines)', () => {
+  const HEADER = '# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port';
+
+  it('show servers state: name, address, port and ssl of each server; [] for an empty backend; null for none', () => {
+    expect(parseServersState(`1\n${HEADER}\n3 backend_1025 1 server_10.0.0.1_61001 10.0.0.1 2 0 1 1 1 1 0 2 0 0 0 0 - 61001 - 1 0 - - 0\n\n`)).to.deep.equal([
+      { name: 'server_10.0.0.1_61001', address: '10.0.0.1', port: 61001, ssl: true },
+    ]);
+    expect(parseServersState(`1\n${HEADER}\n3 backend_1026 1 server_10.0.0.1_8080 10.0.0.1 2 0 1 1 1 1 0 2 0 0 0 0 - 8080 - 0 0 - - 0\n\n`)).to.deep.equal([
+      { name: 'server_10.0.0.1_8080', address: '10.0.0.1', port: 8080, ssl: false },
+    ]);
+    expect(parseServersState(`1\n${HEADER}\n\n`)).to.deep.equal([]);
+    expect(parseServersState("Can't find backend.\n\n")).to.equal(null);
+    expect(() => parseServersState('Unknown command\n')).to.throw(/no header line/);
+    expect(() => parseServersState(`1\n${HEADER}\n3 backend_1 1 s 10.0.0.1\n`)).to.throw(/5 fields for 25 columns/);
+  });
+
+  it('a session line: frontend, backend/server, bytes, termination state and the backend TLS error', () => {
+    expect(parseHaproxySession('10.244.0.2:49546 [01/Dec/2026:09:00:09.282] frontend_1033 backend_1033/server_10.96.0.12_61001 1/-1/2 0 SC ssl_err=error:0A000086:SSL routines::certificate verify failed')).to.deep.equal({
+      client: '10.244.0.2:49546', frontend: 'frontend_1033', backend: 'backend_1033', server: 'server_10.96.0.12_61001', bytes: 0, termination: 'SC', sslError: 'error:0A000086:SSL routines::certificate verify failed',
+    });
+    expect(parseHaproxySession('10.244.0.2:46992 [01/Dec/2026:09:01:45.762] frontend_1025 backend_1025/server_10.96.0.12_8080 1/0/1 41 -- ssl_err=-')).to.include({ server: 'server_10.96.0.12_8080', bytes: 41, termination: '--', sslError: '-' });
+    expect(parseHaproxySession('10.244.0.2:36926 [01/Dec/2026:09:01:54.918] frontend_1031 backend_1031/<NOSRV> -1/-1/0 0 SC ssl_err=-')).to.include({ backend: 'backend_1031', server: '<NOSRV>', termination: 'SC' });
+    expect(() => parseHaproxySession('[WARNING]  (7816) : Proxy frontend_1025 stopped (cumulated conns: FE: 1, BE: 0).')).to.throw(/not a tcp-router session line/);
   });
 });
 

@@ -306,6 +306,23 @@ export class CfFoundation {
     return this.haproxyStarted;
   }
 
+  /**
+   * One command on HAProxy's runtime API (the stats socket, management.txt §9.3), sent from inside the tcp-router
+   * pod by a node one-liner (no socat here): HAProxy's own account of what it loaded, e.g. `show servers state`.
+   */
+  async haproxyRuntime(command: string): Promise<string> {
+    if (!this.haproxyStarted) throw new Error(`tcp-router: HAProxy is not running; no runtime API to ask "${command}"`);
+    const socket = join(this.dir, 'tcp-router', 'stats.sock');
+    const r = await this.cluster.exec(TCP_ROUTER_KEY, [process.execPath, '-e', RUNTIME_CLIENT, socket, command], { timeoutMs: 10_000 });
+    if (r.code !== 0) throw new Error(`tcp-router: HAProxy runtime API "${command}" failed (exit ${r.code}): ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** `show servers state <backend>` parsed: the servers HAProxy runs for it, or null when it has no such backend. */
+  async haproxyServers(backend: string): Promise<HaproxyServerState[] | null> {
+    return parseServersState(await this.haproxyRuntime(`show servers state ${backend}`));
+  }
+
   /** HAProxy's own output (session lines with termination state and backend TLS error). */
   get haproxyLog(): string {
     return this.cluster.containerLog(TCP_ROUTER_KEY, 'haproxy');
@@ -314,7 +331,9 @@ export class CfFoundation {
   /** HAProxy's session lines (TCP_LOG_FORMAT) of the frontend on `port`, oldest first; none before HAProxy runs. */
   haproxySessions(port: number): string[] {
     if (!this.haproxyStarted) return [];
-    return readFileSync(this.haproxyLog, 'utf8').split('\n').filter((l) => l.includes(` frontend_${port} `));
+    // session lines only: `<client ip:port> [<date>] frontend_<port> …`, not HAProxy's "Proxy frontend_<port> stopped"
+    const mine = new RegExp(`^\\S+ \\[[^\\]]*\\] frontend_${port} `);
+    return readFileSync(this.haproxyLog, 'utf8').split('\n').filter((l) => mine.test(l));
   }
 
   /**
@@ -364,6 +383,68 @@ export class CfFoundation {
 function writeSecret(path: string, text: string, mode = 0o600): void {
   writeFileSync(`${path}.tmp`, text, { mode });
   renameSync(`${path}.tmp`, path);
+}
+
+/** A Unix-socket client for HAProxy's CLI: argv[1] the socket, argv[2] the command; prints the answer. */
+const RUNTIME_CLIENT = [
+  "const c = require('node:net').connect(process.argv[1]); let out = '';",
+  "c.on('connect', () => c.end(process.argv[2] + '\\n'));",
+  "c.on('data', (d) => (out += d));",
+  "c.on('close', () => process.stdout.write(out));",
+  "c.on('error', (e) => { console.error(e.message); process.exit(1); });",
+].join(' ');
+
+/** A server as HAProxy's `show servers state` lists it. */
+export interface HaproxyServerState {
+  name: string;
+  address: string;
+  port: number;
+  /** srv_use_ssl: the server line has `ssl` */
+  ssl: boolean;
+}
+
+/**
+ * `show servers state <backend>` (HAProxy 2.6 management.txt: a version line, a `# be_id be_name …` header, one line per
+ * server): its servers, or null for "Can't find backend.".
+ */
+export function parseServersState(text: string): HaproxyServerState[] | null {
+  if (/^Can't find backend\./m.test(text)) return null;
+  const lines = text.split('\n');
+  const h = lines.findIndex((l) => l.startsWith('# '));
+  if (h < 0) throw new Error(`show servers state: no header line in ${JSON.stringify(text.slice(0, 200))}`);
+  const cols = lines[h]!.slice(2).trim().split(/\s+/);
+  const col = (name: string): number => {
+    const i = cols.indexOf(name);
+    if (i < 0) throw new Error(`show servers state: no ${name} column in ${JSON.stringify(lines[h])}`);
+    return i;
+  };
+  const [name, address, port, ssl] = [col('srv_name'), col('srv_addr'), col('srv_port'), col('srv_use_ssl')];
+  return lines.slice(h + 1).filter((l) => l.trim() !== '').map((l) => {
+    const f = l.trim().split(/\s+/);
+    if (f.length !== cols.length) throw new Error(`show servers state: ${f.length} fields for ${cols.length} columns in ${JSON.stringify(l)}`);
+    return { name: f[name]!, address: f[address]!, port: Number(f[port]), ssl: f[ssl] === '1' };
+  });
+}
+
+/** A TCP session line as HAProxy writes it with TCP_LOG_FORMAT (dataplane/haproxy/tcp-router.ts). */
+export interface HaproxySession {
+  client: string;
+  frontend: string;
+  backend: string;
+  /** the server's name, `<NOSRV>` when the backend had none to offer */
+  server: string;
+  bytes: number;
+  /** %ts: the termination state, `--` for a normal end, e.g. `SC` when the server side refused */
+  termination: string;
+  /** %[ssl_bc_err_str]: the backend TLS error, `-` for none */
+  sslError: string;
+}
+
+/** Parses one session line (`%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts ssl_err=%[ssl_bc_err_str]`). */
+export function parseHaproxySession(line: string): HaproxySession {
+  const m = /^(\S+) \[[^\]]*\] (\S+) ([^/\s]+)\/(\S+) \S+ (\d+) (\S+) ssl_err=(.*)$/.exec(line.trim());
+  if (!m) throw new Error(`not a tcp-router session line: ${JSON.stringify(line)}`);
+  return { client: m[1]!, frontend: m[2]!, backend: m[3]!, server: m[4]!, bytes: Number(m[5]), termination: m[6]!, sslError: m[7]! };
 }
 
 /** One command on HAProxy's master CLI (`-S <socket>`); resolves with its answer. */
