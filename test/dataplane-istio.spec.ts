@@ -70,8 +70,14 @@ describe('dataplane/iptables istio: renderIstioIptables', () => {
     expect(renderIstioIptables({})).to.equal(GOLDEN_IPTABLES);
   });
 
-  it('exports the four nat chain names', () => {
-    expect(ISTIO_CHAINS).to.deep.equal(['ISTIO_INBOUND', 'ISTIO_IN_REDIRECT', 'ISTIO_OUTPUT', 'ISTIO_REDIRECT']);
+  it('the exported chain list is every chain the rules declare and jump to (istio-iptables: four nat chains)', () => {
+    const text = renderIstioIptables({});
+    const declared = [...text.matchAll(/^:(\S+) - \[0:0\]$/gm)].map((m) => m[1]);
+    const targets = [...new Set([...text.matchAll(/-j (ISTIO_\S+)/g)].map((m) => m[1]))].sort();
+    // istio-iptables' own chain names (tools/istio-iptables/pkg/constants), in its declaration order
+    expect(declared).to.deep.equal(['ISTIO_INBOUND', 'ISTIO_IN_REDIRECT', 'ISTIO_OUTPUT', 'ISTIO_REDIRECT']);
+    expect(targets).to.deep.equal(['ISTIO_INBOUND', 'ISTIO_IN_REDIRECT', 'ISTIO_OUTPUT', 'ISTIO_REDIRECT']);
+    expect([...ISTIO_CHAINS]).to.deep.equal(declared);
   });
 
   it('takes uid (gid follows it), ports and excluded ports from its options', () => {

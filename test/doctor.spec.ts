@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DEFAULT_ENVOY_VERSION, assertEnvoyVersion, envoyCacheDir, envoyReleaseOf, formatCheck, requireTools, resolveEnvoy,
+  assertEnvoyVersion, envoyCacheDir, envoyReleaseOf, formatCheck, requireTools, resolveEnvoy,
 } from '../src/harness/cli/doctor.ts';
 import { EXIT, UserError } from '../src/harness/cli/errors.ts';
 import {
@@ -114,8 +114,10 @@ describe('doctor: Envoy versions and resolution', () => {
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('pins 1.36.4 by default and maps .postN wheels to their Envoy release', () => {
-    expect(DEFAULT_ENVOY_VERSION).to.equal('1.36.4');
+  it('without a version resolves Envoy 1.36.4 (the README\'s default) and maps .postN wheels to their Envoy release', () => {
+    // behaviour, not the constant: what an empty cache asks to install, and what ENVOY_BIN is reported as
+    expect(userError(() => resolveEnvoy()).message).to.equal('envoy 1.36.4 not installed: run meshproof doctor --fix');
+    expect(userError(() => assertEnvoyVersion('latest')).message).to.match(/e\.g\. 1\.36\.4$/);
     expect(envoyReleaseOf('1.36.2.post1')).to.equal('1.36.2');
     expect(envoyReleaseOf('1.36.4')).to.equal('1.36.4');
   });
