@@ -382,10 +382,13 @@ interface Step { code: number | null; stdout: string; seconds: number }
 
 function runLogged(file: string, args: string[], opts: {
   cwd?: string; env?: NodeJS.ProcessEnv; logFile: string; tick?: (elapsedMs: number) => void;
+  /** Env vars written into the log's command line, so it can be re-run by hand. */
+  shownEnv?: Readonly<Record<string, string>>;
 }): Promise<Step> {
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const fd = openSync(opts.logFile, 'w');
-  writeSync(fd, `# ${opts.cwd ? `cd ${opts.cwd} && ` : ''}${[file, ...args].map(shellQuote).join(' ')}\n`);
+  const shown = Object.entries(opts.shownEnv ?? {}).map(([k, v]) => `${k}=${shellQuote(v)} `).join('');
+  writeSync(fd, `# ${opts.cwd ? `cd ${opts.cwd} && ` : ''}${shown}${[file, ...args].map(shellQuote).join(' ')}\n`);
   const started = Date.now();
   return new Promise((resolve) => {
     let child: ChildProcess;
@@ -500,7 +503,7 @@ async function prepareWrapper(log: Log, dir: string, w: WrapperModule, go: strin
   }
   const logFile = join(dir, 'build-mod-download.log');
   const spec = `${w.require.path}@${w.require.version}`;
-  const r = await runLogged(go, ['mod', 'download', '-json', spec], { cwd: dir, env: goEnv(), logFile });
+  const r = await runLogged(go, ['mod', 'download', '-json', spec], { cwd: dir, env: goEnv(), shownEnv: GO_BUILD_ENV, logFile });
   const info = r.code === 0 ? JSON.parse(r.stdout) as { Dir?: string; Error?: string } : {};
   if (!info.Dir) throw stepFailed(`go mod download ${spec}${info.Error ? ` (${info.Error})` : ''}`, r, logFile, fix);
   // Upstream's go.sum; -mod=mod adds the replaced modules' lines on the first build.
@@ -531,7 +534,7 @@ async function goBuildAll(log: Log, plan: BuildPlan, go: { bin: string; version:
     log(`     building ${bin.name} (${bin.expected}; log ${logFile})`);
     mkdirSync(dirname(out), { recursive: true });
     const r = await runLogged(go.bin, goBuildArgs(plan.ldflags, out, pkg), {
-      cwd: plan.buildDir, env: goEnv(), logFile,
+      cwd: plan.buildDir, env: goEnv(), shownEnv: GO_BUILD_ENV, logFile,
       tick: (ms) => log(`     building ${bin.name} … ${formatElapsed(ms)} elapsed`),
     });
     if (r.code !== 0) throw stepFailed(`building ${bin.name} for ${plan.what}`, r, logFile, plan.fix);
