@@ -308,8 +308,8 @@ describe('istio profile: oracle', () => {
     expect(expectIstio({ ...cell, clientTls: 'ISTIO_MUTUAL', serverMode: 'DISABLE' })).to.deep.equal({ observed: 'denied', verdict: 'denied:http-503' });
     expect(expectIstio({ ...cell, clientTls: 'ISTIO_MUTUAL', sanMatches: false })).to.deep.equal({ observed: 'denied', verdict: 'denied:http-503' });
     expect(expectIstio({ ...cell, clientTls: 'DISABLE', protocol: 'tcp' })).to.deep.equal({ observed: 'denied', verdict: 'denied:reset' });
-    // auto-mTLS ignores workload policies: workload DISABLE under a PERMISSIVE namespace gets mTLS and fails
-    expect(expectIstio({ ...cell, serverMode: 'DISABLE', inferredServiceMode: 'PERMISSIVE' })).to.deep.equal({ observed: 'denied', verdict: 'denied:http-503' });
+    // auto-mTLS honours the endpoint's own workload policy (xds/endpoints/mtls_checker.go; reachability "mtls port override": always success, never mTLS)
+    expect(expectIstio({ ...cell, serverMode: 'DISABLE', inferredServiceMode: 'PERMISSIVE' })).to.deep.equal({ observed: 'allowed', verdict: 'allowed:plaintext' });
     expect(expectIstio({ ...cell, serverMode: 'DISABLE', inferredServiceMode: 'DISABLE' })).to.deep.equal({ observed: 'allowed', verdict: 'allowed:plaintext' });
   });
 

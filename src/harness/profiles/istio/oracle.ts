@@ -1,9 +1,11 @@
 // The Istio oracle (pure): what one call should do, from which side has a sidecar, the server's
 // effective PeerAuthentication mode and the client's DestinationRule TLS mode.
 // Sources (reference/istio.md §1–2): reachability_test.go cases, istio.io authn-policy and
-// mtls-migration tasks, and the inbound filter chains per mode (listener_inbound.go).
+// mtls-migration tasks, the inbound filter chains per mode (listener_inbound.go), the inbound
+// TLS context (authn/utils BuildInboundTLS) and auto-mTLS's endpoint check (xds/endpoints/mtls_checker.go).
 import type { Observed, Verdict } from '../../model/verdict.ts';
 import type { ClientTlsMode, MtlsMode } from './plan.ts';
+import type { ClientKind } from './truth.ts';
 
 export interface IstioCell {
   fromSidecar: boolean;
@@ -21,6 +23,11 @@ export interface IstioCell {
   inferredServiceMode?: MtlsMode;
   /** The service port's protocol (default http): a client sidecar answers a failed HTTP call with 503, a TCP one with a reset. */
   protocol?: 'http' | 'tcp';
+  /**
+   * How the caller speaks (default plaintext). The TLS kinds are a pod without a sidecar
+   * originating TLS with Istio's mTLS ALPN, without a client certificate or with one from another CA.
+   */
+  client?: ClientKind;
 }
 
 export interface IstioExpectation {
@@ -33,6 +40,16 @@ const denied = (verdict: Verdict): IstioExpectation => ({ observed: 'denied', ve
 
 export function expectIstio(cell: IstioCell): IstioExpectation {
   const { fromSidecar, toSidecar, serverMode } = cell;
+  if (cell.client !== undefined && cell.client !== 'plaintext') {
+    if (fromSidecar) throw new Error(`oracle: a ${cell.client} client is a pod without a sidecar originating TLS itself; from a pod with a sidecar it is not modelled`);
+    // A server without a sidecar speaks plaintext: the client's handshake reads a non-TLS answer.
+    if (!toSidecar) return denied('denied:tls-handshake');
+    // DISABLE has raw_buffer chains only: a TLS ClientHello matches no filter chain and Envoy closes.
+    if (serverMode === 'DISABLE') return denied('denied:reset');
+    // STRICT and PERMISSIVE: the Istio ALPN selects the mTLS chain, whose DownstreamTlsContext has
+    // require_client_certificate and the mesh root as its only trust anchor (BuildInboundTLS).
+    return denied('denied:tls-handshake');
+  }
   // Naked client: plaintext straight to the server's inbound.
   if (!fromSidecar) {
     // STRICT has no raw_buffer filter chain: Envoy closes the connection (curl exit 56).
@@ -58,9 +75,11 @@ export function expectIstio(cell: IstioCell): IstioExpectation {
     case 'ISTIO_MUTUAL':
       return mtls();
     case 'AUTO':
-      // Auto-mTLS: mTLS only to endpoints labelled tlsMode=istio, unless the service's
-      // mesh/namespace policy is DISABLE.
+      // Auto-mTLS: mTLS only to endpoints labelled tlsMode=istio whose own workload policy on the
+      // port is not DISABLE (mtls_checker.go checkMtlsEnabled, per endpoint), and not at all when
+      // the service's mesh/namespace policy is DISABLE (BestEffortInferServiceMTLSMode).
       if (!toSidecar) return allowed('allowed:plaintext');
+      if (serverMode === 'DISABLE') return plaintext();
       if ((cell.inferredServiceMode ?? serverMode) === 'DISABLE') return plaintext();
       return mtls();
     case 'SIMPLE':

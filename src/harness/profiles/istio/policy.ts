@@ -4,6 +4,7 @@
 import { UserError } from '../../cli/errors.ts';
 import type { ContainerSpec, PodSpec, ServiceSpec, Topology } from '../../substrate/types.ts';
 import type { IstioCell } from './oracle.ts';
+import type { ClientKind } from './truth.ts';
 import type { ClientTlsMode, Endpoint, GatewayServerPlan, InboundPort, MtlsMode, OutboundService, OutboundSubset, SidecarPlan, WeightedRoute } from './plan.ts';
 import {
   ROOT_NAMESPACE,
@@ -248,7 +249,13 @@ function containerOf(d: Deployment): ContainerSpec[] {
   if (isIstioEcho(d)) {
     // one meshproof echo server per declared containerPort (the echo app serves every port it is given)
     if (d.containerPorts.length === 0) throw new UserError(`${d.source}: Deployment ${d.name}: the echo app needs containers[0].ports`);
-    return d.containerPorts.map(({ containerPort: port }) => ({ name: `app-${port}`, workload: 'echo', args: ['--port', String(port)], ready: { kind: 'http' as const, port, path: '/' } }));
+    // A port named tcp[-suffix] is the echo app's `--tcp=<port>` (a raw TCP echo that names its server;
+    // resources.ts reads no args): the CATS tcp-listener, answering `<Deployment>:<bytes>`.
+    return d.containerPorts.map(({ containerPort: port, name }): ContainerSpec =>
+      (name ?? '').toLowerCase().split('-')[0] === 'tcp'
+        ? { name: `app-${port}`, workload: 'tcp-listener', args: ['--port', String(port), '--id', d.name], ready: { kind: 'tcp', port } }
+        : { name: `app-${port}`, workload: 'echo', args: ['--port', String(port)], ready: { kind: 'http', port, path: '/' } },
+    );
   }
   if (isSentences(d)) {
     const env = Object.fromEntries(Object.entries(d.env).filter(([k]) => k.startsWith('SENTENCE_')));
@@ -411,7 +418,9 @@ export function buildPlans(model: IstioModel, io: PlanInputs): SidecarPlan[] {
           ip: io.podIp(m.key),
           port: port.targetPort,
           labels: { ...m.labels },
-          istio: m.labels[TLS_MODE_LABEL] === 'istio',
+          // EDS drops the tlsMode=istio metadata of an endpoint whose own workload policy on this port is
+          // DISABLE, so auto-mTLS sends it plaintext (xds/endpoints/mtls_checker.go checkMtlsEnabled).
+          istio: m.labels[TLS_MODE_LABEL] === 'istio' && effectiveMtls(model, m, port.targetPort) !== 'DISABLE',
           identity: spiffeId(m.namespace, m.serviceAccount),
         }));
         const subsets: OutboundSubset[] = [subsetPlan(model, pod, svc, endpoints, '')];
@@ -444,10 +453,11 @@ export function buildPlans(model: IstioModel, io: PlanInputs): SidecarPlan[] {
  * one DestinationRule subset). Every endpoint it may reach must agree on sidecar, mode and
  * identity, else the cell is ambiguous and this throws: name a subset.
  */
-export function cellFor(model: IstioModel, from: string, to: { service: string; namespace?: string; port: number; subset?: string }): IstioCell {
+export function cellFor(model: IstioModel, from: string, to: { service: string; namespace?: string; port: number; subset?: string }, kind: ClientKind = 'plaintext'): IstioCell {
   const pods = meshPods(model);
   const client = pods.find((p) => p.name === from || p.deployment.name === from);
   if (!client) throw new UserError(`no pod or Deployment ${from} in the Istio model`);
+  if (kind !== 'plaintext' && client.injected) throw new UserError(`${from} has a sidecar: a ${kind} caller is a pod without one originating TLS itself (choose a Deployment with sidecar.istio.io/inject: "false")`);
   const svc = findService(model, to.service, to.namespace ?? client.namespace);
   const port = svc.ports.find((p) => p.port === to.port);
   if (!port) throw new UserError(`Service ${svc.name} has no port ${to.port}`);
@@ -472,6 +482,7 @@ export function cellFor(model: IstioModel, from: string, to: { service: string; 
     inferredServiceMode: inferServiceMtls(model, svc),
     protocol: portProtocol(port),
   };
+  if (kind !== 'plaintext') cell.client = kind;
   if (tls.subjectAltNames) {
     const sans = tls.subjectAltNames;
     cell.sanMatches = targets.every((p) => sans.includes(spiffeId(p.namespace, p.serviceAccount)));

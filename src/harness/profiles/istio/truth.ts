@@ -1,9 +1,23 @@
-// Hand-written Istio truth tables (fixtures/istio/truth/*.yaml): the rows suites pin to,
-// written from Istio's documents and tests, independent of the oracle.
+// Hand-written Istio truth tables (fixtures/istio/truth/*.yaml and truth/reachability/*.yaml): the
+// rows suites pin to, written from Istio's documents and tests, independent of the oracle.
 import { parseYamlFile } from '../../substrate/topology.ts';
 import { UserError } from '../../cli/errors.ts';
-import type { Observed, Verdict } from '../../model/verdict.ts';
+import type { Observed, Verdict, Wire } from '../../model/verdict.ts';
 import type { InjectOverride } from './resources.ts';
+
+/**
+ * How the calling pod speaks: `plaintext` (its app's own call, through its sidecar if it has one),
+ * or a pod without a sidecar originating TLS itself, offering Istio's mTLS ALPN like a sidecar
+ * does, with no client certificate (`tls-no-cert`) or with one issued by a CA that is not the
+ * mesh's (`other-ca`).
+ */
+export const CLIENT_KINDS = ['plaintext', 'tls-no-cert', 'other-ca'] as const;
+export type ClientKind = (typeof CLIENT_KINDS)[number];
+
+export const ROW_PROTOCOLS = ['http', 'tcp'] as const;
+export type RowProtocol = (typeof ROW_PROTOCOLS)[number];
+
+const WIRES: readonly Wire[] = ['plaintext-seen', 'no-plaintext'];
 
 export interface TruthRow {
   /** A Deployment (its single pod). */
@@ -13,20 +27,35 @@ export interface TruthRow {
   /** The DestinationRule subset the call is routed to, when the table pins one. */
   subset?: string;
   port: number;
+  /** The Service port's protocol (Istio protocol selection); default http. */
+  protocol?: RowProtocol;
+  /** Default plaintext. */
+  client?: ClientKind;
   expected: Observed;
   verdict: Verdict;
+  /** The wire canary's finding the table pins, when it pins one. */
+  wire?: Exclude<Wire, null>;
 }
 
 export interface TruthTable {
   scenario: string;
   source: string;
-  /** Files under fixtures/istio/sentences applied on top of the directory, in order. */
+  /** The directory of Kubernetes YAML the scenario starts from (default fixtures/istio/sentences). */
+  fixture?: string;
+  /** Files under the fixture directory applied on top of it, in order. */
   apply: string[];
   inject: InjectOverride;
   rows: TruthRow[];
 }
 
 const VERDICT = /^(allowed:(mtls|tls|plaintext)|denied:(reset|tls-handshake|http-\d{3}|timeout|refused))$/;
+
+/** A row's name in messages and test titles: `from[/client] → to[/subset]:port[/protocol]`. */
+export function rowName(r: TruthRow): string {
+  const client = r.client && r.client !== 'plaintext' ? `/${r.client}` : '';
+  const protocol = r.protocol && r.protocol !== 'http' ? `/${r.protocol}` : '';
+  return `${r.from}${client} → ${r.to}${r.subset ? `/${r.subset}` : ''}:${r.port}${protocol}`;
+}
 
 export function loadTruthTable(path: string): TruthTable {
   const raw = parseYamlFile(path) as Partial<TruthTable> | null;
@@ -35,13 +64,25 @@ export function loadTruthTable(path: string): TruthTable {
   };
   if (!raw || typeof raw !== 'object') return bad('not a truth table (a mapping with scenario, apply, inject, rows)');
   if (typeof raw.scenario !== 'string') bad(`'scenario' is required`);
+  if (raw.fixture !== undefined && typeof raw.fixture !== 'string') bad(`'fixture' must be a directory path`);
   if (!Array.isArray(raw.rows) || raw.rows.length === 0) bad(`'rows' is required`);
   const inject = raw.inject ?? [];
   if (!(inject === 'all' || inject === 'none' || Array.isArray(inject))) bad(`'inject' must be all, none or a list of Deployment names`);
+  const seen = new Map<string, number>();
   for (const [i, r] of (raw.rows as TruthRow[]).entries()) {
     if (!r || typeof r.from !== 'string' || typeof r.to !== 'string' || !Number.isInteger(r.port)) bad(`rows[${i}] needs from, to and port`);
     if (!VERDICT.test(String(r.verdict))) bad(`rows[${i}].verdict ${JSON.stringify(r.verdict)} is not a verdict`);
     if (r.expected !== (String(r.verdict).startsWith('allowed') ? 'allowed' : 'denied')) bad(`rows[${i}]: expected ${r.expected} contradicts verdict ${r.verdict}`);
+    if (r.protocol !== undefined && !ROW_PROTOCOLS.includes(r.protocol)) bad(`rows[${i}].protocol ${JSON.stringify(r.protocol)} must be one of ${ROW_PROTOCOLS.join('|')}`);
+    if (r.client !== undefined && !CLIENT_KINDS.includes(r.client)) bad(`rows[${i}].client ${JSON.stringify(r.client)} must be one of ${CLIENT_KINDS.join('|')}`);
+    if (r.wire !== undefined && !WIRES.includes(r.wire)) bad(`rows[${i}].wire ${JSON.stringify(r.wire)} must be one of ${WIRES.join('|')}`);
+    if (r.subset !== undefined && typeof r.subset !== 'string') bad(`rows[${i}].subset must be a string`);
+    const name = rowName(r);
+    const dup = seen.get(name);
+    if (dup !== undefined) bad(`rows[${i}] (${name}) repeats rows[${dup}]`);
+    seen.set(name, i);
   }
-  return { scenario: raw.scenario as string, source: raw.source ?? '', apply: raw.apply ?? [], inject, rows: raw.rows as TruthRow[] };
+  const out: TruthTable = { scenario: raw.scenario as string, source: raw.source ?? '', apply: raw.apply ?? [], inject, rows: raw.rows as TruthRow[] };
+  if (raw.fixture !== undefined) out.fixture = raw.fixture;
+  return out;
 }
