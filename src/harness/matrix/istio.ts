@@ -1,72 +1,228 @@
-// Running an Istio truth table (fixtures/istio/truth/*.yaml) on a live mesh: each row is probed
+// Running an Istio truth table (fixtures/istio/truth/**/*.yaml) on a live mesh: each row is probed
 // and compared with the row itself (hand-written from Istio's docs) AND with the oracle.
 import { join } from 'node:path';
 import { apply, loadIstio, type IstioModel } from '../profiles/istio/resources.ts';
-import { cellFor, destinationRuleFor, findService, selects } from '../profiles/istio/policy.ts';
+import { cellFor, destinationRuleFor, findService, meshPods, podsOf, selects, spiffeId, type MeshPod } from '../profiles/istio/policy.ts';
 import { expectIstio } from '../profiles/istio/oracle.ts';
-import type { IstioMesh } from '../profiles/istio/index.ts';
-import type { TruthRow, TruthTable } from '../profiles/istio/truth.ts';
+import { ISTIO_PORTS } from '../profiles/istio/plan.ts';
+import type { NetnsCluster } from '../substrate/netns/index.ts';
+import type { PkiStore } from '../pki/index.ts';
+import { rowName, type ClientKind, type TruthRow, type TruthTable } from '../profiles/istio/truth.ts';
+import { CertificateAuthority, issueSpiffe, type IdentityPaths } from '../pki/index.ts';
 import { toRecord } from '../report/results.ts';
-import type { ResultRecord, Verdict } from '../model/verdict.ts';
-import type { ProbeResult } from '../probe/types.ts';
+import { UserError } from '../cli/errors.ts';
+import type { Evidence, ResultRecord, Verdict } from '../model/verdict.ts';
+import type { ProbeRequest, ProbeResult } from '../probe/types.ts';
 
 export const SENTENCES_FIXTURE = 'fixtures/istio/sentences';
 
-/** The workshop topology with the table's files applied and its injection choice. */
-export function scenarioModel(table: Pick<TruthTable, 'apply' | 'inject'>, dir = SENTENCES_FIXTURE): IstioModel {
+/** The table's fixture directory (default: the workshop topology) with the table's files applied and its injection choice. */
+export function scenarioModel(table: Pick<TruthTable, 'apply' | 'inject' | 'fixture'>, dir = table.fixture ?? SENTENCES_FIXTURE): IstioModel {
   let model = loadIstio(dir, { inject: table.inject });
   for (const f of table.apply) model = apply(model, loadIstio(join(dir, f)));
   return model;
 }
 
+/**
+ * What the runner needs of a mesh, whichever control plane programs its sidecars (today the
+ * emulated IstioMesh, profiles/istio/index.ts); `controlPlane` goes into every record.
+ */
+export interface ProbedMesh {
+  readonly controlPlane: string;
+  readonly cluster: NetnsCluster;
+  /** The model the oracle reads: the YAML the control plane was given. */
+  readonly current: IstioModel;
+  /** Where the run keeps its keys; the other-CA caller identity goes there. */
+  readonly pkiStore: PkiStore;
+  /** A counter from a sidecar's Envoy admin API. */
+  stat(podRef: string, name: RegExp): Promise<number>;
+}
+
+/** A record of an Istio cell: the DESIGN.md contract's `controlPlane` says what programmed the sidecars. */
+export type IstioRecord = ResultRecord & { controlPlane: string };
+
+/**
+ * Evidence of a TCP call made through sidecars: `serverHandshakes` is how many TLS handshakes the
+ * answering pod's sidecar completed on its inbound listener during the call (read from its admin stats).
+ */
+export type IstioEvidence = Evidence & { serverHandshakes?: number };
+
 export interface RowOutcome {
   row: TruthRow;
   oracle: Verdict;
-  result: ProbeResult;
-  record: ResultRecord;
+  result: ProbeResult & { evidence: IstioEvidence };
+  record: IstioRecord;
 }
 
-/** How many calls a subset row gets: a VirtualService splits traffic, each call names its subset by who answered. */
+/** How many calls a subset row gets: a VirtualService or a load balancer spreads them, each call names its subset by who answered. */
 const SUBSET_CALLS = 16;
+/** TCP subset calls go one at a time (their server-side handshake counters are read around each). */
+const TCP_SUBSET_CALLS = 12;
+
+/**
+ * What a client sidecar offers on an ISTIO_MUTUAL cluster (cluster_tls.go: ["istio-peer-exchange","istio"]):
+ * a naked TLS caller offering it is taken by the server sidecar's mTLS filter chain (allIstioMtlsALPNs).
+ */
+export const ISTIO_MTLS_ALPN = ['istio-peer-exchange', 'istio'];
+
+/**
+ * Completed handshakes of a sidecar's virtualInbound listener (Envoy listener stats `ssl.handshake`).
+ * Its DownstreamTlsContext has require_client_certificate, so each one is a caller that presented
+ * a certificate of the mesh CA: Istio's echo cannot show mTLS on TCP ("fail open", checkers.go),
+ * the server's own Envoy can.
+ */
+const INBOUND_HANDSHAKES = new RegExp(`^listener\\.0\\.0\\.0\\.0_${ISTIO_PORTS.inbound}\\.ssl\\.handshake$`);
+
+/** The tcp-listener answers `<server id>:<bytes>`; the Istio profile names it after the Deployment. */
+const tcpServer = (body: string | null | undefined): string | null => /^([A-Za-z0-9][A-Za-z0-9.-]*):/.exec(body ?? '')?.[1] ?? null;
+
+/** A caller identity from a CA that is not the mesh's, per mesh and pod (the mesh's PkiStore keeps it; removed at teardown). */
+const foreignIdentities = new WeakMap<ProbedMesh, Map<string, Promise<IdentityPaths>>>();
+function otherCaIdentity(mesh: ProbedMesh, pod: MeshPod): Promise<IdentityPaths> {
+  let byPod = foreignIdentities.get(mesh);
+  if (!byPod) foreignIdentities.set(mesh, (byPod = new Map()));
+  let id = byPod.get(pod.key);
+  if (!id) {
+    // the same SPIFFE shape the mesh CA issues, from another root
+    id = (async () => {
+      const ca = await CertificateAuthority.create('other-ca', { cn: 'other-ca' });
+      const cert = await issueSpiffe(ca, { ns: pod.namespace, sa: pod.serviceAccount });
+      return mesh.pkiStore.writeIdentity({ ...cert, name: `other-ca.${pod.namespace}.${pod.name}` });
+    })();
+    byPod.set(pod.key, id);
+  }
+  return id;
+}
+
+interface Planned {
+  row: TruthRow;
+  client: ClientKind;
+  req: ProbeRequest;
+  oracle: Verdict;
+  /** A TCP call in plaintext whose target has sidecars: made alone, their handshake counters read around it. */
+  counted: MeshPod[];
+}
 
 /**
  * Probes every row. A row without a subset is one call. Rows with a subset are probed together
- * per (from, to, port): the calls are spread by the VirtualService, an answered call belongs to
- * the subset whose labels match the pod that answered, an unanswered (denied) call to the subset
- * whose row is a denial. Each subset row reports the first call attributed to it.
+ * per (from, client, to, port): the calls are spread by the VirtualService or the load balancer,
+ * and each call is attributed to a subset by who answered (echo headers, the tcp-listener's
+ * prefix) or by the certificate a refusing sidecar presented; a call that shows neither belongs
+ * to the one row no call was attributed to. A subset row no call can be attributed to fails.
+ * A TCP call cannot show mTLS to the caller: it is `allowed:mtls` when the answering pod's
+ * sidecar completed exactly one inbound handshake during it.
  */
-export async function runTable(mesh: IstioMesh, table: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
+export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
   const model = mesh.current;
-  const meta = { run: mesh.cluster.runId, substrate: 'netns', profile: 'istio' };
-  const out: RowOutcome[] = [];
-  const plain = table.rows.filter((r) => !r.subset);
-  const results = await mesh.cluster.probeMany(plain.map((r) => ({ from: r.from, req: { protocol: 'http' as const, host: r.to, port: r.port, path } })));
-  plain.forEach((row, i) => out.push(outcome(row, results[i]!)));
+  const pods = meshPods(model);
+  const meta = { run: mesh.cluster.runId, substrate: mesh.cluster.substrate, profile: 'istio' };
+  const planned = await Promise.all(table.rows.map((row) => plan(row)));
 
-  const groups = new Map<string, TruthRow[]>();
-  for (const r of table.rows.filter((x) => x.subset)) groups.set(`${r.from}>${r.to}:${r.port}`, [...(groups.get(`${r.from}>${r.to}:${r.port}`) ?? []), r]);
-  for (const rows of groups.values()) {
-    const { from, to, port } = rows[0]!;
-    const svc = findService(model, to, mesh.cluster.pod(from).spec.namespace);
-    const dr = destinationRuleFor(model, mesh.cluster.pod(from).spec.namespace, svc);
-    const calls = await mesh.cluster.probeMany(Array.from({ length: SUBSET_CALLS }, () => ({ from, req: { protocol: 'http' as const, host: to, port, path } })));
-    for (const row of rows) {
-      const labels = dr?.subsets.find((s) => s.name === row.subset)?.labels ?? {};
-      const mine = calls.find((c) => {
-        if (c.evidence.servedBy) return selects(labels, mesh.cluster.pod(c.evidence.servedBy).spec.labels);
-        return row.expected === 'denied';
-      });
+  const single = planned.filter((p) => !p.row.subset);
+  const groups = new Map<string, Planned[]>();
+  for (const p of planned.filter((x) => x.row.subset)) {
+    const key = `${p.row.from}/${p.client}>${p.row.to}:${p.row.port}`;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  const results = new Map<Planned, ProbeResult>();
+  const groupCalls = new Map<Planned[], ProbeResult[]>();
+
+  // 1. everything that needs no counter, concurrently, with one wire-canary sync
+  const loose = [...groups.values()].filter((g) => g[0]!.counted.length === 0);
+  const batch = [...single.filter((p) => p.counted.length === 0).map((p) => ({ from: p.row.from, req: p.req, p }))];
+  for (const g of loose) for (let i = 0; i < SUBSET_CALLS; i++) batch.push({ from: g[0]!.row.from, req: g[0]!.req, p: g[0]! });
+  const answers = await mesh.cluster.probeMany(batch.map(({ from, req }) => ({ from, req })));
+  batch.forEach((b, i) => {
+    if (!b.p.row.subset) results.set(b.p, answers[i]!);
+  });
+  let at = batch.filter((b) => !b.p.row.subset).length;
+  for (const g of loose) {
+    groupCalls.set(g, answers.slice(at, at + SUBSET_CALLS));
+    at += SUBSET_CALLS;
+  }
+  // 2. counted TCP calls, one at a time
+  for (const p of single.filter((x) => x.counted.length > 0)) results.set(p, await countedCall(p));
+  for (const g of [...groups.values()].filter((x) => x[0]!.counted.length > 0)) {
+    const calls: ProbeResult[] = [];
+    for (let i = 0; i < TCP_SUBSET_CALLS; i++) calls.push(await countedCall(g[0]!));
+    groupCalls.set(g, calls);
+  }
+
+  const out: RowOutcome[] = [];
+  for (const p of single) out.push(outcome(p, results.get(p)!, true));
+  for (const [g, calls] of groupCalls) {
+    const subsetOf = (c: ProbeResult): string[] | null => attribute(g[0]!.row, c);
+    const unclaimed = g.filter((p) => !calls.some((c) => subsetOf(c)?.includes(p.row.subset!)));
+    for (const p of g) {
+      const mine = calls.find((c) => subsetOf(c)?.includes(p.row.subset!)) ?? (unclaimed.length === 1 && unclaimed[0] === p ? calls.find((c) => subsetOf(c) === null) : undefined);
       // no call reached this subset: report the first call so the mismatch shows its evidence
-      out.push(outcome(row, mine ?? calls[0]!));
+      out.push(outcome(p, mine ?? calls[0]!, mine !== undefined));
     }
   }
-  return out;
+  // table order
+  return table.rows.map((r) => out.find((o) => o.row === r)!);
 
-  function outcome(row: TruthRow, result: ProbeResult): RowOutcome {
-    const oracle = expectIstio(cellFor(model, row.from, { service: row.to, port: row.port, subset: row.subset })).verdict;
-    const pass = result.verdict === row.verdict && oracle === row.verdict;
-    const scenario = table.scenario;
+  async function plan(row: TruthRow): Promise<Planned> {
+    const client = row.client ?? 'plaintext';
+    const protocol = row.protocol ?? 'http';
+    const from = pods.find((p) => p.name === row.from || p.deployment.name === row.from);
+    if (!from) throw new UserError(`${table.scenario}: ${rowName(row)}: no pod or Deployment ${row.from} in the Istio model`);
+    const cell = cellFor(model, row.from, { service: row.to, port: row.port, subset: row.subset }, client);
+    if ((cell.protocol ?? 'http') !== protocol) {
+      throw new UserError(`${table.scenario}: ${rowName(row)}: Service ${row.to} port ${row.port} is ${cell.protocol} (Istio protocol selection), the row says ${protocol}`);
+    }
+    const req: ProbeRequest = { protocol: client === 'plaintext' ? protocol : protocol === 'http' ? 'https' : 'tls', host: row.to, port: row.port };
+    if (protocol === 'http') req.path = path;
+    if (client !== 'plaintext') {
+      req.tls = { alpn: ISTIO_MTLS_ALPN };
+      if (client === 'other-ca') {
+        const id = await otherCaIdentity(mesh, from);
+        req.tls = { ...req.tls, cert: id.cert, key: id.key };
+      }
+    }
+    const svc = findService(model, row.to, from.namespace);
+    const counted = protocol === 'tcp' && client === 'plaintext' ? podsOf(model, svc, pods).filter((p) => p.injected && !p.gateway) : [];
+    return { row, client, req, oracle: expectIstio(cell).verdict, counted };
+  }
+
+  /** One TCP call with the inbound handshake counters of the target's sidecars read before and after it. */
+  async function countedCall(p: Planned): Promise<ProbeResult> {
+    const count = () => Promise.all(p.counted.map((pod) => mesh.stat(pod.key, INBOUND_HANDSHAKES)));
+    const before = await count();
+    const [r] = await mesh.cluster.probeMany([{ from: p.row.from, req: p.req }]);
+    const after = await count();
+    const result = r!;
+    const server = tcpServer(result.evidence.body);
+    const at = p.counted.findIndex((pod) => pod.name === server || pod.deployment.name === server);
+    const evidence: IstioEvidence = { ...result.evidence, serverHandshakes: at >= 0 ? after[at]! - before[at]! : 0 };
+    if (result.verdict === 'allowed:plaintext' && evidence.serverHandshakes === 1) return { ...result, verdict: 'allowed:mtls', evidence };
+    return { ...result, evidence };
+  }
+
+  /** The subsets a call can be attributed to, or null when it shows neither who answered nor who refused. */
+  function attribute(row: TruthRow, c: ProbeResult): string[] | null {
+    const svc = findService(model, row.to, mesh.cluster.pod(row.from).spec.namespace);
+    const dr = destinationRuleFor(model, mesh.cluster.pod(row.from).spec.namespace, svc);
+    const subsets = dr?.subsets ?? [];
+    const members = podsOf(model, svc, pods);
+    const answered = c.evidence.servedBy ?? tcpServer(c.evidence.body);
+    let who: MeshPod[] = [];
+    if (answered) who = members.filter((m) => m.name === answered || m.deployment.name === answered);
+    else if (c.evidence.serverIdentity) who = members.filter((m) => m.injected && spiffeId(m.namespace, m.serviceAccount) === c.evidence.serverIdentity);
+    if (who.length === 0) return null;
+    return subsets.filter((s) => who.some((m) => selects(s.labels, m.labels))).map((s) => s.name);
+  }
+
+  function outcome(p: Planned, result: ProbeResult, attributed: boolean): RowOutcome {
+    const { row, client, oracle } = p;
+    const evidence: IstioEvidence = { ...result.evidence };
+    if (evidence.servedBy == null && (row.protocol ?? 'http') === 'tcp') evidence.servedBy = tcpServer(evidence.body);
+    const observed = { ...result, evidence };
+    const pass = attributed && result.verdict === row.verdict && oracle === row.verdict && (row.wire === undefined || evidence.wire === row.wire);
+    const from = client === 'plaintext' ? row.from : `${row.from}/${client}`;
     const to = row.subset ? `${row.to}/${row.subset}` : row.to;
-    return { row, oracle, result, record: toRecord(meta, { suite, scenario, from: row.from, to, port: row.port, protocol: 'http' }, row.expected, result, pass) };
+    const cell = { suite, scenario: table.scenario, from, to, port: row.port, protocol: row.protocol ?? 'http' };
+    const record: IstioRecord = { ...toRecord(meta, cell, row.expected, observed, pass), controlPlane: mesh.controlPlane };
+    return { row, oracle, result: observed, record };
   }
 }

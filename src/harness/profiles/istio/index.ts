@@ -26,6 +26,8 @@ export interface GatewayCredential {
 export const SIDECAR = 'istio-proxy';
 
 export class IstioMesh {
+  /** Where the sidecars' config comes from (DESIGN.md result record): meshproof's imitation of istiod. */
+  readonly controlPlane = 'emulated' as const;
   private readonly pki: PkiStore;
   private readonly identities = new Map<string, IdentityPaths>();
   /** pod key → rendered config of its running sidecar */
