@@ -17,6 +17,7 @@ import {
 import { renderDiegoSdsFiles, renderDiegoSidecar, type DiegoSidecarPlan } from '../src/harness/dataplane/envoy/diego.ts';
 import { adminPort, allocateProxyPorts } from '../src/harness/model/cf/diego.ts';
 import { CertificateAuthority, issueInstanceIdentity } from '../src/harness/pki/index.ts';
+import { parseYamlFile } from '../src/harness/substrate/topology.ts';
 import { validateEnvoy } from './lib/envoy.ts';
 
 type Obj = Record<string, unknown>;
@@ -47,6 +48,18 @@ describe('dataplane/envoy egress-proxy: renderEgressProxy', () => {
     expect(inInternalDomain('b.apps.internal.example.com', ['apps.internal'])).to.equal(false);
     expect(inInternalDomain('bapps.internal', ['apps.internal'])).to.equal(false);
     expect(CF_INSTANCE_MTLS_PROXY).to.equal('http://127.0.0.1:61445');
+  });
+
+  it('its scope (plain http:// to *.<internal domain>:62443) is the in_scope column of fixtures/c2c/truth/egress-scope.yaml', () => {
+    const rows = (parseYamlFile('fixtures/c2c/truth/egress-scope.yaml') as { rows: { case: string; url: string; route: string; in_scope?: boolean }[] }).rows;
+    const wrong = rows.filter((row) => {
+      const u = new URL(row.url.replace('{frontend}', '10.244.0.9'));
+      // only a plain http:// call that reaches the proxy can be given an identity; CONNECT is end to end
+      const rendered = row.route === 'proxy' && u.protocol === 'http:' && Number(u.port) === 62443 && inInternalDomain(u.hostname, ['apps.internal']);
+      return rendered !== (row.in_scope === true);
+    });
+    expect(wrong.map((r) => r.case)).to.deep.equal([]);
+    expect(rows.filter((r) => r.in_scope)).to.have.length(4);
   });
 
   it('one listener on 127.0.0.1:61445: absolute URLs, SANITIZE, *.<domain>:62443 → egress-c2c-mtls, * → egress-forward, CONNECT tunnelled', () => {
