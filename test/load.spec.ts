@@ -1,7 +1,7 @@
 // The throughput-budget machinery (src/harness/load) without a mesh: statistics, /proc and
 // load-generator output parsers (fed real output captured on the project's machine), the budgets
 // file and check (hand-written numbers), the summary of rounds, the SVG chart, and the `load`
-// workload against an in-process echo on loopback.
+// workload's command line; /proc sampling and live load on loopback are test/integration/load.spec.ts.
 import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,17 +11,14 @@ import { checkBudgets, describeBudget, parseBudgets } from '../src/harness/load/
 import { renderPathChart } from '../src/harness/load/chart.ts';
 import { parseLoadLine, parseWrk, summarizeAutocannon, type AutocannonResultLike, type LoadFigures } from '../src/harness/load/figures.ts';
 import { BASELINE, PATH_CATALOG, type LoadPath } from '../src/harness/load/path.ts';
-import { foreignCpuS, machineDelta, parseProcStatCpu, parseStat, parseStatusRssKiB, ProcWatch, sampleTree } from '../src/harness/load/proc.ts';
+import { foreignCpuS, machineDelta, parseProcStatCpu, parseStat, parseStatusRssKiB } from '../src/harness/load/proc.ts';
 import { appendBudgets, renderTable, skippedTests } from '../src/harness/load/report.ts';
 import { DEFAULT_SETTINGS, type RoundsResult, type RunSample } from '../src/harness/load/runner.ts';
 import { median, percentile, spread } from '../src/harness/load/stats.ts';
 import { bottleneckOf, skippedPaths, summarize, type PathSummary } from '../src/harness/load/summary.ts';
-import { startEcho } from '../src/harness/workloads/echo.ts';
-import { cannonTarget, parseLoadArgs, runLoadOnce } from '../src/harness/workloads/load.ts';
+import { cannonTarget, parseLoadArgs } from '../src/harness/workloads/load.ts';
 import { xfccCallerEvidence } from '../src/harness/load/beds/c2c.ts';
 import { workerPid } from '../src/harness/load/beds/cf.ts';
-import { createServer, request, Agent, type Server } from 'node:http';
-import type { WorkloadHandle } from '../src/harness/workloads/common.ts';
 
 describe('load: statistics', () => {
   it('median of odd and even counts, NaN for none', () => {
@@ -68,21 +65,6 @@ describe('load: /proc parsers', () => {
     // 4.5 s of busy + irq CPU, 3.5 s of it the run's: 1 s belongs to someone else
     expect(foreignCpuS(m, 3.5)).to.equal(1);
     expect(foreignCpuS(m, 5)).to.equal(0);
-  });
-
-  it('watches this very process: CPU burnt in the window, RSS, and the machine', () => {
-    const w = new ProcWatch([process.pid], 10);
-    const t0 = Date.now();
-    let x = 0;
-    while (Date.now() - t0 < 120) x += Math.sqrt(x + 1);
-    const { procs, machine } = w.stop();
-    expect(x).to.be.above(0);
-    expect(procs).to.have.length(1);
-    expect(procs[0]!.cpuS).to.be.above(0.05);
-    expect(procs[0]!.rssMiB).to.be.above(10);
-    expect(machine.wallS).to.be.at.least(0.1);
-    expect(sampleTree(2 ** 22 + 1)).to.equal(undefined);
-    expect(() => new ProcWatch([2 ** 22 + 1])).to.throw(/not running/);
   });
 });
 
@@ -459,62 +441,5 @@ describe('load: results.json and the load workload', () => {
     expect(() => xfccCallerEvidence(undefined, want)).to.throw(/no X-Forwarded-Client-Cert reached the server app/);
     expect(() => xfccCallerEvidence('', want)).to.throw(/no X-Forwarded-Client-Cert/);
     expect(() => xfccCallerEvidence(`Hash=${hash};Subject="CN=a1"`, want)).to.throw(/carries no CF instance identity/);
-  });
-
-  describe('against an echo on loopback', () => {
-    let echo: WorkloadHandle;
-    before(async () => {
-      echo = await startEcho({ host: '127.0.0.1', port: 0, log: () => undefined, env: {} });
-    });
-    after(() => echo.close());
-
-    it('the echo answers GET /bytes/<n> with n bytes', async () => {
-      const r = await fetch(`http://127.0.0.1:${echo.port}/bytes/1500`);
-      expect(r.status).to.equal(200);
-      expect(r.headers.get('content-type')).to.equal('application/octet-stream');
-      expect((await r.arrayBuffer()).byteLength).to.equal(1500);
-      expect((await fetch(`http://127.0.0.1:${echo.port}/bytes/999999999`)).status).to.equal(400);
-    });
-
-    it('runs autocannon (warm-up, then measured, bounded by --max-requests) and reads /proc over the measured run', async function () {
-      this.timeout(20_000);
-      const line = await runLoadOnce(parseLoadArgs(['--url', `http://127.0.0.1:${echo.port}/bytes/1024`, '--connections', '2', '--duration', '1', '--warmup', '1', '--max-requests', '300', '--watch', String(process.pid)]));
-      expect(line.tool).to.equal('autocannon');
-      expect(line.errors).to.equal(0);
-      expect(line.warmupRequests).to.be.within(2, 300);
-      expect(line.requests).to.be.within(2, 300);
-      expect(line.latencyMs.p99).to.be.above(0);
-      expect(line.bytesPerS).to.be.above(1024);
-      expect(line.procs.map((p) => p.pid)).to.deep.equal([process.pid]); // the echo runs in this process
-      expect(line.procs[0]!.cpuS).to.be.above(0);
-      expect(line.machine.cpus).to.be.at.least(1);
-    });
-
-    it('goes through a plain HTTP proxy with --proxy: every request absolute-form, Host the target', async function () {
-      this.timeout(20_000);
-      const seen = new Set<string>();
-      const agent = new Agent({ keepAlive: true });
-      // a forward proxy as small as it gets: absolute-form in, origin-form out to the echo
-      const proxy: Server = createServer((req, res) => {
-        seen.add(`${req.method} ${req.url} host=${req.headers.host}`);
-        const up = request({ host: '127.0.0.1', port: echo.port, path: new URL(req.url!).pathname, agent }, (r) => {
-          res.writeHead(r.statusCode!, r.headers);
-          r.pipe(res);
-        });
-        up.end();
-      });
-      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-      try {
-        const port = (proxy.address() as { port: number }).port;
-        const line = await runLoadOnce(parseLoadArgs(['--url', 'http://backend.apps.internal:62443/bytes/1024', '--proxy', `127.0.0.1:${port}`, '--connections', '2', '--duration', '1', '--max-requests', '200']));
-        expect(line.errors).to.equal(0);
-        expect(line.requests).to.be.within(2, 200);
-        expect(line.bytesPerS).to.be.above(1024);
-        expect([...seen]).to.deep.equal(['GET http://backend.apps.internal:62443/bytes/1024 host=backend.apps.internal:62443']);
-      } finally {
-        agent.destroy();
-        await new Promise((r) => proxy.close(r));
-      }
-    });
   });
 });
