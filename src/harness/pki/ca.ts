@@ -101,11 +101,15 @@ function validity(notBefore: Date, notAfter: Date): { notBefore: Date; notAfter:
 }
 
 /**
- * A fresh P-256 private key as PKCS#8 PEM, for a signing key that is no certificate's (e.g.
- * kube-apiserver's --service-account-signing-key-file, which takes RSA or ECDSA PEM).
+ * A fresh P-256 key pair for signing that is no certificate's (kube-apiserver's service-account
+ * tokens): the private key as PKCS#8 PEM (--service-account-signing-key-file takes it) and the
+ * public key as SPKI PEM (--service-account-key-file parses EC private keys only in SEC1 form:
+ * client-go util/keyutil ParsePublicKeysPEM).
  */
-export async function newSigningKeyPem(): Promise<string> {
-  return keyToPem((await keyPair()).privateKey);
+export async function newSigningKeyPair(): Promise<{ keyPem: string; publicKeyPem: string }> {
+  const keys = await keyPair();
+  const spki = await webcrypto.subtle.exportKey('spki', keys.publicKey as webcrypto.CryptoKey);
+  return { keyPem: await keyToPem(keys.privateKey), publicKeyPem: ensureNl(x509.PemConverter.encode(spki, 'PUBLIC KEY')) };
 }
 
 export class CertificateAuthority {

@@ -1,5 +1,5 @@
 // PKI for one run: per-run CAs, identity certificates (SPIFFE, CF instance identity, plain server/client) and the PEM store.
-export { CertificateAuthority, newSigningKeyPem, type CaOptions, type Eku, type IssuedCert, type LeafSpec } from './ca.ts';
+export { CertificateAuthority, newSigningKeyPair, type CaOptions, type Eku, type IssuedCert, type LeafSpec } from './ca.ts';
 export {
   expired,
   issueClient,

@@ -70,6 +70,14 @@ export class PkiStore {
     return path;
   }
 
+  /** Writes a public key (e.g. a token-verifying key) as `<dir>/<file>`, 0644 like a certificate. */
+  writePublicKey(file: string, pem: string): string {
+    assertName(file);
+    const [path] = this.#claim([file], `public key ${file}`) as [string];
+    writeAtomic(path, pem, CERT_MODE);
+    return path;
+  }
+
   /** Removes every key (and bundle) this store wrote; certificates stay for the report. Idempotent. */
   removeKeys(): void {
     for (const path of this.#secrets) {
