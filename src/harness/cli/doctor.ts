@@ -95,10 +95,10 @@ export function resolveEnvoy(version: string = DEFAULT_ENVOY_VERSION): ResolvedE
   return { bin, version, source: 'cache' };
 }
 
-/** Throws unless this process has CAP_NET_ADMIN (root), which network namespaces need. */
-export function requireRoot(): void {
+/** Throws unless this process has CAP_NET_ADMIN (root), which network namespaces need; `command` names the rerun, e.g. `up x.yaml`. */
+export function requireRoot(command?: string): void {
   if (!hasNetAdmin()) {
-    throw new UserError(`meshproof needs root (CAP_NET_ADMIN) to create network namespaces: ${ROOT_FIX}`);
+    throw new UserError(`meshproof needs root (CAP_NET_ADMIN) for network namespaces: ${command ? ROOT_FIX.replace('...', command) : ROOT_FIX}`);
   }
 }
 

@@ -1,18 +1,18 @@
 // The `meshproof` command.
 import { spawn } from 'node:child_process';
-import { openSync, mkdirSync, existsSync, statSync } from 'node:fs';
+import { openSync, mkdirSync, existsSync, statSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, UserError } from './errors.ts';
-import { DEFAULT_ENVOY_VERSION, runDoctor } from './doctor.ts';
+import { DEFAULT_ENVOY_VERSION, requireRoot, runDoctor } from './doctor.ts';
 import { runCommand, SUBSTRATES, type RunFlags } from './run.ts';
 import { diffCommand, mergeCommand, reportCommand, type MergeFlags } from './reports.ts';
 import { PROFILE_PREFIXES } from './suites.ts';
-import { janitor, ownerAlive, readRecords, stateDirOf, type RunRecord } from '../substrate/state.ts';
+import { callerUid, janitor, ownerAlive, readRecords, stateDirOf, teardownRun, type RunRecord } from '../substrate/state.ts';
 import { loadTopology } from '../substrate/topology.ts';
 import { upNetns, type NetnsCluster } from '../substrate/netns/index.ts';
-import { apply, loadIstio } from '../profiles/istio/resources.ts';
+import { apply, loadIstio, type InjectOverride } from '../profiles/istio/resources.ts';
 import { IstioMesh } from '../profiles/istio/index.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -20,22 +20,33 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 /** The repository meshproof runs from (suites/, fixtures/, bin/). */
 const REPO_ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
 
+const byCreated = (a: RunRecord, b: RunRecord) => a.created.localeCompare(b.created);
+
 function liveRuns(): RunRecord[] {
-  return readRecords()
-    .filter(ownerAlive)
-    .sort((a, b) => a.created.localeCompare(b.created));
+  return readRecords().filter(ownerAlive).sort(byCreated);
 }
 
-/** The named live run, or by default the newest one started by `meshproof up` (never a suite's own run). */
-function pickRun(run?: string): RunRecord {
-  const runs = liveRuns();
+/** Started by the caller (a record without an owner predates ownerUid: nobody's by default). */
+const isMine = (r: RunRecord): boolean => r.ownerUid === callerUid();
+
+/**
+ * The named run, or by default the caller's newest one started by `meshproof up` (never a suite's
+ * own run, never another user's). `withDead`: also runs whose keeper process is gone (for `down`).
+ */
+function pickRun(run?: string, opts: { withDead?: boolean } = {}): RunRecord {
+  const runs = opts.withDead ? readRecords().sort(byCreated) : liveRuns();
   if (!run) {
-    const mine = runs.filter((r) => r.origin === 'up');
-    if (mine.length === 0) throw new UserError('no topology is running: start one with meshproof up <topology>');
+    const mine = runs.filter((r) => r.origin === 'up' && isMine(r));
+    if (mine.length === 0) {
+      const others = liveRuns().filter((r) => r.origin === 'up' && !isMine(r)).map((r) => r.short);
+      const dead = readRecords().filter((r) => r.origin === 'up' && isMine(r) && !ownerAlive(r)).map((r) => r.short);
+      if (dead.length) throw new UserError(`no topology of yours is running: the keeper of run ${dead.join(', ')} was killed; remove it with meshproof down --run ${dead[0]}`);
+      throw new UserError(`no topology of yours is running: start one with meshproof up <topology>${others.length ? ` (other users' runs: ${others.join(', ')}; name one with --run <id>)` : ''}`);
+    }
     return mine[mine.length - 1]!;
   }
   const r = runs.find((x) => x.short === run || x.runId === run);
-  if (!r) throw new UserError(`no running topology ${run}: see meshproof ls`);
+  if (!r) throw new UserError(`no running topology ${run}: see meshproof ls${opts.withDead ? '' : ', or meshproof down --run <id> for one whose keeper was killed'}`);
   return r;
 }
 
@@ -45,11 +56,37 @@ interface UpFlags {
   reports?: string;
   apply?: string[];
   envoyVersion?: string;
+  inject?: string;
+}
+
+/** `--inject all` or `--inject age,name`: the workshop's `grep -v inject` on every Deployment or on those named. */
+export function parseInject(value: string | undefined): InjectOverride | undefined {
+  if (value === undefined) return undefined;
+  const names = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
+  if (names.length === 0) throw new UserError(`--inject needs 'all' or Deployment names, e.g. --inject all or --inject age,name`);
+  if (names.includes('all')) {
+    if (names.length > 1) throw new UserError(`--inject all takes no names: --inject all, or --inject ${names.filter((n) => n !== 'all').join(',')}`);
+    return 'all';
+  }
+  return names;
+}
+
+/** The Istio model of `up <dir> [--apply ...] [--inject ...]`; a Deployment --inject names that is not there is an error naming those that are. */
+function istioModelFor(path: string, opts: UpFlags) {
+  const inject = parseInject(opts.inject);
+  let model = loadIstio(path, { inject });
+  for (const f of opts.apply ?? []) model = apply(model, loadIstio(f));
+  if (Array.isArray(inject)) {
+    const deployments = model.resources.filter((r) => r.kind === 'Deployment').map((r) => r.name);
+    const unknown = inject.filter((n) => !deployments.includes(n));
+    if (unknown.length) throw new UserError(`--inject ${unknown.join(',')}: no such Deployment in ${path} (Deployments: ${deployments.join(', ')})`);
+  }
+  return model;
 }
 
 /** A directory (or --apply) is Kubernetes/Istio YAML for the istio profile; a file is a meshproof topology. */
 function isIstioInput(path: string, opts: UpFlags): boolean {
-  if (opts.apply?.length) return true;
+  if (opts.apply?.length || opts.inject !== undefined) return true;
   try {
     return statSync(path).isDirectory();
   } catch {
@@ -58,24 +95,28 @@ function isIstioInput(path: string, opts: UpFlags): boolean {
 }
 
 async function startFor(path: string, opts: UpFlags): Promise<NetnsCluster> {
-  const upOpts = { log, wire: opts.wire, reportsDir: opts.reports, origin: 'up' as const };
+  // a user's topology gets a longer settle window: a container that dies a second after start is still caught
+  const upOpts = { log, wire: opts.wire, reportsDir: opts.reports, origin: 'up' as const, settleMs: 1000 };
   if (!isIstioInput(path, opts)) return upNetns(loadTopology(path), upOpts);
-  let model = loadIstio(path);
-  for (const f of opts.apply ?? []) model = apply(model, loadIstio(f));
-  return (await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster;
+  return (await IstioMesh.start(istioModelFor(path, opts), { ...upOpts, envoyVersion: opts.envoyVersion })).cluster;
 }
 
 async function up(topologyPath: string, opts: UpFlags): Promise<number> {
   // validate the input before anything starts (and before detaching)
   if (isIstioInput(topologyPath, opts)) {
-    let model = loadIstio(topologyPath);
-    for (const f of opts.apply ?? []) model = apply(model, loadIstio(f));
+    if (!statSync(topologyPath, { throwIfNoEntry: false })?.isDirectory() && opts.inject !== undefined) {
+      throw new UserError(`--inject is for a directory of Istio YAML (e.g. fixtures/istio/sentences), not ${topologyPath}`);
+    }
+    istioModelFor(topologyPath, opts);
   } else loadTopology(topologyPath);
+  requireRoot(`up ${topologyPath}`);
   if (!opts.foreground) {
     // Keep the topology running after this command returns: a detached copy of ourselves owns it.
     const logDir = resolve(opts.reports ?? 'reports');
     mkdirSync(logDir, { recursive: true });
-    const out = openSync(join(logDir, 'up.log'), 'a');
+    const upLog = join(logDir, 'up.log');
+    const logStart = existsSync(upLog) ? statSync(upLog).size : 0;
+    const out = openSync(upLog, 'a');
     const args = [
       process.argv[1]!,
       'up',
@@ -84,20 +125,31 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
       ...(opts.wire === false ? ['--no-wire'] : []),
       ...(opts.reports ? ['--reports', opts.reports] : []),
       ...(opts.envoyVersion ? ['--envoy-version', opts.envoyVersion] : []),
+      ...(opts.inject !== undefined ? ['--inject', opts.inject] : []),
       ...(opts.apply ?? []).flatMap((f) => ['--apply', f]),
     ];
     const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: ['ignore', out, out, 'ipc'] });
     const result = await new Promise<{ ok: boolean; text: string }>((res) => {
       child.on('message', (m: { ok: boolean; text: string }) => res(m));
-      child.on('exit', (code) => res({ ok: false, text: `meshproof up failed (exit ${code}); see ${join(logDir, 'up.log')}` }));
+      // died without a word on the channel: its last `meshproof: ` line in up.log is the error
+      child.on('exit', (code) => res({ ok: false, text: lastErrorLine(upLog, logStart) ?? `meshproof up failed (exit ${code}); see ${upLog}` }));
     });
     child.unref();
-    child.disconnect?.();
+    // an exited child has closed the channel already (disconnecting again throws ERR_IPC_DISCONNECTED)
+    if (child.connected) child.disconnect();
     if (!result.ok) throw new UserError(result.text.split('\n')[0]!);
     process.stdout.write(result.text);
     return EXIT.ok;
   }
-  const cluster = await startFor(topologyPath, opts);
+  let cluster: NetnsCluster;
+  try {
+    cluster = await startFor(topologyPath, opts);
+  } catch (e) {
+    // the detached parent waits on the channel: tell it the real error, then fail as usual
+    const send = process.send?.bind(process);
+    if (send && process.connected) await new Promise<void>((res) => send({ ok: false, text: firstLineOf(e) }, () => res()));
+    throw e;
+  }
   const lines = [`run ${cluster.runId} (${cluster.short}) is up: ${cluster.runDir}`];
   for (const p of cluster.pods.values()) lines.push(`  pod ${p.key.padEnd(28)} ${p.ip.padEnd(12)} netns ${p.netns}`);
   for (const s of cluster.services.values()) lines.push(`  svc ${`${s.spec.namespace}/${s.spec.name}`.padEnd(28)} ${s.vip.padEnd(12)} ports ${s.spec.ports.map((x) => x.port).join(',')} -> ${s.endpoints.map((e) => e.spec.name).join(',')}`);
@@ -113,7 +165,22 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
   return EXIT.ok;
 }
 
+/** The last `meshproof: ...` line written to `file` after byte `from`, without the prefix. */
+function lastErrorLine(file: string, from: number): string | null {
+  try {
+    const lines = readFileSync(file).subarray(from).toString('utf8').split('\n').filter((l) => l.startsWith('meshproof: '));
+    return lines.length ? lines[lines.length - 1]!.slice('meshproof: '.length) : null;
+  } catch {
+    return null;
+  }
+}
+
+function firstLineOf(e: unknown): string {
+  return ((e as Error)?.message ?? String(e)).split('\n')[0]!;
+}
+
 async function execIn(pod: string, argv: string[], opts: { run?: string }): Promise<number> {
+  requireRoot('exec');
   const rec = pickRun(opts.run);
   const key = pod.includes('/') ? pod : Object.keys(rec.pods).find((k) => k.split('/')[1] === pod) ?? `default/${pod}`;
   const netns = rec.pods[key];
@@ -123,15 +190,23 @@ async function execIn(pod: string, argv: string[], opts: { run?: string }): Prom
   return new Promise((res) => child.on('exit', (code, signal) => res(code ?? (signal ? 128 : 1))));
 }
 
+/**
+ * Stops the caller's newest `up` run (or --run, or --all of the caller's): its keeper tears it down;
+ * a run whose keeper was killed (SIGKILL, OOM) is removed here. Only the named runs are touched.
+ */
 async function down(opts: { run?: string; all?: boolean }): Promise<number> {
-  const targets = opts.all ? liveRuns().filter((r) => r.origin === 'up') : [pickRun(opts.run)];
+  requireRoot('down');
+  const targets = opts.all ? readRecords().filter((r) => r.origin === 'up' && isMine(r)) : [pickRun(opts.run, { withDead: true })];
   for (const rec of targets) {
-    process.kill(rec.ownerPid, 'SIGTERM');
-    const deadline = Date.now() + 15000;
-    while (existsSync(stateDirOf(rec.short)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (ownerAlive(rec)) {
+      process.kill(rec.ownerPid, 'SIGTERM');
+      const deadline = Date.now() + 15000;
+      while (existsSync(stateDirOf(rec.short)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    } else log(`run ${rec.short}: its keeper (pid ${rec.ownerPid}) is gone; removing what it left`);
+    // whatever the keeper did not get to remove in time (or at all): this run's only
+    if (existsSync(stateDirOf(rec.short))) await teardownRun(rec.short);
     log(`run ${rec.runId} is down`);
   }
-  await janitor(log);
   return EXIT.ok;
 }
 
@@ -170,6 +245,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--foreground', 'stay in the foreground until Ctrl-C')
     .option('--no-wire', 'do not capture the wire')
     .option('--reports <dir>', 'reports directory', 'reports')
+    .option('--inject <all|names>', "remove the sidecar.istio.io/inject: 'false' annotation from every Deployment (all) or from those named (age,name), as the workshop's grep -v inject does; the namespace's istio-injection=enabled then injects them")
     .action(async (t: string, o: UpFlags) => {
       code = await up(t, o);
     });
@@ -177,7 +253,7 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('exec <pod> [cmd...]')
     .description('run a command inside a pod of a running topology, e.g. meshproof exec sleep -- curl -sv http://name:5000/')
-    .option('--run <id>', 'which running topology (default: the newest)')
+    .option('--run <id>', 'which running topology (default: your newest)')
     .passThroughOptions()
     .action(async (pod: string, cmd: string[], o: { run?: string }) => {
       code = await execIn(pod, cmd[0] === '--' ? cmd.slice(1) : cmd, o);
@@ -186,8 +262,8 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('down')
     .description('stop a running topology and remove everything it created')
-    .option('--run <id>', 'which running topology (default: the newest)')
-    .option('--all', 'every topology started by meshproof up')
+    .option('--run <id>', 'which topology, also one whose up keeper was killed (default: your newest)')
+    .option('--all', 'every topology you started with meshproof up')
     .action(async (o: { run?: string; all?: boolean }) => {
       code = await down(o);
     });
@@ -196,13 +272,20 @@ export async function main(argv: string[]): Promise<number> {
     .command('ls')
     .description('list running topologies')
     .action(() => {
-      for (const r of liveRuns()) process.stdout.write(`${r.short}  ${r.runId}  owner pid ${r.ownerPid}  ${r.topology ?? ''}  pods: ${Object.keys(r.pods).join(' ')}\n`);
+      for (const r of readRecords().sort(byCreated)) {
+        const alive = ownerAlive(r);
+        // a dead keeper's run is listed only when it was an `up` (a suite's is the janitor's)
+        if (!alive && r.origin !== 'up') continue;
+        const state = alive ? `owner pid ${r.ownerPid}` : `keeper gone: meshproof down --run ${r.short}`;
+        process.stdout.write(`${r.short}  ${r.runId}  ${state}  uid ${r.ownerUid ?? '?'}  ${r.topology ?? ''}  pods: ${Object.keys(r.pods).join(' ')}\n`);
+      }
     });
 
   program
     .command('janitor')
     .description('remove what killed runs left behind (namespaces, processes, keys); live runs are kept')
     .action(async () => {
+      requireRoot('janitor');
       const r = await janitor(log);
       process.stdout.write(`janitor: removed ${r.removedRuns.length} leftover run(s), kept ${r.keptRuns.length} live run(s)\n`);
     });
@@ -269,7 +352,12 @@ Examples:
       process.stderr.write(`meshproof: ${e.message}\n`);
       return e.exitCode;
     }
-    process.stderr.write(`meshproof: ${(e as Error).message}\n`);
+    const err = e as NodeJS.ErrnoException;
+    if ((err.code === 'EACCES' || err.code === 'EPERM') && process.geteuid?.() !== 0) {
+      process.stderr.write(`meshproof: ${err.message.split('\n')[0]}: meshproof needs root: run it as root, e.g. sudo npx meshproof ${argv.slice(2).join(' ')}\n`);
+      return EXIT.usage;
+    }
+    process.stderr.write(`meshproof: ${err.message}\n`);
     return EXIT.usage;
   }
   return code;

@@ -107,6 +107,8 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
   const plan = planRun(flags, ctx.repoRoot);
   const { print } = ctx;
   const phase = (what: string) => print(`\n==> [${clock()}] ${what}`);
+  // Network namespaces need root: say so before anything is written, not as an EACCES halfway through.
+  if (plan.units.length) requireRoot('run');
   mkdirSync(plan.out, { recursive: true });
   const versionsRun = [...new Set(plan.units.map((u) => u.envoyVersion))];
   const started = new Date().toISOString();
@@ -115,8 +117,6 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
       `${plan.shard ? ` in shard ${plan.shard.index}/${plan.shard.total}` : ''}, substrate ${plan.substrate}, envoy ${plan.envoyVersions.join(', ')}, out ${plan.out}`,
   );
 
-  // Network namespaces need root: say so before provisioning, not as an EACCES halfway through.
-  if (plan.units.length) requireRoot();
   if (plan.provision && plan.units.length) {
     for (const [i, v] of versionsRun.entries()) {
       phase(`[provision ${i + 1}/${versionsRun.length}] meshproof doctor --fix --envoy-version ${v}`);

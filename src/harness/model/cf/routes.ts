@@ -180,6 +180,32 @@ export function validateTcpRouteMapping(m: TcpMappingEntity, maxTtl: number = DE
   return null;
 }
 
+/**
+ * A routing table file (fixtures/cf/routes/*.json): routing-api's GET /routing/v1/tcp_routes body, each mapping
+ * parsed and then validated as routing-api validates it on create. Malformed JSON, a bad field, or a mapping
+ * routing-api would reject (e.g. no `backend_port` and no positive `backend_tls_port`) is a one-line UserError
+ * naming the file, the mapping and the fix.
+ */
+export function parseRouteTable(text: string, source: string, maxTtl: number = DEFAULT_MAX_TTL): TcpMappingEntity[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${source}: not JSON (${(e as Error).message.split('\n')[0]}): fix the file`);
+  }
+  let routes: TcpMappingEntity[];
+  try {
+    routes = parseTcpRoutes(json);
+  } catch (e) {
+    throw e instanceof UserError ? new UserError(`${source}: ${e.message}`) : e;
+  }
+  routes.forEach((r, i) => {
+    const invalid = validateTcpRouteMapping(r, maxTtl);
+    if (invalid) throw new UserError(`${source}: [${i}] routing-api rejects this mapping: ${invalid}`);
+  });
+  return routes;
+}
+
 // ---------------------------------------------------------------- producers
 
 function entity(fields: Pick<TcpMappingEntity, 'router_group_guid' | 'port' | 'backend_ip' | 'backend_port' | 'backend_tls_port' | 'instance_id'>): TcpMappingEntity {

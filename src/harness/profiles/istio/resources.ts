@@ -493,6 +493,11 @@ function parseTrafficPolicy(c: Ctx, v: unknown, path: string): ClientTlsSettings
     if (out.mode !== 'SIMPLE' && out.mode !== 'MUTUAL') c.fail(`field ${tp2}.credentialName needs mode SIMPLE or MUTUAL`);
     out.credentialName = cred;
   }
+  // Istio's validation (pkg/config/validation validateTLS): MUTUAL needs the client's own certificate,
+  // from credentialName or from clientCertificate + privateKey (which this profile does not implement).
+  if (out.mode === 'MUTUAL' && !out.credentialName) {
+    c.fail(`${tp2}: client certificate required for mutual tls: set ${tp2}.credentialName, or use mode ISTIO_MUTUAL for the mesh's own certificates`);
+  }
   return out;
 }
 

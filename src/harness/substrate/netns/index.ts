@@ -33,6 +33,8 @@ export interface UpOptions {
   log?: (line: string) => void;
   /** Readiness budget per container (default 20 s). */
   readyTimeoutMs?: number;
+  /** How long every container must stay up once all have started (default 300 ms; `meshproof up` waits longer). */
+  settleMs?: number;
   /** 'up' when kept running for `meshproof exec`/`down`; those commands never pick a suite's run by default. */
   origin?: 'up' | 'run';
 }
@@ -276,6 +278,12 @@ export class NetnsCluster implements Cluster {
   async startContainer(pod: string, c: ContainerSpec): Promise<void> {
     const p = this.pod(pod);
     if (p.procs.get(c.name)?.exitCode === undefined && p.procs.has(c.name)) throw new Error(`pod ${p.key}: container ${c.name} is already running`);
+    // a readiness port that answers before the container exists is another container's: its check would lie
+    const port = c.ready && c.ready.kind !== 'none' ? c.ready.port : undefined;
+    if (port !== undefined && p.agent && (await p.agent.probe({ protocol: 'tcp', host: '127.0.0.1', port, timeoutMs: 300 })).verdict !== 'denied:refused') {
+      const holder = [...p.procs].find(([, x]) => x.exitCode === undefined && x.spec.argv.includes(String(port)))?.[0];
+      throw new Error(`pod ${p.key}: container ${c.name}: port ${port} is already taken in the pod${holder ? ` by container ${holder}` : ''}: give each container of a pod its own port`);
+    }
     const proc = this.spawn(p, c);
     await this.waitReady(p, c, proc);
     // "ready" on a port another container of the pod holds, then dead of EADDRINUSE
@@ -289,7 +297,7 @@ export class NetnsCluster implements Cluster {
    */
   private async settle(): Promise<void> {
     const procs = [...this.pods.values()].flatMap((p) => [...p.procs.values()].map((proc) => ({ pod: p.key, proc })));
-    await Promise.race([new Promise((r) => setTimeout(r, SETTLE_MS)), ...procs.map((x) => x.proc.exited)]);
+    await Promise.race([new Promise((r) => setTimeout(r, this.opts.settleMs ?? SETTLE_MS)), ...procs.map((x) => x.proc.exited)]);
     const dead = procs.find((x) => x.proc.exitCode !== undefined);
     if (dead) throw new Error(diedAfterStart(dead.pod, dead.proc.spec.name, dead.proc));
   }
