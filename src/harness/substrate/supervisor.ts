@@ -14,7 +14,18 @@ export interface ProcessSpec {
   uid?: number;
   gid?: number;
   caps?: string[];
+  /** Working directory (pilot-agent resolves its files relative to it: ./var/run/secrets/tokens, ./etc/istio/proxy). */
+  cwd?: string;
+  /**
+   * Bind mounts made in the process's own mount namespace before it starts (`ip netns exec` gives every process a
+   * private one), e.g. a pod's service-account volume at /var/run/secrets/kubernetes.io/serviceaccount, which
+   * client-go's in-cluster config reads at that absolute path. Each target must exist.
+   */
+  mounts?: { source: string; target: string }[];
 }
+
+/** Binds "$1" on "$2" for each pair up to `--`, then execs the rest (runs as root, before setpriv drops). */
+const MOUNT_SCRIPT = 'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 126; shift 2; done; shift; exec "$@"';
 
 export interface Proc {
   spec: ProcessSpec;
@@ -42,9 +53,11 @@ export class Supervisor {
       setpriv.push('--inh-caps', caps, '--ambient-caps', caps);
     }
     const [bin, ...rest] = spec.argv;
-    const argv = ['netns', 'exec', spec.netns, ...setpriv, '--', bin!, ...rest];
+    const mounts = spec.mounts?.length ? ['sh', '-c', MOUNT_SCRIPT, 'sh', ...spec.mounts.flatMap((m) => [m.source, m.target]), '--'] : [];
+    const argv = ['netns', 'exec', spec.netns, ...mounts, ...setpriv, '--', bin!, ...rest];
     const child = spawn('ip', argv, {
       stdio: ['ignore', fd, fd],
+      cwd: spec.cwd,
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/tmp', ...spec.env },
     });
     closeSync(fd);

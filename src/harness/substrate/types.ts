@@ -24,6 +24,10 @@ export interface ContainerSpec {
   /** Ambient capabilities, e.g. `net_admin` for transparent listeners. */
   caps?: string[];
   ready?: ReadyCheck;
+  /** Working directory of the process (a kube Pod's container root, where its volumes are linked). */
+  cwd?: string;
+  /** Bind mounts in the process's own mount namespace (see supervisor.ts ProcessSpec.mounts). */
+  mounts?: { source: string; target: string }[];
 }
 
 export interface PodSpec {
@@ -37,6 +41,8 @@ export interface PodSpec {
   iptables?: string;
   /** Extra names resolving to this pod's IP (e.g. `<app>.apps.internal`). */
   hostAliases?: string[];
+  /** Other names `Cluster.pod()` finds this pod by: a kube Pod is found by its Deployment's name (`age` for `age-5d8f…-x2x9z`). */
+  aliases?: string[];
 }
 
 export interface ServicePort {
@@ -72,6 +78,8 @@ export interface RunningService {
   spec: ServiceSpec;
   vip: string;
   endpoints: RunningPod[];
+  /** Service port → its backends, when they come from an API's EndpointSlices rather than from `endpoints` × targetPort. */
+  backends?: Record<number, { ip: string; port: number }[]>;
 }
 
 export interface ExecResult {

@@ -245,10 +245,19 @@ export function parseIstio(text: string, source: string): Resource[] {
     if (isObj(value) && value.kind === 'List') {
       const items = value.items;
       if (!Array.isArray(items)) throw new UserError(`${source}: kind List without an 'items' list`);
-      items.forEach((item) => out.push(parseResource(item, source)));
-    } else out.push(parseResource(value, source));
+      items.forEach((item) => out.push(withRaw(parseResource(item, source), item)));
+    } else out.push(withRaw(parseResource(value, source), value));
   }
   return out;
+}
+
+/**
+ * Keeps the document a resource was parsed from (non-enumerable: models compare and print as before), so a real
+ * control plane is given the user's YAML itself, not meshproof's reading of it (controlplane/istiod/mesh.ts).
+ */
+function withRaw<R extends Resource>(r: R, doc: unknown): R {
+  Object.defineProperty(r, 'raw', { value: doc, enumerable: false });
+  return r;
 }
 
 type Obj = Record<string, unknown>;

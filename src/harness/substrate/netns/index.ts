@@ -2,10 +2,10 @@
 // "node" namespace that routes between pods and holds the service VIP rules (kube-proxy style
 // DNAT). Nothing is added to the host namespace but the namespace mounts: no bridge, no uplink,
 // no NAT out, no default route. Pods only have routes to the pod and service ranges.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Cluster, ContainerSpec, ExecResult, RunningPod, RunningService, Topology } from '../types.ts';
+import type { Cluster, ContainerSpec, ExecResult, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
 import { AgentClient } from '../../probe/client.ts';
 import { newToken, WireCanary } from '../../probe/canary.ts';
@@ -37,6 +37,8 @@ export interface UpOptions {
   settleMs?: number;
   /** 'up' when kept running for `meshproof exec`/`down`; those commands never pick a suite's run by default. */
   origin?: 'up' | 'run';
+  /** Pods come later, one by one (addPod: the kube layer's node agent), so the topology may start empty. */
+  dynamic?: boolean;
 }
 
 function podIp(i: number): string {
@@ -45,6 +47,21 @@ function podIp(i: number): string {
 
 function serviceVip(i: number): string {
   return `10.96.${Math.floor(i / 250)}.${(i % 250) + 10}`;
+}
+
+/** Host namespace commands: the pod's namespace and its veth pair, created directly inside their namespaces. */
+function hostLinkCmds(p: PodRuntime, nodeNetns: string): string[] {
+  return [`netns add ${p.netns}`, `link add mpeth0 netns ${p.netns} type veth peer name mpv${p.index} netns ${nodeNetns}`];
+}
+
+/** Node namespace commands: the gateway address on the pod's veth and a /32 route to the pod. */
+function nodeLinkCmds(p: PodRuntime): string[] {
+  return [`addr add ${GATEWAY}/32 dev mpv${p.index}`, `link set mpv${p.index} up`, `route add ${p.ip}/32 dev mpv${p.index}`];
+}
+
+/** Pod namespace commands: its address and routes to the pod and service ranges only (no default route). */
+function podAddrCmds(p: PodRuntime): string[] {
+  return ['link set lo up', `addr add ${p.ip}/32 dev mpeth0`, 'link set mpeth0 up', `route add ${POD_CIDR} via ${GATEWAY} dev mpeth0 onlink`, `route add ${SERVICE_CIDR} via ${GATEWAY} dev mpeth0 onlink`];
 }
 
 function matches(selector: Record<string, string>, labels: Record<string, string> = {}): boolean {
@@ -68,6 +85,8 @@ export class NetnsCluster implements Cluster {
   canary?: WireCanary;
   bundle = '';
   private downPromise?: Promise<void>;
+  private servicesJumped = false;
+  private nextIndex: number;
   private unregister: () => void = () => undefined;
 
   constructor(
@@ -80,6 +99,7 @@ export class NetnsCluster implements Cluster {
   ) {
     this.supervisor = new Supervisor(join(runDir, 'logs'));
     this.nodeNetns = `${netnsPrefix(short)}-node`;
+    this.nextIndex = topology.pods.length;
   }
 
   private log(line: string): void {
@@ -88,7 +108,10 @@ export class NetnsCluster implements Cluster {
 
   pod(ref: string): PodRuntime {
     const key = ref.includes('/') ? ref : `default/${ref}`;
-    const p = this.pods.get(key) ?? [...this.pods.values()].find((x) => x.spec.name === ref);
+    const [ns, name] = key.split('/') as [string, string];
+    // a kube Pod is also found by its Deployment's name; during a rollout the newest pod wins
+    const byAlias = () => [...this.pods.values()].filter((x) => x.spec.namespace === ns && x.spec.aliases?.includes(name)).sort((a, b) => b.index - a.index)[0];
+    const p = this.pods.get(key) ?? [...this.pods.values()].find((x) => x.spec.name === ref) ?? byAlias();
     if (!p) throw new Error(`no pod ${ref} in this topology (pods: ${[...this.pods.keys()].join(', ')})`);
     return p;
   }
@@ -120,9 +143,7 @@ export class NetnsCluster implements Cluster {
 
     // 1. namespaces and veth pairs, created directly inside their namespaces (never in the host's)
     const host: string[] = [`netns add ${this.nodeNetns}`];
-    for (const p of this.pods.values()) {
-      host.push(`netns add ${p.netns}`, `link add mpeth0 netns ${p.netns} type veth peer name mpv${p.index} netns ${this.nodeNetns}`);
-    }
+    for (const p of this.pods.values()) host.push(...hostLinkCmds(p, this.nodeNetns));
     await run(['ip', '-batch', '-'], { input: host.join('\n') + '\n' });
 
     // 2. the node: one /32 route per pod, the gateway address on every veth, forwarding on. The
@@ -130,28 +151,13 @@ export class NetnsCluster implements Cluster {
     // a declared port is DNATed before routing; any other port meets the node's own TCP stack and
     // is refused with a RST, like a host with no listener (not with rate-limited ICMP).
     const node: string[] = ['link set lo up', `route add local ${SERVICE_CIDR} dev lo`];
-    for (const p of this.pods.values()) {
-      node.push(`addr add ${GATEWAY}/32 dev mpv${p.index}`, `link set mpv${p.index} up`, `route add ${p.ip}/32 dev mpv${p.index}`);
-    }
+    for (const p of this.pods.values()) node.push(...nodeLinkCmds(p));
     await run(['ip', '-n', this.nodeNetns, '-batch', '-'], { input: node.join('\n') + '\n' });
     await run(['ip', 'netns', 'exec', this.nodeNetns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     await this.nodeServiceRules();
 
     // 3. the pods: address, routes to the pod and service ranges only, DNS files
-    await Promise.all(
-      [...this.pods.values()].map((p) =>
-        run(['ip', '-n', p.netns, '-batch', '-'], {
-          input: [
-            'link set lo up',
-            `addr add ${p.ip}/32 dev mpeth0`,
-            'link set mpeth0 up',
-            `route add ${POD_CIDR} via ${GATEWAY} dev mpeth0 onlink`,
-            `route add ${SERVICE_CIDR} via ${GATEWAY} dev mpeth0 onlink`,
-            '',
-          ].join('\n'),
-        }),
-      ),
-    );
+    await Promise.all([...this.pods.values()].map((p) => run(['ip', '-n', p.netns, '-batch', '-'], { input: podAddrCmds(p).join('\n') + '\n' })));
     this.writeDns();
     this.log(`netns: ${this.pods.size} pods, ${this.services.size} services wired in ${Date.now() - t0} ms`);
 
@@ -180,24 +186,66 @@ export class NetnsCluster implements Cluster {
     writeRecord(rec);
   }
 
+  /** (Re)programs the service VIPs: declaring a chain in iptables-restore --noflush flushes it, so this can run again. */
   private async nodeServiceRules(): Promise<void> {
-    const lines = ['*nat', ':MP-SERVICES - [0:0]', '-A PREROUTING -j MP-SERVICES'];
+    const lines = ['*nat', ':MP-SERVICES - [0:0]'];
+    if (!this.servicesJumped) lines.push('-A PREROUTING -j MP-SERVICES');
     let n = 0;
     for (const svc of this.services.values()) {
       for (const port of svc.spec.ports) {
-        if (svc.endpoints.length === 0) continue;
+        const targets = svc.backends?.[port.port] ?? svc.endpoints.map((ep) => ({ ip: ep.ip, port: port.targetPort }));
+        if (targets.length === 0) continue;
         const chain = `MP-SVC-${n++}`;
         lines.push(`:${chain} - [0:0]`);
         lines.push(`-A MP-SERVICES -d ${svc.vip}/32 -p tcp --dport ${port.port} -m comment --comment "${svc.spec.namespace}/${svc.spec.name}:${port.port}" -j ${chain}`);
-        svc.endpoints.forEach((ep, i) => {
-          const left = svc.endpoints.length - i;
+        targets.forEach((t, i) => {
+          const left = targets.length - i;
           const stat = left > 1 ? `-m statistic --mode random --probability ${(1 / left).toFixed(5)} ` : '';
-          lines.push(`-A ${chain} -p tcp ${stat}-j DNAT --to-destination ${ep.ip}:${port.targetPort}`);
+          lines.push(`-A ${chain} -p tcp ${stat}-j DNAT --to-destination ${t.ip}:${t.port}`);
         });
       }
     }
     lines.push('COMMIT', '');
     await run(['ip', 'netns', 'exec', this.nodeNetns, 'iptables-restore', '--noflush'], { input: lines.join('\n') });
+    this.servicesJumped = true;
+  }
+
+  /**
+   * Adds a pod to the running cluster (the kube layer's node agent does, for each Pod bound to its node): its
+   * namespace, veth, address, routes, DNS file and probe agent. Its containers are started with startContainer().
+   */
+  async addPod(spec: PodSpec): Promise<RunningPod> {
+    const key = podKey(spec);
+    if (this.pods.has(key)) throw new Error(`pod ${key} already exists in run ${this.runId}`);
+    const index = this.nextIndex++;
+    const p: PodRuntime = { spec, key, index, ip: podIp(index), netns: `${netnsPrefix(this.short)}${spec.namespace}-${spec.name}`, socket: join(this.stateDir, 'sock', `${index}.sock`), procs: new Map() };
+    this.pods.set(key, p);
+    this.record();
+    await run(['ip', '-batch', '-'], { input: hostLinkCmds(p, this.nodeNetns).join('\n') + '\n' });
+    await run(['ip', '-n', this.nodeNetns, '-batch', '-'], { input: nodeLinkCmds(p).join('\n') + '\n' });
+    await run(['ip', '-n', p.netns, '-batch', '-'], { input: podAddrCmds(p).join('\n') + '\n' });
+    this.writeDns();
+    await this.startPod(p, false);
+    return p;
+  }
+
+  /** Stops a pod's processes and removes its namespace (its veth goes with it) and DNS files. */
+  async removePod(ref: string): Promise<void> {
+    const p = this.pod(ref);
+    p.agent?.close();
+    await Promise.all([...p.procs.values()].map((proc) => this.supervisor.stop(proc, 2000)));
+    await runCapture(['ip', 'netns', 'del', p.netns]);
+    rmSync(join('/etc/netns', p.netns), { recursive: true, force: true });
+    this.pods.delete(p.key);
+    this.record();
+  }
+
+  /** Replaces the services (VIPs and backends from an API's Services and EndpointSlices) and reprograms VIPs and DNS. */
+  async setServices(services: RunningService[]): Promise<void> {
+    this.services.clear();
+    for (const s of services) this.services.set(`${s.spec.namespace}/${s.spec.name}`, s);
+    await this.nodeServiceRules();
+    this.writeDns();
   }
 
   /** Names resolvable in a pod: /etc/netns/<netns>/hosts, bind-mounted by `ip netns exec`. */
@@ -238,7 +286,7 @@ export class NetnsCluster implements Cluster {
     this.canary = new WireCanary(pcap, () => captureDrops(proc));
   }
 
-  private async startPod(p: PodRuntime): Promise<void> {
+  private async startPod(p: PodRuntime, containers = true): Promise<void> {
     if (p.spec.iptables) await this.iptables(p.key, p.spec.iptables);
     const agent = this.spawn(p, { name: 'mp-agent', workload: 'agent', args: ['--socket', p.socket] });
     try {
@@ -246,7 +294,7 @@ export class NetnsCluster implements Cluster {
     } catch (e) {
       throw new Error(`pod ${p.key}: probe agent not ready: ${(e as Error).message}\n${Supervisor.tail(agent)}`, { cause: e });
     }
-    for (const c of p.spec.containers ?? []) await this.startContainer(p.key, c);
+    if (containers) for (const c of p.spec.containers ?? []) await this.startContainer(p.key, c);
   }
 
   private spawn(p: PodRuntime, c: ContainerSpec): Proc {
@@ -262,6 +310,8 @@ export class NetnsCluster implements Cluster {
       uid: c.uid,
       gid: c.gid,
       caps: c.caps,
+      cwd: c.cwd,
+      mounts: c.mounts,
       env: {
         POD_NAME: p.spec.name,
         POD_NAMESPACE: p.spec.namespace,
@@ -457,7 +507,7 @@ async function captureDrops(proc: Proc): Promise<number> {
 export async function upNetns(topology: Topology, opts: UpOptions = {}): Promise<NetnsCluster> {
   requireRoot();
   await requireTools(['ip', 'iptables-restore', 'setpriv', ...(opts.wire === false ? [] : ['tcpdump'])]);
-  validateTopology(topology);
+  if (!(opts.dynamic && topology.pods.length === 0)) validateTopology(topology);
   const { runId, short } = newRunId();
   const runDir = resolve(opts.reportsDir ?? process.env[REPORTS_DIR_ENV] ?? 'reports', runId);
   const cluster = new NetnsCluster(runId, short, runDir, stateDirOf(short), topology, opts);
