@@ -90,6 +90,15 @@ describe('report: completeness of a run (planned vs finished)', () => {
     expect(c.missingShards).to.deep.equal(['2/3']);
     expect(incompleteLine(c)).to.equal('INCOMPLETE: shard 2/3 missing from the merge');
   });
+
+  it('a CI matrix of (Envoy version × shard) jobs: a shard missing for one version is named with it', () => {
+    const job = (v: string, i: number): ResultsFile => ({
+      schemaVersion: 2, meta: meta(`${v}-${i}`, { shard: `${i}/2`, envoyVersions: [v] }), planned: [unit(`suite-${i}`, 'istio', v)], completed: [unit(`suite-${i}`, 'istio', v)], records: [],
+    });
+    const c = completeness(mergeResults([job('1.36.4', 1), job('1.36.4', 2), job('1.40.0', 1)]));
+    expect(c.missingShards).to.deep.equal(['2/2 (envoy 1.40.0)']);
+    expect(completeness(mergeResults([job('1.36.4', 1), job('1.36.4', 2), job('1.40.0', 1), job('1.40.0', 2)])).complete).to.equal(true);
+  });
 });
 
 describe('report: the reports of an incomplete run say so', () => {

@@ -32,23 +32,30 @@ export function uniqueUnits(units: readonly PlannedUnit[]): PlannedUnit[] {
   });
 }
 
-/** The shard specs (`i/n`) merged into a file (a shard's own file is whole by itself). */
-function shardsOf(meta: RunMetadata | undefined): string[] {
-  return (meta?.shards ?? []).map((m) => m.shard).filter((s): s is string => !!s);
+/**
+ * The shards merged into a file (a shard's own file is whole by itself), each as its split `i/n` and
+ * the Envoy versions it was dealt from: a CI matrix of one job per (version, shard) splits each
+ * version on its own.
+ */
+function shardsOf(meta: RunMetadata | undefined): { spec: string; versions: string }[] {
+  return (meta?.shards ?? []).filter((m) => !!m.shard).map((m) => ({ spec: m.shard!, versions: (m.envoyVersions ?? []).join(', ') }));
 }
 
-/** Shards of a matrix split i/n whose index is absent: shards 1/3 and 3/3 merged miss 2/3. */
-function missingShardsOf(specs: string[]): string[] {
-  const byTotal = new Map<number, Set<number>>();
-  for (const s of specs) {
-    const m = /^(\d+)\/(\d+)$/.exec(s);
+/** Shards of a split i/n whose index is absent: shards 1/3 and 3/3 merged miss 2/3 (per set of Envoy versions). */
+function missingShardsOf(shards: { spec: string; versions: string }[]): string[] {
+  const groups = new Map<string, { versions: string; total: number; have: Set<number> }>();
+  for (const s of shards) {
+    const m = /^(\d+)\/(\d+)$/.exec(s.spec);
     if (!m) continue;
-    const total = Number(m[2]);
-    if (!byTotal.has(total)) byTotal.set(total, new Set());
-    byTotal.get(total)!.add(Number(m[1]));
+    const key = `${s.versions}\u0000${m[2]}`;
+    if (!groups.has(key)) groups.set(key, { versions: s.versions, total: Number(m[2]), have: new Set() });
+    groups.get(key)!.have.add(Number(m[1]));
   }
+  const multi = new Set([...groups.values()].map((g) => g.versions)).size > 1;
   const out: string[] = [];
-  for (const [total, have] of byTotal) for (let i = 1; i <= total; i++) if (!have.has(i)) out.push(`${i}/${total}`);
+  for (const g of groups.values()) {
+    for (let i = 1; i <= g.total; i++) if (!g.have.has(i)) out.push(`${i}/${g.total}${multi && g.versions ? ` (envoy ${g.versions})` : ''}`);
+  }
   return out;
 }
 
