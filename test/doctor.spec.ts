@@ -179,7 +179,7 @@ describe('doctor: Envoy versions and resolution', () => {
   it('says how to install a version that is not in the cache, in one line', () => {
     expect(userError(() => resolveEnvoy()).message).to.equal('envoy 1.36.4 not installed: run meshproof doctor --fix');
     mkdirSync(join(envoyCacheDir('1.37.0'), 'lib', 'python3.11', 'site-packages'), { recursive: true });
-    expect(userError(() => resolveEnvoy('1.37.0')).message).to.equal('envoy 1.37.0 not installed: run meshproof doctor --fix');
+    expect(userError(() => resolveEnvoy('1.37.0')).message).to.equal('envoy 1.37.0 not installed: run meshproof doctor --fix --envoy-version 1.37.0');
   });
 });
 

@@ -42,6 +42,9 @@ export interface ResolvedEnvoy {
   source: 'ENVOY_BIN' | 'cache';
 }
 
+/** The command that installs `version`: plain `doctor --fix` installs only the default. */
+const envoyFix = (version: string): string => (version === DEFAULT_ENVOY_VERSION ? FIX : `${FIX} --envoy-version ${version}`);
+
 /** Throws a one-line UserError unless `version` is `X.Y.Z` or `X.Y.Z.postN`. */
 export function assertEnvoyVersion(version: string): void {
   if (!ENVOY_VERSION_RE.test(version)) {
@@ -91,7 +94,7 @@ export function resolveEnvoy(version: string = DEFAULT_ENVOY_VERSION): ResolvedE
     return { bin: override, version, source: 'ENVOY_BIN' };
   }
   const bin = envoyInVenv(envoyCacheDir(version));
-  if (!bin) throw new UserError(`envoy ${version} not installed: ${FIX}`);
+  if (!bin) throw new UserError(`envoy ${version} not installed: ${envoyFix(version)}`);
   return { bin, version, source: 'cache' };
 }
 
@@ -247,7 +250,7 @@ async function checkEnvoy(version: string): Promise<Check> {
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     if (process.env.ENVOY_BIN) return { name: 'envoy', ok: false, detail: err.message.replace(/:.*$/, ''), fix: 'point ENVOY_BIN at an envoy binary or unset it' };
-    return { name: 'envoy', ok: false, detail: `${version} not installed`, fix: FIX };
+    return { name: 'envoy', ok: false, detail: `${version} not installed`, fix: envoyFix(version) };
   }
   const got = await envoyBinaryVersion(resolved.bin);
   if ('error' in got) {
