@@ -259,7 +259,14 @@ async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: strin
     // No cluster is up, so no teardown handler (substrate/lifecycle.ts) will end the process: end it here.
     if (process.listenerCount(sig) === 1) process.exit(sig === 'SIGINT' ? 130 : 143);
   };
-  const onExit = () => finalize(stopped ?? 'the process exited before the suites finished');
+  const onExit = () => {
+    try {
+      finalize(stopped ?? 'the process exited before the suites finished');
+    } catch (e) {
+      // on the way out: say it, the exit code stands
+      process.stderr.write(`meshproof: could not write the partial results to ${plan.out}: ${(e as Error).message}\n`);
+    }
+  };
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   process.on('exit', onExit);
 
