@@ -2,8 +2,8 @@
 // and the user's YAML, to meshproof's API server or any other. Objects are applied in dependency
 // order (Namespaces and CRDs first), and an object the API server (or an admission webhook such
 // as istiod's validator) refuses fails with the server's own message.
-import { KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { KubernetesObjectApi, PatchStrategy, loadYaml, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
 import { UserError } from '../cli/errors.ts';
 
 export const FIELD_MANAGER = 'meshproof';
@@ -11,12 +11,13 @@ export const FIELD_MANAGER = 'meshproof';
 /** Apply order, as kubectl and helm sort installs: what others live in or are typed by comes first. */
 const FIRST = ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ConfigMap', 'Secret', 'Service'];
 
+function rankOf(o: KubernetesObject): number {
+  const i = FIRST.indexOf(o.kind ?? '');
+  return i < 0 ? FIRST.length : i;
+}
+
 export function sortForApply<T extends KubernetesObject>(objs: T[]): T[] {
-  const rank = (o: T): number => {
-    const i = FIRST.indexOf(o.kind ?? '');
-    return i < 0 ? FIRST.length : i;
-  };
-  return objs.map((o, i) => ({ o, i })).sort((a, b) => rank(a.o) - rank(b.o) || a.i - b.i).map((x) => x.o);
+  return objs.map((o, i) => ({ o, i })).sort((a, b) => rankOf(a.o) - rankOf(b.o) || a.i - b.i).map((x) => x.o);
 }
 
 /** Multi-document YAML → objects (empty documents and `kind: List` flattened). */
@@ -35,14 +36,26 @@ export function parseObjects(text: string, source: string): KubernetesObject[] {
 /** Server-side apply of each object; `namespace` fills in objects without one (as `kubectl apply -n`). */
 export async function applyObjects(kc: KubeConfig, objs: KubernetesObject[], opts: { namespace?: string; source?: string } = {}): Promise<void> {
   const api = KubernetesObjectApi.makeApiClient(kc);
-  for (const o of sortForApply(objs)) {
+  const one = async (o: KubernetesObject): Promise<void> => {
     const obj = { ...o, metadata: { ...o.metadata } };
     if (opts.namespace && !obj.metadata.namespace && !CLUSTER_SCOPED.has(obj.kind ?? '')) obj.metadata.namespace = opts.namespace;
     try {
-      await api.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      // client-node serializes a known kind through its typed model, which reads camelCase fields
+      // (xKubernetesIntOrString): a plain document must go through its deserializer first (loadYaml), or fields
+      // whose wire name differs (x-kubernetes-int-or-string in Istio's CRDs) are dropped on the way out
+      await api.patch(loadYaml<KubernetesObject>(stringify(obj)), undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
     } catch (e) {
       throw new UserError(`${opts.source ?? 'apply'}: ${obj.kind} ${obj.metadata.namespace ? `${obj.metadata.namespace}/` : ''}${obj.metadata.name}: ${apiMessage(e)}`);
     }
+  };
+  // objects of one rank do not depend on each other: applied together; ranks in order
+  const sorted = sortForApply(objs);
+  for (let i = 0; i < sorted.length; ) {
+    const r = rankOf(sorted[i]!);
+    let j = i;
+    while (j < sorted.length && rankOf(sorted[j]!) === r) j++;
+    await Promise.all(sorted.slice(i, j).map(one));
+    i = j;
   }
 }
 

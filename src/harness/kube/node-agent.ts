@@ -5,7 +5,7 @@
 // containers as processes mapped from their image (pods.ts). It writes Pod status and conditions,
 // confirms deletions, and programs Service VIPs and DNS names from Services and EndpointSlices.
 // Everything it reads or writes goes through the Kubernetes API (@kubernetes/client-node).
-import { chownSync, copyFileSync, existsSync, mkdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, linkSync, existsSync, mkdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, Watch, setHeaderOptions,
@@ -61,6 +61,8 @@ export class NodeAgent {
   private stopped = false;
   private poll?: NodeJS.Timeout;
   private createdSaMount = false;
+  /** The run's copy of the cached Envoy, reachable by pilot-agent's uid. */
+  private envoy = '';
   readonly facts: NodeFacts;
 
   constructor(
@@ -86,6 +88,17 @@ export class NodeAgent {
       mkdirSync(SA_MOUNT, { recursive: true, mode: 0o755 });
       this.createdSaMount = true;
     }
+    // pilot-agent (uid 1337) execs Envoy itself: the cached binary under a 0700 home is out of its reach, so the
+    // run gets its own copy (a hard link where the filesystem allows)
+    const bin = join(this.cluster.stateDir, 'bin');
+    mkdirSync(bin, { recursive: true, mode: 0o755 });
+    this.envoy = join(bin, 'envoy');
+    try {
+      linkSync(this.opts.bins.envoy, this.envoy);
+    } catch {
+      copyFileSync(this.opts.bins.envoy, this.envoy);
+    }
+    chmodSync(this.envoy, 0o755);
     await this.registerNode();
     const w = new Watch(this.kc);
     for (const path of ['/api/v1/pods', '/api/v1/services', '/apis/discovery.k8s.io/v1/endpointslices']) {
@@ -97,7 +110,8 @@ export class NodeAgent {
           setTimeout(() => void watchOnce(), 500).unref();
         }
       };
-      await watchOnce();
+      // not awaited: the API server sends a watch's headers only with its first event
+      void watchOnce();
     }
     // a watch can miss an event across a reconnect: a slow relist catches up
     this.poll = setInterval(() => this.kick(), 2000);
@@ -235,18 +249,22 @@ export class NodeAgent {
     const key = `${m.namespace}/${m.name}`;
     const dir = join(this.cluster.stateDir, 'kube', 'pods', `${m.namespace}_${m.name}`);
     const app = ownerAppName(pod);
-    const running = await this.cluster.addPod({
-      name: m.name!,
-      namespace: m.namespace!,
-      serviceAccount: pod.spec?.serviceAccountName ?? 'default',
-      labels: { ...(m.labels ?? {}) },
-      annotations: { ...(m.annotations ?? {}) },
-      ...(app ? { aliases: [app] } : {}),
-    });
-    const mine: LocalPod = { uid: m.uid!, key, ip: running.ip, dir, timers: [] };
+    // claimed before the first await: a reconcile running meanwhile must not start the pod twice
+    const mine: LocalPod = { uid: m.uid!, key, ip: '', dir, timers: [] };
     this.local.set(key, mine);
-    const status: Status = { phase: 'Pending', hostIP: GATEWAY, hostIPs: [{ ip: GATEWAY }], podIP: running.ip, podIPs: [{ ip: running.ip }], startTime: new Date(), conditions: [cond('PodScheduled', true), cond('Initialized', false), cond('ContainersReady', false), cond('Ready', false)] };
+    const status: Status = { phase: 'Pending', hostIP: GATEWAY, hostIPs: [{ ip: GATEWAY }], startTime: new Date(), conditions: [cond('PodScheduled', true), cond('Initialized', false), cond('ContainersReady', false), cond('Ready', false)] };
     try {
+      const running = await this.cluster.addPod({
+        name: m.name!,
+        namespace: m.namespace!,
+        serviceAccount: pod.spec?.serviceAccountName ?? 'default',
+        labels: { ...(m.labels ?? {}) },
+        annotations: { ...(m.annotations ?? {}) },
+        ...(app ? { aliases: [app] } : {}),
+      });
+      mine.ip = running.ip;
+      status.podIP = running.ip;
+      status.podIPs = [{ ip: running.ip }];
       await this.writeStatus(pod, status);
       const vols = await this.materialiseVolumes(pod, mine);
       const svcEnv = serviceEnv(this.servicesList, m.namespace!);
@@ -278,7 +296,7 @@ export class NodeAgent {
       setCond(status, 'ContainersReady', true);
       setCond(status, 'Ready', true);
       await this.writeStatus(pod, status);
-      this.log(`node agent: pod ${key} ready (${running.ip})`);
+      this.log(`node agent: pod ${key} ready (${mine.ip})`);
     } catch (e) {
       if (mine.stopping || this.stopped) return;
       const reason = e instanceof PodFailure ? e.reason : e instanceof UnmappedImage ? e.reason : 'NodeAgentError';
@@ -319,7 +337,7 @@ export class NodeAgent {
       mkdirSync(dirname(tmpl), { recursive: true, mode: 0o755 });
       if (!existsSync(tmpl)) copyFileSync(this.opts.bins.bootstrapTemplate, tmpl);
     }
-    const env = isProxy ? withEnvoyBinary(env0, this.opts.bins.envoy) : env0;
+    const env = isProxy ? withEnvoyBinary(env0, this.envoy) : env0;
     for (const [i, prog] of programs.entries()) {
       const spec: ContainerSpec = { name: i === 0 ? c.name : `${c.name}-${i}`, ...progSpec(prog), env: { ...env, HOSTNAME: pod.metadata!.name! }, uid: id.uid, gid: id.gid, caps: id.caps, cwd: root, mounts };
       await this.cluster.startContainer(mine.key, spec);

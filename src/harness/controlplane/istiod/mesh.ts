@@ -1,0 +1,228 @@
+// A mesh programmed by Istio's own istiod: a netns run whose node namespace holds etcd, a real
+// kube-apiserver and kube-controller-manager; meshproof's node agent runs every Pod the API
+// schedules; Istio is installed from `istioctl manifest generate`; the user's YAML is applied as
+// `kubectl apply` would; sidecars are injected by istiod's webhook and get their certificates from
+// istiod's CA over SDS. After any apply it waits until every sidecar has ACKed istiod's config.
+import { join } from 'node:path';
+import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { parse, stringify } from 'yaml';
+import { upNetns, type NetnsCluster, type UpOptions } from '../../substrate/netns/index.ts';
+import { pollUntil } from '../../substrate/poll.ts';
+import { PkiStore } from '../../pki/index.ts';
+import { startKubeApi, type KubeApi } from '../../kube/apiserver.ts';
+import { NodeAgent } from '../../kube/node-agent.ts';
+import { applyObjects, deleteObjects } from '../../kube/apply.ts';
+import { envoyBinary, envoyStat } from '../../profiles/envoy.ts';
+import { deployments, isInjected, type IstioModel, type Resource } from '../../profiles/istio/resources.ts';
+import type { GatewayCredential, Mesh } from '../../profiles/istio/mesh.ts';
+import { resolveIstio, resolveKube } from '../provision.ts';
+import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../versions.ts';
+import { installIstio, type IstioInstall } from './install.ts';
+import { INJECT_LABEL } from '../../profiles/istio/resources.ts';
+
+const SIDECAR = 'istio-proxy';
+/** pilot-agent's Envoy admin port inside the pod (Istio's ports.md). */
+const ENVOY_ADMIN = 15000;
+
+export interface IstiodMeshOptions extends UpOptions {
+  istioVersion?: string;
+  envoyVersion?: string;
+}
+
+/** One proxy's xDS state as istiod reports it (/debug/syncz). */
+interface SyncStatus {
+  proxy: string;
+  cluster_sent?: string;
+  cluster_acked?: string;
+  listener_sent?: string;
+  listener_acked?: string;
+  route_sent?: string;
+  route_acked?: string;
+  endpoint_sent?: string;
+  endpoint_acked?: string;
+}
+
+export class IstiodMesh implements Mesh {
+  readonly controlPlane = 'istiod' as const;
+  readonly pkiStore: PkiStore;
+  private applied = new Map<string, KubernetesObject>();
+  private constructor(
+    readonly cluster: NetnsCluster,
+    readonly api: KubeApi,
+    readonly agent: NodeAgent,
+    readonly istioVersion: string,
+    readonly install: IstioInstall,
+    private model: IstioModel,
+    private readonly log: (l: string) => void,
+  ) {
+    this.pkiStore = new PkiStore(join(cluster.stateDir, 'pki'));
+  }
+
+  static async start(model: IstioModel, opts: IstiodMeshOptions = {}): Promise<IstiodMesh> {
+    const version = opts.istioVersion ?? process.env.MESHPROOF_ISTIO_VERSION ?? DEFAULT_ISTIO_VERSION;
+    const release = assertIstioVersion(version);
+    // everything this needs is resolved before anything is created: a missing build is one line naming the fix
+    const istio = resolveIstio(version);
+    const kube = resolveKube();
+    const envoy = envoyBinary(opts.envoyVersion ?? process.env.MESHPROOF_ENVOY_VERSION ?? release.envoyVersion);
+    const log = opts.log ?? (() => undefined);
+    const t0 = Date.now();
+    const cluster = await upNetns({ name: `istiod-${version}`, pods: [] }, { ...opts, dynamic: true });
+    let api: KubeApi | undefined;
+    let agent: NodeAgent | undefined;
+    try {
+      api = await startKubeApi(cluster, { kubeApiserver: kube.kubeApiserver, kubeControllerManager: kube.kubeControllerManager, etcd: kube.etcd }, { log });
+      agent = new NodeAgent(cluster, api.kc, { bins: { pilotAgent: istio.pilotAgent, pilotDiscovery: istio.pilotDiscovery, envoy, bootstrapTemplate: istio.bootstrapTemplate }, apiServer: api.podServer, log });
+      await agent.start();
+      const install = await installIstio(api.kc, istio.istioctl, version, join(cluster.stateDir, 'istio'), log);
+      const mesh = new IstiodMesh(cluster, api, agent, version, install, model, log);
+      await mesh.converge(model);
+      log(`istiod ${version}: mesh ready in ${Date.now() - t0} ms (export KUBECONFIG=${api.kubeconfigPath})`);
+      return mesh;
+    } catch (e) {
+      await agent?.stop();
+      await api?.stop();
+      await cluster.down();
+      throw e;
+    }
+  }
+
+  get current(): IstioModel {
+    return this.model;
+  }
+
+  async update(model: IstioModel): Promise<void> {
+    this.model = model;
+    await this.converge(model);
+  }
+
+  /** Applies the model's objects, deletes the ones it no longer has, then waits for rollouts and xDS ACKs. */
+  private async converge(model: IstioModel): Promise<void> {
+    const before = await this.syncz().catch(() => [] as SyncStatus[]);
+    const want = new Map(objectsOf(model).map((o) => [objKey(o), o]));
+    const gone = [...this.applied.entries()].filter(([k]) => !want.has(k)).map(([, o]) => o);
+    const changed = [...want.entries()].filter(([k, o]) => JSON.stringify(this.applied.get(k)) !== JSON.stringify(o)).map(([, o]) => o);
+    if (changed.length === 0 && gone.length === 0) return;
+    await applyObjects(this.api.kc, changed, { namespace: 'default', source: 'istio model' });
+    await deleteObjects(this.api.kc, gone);
+    this.applied = want;
+    const t0 = Date.now();
+    await this.waitRollouts(model);
+    await this.waitSynced(before);
+    this.log(`istiod: applied ${changed.length}, deleted ${gone.length} objects; rolled out and ACKed in ${Date.now() - t0} ms`);
+  }
+
+  /** Every Deployment of the model rolled out: its new pods Ready, its old ones gone. */
+  private async waitRollouts(model: IstioModel): Promise<void> {
+    const apps = this.api.kc.makeApiClient(AppsV1Api);
+    const core = this.api.kc.makeApiClient(CoreV1Api);
+    let last = '';
+    await pollUntil(
+      async () => {
+        const pending: string[] = [];
+        for (const d of deployments(model)) {
+          const dep = await apps.readNamespacedDeployment({ name: d.name, namespace: d.namespace });
+          const s = dep.status ?? {};
+          const want = dep.spec?.replicas ?? 1;
+          const done = (s.observedGeneration ?? 0) >= (dep.metadata?.generation ?? 1) && s.updatedReplicas === want && s.readyReplicas === want && (s.replicas ?? 0) === want;
+          if (!done) pending.push(`${d.namespace}/${d.name} (${s.readyReplicas ?? 0}/${want} ready, ${s.replicas ?? 0} pods)`);
+        }
+        const failed = (await core.listPodForAllNamespaces({})).items.find((p) => p.status?.phase === 'Failed' && !p.metadata?.deletionTimestamp);
+        if (failed) throw new Error(`pod ${failed.metadata?.namespace}/${failed.metadata?.name}: ${failed.status?.reason}: ${failed.status?.message}`);
+        last = pending.join(', ');
+        return pending.length === 0 ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 200, what: 'Deployments rolled out', detail: () => last },
+    );
+    await this.agent.settle();
+  }
+
+  /**
+   * istiod's own view of every proxy's xDS state: /debug/syncz on its debug port, asked from inside its pod
+   * (istiod answers debug requests from localhost without a token: pilot/pkg/xds/debug.go allowAuthenticatedOrLocalhost).
+   */
+  private async syncz(): Promise<SyncStatus[]> {
+    const pod = [...this.cluster.pods.values()].find((p) => p.spec.namespace === 'istio-system' && p.spec.labels?.app === 'istiod');
+    if (!pod) return [];
+    const r = await this.cluster.probe(pod.key, { protocol: 'http', host: '127.0.0.1', port: 8080, path: '/debug/syncz', bodyLimit: 1 << 22, timeoutMs: 3000 }, { wire: false });
+    if (r.evidence.status !== 200) throw new Error(`istiod /debug/syncz answered ${r.verdict}: ${r.evidence.body ?? ''}`);
+    return JSON.parse(r.evidence.body ?? '[]') as SyncStatus[];
+  }
+
+  /**
+   * Waits until every injected pod's proxy is connected and has ACKed what istiod last sent it, and, for a
+   * proxy that existed before the change, until istiod has sent it something new (a change pushes config to
+   * every proxy it affects; the workshop's policies affect every sidecar of the namespace).
+   */
+  private async waitSynced(before: SyncStatus[]): Promise<void> {
+    const prior = new Map(before.map((s) => [s.proxy, s]));
+    const expected = [...this.cluster.pods.values()].filter((p) => p.procs.has(SIDECAR)).map((p) => `${p.spec.name}.${p.spec.namespace}`);
+    let last = '';
+    await pollUntil(
+      async () => {
+        const now = await this.syncz();
+        const byProxy = new Map(now.map((s) => [s.proxy, s]));
+        const waiting: string[] = [];
+        for (const id of expected) {
+          const s = byProxy.get(id);
+          if (!s) {
+            waiting.push(`${id} (not connected)`);
+            continue;
+          }
+          const acked = (['cluster', 'listener', 'route', 'endpoint'] as const).every((t) => (s[`${t}_sent`] ?? '') === (s[`${t}_acked`] ?? ''));
+          const p = prior.get(id);
+          const fresh = !p || p.listener_sent !== s.listener_sent || p.cluster_sent !== s.cluster_sent;
+          if (!acked || !fresh) waiting.push(`${id} (${acked ? 'no new push yet' : 'not ACKed'})`);
+        }
+        last = waiting.join(', ');
+        return waiting.length === 0 ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: "every sidecar ACKing istiod's config", detail: () => last },
+    );
+  }
+
+  stat(podRef: string, name: RegExp): Promise<number> {
+    return envoyStat(this.cluster, this.cluster.pod(podRef).key, ENVOY_ADMIN, name);
+  }
+
+  hasSidecar(podRef: string): boolean {
+    return this.cluster.pod(podRef).procs.has(SIDECAR);
+  }
+
+  gatewayCredential(namespace: string, name: string): GatewayCredential {
+    throw new Error(`Gateway credential ${namespace}/${name}: the ingress gateway is not run on istiod by meshproof yet`);
+  }
+
+  async down(): Promise<void> {
+    this.pkiStore.removeKeys();
+    await this.agent.stop();
+    await this.api.stop();
+    await this.cluster.down();
+  }
+}
+
+function objKey(o: KubernetesObject): string {
+  return `${o.apiVersion}/${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
+}
+
+/**
+ * The model's objects as the user's YAML wrote them. The workshop injects with `grep -v inject`: a Deployment
+ * the model injects has its lines naming `inject` removed, literally; one it does not inject but whose manifest
+ * alone would be (InjectOverride 'none') gets the pod label `sidecar.istio.io/inject: "false"`.
+ */
+export function objectsOf(model: IstioModel): KubernetesObject[] {
+  return model.resources.map((r) => {
+    const raw = (r as Resource & { raw?: KubernetesObject }).raw;
+    if (!raw) throw new Error(`${r.source}: ${r.kind} ${r.name} carries no document to apply`);
+    if (r.kind !== 'Deployment') return raw;
+    const injected = isInjected(model, r);
+    const manifestAlone = isInjected({ resources: model.resources }, r);
+    if (injected && !manifestAlone) return parse(stringify(raw).split('\n').filter((l) => !l.includes('inject')).join('\n')) as KubernetesObject;
+    if (!injected && manifestAlone) {
+      const d = structuredClone(raw) as KubernetesObject & { spec: { template: { metadata: { labels?: Record<string, string> } } } };
+      d.spec.template.metadata.labels = { ...d.spec.template.metadata.labels, [INJECT_LABEL]: 'false' };
+      return d;
+    }
+    return raw;
+  });
+}
