@@ -1,30 +1,18 @@
 // Unit tests of the draft RFC's egress proxy (dataplane/envoy/egress-proxy.ts) and its place in the Diego sidecar
 // (dataplane/envoy/diego.ts): exact Envoy objects written by hand from the RFC (community#1437 Phase 2) and Envoy's
-// forward-proxy fields (tooling.md §2), the 61443 listener untouched by the RFC options, and the real
-// `envoy --mode validate` with real certificates.
+// forward-proxy fields (tooling.md §2), and the 61443 listener untouched by the RFC options. The real
+// `envoy --mode validate` judges the same configs in test/integration/c2c-envoy.spec.ts.
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parse } from 'yaml';
-import { resolveEnvoy } from '../src/harness/cli/doctor.ts';
 import {
   CF_INSTANCE_MTLS_PROXY,
   inInternalDomain,
   normalizeInternalDomains,
   renderEgressProxy,
 } from '../src/harness/dataplane/envoy/egress-proxy.ts';
-import { renderDiegoSdsFiles, renderDiegoSidecar, type DiegoSidecarPlan } from '../src/harness/dataplane/envoy/diego.ts';
-import { adminPort, allocateProxyPorts } from '../src/harness/model/cf/diego.ts';
-import { CertificateAuthority, issueInstanceIdentity } from '../src/harness/pki/index.ts';
+import { renderDiegoSidecar } from '../src/harness/dataplane/envoy/diego.ts';
 import { parseYamlFile } from '../src/harness/substrate/topology.ts';
-import { validateEnvoy } from './lib/envoy.ts';
-
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj => v as Obj;
-const arr = (v: unknown): Obj[] => v as Obj[];
-const SDS = '/etc/cf-assets/envoy_config';
-const G = '5c5d3a2e-8f3b-4b7e-9d57-0f1c3c1a9e21';
+import { arr, obj, rfcPlan as plan, SDS, type Obj } from './lib/diego-plans.ts';
 
 const sds = (file: string, secret: string): Obj => ({ name: secret, sds_config: { path_config_source: { path: `${SDS}/${file}`, watched_directory: { path: SDS } } } });
 const dnsCache = {
@@ -118,20 +106,6 @@ describe('dataplane/envoy egress-proxy: renderEgressProxy', () => {
   });
 });
 
-function plan(o: { c2cMtls?: boolean; egress?: boolean; sdsDir?: string } = {}): DiegoSidecarPlan {
-  const mappings = allocateProxyPorts([8080, 2222], { c2cMtls: o.c2cMtls });
-  return {
-    instanceGuid: G,
-    containerIp: '10.255.0.7',
-    mappings,
-    adminPort: adminPort(mappings, [8080, 2222]),
-    enableHttp2: true,
-    requireAndVerifyClientCertificates: false,
-    sdsDir: o.sdsDir ?? SDS,
-    ...(o.egress ? { egressProxy: { internalDomains: ['apps.internal'] } } : {}),
-  };
-}
-
 describe('dataplane/envoy diego: the RFC options in the sidecar', () => {
   const off = obj(parse(renderDiegoSidecar(plan())));
   const on = obj(parse(renderDiegoSidecar(plan({ c2cMtls: true, egress: true }))));
@@ -154,52 +128,5 @@ describe('dataplane/envoy diego: the RFC options in the sidecar', () => {
 
   it('refuses an admin port on 61445 when the egress proxy is on', () => {
     expect(() => renderDiegoSidecar({ ...plan({ egress: true }), adminPort: 61445 })).to.throw(/port 61445 is reserved for the egress proxy/);
-  });
-
-  describe('accepted by the real Envoy (--mode validate)', function () {
-    let envoy: string | undefined;
-    let dir = '';
-
-    before(async function () {
-      try {
-        envoy = resolveEnvoy().bin;
-      } catch {
-        this.skip();
-      }
-      dir = mkdtempSync(join(tmpdir(), 'mp-c2c-envoy-'));
-      const sdsDir = join(dir, 'sds');
-      mkdirSync(sdsDir);
-      const ca = await CertificateAuthority.create('iid');
-      const id = await issueInstanceIdentity(ca, { instanceGuid: G, appGuid: 'app', spaceGuid: 'space', orgGuid: 'org', ip: '10.255.0.7' });
-      const files = renderDiegoSdsFiles({
-        instanceIdentity: { cert: id.certPem + id.caPem, key: id.keyPem },
-        c2c: { cert: id.certPem + id.caPem, key: id.keyPem },
-        trustedCaCertificates: [ca.certPem],
-        verifySubjectAltName: [],
-        instanceIdentityCa: [ca.certPem],
-      });
-      for (const [name, text] of Object.entries(files)) writeFileSync(join(sdsDir, name), text);
-    });
-
-    after(() => {
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    });
-
-    it('the sidecar with the 62443 listener and the egress proxy validates cleanly', () => {
-      const { status, text } = validateEnvoy(envoy!, dir, 'envoy', renderDiegoSidecar(plan({ c2cMtls: true, egress: true, sdsDir: join(dir, 'sds') })));
-      expect(status, text).to.equal(0);
-      expect(text.split('\n'), text).to.have.length(1);
-      expect(text).to.match(/^configuration '.*' OK$/);
-    });
-
-    it('validate is not vacuous: the in-scope virtual host also claiming `*` is rejected', () => {
-      const c = obj(parse(renderDiegoSidecar(plan({ c2cMtls: true, egress: true, sdsDir: join(dir, 'sds') }))));
-      const egress = listeners(c).find((l) => l.name === 'egress-proxy')!;
-      const hcm = obj(arr(arr(egress.filter_chains)[0]!.filters)[0]!.typed_config);
-      arr(obj(hcm.route_config).virtual_hosts)[0]!.domains = ['*'];
-      const r = validateEnvoy(envoy!, dir, 'bad', JSON.stringify(c));
-      expect(r.status).to.not.equal(0);
-      expect(r.text).to.match(/Only a single wildcard domain is permitted/);
-    });
   });
 });

@@ -1,22 +1,12 @@
 // Unit tests of CF container-to-container policy: the policy server model (model/c2c/policy.ts) and its iptables
 // renderer (dataplane/iptables/c2c.ts). Expected values are written by hand from the policy server's v1 API and
-// silk-release lib/rules/rules.go; the text is applied by the kernel in a throwaway namespace and listed back.
+// silk-release lib/rules/rules.go; the kernel's reading of the text is test/integration/c2c-policy.spec.ts.
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
 import { UserError } from '../src/harness/cli/errors.ts';
-import { allowedByPolicy, containerRules, parsePolicies, PolicyServer, policiesJson, type C2cPolicy } from '../src/harness/model/c2c/policy.ts';
+import { allowedByPolicy, containerRules, parsePolicies, PolicyServer, policiesJson } from '../src/harness/model/c2c/policy.ts';
 import { renderC2cIptables } from '../src/harness/dataplane/iptables/c2c.ts';
 import { parseYamlFile } from '../src/harness/substrate/topology.ts';
-import { run, scratchNetns } from './lib/scratch-netns.ts';
-
-const FRONTEND = 'a1f0c2d3-4e5f-4a6b-8c7d-0e1f2a3b4c01';
-const BACKEND = 'b2e1d3c4-5f6a-4b7c-9d8e-1f2a3b4c5d02';
-const OTHER = 'c3d2e4f5-6a7b-4c8d-ae9f-2a3b4c5d6e03';
-const file = (name: string): C2cPolicy[] => {
-  const f = `fixtures/c2c/policies/${name}.json`;
-  return parsePolicies(JSON.parse(readFileSync(f, 'utf8')), f);
-};
-
+import { BACKEND, backend0Rules, CONTAINERS, FRONTEND, NET_IN, OTHER, policyFile as file } from './lib/c2c-containers.ts';
 
 describe('model/c2c policy: the policy server v1 JSON', () => {
   it('reads `cf add-network-policy` policies (fixtures/c2c/policies)', () => {
@@ -82,14 +72,9 @@ describe('model/c2c policy: the policy server v1 JSON', () => {
 describe('dataplane/iptables c2c: renderC2cIptables', () => {
   const server = new PolicyServer();
   server.add([...file('frontend-to-backend'), ...file('other-to-backend-range')]);
-  const containers = [
-    { ip: '10.244.0.5', appGuid: FRONTEND },
-    { ip: '10.244.0.6', appGuid: BACKEND },
-    { ip: '10.244.0.7', appGuid: BACKEND },
-    { ip: '10.244.0.8', appGuid: OTHER },
-  ];
-  const netIn = [{ name: 'tcp-router', ip: '10.244.0.3' }, { name: 'gorouter', ip: '10.244.0.4' }];
-  const backend0 = containerRules(containers[1]!, containers, server, netIn);
+  const containers = CONTAINERS;
+  const netIn = NET_IN;
+  const backend0 = backend0Rules();
 
   it('containerRules: marks for every container of a source app, one allow per policy toward this app', () => {
     expect(backend0.marks).to.deep.equal([
@@ -137,43 +122,4 @@ COMMIT
     expect(() => renderC2cIptables({ ...backend0, marks: [{ sourceIp: '10.0.0.1', tag: 'zz', appGuid: 'a' }] })).to.throw(/tag "zz" is not hexadecimal/);
   });
 
-  describe('applied by the kernel in a throwaway namespace', function () {
-    const { ns } = scratchNetns();
-
-    const listed = () => run('ip', ['netns', 'exec', ns, 'iptables', '-S']).out.trim().split('\n');
-
-    it('iptables-restore --noflush accepts it and `iptables -S` lists silk\'s rules', () => {
-      const applied = run('ip', ['netns', 'exec', ns, 'iptables-restore', '--noflush'], renderC2cIptables(backend0, { installJumps: true }));
-      expect(applied.status, applied.err).to.equal(0);
-      expect(listed().filter((l) => l.startsWith('-A '))).to.deep.equal([
-        '-A INPUT ! -i lo -j vpa',
-        '-A INPUT ! -i lo -j overlay',
-        '-A overlay -d 10.244.0.6/32 -m state --state RELATED,ESTABLISHED -j ACCEPT',
-        '-A overlay -s 10.244.0.3/32 -d 10.244.0.6/32 -m comment --comment "netin:tcp-router" -j ACCEPT',
-        '-A overlay -s 10.244.0.4/32 -d 10.244.0.6/32 -m comment --comment "netin:gorouter" -j ACCEPT',
-        '-A overlay -d 10.244.0.6/32 -j REJECT --reject-with icmp-port-unreachable',
-        `-A vpa -s 10.244.0.5/32 -m comment --comment "src:${FRONTEND}" -j MARK --set-xmark 0x1/0xffffffff`,
-        `-A vpa -s 10.244.0.8/32 -m comment --comment "src:${OTHER}" -j MARK --set-xmark 0x3/0xffffffff`,
-        `-A vpa -d 10.244.0.6/32 -p tcp -m tcp --dport 8080 -m mark --mark 0x1 -m comment --comment "src:${FRONTEND}_dst:${BACKEND}" -j ACCEPT`,
-        `-A vpa -d 10.244.0.6/32 -p tcp -m tcp --dport 61443 -m mark --mark 0x1 -m comment --comment "src:${FRONTEND}_dst:${BACKEND}" -j ACCEPT`,
-        `-A vpa -d 10.244.0.6/32 -p tcp -m tcp --dport 62443 -m mark --mark 0x1 -m comment --comment "src:${FRONTEND}_dst:${BACKEND}" -j ACCEPT`,
-        `-A vpa -d 10.244.0.6/32 -p tcp -m tcp --dport 61443:62443 -m mark --mark 0x3 -m comment --comment "src:${OTHER}_dst:${BACKEND}" -j ACCEPT`,
-      ]);
-    });
-
-    it('applying a changed policy set replaces both chains in place (the jumps stay single)', () => {
-      const s = new PolicyServer();
-      s.add(file('other-to-backend-range'));
-      const applied = run('ip', ['netns', 'exec', ns, 'iptables-restore', '--noflush'], renderC2cIptables(containerRules(containers[1]!, containers, s, [])));
-      expect(applied.status, applied.err).to.equal(0);
-      expect(listed().filter((l) => l.startsWith('-A '))).to.deep.equal([
-        '-A INPUT ! -i lo -j vpa',
-        '-A INPUT ! -i lo -j overlay',
-        '-A overlay -d 10.244.0.6/32 -m state --state RELATED,ESTABLISHED -j ACCEPT',
-        '-A overlay -d 10.244.0.6/32 -j REJECT --reject-with icmp-port-unreachable',
-        `-A vpa -s 10.244.0.8/32 -m comment --comment "src:${OTHER}" -j MARK --set-xmark 0x1/0xffffffff`,
-        `-A vpa -d 10.244.0.6/32 -p tcp -m tcp --dport 61443:62443 -m mark --mark 0x1 -m comment --comment "src:${OTHER}_dst:${BACKEND}" -j ACCEPT`,
-      ]);
-    });
-  });
 });

@@ -1,12 +1,9 @@
 // Unit tests of the CF TCP route model (model/cf/routes.ts) and the tcp-router HAProxy builder
 // (dataplane/haproxy/tcp-router.ts). Every expected value is written by hand from the reference (cloudfoundry.md §1)
 // and the upstream sources it cites (routing-api validator.go, route-emitter endpoint.go, cf-tcp-router
-// haproxy_config.go / config_marshaller.go / config.go); the independent judge is the real `haproxy -c`.
+// haproxy_config.go / config_marshaller.go / config.go); the independent judge, the real `haproxy -c`, is in
+// test/integration/cf-tcp-router.spec.ts.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   buildHaproxyConfig,
   formatLager,
@@ -22,34 +19,12 @@ import {
   validateTcpRouteMapping,
   type TcpMappingEntity,
 } from '../src/harness/model/cf/routes.ts';
-import { CertificateAuthority, PkiStore, type IssuedCert } from '../src/harness/pki/index.ts';
+import { CertificateAuthority, type IssuedCert } from '../src/harness/pki/index.ts';
+import { CA, goldenRoutes, PATHS, PEM, route, TLS_OFF, TLS_ON } from './lib/tcp-routes.ts';
 import { parseYamlFile } from '../src/harness/substrate/topology.ts';
 import { parseHaproxySession, parseServersState } from '../src/harness/profiles/cf/index.ts';
 
-/** A route as routing-api holds it; every field written out so the tests read without the code under test. */
-function route(o: Partial<TcpMappingEntity> = {}): TcpMappingEntity {
-  return {
-    router_group_guid: 'rg-1',
-    port: 1024,
-    backend_ip: '10.0.0.1',
-    backend_port: 8080,
-    backend_tls_port: -1,
-    instance_id: '',
-    modification_tag: { guid: '', index: 0 },
-    ttl: 120,
-    isolation_segment: '',
-    terminate_frontend_tls: false,
-    alpns: '',
-    enable_backend_mtls: false,
-    ...o,
-  };
-}
 
-const CA = '/etc/tcp-router/ca.crt';
-const PEM = '/etc/tcp-router/client.pem';
-const TLS_ON: BackendTlsConfig = { enabled: true, caCertPath: CA, clientCertAndKeyPath: PEM };
-const TLS_OFF: BackendTlsConfig = { enabled: false };
-const PATHS = { caFile: CA, clientPemFile: PEM };
 
 function skipError(error: string): LagerLog {
   return { source: 'tcp-router', message: 'tcp-router.skipping-invalid-routing-table-entry', log_level: 2, data: { error } };
@@ -662,17 +637,6 @@ backend backend_1024_a.example.com
   });
 });
 
-/** Two Diego endpoints with TLS, a route-registrar SNI route, a legacy 0, an SNI route without instance_id, a -1. */
-function goldenRoutes(): TcpMappingEntity[] {
-  return [
-    route({ port: 1024, backend_ip: '10.0.0.2', backend_port: 61000, backend_tls_port: 61001, instance_id: 'aaaa-1111' }),
-    route({ port: 1024, backend_ip: '10.0.0.1', backend_port: 61002, backend_tls_port: 61003, instance_id: 'bbbb-2222' }),
-    route({ port: 1025, backend_ip: '10.0.1.5', backend_port: 5432, backend_tls_port: -1, backend_sni_hostname: 'db.example.com' }),
-    route({ port: 1025, backend_ip: '10.0.1.6', backend_port: 5432, backend_tls_port: 0 }),
-    route({ port: 1025, backend_ip: '10.0.1.7', backend_port: 6379, backend_tls_port: 6380, backend_sni_hostname: 'cache.example.com' }),
-    route({ port: 1023, backend_ip: '10.0.2.1', backend_port: 7000, backend_tls_port: -1 }),
-  ];
-}
 
 const GOLDEN = `
 frontend frontend_1023
@@ -743,63 +707,5 @@ listen health_check_http_url
     expect(text).to.contain('    bind :8080\n');
     expect(text).to.not.match(/\b(user|group|chroot|daemon)\b/);
     expect(haproxyBaseConfig({ statsSocket: '/s', requestTimeoutSeconds: 5 })).to.contain('    timeout client 5000ms\n    timeout server 5000ms\n');
-  });
-});
-
-function hasBinary(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-
-describe('dataplane/haproxy tcp-router: the real haproxy -c accepts the rendered config', () => {
-  let dir: string;
-  let store: PkiStore;
-
-  before(function () {
-    if (!hasBinary('haproxy')) this.skip();
-    dir = mkdtempSync(join(tmpdir(), 'meshproof-tcp-router-'));
-    store = new PkiStore(join(dir, 'pki'));
-  });
-
-  after(() => {
-    store?.removeKeys();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  });
-
-  function check(config: string): { status: number | null; out: string } {
-    const file = join(dir, 'haproxy.cfg');
-    writeFileSync(file, config);
-    const r = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8' }); // parses and loads ca-file/crt; binds nothing
-    if (r.error) throw r.error;
-    return { status: r.status, out: `${r.stdout}${r.stderr}` };
-  }
-
-  it('base + marshalled table with real CA and client bundle: exit 0', async () => {
-    const ca = await CertificateAuthority.create('diego-instance-identity');
-    const client = await ca.issue('tcp-router-backend-tls', { subject: { CN: 'tcp-router_backend_tls' }, dns: ['tcp-router.service.cf.internal'], eku: ['clientAuth'] });
-    const caFile = store.writeCa(ca);
-    const { bundle } = store.writeIdentity(client);
-    const cfg: BackendTlsConfig = { enabled: true, caCertPath: caFile, clientCertAndKeyPath: bundle };
-    validateBackendTls(cfg, { ca: readFileSync(caFile, 'utf8'), clientCertAndKey: readFileSync(bundle, 'utf8') });
-
-    const { text } = buildHaproxyConfig(goldenRoutes(), cfg, { caFile, clientPemFile: bundle });
-    expect(text).to.contain(`ssl verify required ca-file ${caFile} crt ${bundle} verifyhost aaaa-1111`);
-    const base = haproxyBaseConfig({ statsSocket: join(dir, 'haproxy.sock'), pidFile: join(dir, 'haproxy.pid'), requestTimeoutSeconds: 300, healthPort: 8080 });
-    const r = check(base + text);
-    expect(r.status, r.out).to.equal(0);
-    expect(r.out).to.contain('Configuration file is valid');
-  });
-
-  it('with backend_tls disabled (a backend left with no servers): exit 0', () => {
-    const { text } = buildHaproxyConfig(goldenRoutes(), TLS_OFF, { caFile: join(dir, 'unused-ca.crt') });
-    expect(text).to.contain('\nbackend backend_1024\n  mode tcp\n\nfrontend frontend_1025\n');
-    const r = check(haproxyBaseConfig({ statsSocket: join(dir, 'haproxy.sock') }) + text);
-    expect(r.status, r.out).to.equal(0);
-  });
-
-  it('the judge is real: a missing ca-file fails the check', () => {
-    const { text } = buildHaproxyConfig(goldenRoutes(), { enabled: true, caCertPath: '/nonexistent/ca.crt' }, { caFile: join(dir, 'no-such-ca.crt') });
-    const r = check(haproxyBaseConfig({ statsSocket: join(dir, 'haproxy.sock') }) + text);
-    expect(r.status, r.out).to.not.equal(0);
-    expect(r.out).to.contain(`Couldn't open the ca-file '${join(dir, 'no-such-ca.crt')}'`);
   });
 });

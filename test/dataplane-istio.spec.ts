@@ -1,17 +1,12 @@
 // Unit tests of the Istio sidecar data plane builders (dataplane/envoy/sidecar.ts, dataplane/iptables/istio.ts).
 // Expected values are written by hand from istio/istio (filterchain_options.go, cluster_tls.go, istio-iptables goldens)
-// and checked by independent judges: the real `envoy --mode validate` and the real kernel's `iptables -t nat -S`.
+// and checked by independent judges (the real `envoy --mode validate`, the kernel's `iptables -t nat -S`) in test/integration.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parse } from 'yaml';
-import { resolveEnvoy } from '../src/harness/cli/doctor.ts';
 import { renderSidecar } from '../src/harness/dataplane/envoy/sidecar.ts';
 import { ISTIO_CHAINS, renderIstioIptables } from '../src/harness/dataplane/iptables/istio.ts';
-import type { Endpoint, MtlsMode, SidecarPlan } from '../src/harness/profiles/istio/plan.ts';
-import { run, scratchNetns } from './lib/scratch-netns.ts';
-import { validateEnvoy } from './lib/envoy.ts';
+import type { MtlsMode } from '../src/harness/profiles/istio/plan.ts';
+import { arr, endpoint, FQDN, listener, obj, plan, type Node } from './lib/istio-sidecar-plan.ts';
 
 // ------------------------------------------------------------------ iptables
 
@@ -42,27 +37,6 @@ const GOLDEN_IPTABLES = `*nat
 COMMIT
 `;
 
-/** What the kernel reports back (`iptables -t nat -S`, iptables 1.8.9 nf_tables): canonical match order, `-m tcp`, per-chain. */
-const KERNEL_RULES = [
-  '-A PREROUTING -p tcp -j ISTIO_INBOUND',
-  '-A OUTPUT -j ISTIO_OUTPUT',
-  '-A ISTIO_INBOUND -p tcp -m tcp --dport 15008 -j RETURN',
-  '-A ISTIO_INBOUND -p tcp -m tcp --dport 15090 -j RETURN',
-  '-A ISTIO_INBOUND -p tcp -m tcp --dport 15021 -j RETURN',
-  '-A ISTIO_INBOUND -p tcp -m tcp --dport 15020 -j RETURN',
-  '-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT',
-  '-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006',
-  '-A ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN',
-  '-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp -m tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT',
-  '-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN',
-  '-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN',
-  '-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp -m tcp ! --dport 15008 -m owner --gid-owner 1337 -j ISTIO_IN_REDIRECT',
-  '-A ISTIO_OUTPUT -o lo -m owner ! --gid-owner 1337 -j RETURN',
-  '-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN',
-  '-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN',
-  '-A ISTIO_OUTPUT -j ISTIO_REDIRECT',
-  '-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001',
-];
 
 
 describe('dataplane/iptables istio: renderIstioIptables', () => {
@@ -111,81 +85,12 @@ COMMIT
     expect(() => renderIstioIptables({ proxyUid: -1 })).to.throw(/proxyUid -1/);
   });
 
-  describe('applied by the kernel in a throwaway namespace', function () {
-    const { ns } = scratchNetns();
-
-    it('iptables-restore --noflush accepts the text and `iptables -t nat -S` lists the golden rules', () => {
-      const applied = run('ip', ['netns', 'exec', ns, 'iptables-restore', '--noflush'], renderIstioIptables({}));
-      expect(applied.status, applied.err).to.equal(0);
-      const listed = run('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-S']);
-      expect(listed.status, listed.err).to.equal(0);
-      const lines = listed.out.trim().split('\n');
-      expect(lines.filter((l) => l.startsWith('-N '))).to.deep.equal([
-        '-N ISTIO_INBOUND', '-N ISTIO_IN_REDIRECT', '-N ISTIO_OUTPUT', '-N ISTIO_REDIRECT',
-      ]);
-      expect(lines.filter((l) => l.startsWith('-A '))).to.deep.equal(KERNEL_RULES);
-    });
-  });
 });
 
 // ------------------------------------------------------------------ Envoy sidecar
 
-// The YAML is parsed back into loose objects; these helpers read them without `any`.
-type Node = Record<string, unknown>;
-const obj = (v: unknown): Node => v as Node;
-const arr = (v: unknown): Node[] => v as Node[];
-
-const SA = 'spiffe://cluster.local/ns/default/sa/name';
-const FQDN = 'name.default.svc.cluster.local';
-
-function endpoint(ip: string, istio: boolean, labels: Record<string, string> = {}): Endpoint {
-  return { ip, port: 5000, labels, istio, identity: SA };
-}
-
-/** One pod (`sleep`) calling `name`: v1 (ISTIO_MUTUAL), v2 (DISABLE), whole service (AUTO, one istio + one plain endpoint). */
-function plan(mode: MtlsMode, certDir = '/etc/certs'): SidecarPlan {
-  return {
-    pod: 'sleep-0',
-    namespace: 'default',
-    identity: 'spiffe://cluster.local/ns/default/sa/sleep',
-    inbound: [
-      { port: 5000, mode, protocol: 'http' },
-      { port: 6000, mode, protocol: 'tcp' },
-    ],
-    defaultMode: mode,
-    outbound: [
-      {
-        fqdn: FQDN,
-        vip: '10.96.0.10',
-        port: 5000,
-        protocol: 'http',
-        subsets: [
-          { name: '', endpoints: [endpoint('10.0.0.2', true), endpoint('10.0.0.3', false)], tls: 'AUTO', subjectAltNames: [SA] },
-          { name: 'name-v1', endpoints: [endpoint('10.0.0.2', true, { version: 'v1' })], tls: 'ISTIO_MUTUAL', subjectAltNames: [SA] },
-          { name: 'name-v2', endpoints: [endpoint('10.0.0.3', false, { version: 'v2' })], tls: 'DISABLE', subjectAltNames: [] },
-        ],
-        routes: [{ subset: 'name-v1', weight: 50 }, { subset: 'name-v2', weight: 50 }],
-      },
-      {
-        fqdn: 'db.default.svc.cluster.local',
-        vip: '10.96.0.11',
-        port: 6000,
-        protocol: 'tcp',
-        subsets: [{ name: '', endpoints: [{ ...endpoint('10.0.0.4', true), port: 6000 }], tls: 'ISTIO_MUTUAL', subjectAltNames: [] }],
-        routes: [],
-      },
-    ],
-    certs: { cert: join(certDir, 'cert-chain.pem'), key: join(certDir, 'key.pem'), ca: join(certDir, 'root-cert.pem') },
-  };
-}
-
 function render(mode: MtlsMode, o?: { adminPort?: number }): Node {
   return obj(parse(renderSidecar(plan(mode), o)));
-}
-function listener(cfg: Node, name: string): Node {
-  const l = arr(obj(cfg.static_resources).listeners).find((x) => x.name === name);
-  if (!l) throw new Error(`no listener ${name}`);
-  return l;
 }
 function cluster(cfg: Node, name: string): Node {
   const c = arr(obj(cfg.static_resources).clusters).find((x) => x.name === name);
@@ -455,61 +360,4 @@ describe('dataplane/envoy sidecar: renderSidecar', () => {
     expect(() => renderSidecar(own)).to.throw(/sidecar's own ports/);
   });
 
-  describe('accepted by the real Envoy (--mode validate)', function () {
-    let envoy: string | undefined;
-    let dir = '';
-
-    before(function () {
-      try {
-        envoy = resolveEnvoy().bin;
-      } catch {
-        this.skip();
-      }
-      dir = mkdtempSync(join(tmpdir(), 'mp-sidecar-'));
-      const r = run('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-        '-subj', '/CN=name', '-addext', `subjectAltName=URI:${SA}`,
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert-chain.pem'),
-      ]);
-      expect(r.status, r.err).to.equal(0);
-      run('cp', [join(dir, 'cert-chain.pem'), join(dir, 'root-cert.pem')]);
-    });
-
-    after(() => {
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    });
-
-    const validate = (name: string, yaml: string) => validateEnvoy(envoy!, dir, name, yaml, 'error');
-
-    for (const mode of ['STRICT', 'PERMISSIVE', 'DISABLE'] as const) {
-      it(`${mode} plan validates`, () => {
-        const r = validate(mode, renderSidecar(plan(mode, dir)));
-        expect(r.status, r.text).to.equal(0);
-        expect(r.text).to.match(/OK$/);
-      });
-    }
-
-    it('a plan with every client TLS mode, weighted TCP routes and no inbound ports validates', () => {
-      const p = plan('PERMISSIVE', dir);
-      p.inbound = [];
-      p.defaultMode = 'STRICT';
-      p.outbound[0]!.subsets.push(
-        { name: 's', endpoints: [endpoint('10.0.0.9', false)], tls: 'SIMPLE', subjectAltNames: ['name.example.com'] },
-        { name: 'm', endpoints: [endpoint('10.0.0.9', false)], tls: 'MUTUAL', subjectAltNames: [] },
-      );
-      p.outbound[1]!.subsets.push({ name: 'v2', endpoints: [{ ...endpoint('10.0.0.5', false), port: 6000 }], tls: 'AUTO', subjectAltNames: [SA] });
-      p.outbound[1]!.routes = [{ subset: '', weight: 80 }, { subset: 'v2', weight: 20 }];
-      const r = validate('all-modes', renderSidecar(p));
-      expect(r.status, r.text).to.equal(0);
-    });
-
-    it('validate is not vacuous: a duplicated filter chain match is rejected', () => {
-      const cfg = obj(parse(renderSidecar(plan('STRICT', dir))));
-      const fc = arr(listener(cfg, 'virtualInbound').filter_chains);
-      fc.push(structuredClone(fc[fc.length - 1]!));
-      const r = validate('dup', JSON.stringify(cfg));
-      expect(r.status).to.not.equal(0);
-      expect(r.text).to.match(/same matching rules/);
-    });
-  });
 });

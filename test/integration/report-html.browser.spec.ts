@@ -10,9 +10,9 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { Evidence, Observed, ResultRecord, Verdict } from '../src/harness/model/verdict.ts';
-import { edgeKind, parseResultsFile, type CellRecord, type ResultsFile } from '../src/harness/report/meta.ts';
-import { renderRunReports } from '../src/harness/report/render.ts';
+import type { Evidence, Observed, ResultRecord, Verdict } from '../../src/harness/model/verdict.ts';
+import { edgeKind, parseResultsFile, type CellRecord, type ResultsFile } from '../../src/harness/report/meta.ts';
+import { renderRunReports } from '../../src/harness/report/render.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT = resolve('reports', 'report-html-test');

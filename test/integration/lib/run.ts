@@ -1,4 +1,4 @@
-// Runs a command for a unit test and keeps what it printed.
+// Runs a command for an integration test and keeps what it printed.
 import { spawnSync } from 'node:child_process';
 
 export function run(cmd: string, args: string[], input?: string): { status: number | null; out: string; err: string } {
