@@ -1,9 +1,9 @@
 // The `meshproof` command without root: --help everywhere, argument errors (one line, exit 2,
 // nothing provisioned), the suite → profile mapping, the --shard split, and report / diff / merge
-// (with a baseline gate) on hand-written run directories in a temp dir.
+// (with a baseline gate) on hand-written run directories in a temp dir, all in this process; the real process is
+// test/integration/cli.spec.ts.
 
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,9 +11,9 @@ import { parse as parseYaml } from 'yaml';
 import { main } from '../src/harness/cli/main.ts';
 import { EXIT, UserError } from '../src/harness/cli/errors.ts';
 import { matrixUnits, parseList, parseShard, profileOf, selectSuites, suiteName, type SuiteFile } from '../src/harness/cli/suites.ts';
-import type { Evidence, Observed, ResultRecord, Verdict } from '../src/harness/model/verdict.ts';
-import type { CellRecord, ResultsFile, RunMetadata } from '../src/harness/report/meta.ts';
+import type { ResultsFile } from '../src/harness/report/meta.ts';
 import { diffRuns, regressions, REPORT_FILES } from '../src/harness/report/render.ts';
+import { rec, SHARD1, SHARD2 } from './lib/runs.ts';
 
 /** Runs `meshproof <args>` in this process, capturing what it writes. */
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -31,42 +31,6 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
     process.stderr.write = w2;
   }
 }
-
-const ev = (e: Partial<Evidence> = {}): Evidence => ({ peer: null, alpn: null, xfcc: null, status: null, error: null, wire: null, ms: 4, ...e });
-
-function rec(run: string, suite: string, from: string, to: string, expected: Observed, verdict: Verdict, extra: Partial<CellRecord> = {}): CellRecord {
-  const observed: Observed = verdict.startsWith('allowed') ? 'allowed' : 'denied';
-  const r: ResultRecord = {
-    run, substrate: 'netns', profile: suite.startsWith('cf-') ? 'cf' : 'istio', suite, scenario: 'main', from, to, port: 5000, protocol: 'http',
-    expected, observed, verdict, pass: observed === expected, evidence: ev({ error: verdict.startsWith('denied') ? 'ECONNRESET' : null }),
-  };
-  return { ...r, ...extra };
-}
-
-const meta = (run: string, extra: Partial<RunMetadata> = {}): RunMetadata => ({
-  run, substrate: 'netns', profiles: ['istio'], started: '2026-11-24T05:00:00.000Z', finished: '2026-11-24T05:01:00.000Z',
-  machine: { hostname: 'ci', cpus: 2, memMiB: 4096, kernel: '6.1.0', os: 'Debian GNU/Linux 12 (bookworm)' },
-  versions: { envoy: '1.36.4', haproxy: '2.6.12' }, envoyVersions: ['1.36.4'], ...extra,
-});
-
-// Shard 1: istio-strict-denial, all correct. Shard 2: cf-route-integrity with one wrong cell.
-const SHARD1: ResultsFile = {
-  meta: meta('s1', { shard: '1/2' }),
-  records: [
-    rec('s1', 'istio-strict-denial', 'sleep', 'age', 'allowed', 'allowed:mtls', { envoyVersion: '1.36.4' }),
-    rec('s1', 'istio-strict-denial', 'sleep-naked', 'age', 'denied', 'denied:reset', { envoyVersion: '1.36.4' }),
-  ],
-  tests: [{ suite: 'istio-strict-denial', profile: 'istio', title: 'STRICT every cell', state: 'passed', ms: 10, envoyVersion: '1.36.4' }],
-  budgets: [{ path: 'sleep→age mtls', metric: 'rps', value: 1000, limit: 500, unit: 'req/s', pass: true, envoyVersion: '1.36.4' }],
-};
-const SHARD2: ResultsFile = {
-  meta: meta('s2', { shard: '2/2', profiles: ['cf'] }),
-  records: [
-    rec('s2', 'cf-route-integrity', 'router', 'app-1', 'allowed', 'allowed:tls', { envoyVersion: '1.36.4' }),
-    rec('s2', 'cf-route-integrity', 'router', 'app-2', 'denied', 'allowed:plaintext', { envoyVersion: '1.36.4' }),
-  ],
-  tests: [{ suite: 'cf-route-integrity', profile: 'cf', title: 'route integrity every cell', state: 'failed', ms: 12, error: 'AssertionError: router → app-2: expected allowed:plaintext to equal denied:tls-handshake', envoyVersion: '1.36.4' }],
-};
 
 const SUITES: SuiteFile[] = ['c2c-xfcc', 'cf-route-integrity', 'istio-permissive-fallback', 'istio-strict-denial', 'substrate'].map((name) => ({ name, file: `/x/suites/${name}.spec.ts`, profile: profileOf(name) }));
 
@@ -279,15 +243,5 @@ describe('cli: report, diff and merge on run directories', () => {
     expect(f.meta!.shard).to.equal('2/2');
     expect(f.meta!.versions.meshproof).to.match(/^\d+\.\d+\.\d+/);
     for (const name of Object.values(REPORT_FILES)) expect(existsSync(join(out, name)), name).to.equal(true);
-  });
-
-  it('the real process: exit codes 0 (--help), 2 (bad flag), 1 (merge of a failed run)', function () {
-    this.timeout(30_000);
-    const bin = (...args: string[]) => spawnSync(process.execPath, ['bin/meshproof.js', ...args], { encoding: 'utf8' });
-    expect(bin('merge', '--help').status).to.equal(EXIT.ok);
-    const bad = bin('run', '--shard', 'x');
-    expect(bad.status).to.equal(EXIT.usage);
-    expect(bad.stderr).to.equal('meshproof: invalid --shard "x": expected i/n with 1 ≤ i ≤ n, e.g. 1/4\n');
-    expect(bin('merge', join(dir, 'm'), write('s2', SHARD2)).status).to.equal(EXIT.failure);
   });
 });

@@ -1,37 +1,14 @@
 // The relay workload (host 127.0.0.1 port → Unix socket → a server in the node namespace), on
-// loopback and a temp dir: bytes both ways, a client's half-close, a refused target, cleanup.
+// loopback and a temp dir: bytes both ways, a client's half-close, a refused target, cleanup. The relay as the
+// pod runs it (a process from the pod bundle) is test/integration/relay.spec.ts.
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { connect, createServer, type AddressInfo, type NetConnectOpts, type Server } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildPodBundle } from '../src/harness/substrate/bundle.ts';
-import { pollUntil } from '../src/harness/substrate/poll.ts';
-import { parseHostPort, startRelay } from '../src/harness/workloads/relay.ts';
+import { startRelay } from '../src/harness/workloads/relay.ts';
 
-/** Reads everything until the peer's FIN, then answers `got <n> bytes` and closes: a reply after the client half-closed. */
-async function countingServer(): Promise<{ server: Server; port: number }> {
-  const server = createServer({ allowHalfOpen: true }, (s) => {
-    let n = 0;
-    s.on('data', (b: Buffer) => (n += b.length));
-    s.on('end', () => s.end(`got ${n} bytes`));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
-/** Sends `payload`, half-closes, and resolves with what came back before the close (or the error code). */
-function exchange(to: NetConnectOpts, payload: Buffer): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ ...to, allowHalfOpen: true });
-    const got: Buffer[] = [];
-    s.on('data', (b: Buffer) => got.push(b));
-    s.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code}`));
-    s.on('close', () => resolve(Buffer.concat(got).toString()));
-    s.end(payload);
-  });
-}
+import { countingServer, exchange } from './lib/sockets.ts';
 
 describe('relay', function () {
   let dir: string;
@@ -94,34 +71,4 @@ describe('relay', function () {
     await closed;
   });
 
-  describe('as a pod runs it: node <pod bundle> relay ...', function () {
-    let bundle: string;
-    before(async () => (bundle = await buildPodBundle(join(dir, 'pod.mjs'))));
-
-    it('both flags are required, --connect is host:port: one line, exit 2', function () {
-      const run = (...args: string[]) => spawnSync(process.execPath, [bundle, 'relay', ...args], { encoding: 'utf8' });
-      const a = run('--listen', join(dir, 'e.sock'));
-      expect([a.status, a.stderr]).to.deep.equal([2, 'meshproof workload: relay: --connect <host>:<port> is required\n']);
-      const b = run('--connect', '127.0.0.1:6443');
-      expect([b.status, b.stderr]).to.deep.equal([2, 'meshproof workload: relay: --listen <unix socket path> is required\n']);
-      const c = run('--listen', join(dir, 'e.sock'), '--connect', '6443');
-      expect([c.status, c.stderr]).to.deep.equal([2, "meshproof workload: relay --connect must be host:port, got '6443'\n"]);
-      expect(parseHostPort('x', '[::1]:6443')).to.deep.equal({ host: '::1', port: 6443 });
-      expect(parseHostPort('x', '127.0.0.1:6443')).to.deep.equal({ host: '127.0.0.1', port: 6443 });
-    });
-
-    it('serves until SIGTERM, then exits 0 and removes its socket', async function () {
-      const path = join(dir, 'f.sock');
-      const child = spawn(process.execPath, [bundle, 'relay', '--listen', path, '--connect', `127.0.0.1:${target.port}`], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-      await pollUntil(() => (out.includes('listening') ? true : undefined), { timeoutMs: 20_000, intervalMs: 10, what: 'relay workload' });
-      expect(out).to.equal(`relay listening on ${path} -> 127.0.0.1:${target.port}\n`);
-      expect(await exchange({ path }, Buffer.alloc(5000))).to.equal('got 5000 bytes');
-      child.kill('SIGTERM');
-      expect(await exited).to.equal(0);
-      expect(() => statSync(path)).to.throw(/ENOENT/);
-    });
-  });
 });
