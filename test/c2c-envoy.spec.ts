@@ -5,7 +5,6 @@
 import { expect } from 'chai';
 import { parse } from 'yaml';
 import {
-  CF_INSTANCE_MTLS_PROXY,
   inInternalDomain,
   normalizeInternalDomains,
   renderEgressProxy,
@@ -35,7 +34,6 @@ describe('dataplane/envoy egress-proxy: renderEgressProxy', () => {
     expect(inInternalDomain('apps.internal', ['apps.internal'])).to.equal(false);
     expect(inInternalDomain('b.apps.internal.example.com', ['apps.internal'])).to.equal(false);
     expect(inInternalDomain('bapps.internal', ['apps.internal'])).to.equal(false);
-    expect(CF_INSTANCE_MTLS_PROXY).to.equal('http://127.0.0.1:61445');
   });
 
   it('its scope (plain http:// to *.<internal domain>:62443) is the in_scope column of fixtures/c2c/truth/egress-scope.yaml', () => {

@@ -3,10 +3,10 @@
 // fixtures/c2c/truth/egress-scope.yaml.
 import { expect } from 'chai';
 import { mtlsProxyOf, proxyFor, type Env } from '../src/harness/model/c2c/proxy-env.ts';
-import { CF_INSTANCE_MTLS_PROXY } from '../src/harness/dataplane/envoy/egress-proxy.ts';
 import { parseYamlFile } from '../src/harness/substrate/topology.ts';
 
-const P = CF_INSTANCE_MTLS_PROXY;
+// the RFC's CF_INSTANCE_MTLS_PROXY, as operators put it in HTTP_PROXY/HTTPS_PROXY
+const P = 'http://127.0.0.1:61445';
 const ENV: Env = { HTTP_PROXY: P, HTTPS_PROXY: P };
 const via = (url: string, env: Env): string => {
   const p = proxyFor(url, env);
