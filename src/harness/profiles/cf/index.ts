@@ -307,7 +307,7 @@ export class CfFoundation {
   }
 
   /**
-   * One command on HAProxy's runtime API (the stats socket, management.txt §9.3), sent from inside the tcp-router
+   * One command on HAProxy's runtime API (the stats socket; HAProxy 2.6 management.txt), sent from inside the tcp-router
    * pod by a node one-liner (no socat here): HAProxy's own account of what it loaded, e.g. `show servers state`.
    */
   async haproxyRuntime(command: string): Promise<string> {
