@@ -6,7 +6,8 @@
 // Rows: fixtures/istio/truth/ingress/gateway.yaml.
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { IstioMesh } from '../src/harness/profiles/istio/index.ts';
+import { startModel } from './lib/istio.ts';
+import type { Mesh } from '../src/harness/profiles/istio/mesh.ts';
 import { apply, loadIstio } from '../src/harness/profiles/istio/resources.ts';
 import { scenarioModel, SENTENCES_FIXTURE } from '../src/harness/matrix/istio.ts';
 import { parseYamlFile } from '../src/harness/substrate/topology.ts';
@@ -30,14 +31,14 @@ const table = parseYamlFile('fixtures/istio/truth/ingress/gateway.yaml') as { sc
 
 describe(`${SUITE}: ${table.scenario} (real Envoy)`, function () {
   this.timeout(120_000);
-  let mesh: IstioMesh;
+  let mesh: Mesh;
   let otherCa: { cert: string; key: string };
   const outcomes: { row: Row; result: ProbeResult }[] = [];
   const base = scenarioModel({ apply: table.apply, inject: table.inject });
   const withGateway = (file: string) => apply(base, loadIstio(join(SENTENCES_FIXTURE, file)));
 
   before(async () => {
-    mesh = await IstioMesh.start(withGateway(table.rows[0]!.gateway), { log: (l) => console.log(`    ${l}`) });
+    mesh = await startModel(withGateway(table.rows[0]!.gateway));
     const other = await CertificateAuthority.create('not-example');
     otherCa = mesh.pkiStore.writeIdentity({ ...(await issueClient(other, { cn: 'client.example.com', o: 'ACMEorg' })), name: 'other-ca.client' });
     const vip = mesh.cluster.services.get('istio-system/istio-ingressgateway')!.vip;

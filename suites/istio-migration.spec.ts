@@ -3,9 +3,9 @@
 // still flows; `age` injected → `sentences` answers 500; PERMISSIVE restores; every app injected
 // + STRICT → every edge is mTLS.
 import { expect } from 'chai';
-import { IstioMesh } from '../src/harness/profiles/istio/index.ts';
+import type { Mesh } from '../src/harness/profiles/istio/mesh.ts';
 import { scenarioModel } from '../src/harness/matrix/istio.ts';
-import { checkTable, table } from './lib/istio.ts';
+import { checkTable, table, startModel } from './lib/istio.ts';
 import type { ProbeResult } from '../src/harness/probe/types.ts';
 
 const SUITE = 'istio-migration';
@@ -14,11 +14,11 @@ const SENTENCE = /^(Peter|Ray|Egon|Athos \(v2\)|Porthos \(v2\)|Aramis \(v2\)|d'A
 
 describe(`${SUITE}: the workshop's steps, in order, on one mesh (real Envoy)`, function () {
   this.timeout(180_000);
-  let mesh: IstioMesh;
+  let mesh: Mesh;
   const sentence = (): Promise<ProbeResult> => mesh.cluster.probe('sleep-naked', { protocol: 'http', host: 'sentences', port: 5000, path: '/' });
 
   before(async () => {
-    mesh = await IstioMesh.start(scenarioModel({ apply: ['peer-auth/strict.yaml'], inject: [] }), { log: (l) => console.log(`    ${l}`) });
+    mesh = await startModel(scenarioModel({ apply: ['peer-auth/strict.yaml'], inject: [] }));
   });
   after(async () => mesh?.down());
 

@@ -2,7 +2,7 @@
 // plaintext, and a sidecar client gets mTLS (no plaintext on the wire).
 // Rows: fixtures/istio/truth/permissive.yaml. The before() only probes and records.
 import { expect } from 'chai';
-import type { IstioMesh } from '../src/harness/profiles/istio/index.ts';
+import type { Mesh } from '../src/harness/profiles/istio/mesh.ts';
 import type { RowOutcome } from '../src/harness/matrix/istio.ts';
 import { assertTable, probeTable, startMesh, table } from './lib/istio.ts';
 
@@ -10,7 +10,7 @@ const SUITE = 'istio-permissive-fallback';
 
 describe(`${SUITE}: PERMISSIVE falls back to plaintext for naked clients (real Envoy)`, function () {
   this.timeout(120_000);
-  let mesh: IstioMesh;
+  let mesh: Mesh;
   let outcomes: RowOutcome[];
   const t = table('permissive');
   before(async () => {

@@ -34,7 +34,7 @@ const indent = (text: string): string => text.replace(/^/gm, '    ');
 describe(`${SUITE}: reachability_test.go as one matrix (real Envoy)`, function () {
   this.timeout(180_000);
   const cases = CASES.map(([file, cells]) => ({ t: table(`reachability/${file}`), cells }));
-  // The one place this suite gets its mesh: the run's control plane (today the emulated IstioMesh).
+  // The one place this suite gets its mesh: the run's control plane (istiod or the emulation, controlplane/index.ts).
   const mesh = useMesh(cases[0]!.t);
   const all: RowOutcome[] = [];
   after(() => {

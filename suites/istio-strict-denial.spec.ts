@@ -5,7 +5,7 @@
 // DISABLE) fails at the client sidecar with 503. Rows: fixtures/istio/truth/strict*.yaml.
 // The before() hooks only probe and record; every check is an it(), so a wrong cell fails by name.
 import { expect } from 'chai';
-import type { IstioMesh } from '../src/harness/profiles/istio/index.ts';
+import type { Mesh } from '../src/harness/profiles/istio/mesh.ts';
 import type { RowOutcome } from '../src/harness/matrix/istio.ts';
 import { assertTable, find, probeTable, startMesh, table } from './lib/istio.ts';
 
@@ -14,7 +14,7 @@ const NO_CHAIN = /^listener\..*no_filter_chain_match$/;
 
 describe(`${SUITE}: STRICT denies plaintext, sidecars get mTLS (real Envoy)`, function () {
   this.timeout(120_000);
-  let mesh: IstioMesh;
+  let mesh: Mesh;
   let outcomes: RowOutcome[];
   let noChainBefore = 0;
   let noChainAfter = 0;
@@ -53,7 +53,7 @@ describe(`${SUITE}: STRICT denies plaintext, sidecars get mTLS (real Envoy)`, fu
 
 describe(`${SUITE}: a sidecar sending plaintext (DestinationRule DISABLE) to STRICT gets 503 from its own sidecar`, function () {
   this.timeout(120_000);
-  let mesh: IstioMesh;
+  let mesh: Mesh;
   let outcomes: RowOutcome[];
   const t = table('dest-rule-strict');
 

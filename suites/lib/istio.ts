@@ -3,20 +3,27 @@
 // verdict to the hand-written row and to the oracle (assertTable: called inside an it(), so a
 // mismatch fails that test by name instead of skipping its siblings).
 import { expect } from 'chai';
-import { IstioMesh } from '../../src/harness/profiles/istio/index.ts';
+import { startMesh as startOnControlPlane } from '../../src/harness/controlplane/index.ts';
+import type { Mesh } from '../../src/harness/profiles/istio/mesh.ts';
+import type { IstioModel } from '../../src/harness/profiles/istio/resources.ts';
 import { loadTruthTable, type TruthRow, type TruthTable } from '../../src/harness/profiles/istio/truth.ts';
 import { runTable, scenarioModel, type RowOutcome } from '../../src/harness/matrix/istio.ts';
 import { appendResults, truthTable } from '../../src/harness/report/results.ts';
 
 export const table = (name: string): TruthTable => loadTruthTable(`fixtures/istio/truth/${name}.yaml`);
 
-export async function startMesh(t: TruthTable): Promise<IstioMesh> {
-  return IstioMesh.start(scenarioModel(t), { log: (l) => console.log(`    ${l}`) });
+/** Starts a mesh for the model on the run's control plane (istiod or the emulation: controlplane/index.ts). */
+export function startModel(model: IstioModel): Promise<Mesh> {
+  return startOnControlPlane(model, { log: (l) => console.log(`    ${l}`) });
+}
+
+export async function startMesh(t: TruthTable): Promise<Mesh> {
+  return startModel(scenarioModel(t));
 }
 
 /** Starts the table's mesh before the enclosing describe block's tests and tears it down after them. */
-export function useMesh(t: TruthTable): () => IstioMesh {
-  let mesh: IstioMesh | undefined;
+export function useMesh(t: TruthTable): () => Mesh {
+  let mesh: Mesh | undefined;
   before(async () => {
     mesh = await startMesh(t);
   });
@@ -28,7 +35,7 @@ export function useMesh(t: TruthTable): () => IstioMesh {
 }
 
 /** Probes every row of the table, records the cells and prints the table. Asserts nothing. */
-export async function probeTable(mesh: IstioMesh, t: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
+export async function probeTable(mesh: Mesh, t: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
   const outcomes = await runTable(mesh, t, suite, path);
   appendResults(mesh.cluster.runDir, outcomes.map((o) => o.record));
   console.log(truthTable(`\n    ${suite}: ${t.scenario}`, outcomes.map((o) => o.record)).replace(/\n/g, '\n    '));
@@ -50,7 +57,7 @@ export function assertTable(t: TruthTable, outcomes: RowOutcome[]): void {
 }
 
 /** probeTable then assertTable, for a test that probes inside its own it(). */
-export async function checkTable(mesh: IstioMesh, t: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
+export async function checkTable(mesh: Mesh, t: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
   const outcomes = await probeTable(mesh, t, suite, path);
   assertTable(t, outcomes);
   return outcomes;

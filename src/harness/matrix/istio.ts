@@ -29,6 +29,8 @@ export function scenarioModel(table: Pick<TruthTable, 'apply' | 'inject' | 'fixt
  */
 export interface ProbedMesh {
   readonly controlPlane: string;
+  /** The Istio release whose istiod programmed the sidecars (istiod only). */
+  readonly istioVersion?: string;
   readonly cluster: NetnsCluster;
   /** The model the oracle reads: the YAML the control plane was given. */
   readonly current: IstioModel;
@@ -39,7 +41,7 @@ export interface ProbedMesh {
 }
 
 /** A record of an Istio cell: the DESIGN.md contract's `controlPlane` says what programmed the sidecars. */
-export type IstioRecord = ResultRecord & { controlPlane: string };
+export type IstioRecord = ResultRecord & { controlPlane: string; istioVersion?: string };
 
 /**
  * Evidence of a TCP call made through sidecars: `serverHandshakes` is how many TLS handshakes the
@@ -193,10 +195,24 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
     const after = await count();
     const result = r!;
     const server = tcpServer(result.evidence.body);
-    const at = p.counted.findIndex((pod) => pod.name === server || pod.deployment.name === server);
+    const at = server ? p.counted.findIndex((pod) => sameWorkload(pod, server)) : -1;
     const evidence: IstioEvidence = { ...result.evidence, serverHandshakes: at >= 0 ? after[at]! - before[at]! : 0 };
     if (result.verdict === 'allowed:plaintext' && evidence.serverHandshakes === 1) return { ...result, verdict: 'allowed:mtls', evidence };
     return { ...result, evidence };
+  }
+
+  /**
+   * Whether the pod that answered (its own name, as its workload reports it) is this model pod: the same name, or a
+   * pod of its Deployment — on a real API server pods are named `<deployment>-<hash>-<suffix>`, found by the cluster.
+   */
+  function sameWorkload(m: MeshPod, answered: string): boolean {
+    if (m.name === answered || m.deployment.name === answered) return true;
+    try {
+      const running = mesh.cluster.pod(`${m.namespace}/${answered}`);
+      return running.spec.name === answered && (running.spec.aliases ?? []).includes(m.deployment.name);
+    } catch {
+      return false;
+    }
   }
 
   /** The subsets a call can be attributed to, or null when it shows neither who answered nor who refused. */
@@ -207,7 +223,7 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
     const members = podsOf(model, svc, pods);
     const answered = c.evidence.servedBy ?? tcpServer(c.evidence.body);
     let who: MeshPod[] = [];
-    if (answered) who = members.filter((m) => m.name === answered || m.deployment.name === answered);
+    if (answered) who = members.filter((m) => sameWorkload(m, answered));
     else if (c.evidence.serverIdentity) who = members.filter((m) => m.injected && spiffeId(m.namespace, m.serviceAccount) === c.evidence.serverIdentity);
     if (who.length === 0) return null;
     return subsets.filter((s) => who.some((m) => selects(s.labels, m.labels))).map((s) => s.name);
@@ -222,7 +238,7 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
     const from = client === 'plaintext' ? row.from : `${row.from}/${client}`;
     const to = row.subset ? `${row.to}/${row.subset}` : row.to;
     const cell = { suite, scenario: table.scenario, from, to, port: row.port, protocol: row.protocol ?? 'http' };
-    const record: IstioRecord = { ...toRecord(meta, cell, row.expected, observed, pass), controlPlane: mesh.controlPlane };
+    const record: IstioRecord = { ...toRecord(meta, cell, row.expected, observed, pass), controlPlane: mesh.controlPlane, ...(mesh.istioVersion ? { istioVersion: mesh.istioVersion } : {}) };
     return { row, oracle, result: observed, record };
   }
 }

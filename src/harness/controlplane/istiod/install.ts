@@ -19,6 +19,10 @@ export const ISTIO_DEVIATIONS: readonly { setting: string; why: string }[] = [
   { setting: 'values.pilot.env.PILOT_ENABLE_METADATA_EXCHANGE=false', why: "upstream Envoy has no istio.metadata_exchange filter (Istio's proxy build adds it)" },
   { setting: 'values.pilot.env.PILOT_ENABLE_ALPN_FILTER=false', why: 'upstream Envoy has no istio.alpn filter' },
   { setting: 'meshConfig.defaultProviders.metrics=[]', why: 'upstream Envoy has no istio.stats filter (the prometheus provider asks for it)' },
+  {
+    setting: 'meshConfig.defaultConfig.proxyStatsMatcher.inclusionPrefixes=[listener., cluster.]',
+    why: "Istio's bootstrap keeps only a short list of Envoy stats; suites read the listeners' and clusters' own counters (no_filter_chain_match, ssl.handshake, ssl.fail_verify_san)",
+  },
 ];
 
 /** The IstioOperator file handed to `istioctl manifest generate -f` (settings in a file: `--set ...metrics=[]` fails to parse). */
@@ -31,7 +35,7 @@ export function istioOperator(version: string): Record<string, unknown> {
       // what a release istioctl embeds as its defaults (ours is built from the module with only the version set)
       hub: 'docker.io/istio',
       tag: version,
-      meshConfig: { defaultProviders: { metrics: [] } },
+      meshConfig: { defaultProviders: { metrics: [] }, defaultConfig: { proxyStatsMatcher: { inclusionPrefixes: ['listener.', 'cluster.'] } } },
       values: { pilot: { env: { PILOT_ENABLE_METADATA_EXCHANGE: 'false', PILOT_ENABLE_ALPN_FILTER: 'false' } } },
     },
   };

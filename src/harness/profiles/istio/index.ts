@@ -14,18 +14,14 @@ import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
 import { ISTIO_PORTS, type SidecarPlan } from './plan.ts';
 import { buildPlans, meshPods, selects, toTopology } from './policy.ts';
 import { gateways, type IstioModel } from './resources.ts';
+import type { GatewayCredential, Mesh } from './mesh.ts';
 
 /** A Gateway credentialName's files: the server side Envoy reads, and a client certificate from the same CA for callers. */
-export interface GatewayCredential {
-  cert: string;
-  key: string;
-  cacert: string;
-  client: { cert: string; key: string };
-}
+export type { GatewayCredential } from './mesh.ts';
 
 export const SIDECAR = 'istio-proxy';
 
-export class IstioMesh {
+export class IstioMesh implements Mesh {
   /** Where the sidecars' config comes from (DESIGN.md result record): meshproof's imitation of istiod. */
   readonly controlPlane = 'emulated' as const;
   private readonly pki: PkiStore;

@@ -1,0 +1,28 @@
+// Which control plane programs an Istio run's sidecars: Istio's own istiod on a real API server
+// (controlplane/istiod) or meshproof's emulation (profiles/istio). `meshproof run --control-plane`
+// sets it for the suites it runs; a suite never names one.
+import { UserError } from '../cli/errors.ts';
+import { IstioMesh } from '../profiles/istio/index.ts';
+import type { ControlPlaneKind, Mesh } from '../profiles/istio/mesh.ts';
+import type { IstioModel } from '../profiles/istio/resources.ts';
+import type { UpOptions } from '../substrate/netns/index.ts';
+import { IstiodMesh } from './istiod/mesh.ts';
+
+/** Set by `meshproof run --control-plane` (and npm test's istiod pass) for the suites it runs. */
+export const CONTROL_PLANE_ENV = 'MESHPROOF_CONTROL_PLANE';
+/** Set by `meshproof run --istio-version` for each pass over the suites. */
+export const ISTIO_VERSION_ENV = 'MESHPROOF_ISTIO_VERSION';
+export const CONTROL_PLANES: readonly ControlPlaneKind[] = ['istiod', 'emulated'];
+
+/** The run's control plane: the environment's, else the emulation (the fast path a plain `mocha suites/x` takes). */
+export function controlPlaneOfRun(env: NodeJS.ProcessEnv = process.env): ControlPlaneKind {
+  const v = env[CONTROL_PLANE_ENV];
+  if (v === undefined || v === '') return 'emulated';
+  if (!(CONTROL_PLANES as readonly string[]).includes(v)) throw new UserError(`${CONTROL_PLANE_ENV}=${v}: the control planes are ${CONTROL_PLANES.join(', ')}`);
+  return v as ControlPlaneKind;
+}
+
+/** Starts a mesh for the model on the run's control plane. */
+export function startMesh(model: IstioModel, opts: UpOptions & { envoyVersion?: string; istioVersion?: string } = {}): Promise<Mesh> {
+  return controlPlaneOfRun() === 'istiod' ? IstiodMesh.start(model, opts) : IstioMesh.start(model, opts);
+}
