@@ -133,6 +133,7 @@ export class ContrastMesh {
   private constructor(
     readonly cluster: NetnsCluster,
     readonly plans: ContrastPodPlan[],
+    readonly services: ContrastService[],
     private readonly ca: CertificateAuthority,
     private readonly envoyBin: string,
     private readonly log: (line: string) => void,
@@ -155,7 +156,7 @@ export class ContrastMesh {
     const envoyBin = envoyBinary(opts.envoyVersion);
     const cluster = await upNetns(contrastTopology(plans, model.services, opts), opts);
     try {
-      const mesh = new ContrastMesh(cluster, plans, await CertificateAuthority.create('contrast-mesh', { cn: 'meshproof contrast mesh CA' }), envoyBin, opts.log ?? (() => undefined));
+      const mesh = new ContrastMesh(cluster, plans, model.services, await CertificateAuthority.create('contrast-mesh', { cn: 'meshproof contrast mesh CA' }), envoyBin, opts.log ?? (() => undefined));
       await Promise.all(plans.filter((p) => !(opts.hold ?? []).includes(p.deployment.name)).map((p) => mesh.startPod(p.deployment.name)));
       return mesh;
     } catch (e) {
