@@ -2,6 +2,9 @@
 // the CLI's injection rule and admin patch (internal/kuberesource/mutators.go), the YAML reader, and the oracle
 // checked against every hand-written row of fixtures/contrast/truth/*.yaml. Expected values are written by hand.
 import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { UserError } from '../src/harness/cli/errors.ts';
 import {
   ADMIN_ANNOTATION,
@@ -198,5 +201,32 @@ describe('model/contrast oracle: agrees with every hand-written row', () => {
   it('an egress row whose remote is not the caller\'s entry is refused by name', () => {
     const row = { from: 'web', egress: '127.137.0.1:8081', to: 'voting-svc', port: 8080, expected: 'allowed' as const, verdict: 'allowed:mtls' as const };
     expect(userError(() => oracleFor(row, plans, model.services))).to.match(/web's egress entry emoji on 127\.137\.0\.1:8081 goes to emoji-svc:8080, not voting-svc:8080/);
+  });
+});
+
+describe('profiles/contrast truth: the loader refuses a malformed table by name', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mp-contrast-truth-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const load = (body: string): string => {
+    const f = join(dir, 't.yaml');
+    writeFileSync(f, `scenario: s\nsource: Contrast's iptables.go\n${body}`);
+    return userError(() => loadContrastTable(f));
+  };
+  const row = (extra: string) => `rows:\n  - { from: client, to: emoji-svc, port: 8080, ${extra} }\n`;
+
+  it('each problem in one line naming the row', () => {
+    expect(load(row('expected: denied, verdict: "denied:nope"'))).to.match(/rows\[0\]\.verdict "denied:nope" is not a verdict$/);
+    expect(load(row('expected: allowed, verdict: "denied:reset"'))).to.match(/rows\[0\]: expected allowed contradicts verdict denied:reset$/);
+    expect(load(row('caller: root, expected: denied, verdict: "denied:reset"'))).to.match(/rows\[0\]\.caller "root" must be one of plaintext\|tls-no-cert\|mesh-cert\|other-ca$/);
+    expect(load(row('egress: "127.0.0.2:81", caller: mesh-cert, expected: denied, verdict: "denied:refused"'))).to.match(/an egress row's app speaks plaintext/);
+    expect(load(row('egress: "10.0.0.2:81", expected: denied, verdict: "denied:refused"'))).to.match(/rows\[0\]\.egress "10\.0\.0\.2:81" must be <127\.x\.y\.z>:<port>$/);
+    expect(load(`steps: [a]\n${row('step: b, expected: denied, verdict: "denied:reset"')}`)).to.match(/rows\[0\]\.step "b" must be one of a$/);
+    expect(load(`${row('expected: denied, verdict: "denied:reset"')}  - { from: client, to: emoji-svc, port: 8080, expected: denied, verdict: "denied:reset" }\n`)).to.match(/rows\[1\] \(client → emoji-svc:8080\) repeats rows\[0\]$/);
+    writeFileSync(join(dir, 'n.yaml'), `scenario: s\n${row('expected: denied, verdict: "denied:reset"')}`);
+    expect(userError(() => loadContrastTable(join(dir, 'n.yaml')))).to.match(/'source' is required/);
   });
 });

@@ -21,6 +21,7 @@ import { pollUntil } from '../../substrate/poll.ts';
 import { CertificateAuthority, PkiStore, type IdentityPaths } from '../../pki/index.ts';
 import { UserError } from '../../cli/errors.ts';
 import {
+  ADMIN_ANNOTATION,
   ENVOY_INGRESS_PORT,
   initializerRemovesDefaultDeny,
   injectsServiceMesh,
@@ -286,7 +287,7 @@ export class ContrastMesh {
   /** A counter from the sidecar's admin interface (needs the admin annotation). */
   stat(name: string, re: RegExp): Promise<number> {
     const p = this.plan(name);
-    if (p.proxy?.adminPort === undefined) throw new Error(`${name}: its sidecar has no admin interface (no ${'contrast.edgeless.systems/servicemesh-admin-interface-port'})`);
+    if (p.proxy?.adminPort === undefined) throw new Error(`${name}: its sidecar has no admin interface (no ${ADMIN_ANNOTATION} annotation)`);
     return envoyStat(this.cluster, p.key, p.proxy.adminPort, re);
   }
 
