@@ -2,7 +2,7 @@
 // plaintext (DISABLE) and v2 in mTLS (ISTIO_MUTUAL); the VirtualService splits 50/50 and each
 // request's subset is identified from who answered. Rows: fixtures/istio/truth/dest-rule*.yaml.
 import { expect } from 'chai';
-import { checkTable, find, table, useMesh } from './lib/istio.ts';
+import { checkTable, deploymentOf, find, table, useMesh } from './lib/istio.ts';
 
 const SUITE = 'istio-destination-rule';
 
@@ -17,9 +17,9 @@ for (const name of ['dest-rule', 'dest-rule-legacy']) {
       if (name === 'dest-rule') {
         const v1 = find(outcomes, 'sleep', 'name', 'name-v1').result;
         const v2 = find(outcomes, 'sleep', 'name', 'name-v2').result;
-        expect(v1.evidence.servedBy).to.equal('name');
+        expect(deploymentOf(mesh(), v1.evidence.servedBy)).to.equal('name');
         expect(v1.evidence.wire, 'v1 (DISABLE) travels in plaintext').to.equal('plaintext-seen');
-        expect(v2.evidence.servedBy).to.equal('name-v2');
+        expect(deploymentOf(mesh(), v2.evidence.servedBy)).to.equal('name-v2');
         expect(v2.evidence.wire, 'v2 (ISTIO_MUTUAL) travels in mTLS').to.equal('no-plaintext');
       }
     });

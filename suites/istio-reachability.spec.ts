@@ -10,7 +10,7 @@ import { runTable, scenarioModel, type RowOutcome } from '../src/harness/matrix/
 import { rowName, type TruthRow } from '../src/harness/profiles/istio/truth.ts';
 import { cyclonusTable } from '../src/harness/report/cyclonus.ts';
 import { appendResults } from '../src/harness/report/results.ts';
-import { table, useMesh } from './lib/istio.ts';
+import { deploymentOf, table, useMesh } from './lib/istio.ts';
 
 const SUITE = 'istio-reachability';
 
@@ -73,7 +73,7 @@ describe(`${SUITE}: reachability_test.go as one matrix (real Envoy)`, function (
           expect(o.oracle, 'the oracle disagrees with the hand-written row').to.equal(row.verdict);
           expect(o.result.verdict, JSON.stringify(o.result.evidence)).to.equal(row.verdict);
           expect(o.result.evidence.wire, 'the wire canary').to.equal(row.wire);
-          if (row.expected === 'allowed') expect(o.result.evidence.servedBy, 'who answered').to.equal(SERVER[to]);
+          if (row.expected === 'allowed') expect(deploymentOf(mesh(), o.result.evidence.servedBy), 'who answered').to.equal(SERVER[to]);
           if (row.verdict === 'allowed:mtls' && row.protocol === 'http') expect(o.result.evidence.peer, "the caller's identity in XFCC").to.equal(SLEEP_ID);
           if (row.verdict === 'allowed:mtls' && row.protocol === 'tcp') expect(o.result.evidence.serverHandshakes, "handshakes of the server's sidecar during the call").to.equal(1);
           expect(o.record.pass, 'the recorded cell (a subset row needs a call attributed to its subset)').to.equal(true);

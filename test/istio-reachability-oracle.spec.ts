@@ -44,11 +44,11 @@ describe('istio-reachability tables × the oracle', () => {
 describe('istio oracle: naked TLS callers and auto-mTLS per endpoint', () => {
   const cell = { fromSidecar: false, toSidecar: true, serverMode: 'STRICT' as const, clientTls: 'AUTO' as const };
 
-  it('a TLS caller without a mesh certificate fails the handshake of STRICT and PERMISSIVE, is closed by DISABLE, and fails against plaintext', () => {
+  it('a TLS caller without a mesh certificate fails the handshake of STRICT and PERMISSIVE, of a DISABLE port (its bytes reach the app), and against plaintext', () => {
     for (const client of ['tls-no-cert', 'other-ca'] as const) {
       expect(expectIstio({ ...cell, client }).verdict).to.equal('denied:tls-handshake');
       expect(expectIstio({ ...cell, client, serverMode: 'PERMISSIVE' }).verdict).to.equal('denied:tls-handshake');
-      expect(expectIstio({ ...cell, client, serverMode: 'DISABLE' }).verdict).to.equal('denied:reset');
+      expect(expectIstio({ ...cell, client, serverMode: 'DISABLE' }).verdict).to.equal('denied:tls-handshake');
       expect(expectIstio({ ...cell, client, toSidecar: false }).verdict).to.equal('denied:tls-handshake');
     }
   });

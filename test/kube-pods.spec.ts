@@ -93,6 +93,8 @@ describe('kube pods: images map to programs', () => {
   it('the workshop image runs meshproof sentences; the echo image one server per port; curl is idle', () => {
     expect(programsOf({ name: 'age', image: 'ghcr.io/michaelvl/istio-katas@sha256:9ec2' }, {}, bins)).to.deep.equal([{ kind: 'workload', workload: 'sentences', args: ['--port', '5000'], what: 'sentences' }]);
     expect(programsOf({ name: 'app', image: 'gcr.io/istio-testing/app:latest', ports: [{ containerPort: 18080 }, { containerPort: 18081 }] }, {}, bins).map((p) => p.what)).to.deep.equal(['echo :18080', 'echo :18081']);
+    // a port named tcp is the echo app's raw TCP echo, naming its workload
+    expect(programsOf({ name: 'app', image: 'gcr.io/istio-testing/app:latest', ports: [{ containerPort: 19090, name: 'tcp' }] }, {}, bins, 'b')).to.deep.equal([{ kind: 'workload', workload: 'tcp-listener', args: ['--port', '19090', '--id', 'b'], what: 'tcp echo :19090' }]);
     expect(programsOf({ name: 'sleep', image: 'curlimages/curl' }, {}, bins)).to.deep.equal([{ kind: 'idle', what: 'idle client' }]);
   });
 

@@ -63,6 +63,13 @@ export async function checkTable(mesh: Mesh, t: TruthTable, suite: string, path 
   return outcomes;
 }
 
+/** The Deployment of the pod that answered: its own name on the emulation, `<deployment>-<hash>-<id>` on a real API server. */
+export function deploymentOf(mesh: Mesh, podName: string | null | undefined): string | null {
+  if (!podName) return null;
+  const pod = mesh.cluster.pod(podName);
+  return pod.spec.aliases?.[0] ?? pod.spec.name;
+}
+
 export function find(outcomes: RowOutcome[], from: string, to: string, subset?: string, port?: number): RowOutcome {
   const o = outcomes.find((x) => x.row.from === from && x.row.to === to && x.row.subset === subset && (port === undefined || x.row.port === port));
   if (!o) throw new Error(`no row ${from} → ${to}${subset ? `/${subset}` : ''}${port ? `:${port}` : ''} in the table`);

@@ -317,7 +317,7 @@ export class NodeAgent {
   /** The process(es) of one container, started in the pod with its root as working directory and its volumes linked in. */
   private async startContainer(pod: V1Pod, mine: LocalPod, c: V1Container, vols: Map<string, string>, svcEnv: Record<string, string>): Promise<void> {
     const env0 = containerEnv(c, pod, mine.ip, this.facts, svcEnv);
-    const programs = programsOf(c, env0, this.opts.bins);
+    const programs = programsOf(c, env0, this.opts.bins, ownerAppName(pod) ?? pod.metadata!.name!);
     const id = identityOf(c, pod);
     const root = join(mine.dir, 'root', c.name);
     const mounts: { source: string; target: string }[] = [];

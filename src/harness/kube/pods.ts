@@ -44,7 +44,7 @@ export const IMAGE_TABLE = [
 ];
 
 /** The process(es) one container runs. Throws UnmappedImage for an image meshproof cannot run. */
-export function programsOf(c: V1Container, env: Record<string, string>, bins: ImageBinaries): Program[] {
+export function programsOf(c: V1Container, env: Record<string, string>, bins: ImageBinaries, workloadId = ''): Program[] {
   const image = c.image ?? '';
   const args = (c.args ?? []).map((a) => expand(a, env));
   const command = (c.command ?? []).map((a) => expand(a, env));
@@ -54,9 +54,14 @@ export function programsOf(c: V1Container, env: Record<string, string>, bins: Im
   if (IMAGE.proxyv2.test(image)) return [{ kind: 'binary', argv: [bins.pilotAgent, ...rest], what: 'pilot-agent' }];
   if (IMAGE.pilot.test(image)) return [{ kind: 'binary', argv: [bins.pilotDiscovery, ...rest], what: 'pilot-discovery' }];
   if (IMAGE.echo.test(image)) {
-    const ports = (c.ports ?? []).map((p) => p.containerPort);
+    const ports = c.ports ?? [];
     if (ports.length === 0) throw new UnmappedImage(`container ${c.name}: the echo app needs ports`);
-    return ports.map((port) => ({ kind: 'workload', workload: 'echo', args: ['--port', String(port)], what: `echo :${port}` }));
+    // a port named tcp[-suffix] is the echo app's `--tcp=<port>`, a raw TCP echo that names its server (as
+    // profiles/istio/policy.ts runs it): the tcp-listener, answering `<workload>:<bytes>`
+    return ports.map(({ containerPort: port, name }): Program =>
+      (name ?? '').toLowerCase().split('-')[0] === 'tcp'
+        ? { kind: 'workload', workload: 'tcp-listener', args: ['--port', String(port), '--id', workloadId || c.name], what: `tcp echo :${port}` }
+        : { kind: 'workload', workload: 'echo', args: ['--port', String(port)], what: `echo :${port}` });
   }
   if (IMAGE.sentences.test(image) || 'SENTENCE_MODE' in env) return [{ kind: 'workload', workload: 'sentences', args: ['--port', '5000'], what: 'sentences' }];
   if (IMAGE.client.test(image)) return [{ kind: 'idle', what: 'idle client' }];

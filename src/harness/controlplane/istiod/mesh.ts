@@ -13,7 +13,8 @@ import { startKubeApi, type KubeApi } from '../../kube/apiserver.ts';
 import { NodeAgent } from '../../kube/node-agent.ts';
 import { applyObjects, deleteObjects } from '../../kube/apply.ts';
 import { envoyBinary, envoyStat } from '../../profiles/envoy.ts';
-import { deployments, isInjected, type IstioModel, type Resource } from '../../profiles/istio/resources.ts';
+import { deployments, isInjected, services, type IstioModel, type Resource } from '../../profiles/istio/resources.ts';
+import { portProtocol } from '../../profiles/istio/policy.ts';
 import type { GatewayCredential, Mesh } from '../../profiles/istio/mesh.ts';
 import { resolveIstio, resolveKube } from '../provision.ts';
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../versions.ts';
@@ -108,7 +109,10 @@ export class IstiodMesh implements Mesh {
     this.applied = want;
     const t0 = Date.now();
     await this.waitRollouts(model);
-    await this.waitSynced(before);
+    // a change to anything but the workloads themselves is Istio config, which istiod pushes in full
+    const configChanged = [...changed, ...gone].some((o) => !WORKLOAD_KINDS.has(o.kind ?? ''));
+    await this.waitSynced(before, configChanged);
+    if (configChanged) await this.retireOldConnections(model);
     this.log(`istiod: applied ${changed.length}, deleted ${gone.length} objects; rolled out and ACKed in ${Date.now() - t0} ms`);
   }
 
@@ -150,14 +154,20 @@ export class IstiodMesh implements Mesh {
   }
 
   /**
-   * Waits until every injected pod's proxy is connected and has ACKed what istiod last sent it, and, for a
-   * proxy that existed before the change, until istiod has sent it something new (a change pushes config to
-   * every proxy it affects; the workshop's policies affect every sidecar of the namespace).
+   * Waits until every injected pod's proxy is connected and has ACKed what istiod last sent it, and has ACKed config
+   * made after the change. istiod's nonces are `<push version><uuid>` with the version `<RFC 3339 time>/<counter>`
+   * (pilot/pkg/xds: versionInfo + uuid), the counter growing with every full push. After an Istio config change every
+   * existing proxy must have ACKed listeners and clusters of a newer push than any before the change (a config change
+   * is a full push to the namespace's sidecars); after a workload-only change (a rollout), new endpoints.
    */
-  private async waitSynced(before: SyncStatus[]): Promise<void> {
+  private async waitSynced(before: SyncStatus[], configChanged: boolean): Promise<void> {
     const prior = new Map(before.map((s) => [s.proxy, s]));
+    const v0 = Math.max(0, ...before.flatMap((s) => TYPES.map((t) => pushCounter(s[`${t}_sent`]))));
     const expected = [...this.cluster.pods.values()].filter((p) => p.procs.has(SIDECAR)).map((p) => `${p.spec.name}.${p.spec.namespace}`);
     let last = '';
+    // settled: the same nonces in two polls a debounce apart (istiod may follow one push with another, e.g. endpoints
+    // whose mTLS marking the change altered: pilot/pkg/xds/endpoints/mtls_checker.go)
+    let seen = '';
     await pollUntil(
       async () => {
         const now = await this.syncz();
@@ -169,15 +179,39 @@ export class IstiodMesh implements Mesh {
             waiting.push(`${id} (not connected)`);
             continue;
           }
-          const acked = (['cluster', 'listener', 'route', 'endpoint'] as const).every((t) => (s[`${t}_sent`] ?? '') === (s[`${t}_acked`] ?? ''));
+          const acked = TYPES.every((t) => (s[`${t}_sent`] ?? '') === (s[`${t}_acked`] ?? '') && s[`${t}_acked`]);
           const p = prior.get(id);
-          const fresh = !p || p.listener_sent !== s.listener_sent || p.cluster_sent !== s.cluster_sent;
-          if (!acked || !fresh) waiting.push(`${id} (${acked ? 'no new push yet' : 'not ACKed'})`);
+          const fresh = !p || (configChanged ? pushCounter(s.listener_acked) > v0 && pushCounter(s.cluster_acked) > v0 : s.endpoint_acked !== p.endpoint_acked);
+          if (!acked || !fresh) waiting.push(`${id} (${acked ? 'no push after the change yet' : 'not ACKed'})`);
         }
         last = waiting.join(', ');
-        return waiting.length === 0 ? true : undefined;
+        const nonces = JSON.stringify(now.map((s) => TYPES.map((t) => s[`${t}_sent`])));
+        const settled = waiting.length === 0 && nonces === seen;
+        seen = waiting.length === 0 ? nonces : '';
+        return settled ? true : undefined;
       },
-      { timeoutMs: 30_000, intervalMs: 200, what: "every sidecar ACKing istiod's config", detail: () => last },
+      // 300 ms between polls: longer than istiod's push debounce (PILOT_DEBOUNCE_AFTER, 100 ms)
+      { timeoutMs: 30_000, intervalMs: 300, what: "every sidecar ACKing istiod's config", detail: () => last },
+    );
+  }
+
+  /**
+   * A client sidecar keeps its pooled upstream HTTP connections across a config change, and the server sidecar
+   * drains a connection accepted under its old filter chains only after that connection's next response
+   * (`--drain-strategy immediate`; drain time 45 s). So the first call after a change may still travel under the old
+   * policy. One unrecorded call per (sidecar, HTTP Service port) retires those connections, as Istio's own echo
+   * framework retries each call until it converges (pkg/test/framework/components/echo: callConverge).
+   */
+  private async retireOldConnections(model: IstioModel): Promise<void> {
+    const clients = [...this.cluster.pods.values()].filter((p) => p.procs.has(SIDECAR)).map((p) => p.key);
+    const targets = services(model).flatMap((svc) => svc.ports.filter((port) => portProtocol(port) === 'http').map((port) => ({ host: `${svc.name}.${svc.namespace}`, port: port.port })));
+    // each stale pooled connection takes one call to retire, and a runner may have opened as many as it made at once
+    // (16 subset calls): the calls of one pair go one after another, the pairs side by side
+    const pairs = clients.flatMap((from) => targets.map((t) => ({ from, req: { protocol: 'http' as const, host: t.host, port: t.port, path: '/', timeoutMs: 1000 } })));
+    await Promise.all(
+      pairs.map(async (call) => {
+        for (let i = 0; i < RETIRE_CALLS; i++) await this.cluster.probeMany([call], { wire: false });
+      }),
     );
   }
 
@@ -199,6 +233,18 @@ export class IstiodMesh implements Mesh {
     await this.api.stop();
     await this.cluster.down();
   }
+}
+
+const TYPES = ['cluster', 'listener', 'route', 'endpoint'] as const;
+/** Calls per (sidecar, HTTP port) after a config change: more than any runner makes at once to one service. */
+const RETIRE_CALLS = 20;
+const WORKLOAD_KINDS = new Set(['Deployment', 'Service', 'ServiceAccount', 'Namespace']);
+
+/** The push counter of an istiod nonce `<time>/<counter><uuid>` (a uuid is 36 characters); 0 for none. */
+export function pushCounter(nonce: string | undefined): number {
+  if (!nonce || nonce.length <= 36) return 0;
+  const m = /\/(\d+)$/.exec(nonce.slice(0, -36));
+  return m ? Number(m[1]) : 0;
 }
 
 function objKey(o: KubernetesObject): string {

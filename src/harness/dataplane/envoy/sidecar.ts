@@ -238,6 +238,14 @@ function virtualInbound(plan: SidecarPlan): Obj {
     filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER)],
   };
   const specs = [...passthroughChains(plan.defaultMode), ...plan.inbound.flatMap(portChains)];
+  // istiod disables TLS inspection where no chain matches on TLS: the blackhole port and DISABLE ports (seen in
+  // istiod 1.28.2's virtualInbound config_dump; pilot/pkg/networking/core/listener_builder.go). A ClientHello to a
+  // DISABLE port then meets its raw_buffer chain and reaches the app as bytes.
+  const uninspected = [ISTIO_PORTS.inbound, ...plan.inbound.filter((p) => p.mode === 'DISABLE').map((p) => p.port)];
+  const tlsInspector: Obj = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': T.tlsInspector } };
+  const ranges = uninspected.map((port) => ({ destination_port_range: { start: port, end: port + 1 } }));
+  // an or_match needs two rules or more (ListenerFilterChainMatchPredicate.MatchSet)
+  tlsInspector.filter_disabled = ranges.length === 1 ? ranges[0] : { or_match: { rules: ranges } };
   return {
     name: VIRTUAL_INBOUND,
     address: addr('0.0.0.0', ISTIO_PORTS.inbound),
@@ -246,7 +254,7 @@ function virtualInbound(plan: SidecarPlan): Obj {
     listener_filters_timeout: '0.1s',
     listener_filters: [
       { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': T.originalDst } },
-      { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': T.tlsInspector } },
+      tlsInspector,
       { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': T.httpInspector } },
     ],
     filter_chains: [blackhole, ...specs.map((s) => chain(s, plan.certs))],

@@ -44,8 +44,9 @@ export function expectIstio(cell: IstioCell): IstioExpectation {
     if (fromSidecar) throw new Error(`oracle: a ${cell.client} client is a pod without a sidecar originating TLS itself; from a pod with a sidecar it is not modelled`);
     // A server without a sidecar speaks plaintext: the client's handshake reads a non-TLS answer.
     if (!toSidecar) return denied('denied:tls-handshake');
-    // DISABLE has raw_buffer chains only: a TLS ClientHello matches no filter chain and Envoy closes.
-    if (serverMode === 'DISABLE') return denied('denied:reset');
+    // DISABLE has raw_buffer chains only and no TLS inspection (istiod's virtualInbound): the ClientHello reaches the
+    // app as bytes, the app answers in clear, and the caller's handshake fails on that answer.
+    if (serverMode === 'DISABLE') return denied('denied:tls-handshake');
     // STRICT and PERMISSIVE: the Istio ALPN selects the mTLS chain, whose DownstreamTlsContext has
     // require_client_certificate and the mesh root as its only trust anchor (BuildInboundTLS).
     return denied('denied:tls-handshake');
