@@ -7,6 +7,11 @@
 // into <out>/envoy-<version>/ with its own results.json and reports; then <out>/results.json
 // merges them (records stamped with their envoyVersion) and the reports there have a column per
 // version.
+import { ISTIO_DEVIATIONS } from '../controlplane/istiod/install.ts';
+import { controlPlaneProvenance } from '../controlplane/provision.ts';
+import { CONTROL_PLANE_ENV, CONTROL_PLANES, ISTIO_VERSION_ENV } from '../controlplane/index.ts';
+import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../controlplane/versions.ts';
+import type { ControlPlaneKind } from '../profiles/istio/mesh.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -30,6 +35,9 @@ export interface RunFlags {
   profile?: string;
   suite?: string;
   envoyVersion?: string;
+  /** Where the Istio suites' sidecar config comes from: istiod (Istio's own code) or emulated. */
+  controlPlane?: string;
+  istioVersion?: string;
   out?: string;
   baseline?: string;
   gate?: boolean;
@@ -50,6 +58,8 @@ export interface RunPlan {
   runId: string;
   substrate: string;
   envoyVersions: string[];
+  controlPlane: ControlPlaneKind;
+  istioVersion: string;
   suites: SuiteFile[];
   shard?: Shard;
   units: Unit[];
@@ -70,6 +80,10 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
   }
   const envoyVersions = parseList(flags.envoyVersion) ?? [DEFAULT_ENVOY_VERSION];
   for (const v of envoyVersions) assertEnvoyVersion(v);
+  const controlPlane = (flags.controlPlane ?? 'istiod') as ControlPlaneKind;
+  if (!(CONTROL_PLANES as readonly string[]).includes(controlPlane)) throw new UserError(`unknown control plane ${JSON.stringify(flags.controlPlane)}: the control planes are ${CONTROL_PLANES.join(', ')}`);
+  const istioVersion = flags.istioVersion ?? DEFAULT_ISTIO_VERSION;
+  assertIstioVersion(istioVersion);
   const suites = selectSuites(listSuites(join(repoRoot, 'suites')), { suites: parseList(flags.suite), profiles: parseList(flags.profile) });
   const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
   if (flags.gate && !flags.baseline) throw new UserError('--gate needs --baseline <results.json or run directory> to gate against');
@@ -83,6 +97,8 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
     runId,
     substrate,
     envoyVersions,
+    controlPlane,
+    istioVersion,
     suites,
     shard,
     units: matrixUnits(envoyVersions, suites, shard),
@@ -114,14 +130,15 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
   const started = new Date().toISOString();
   phase(
     `meshproof run ${plan.runId}: ${plan.units.length} of ${plan.envoyVersions.length * plan.suites.length} (version × suite) units` +
-      `${plan.shard ? ` in shard ${plan.shard.index}/${plan.shard.total}` : ''}, substrate ${plan.substrate}, envoy ${plan.envoyVersions.join(', ')}, out ${plan.out}`,
+      `${plan.shard ? ` in shard ${plan.shard.index}/${plan.shard.total}` : ''}, substrate ${plan.substrate}, control plane ${plan.controlPlane}${plan.controlPlane === 'istiod' ? ` ${plan.istioVersion}` : ''}, envoy ${plan.envoyVersions.join(', ')}, out ${plan.out}`,
   );
 
   if (plan.provision && plan.units.length) {
     for (const [i, v] of versionsRun.entries()) {
       phase(`[provision ${i + 1}/${versionsRun.length}] meshproof doctor --fix --envoy-version ${v}`);
       const lines: string[] = [];
-      const code = await runDoctor({ fix: true, envoyVersion: v, scope: 'run', log: (l) => (l.startsWith('ok ') ? lines.push(l) : print(`    ${l}`)) });
+      const istioVersions = plan.controlPlane === 'istiod' ? [plan.istioVersion] : [];
+      const code = await runDoctor({ fix: true, envoyVersion: v, istioVersions, scope: 'run', log: (l) => (l.startsWith('ok ') ? lines.push(l) : print(`    ${l}`)) });
       if (code !== 0) {
         print('    environment not ready (above); meshproof doctor lists what is missing');
         return EXIT.usage;
@@ -190,9 +207,13 @@ async function metadata(plan: RunPlan, ctx: RunContext, started: string, profile
     Object.assign(versions, await toolVersions(envoyVersions[0]));
     versions.envoy = envoyVersions.join(', ');
   }
+  const istiod = plan.controlPlane === 'istiod' && profiles.includes('istio');
+  if (istiod) versions.istio = plan.istioVersion;
   return {
     run: plan.runId,
     substrate: plan.substrate,
+    controlPlane: plan.controlPlane,
+    ...(istiod ? { istioVersion: plan.istioVersion, istioDeviations: [...ISTIO_DEVIATIONS], provenance: await controlPlaneProvenance(plan.istioVersion) } : {}),
     profiles,
     started,
     finished: new Date().toISOString(),
@@ -225,6 +246,8 @@ async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: strin
   // Suites append their records to their cluster's results.json and, through this, to ours.
   process.env[RESULTS_DIR_ENV] = plan.out;
   process.env.MESHPROOF_ENVOY_VERSION = envoyVersion;
+  process.env[CONTROL_PLANE_ENV] = plan.controlPlane;
+  process.env[ISTIO_VERSION_ENV] = plan.istioVersion;
   const meta = await metadata(plan, ctx, started, [...new Set(suites.map((s) => s.profile))], [envoyVersion]);
   const planned = suites.map((s) => unitOf(s, envoyVersion));
   const completed: PlannedUnit[] = [];

@@ -55,6 +55,12 @@ export interface RunMetadata {
   shard?: string;
   /** The suites this run (or shard) selected. */
   suites?: string[];
+  /** What programmed the Istio suites' sidecars (DESIGN.md `controlPlane`), the Istio release, and how it differs from a default install. */
+  controlPlane?: string;
+  istioVersion?: string;
+  istioDeviations?: { setting: string; why: string }[];
+  /** Module, version, Go version and sha256 of every control-plane binary the run used. */
+  provenance?: unknown[];
 }
 
 /** A throughput/latency budget measured by the load suites; `pass` is decided by whoever measured it. */
