@@ -97,6 +97,31 @@ export class IstiodMesh implements Mesh {
     await this.converge(model);
   }
 
+  /**
+   * `kubectl apply` of objects outside the model — what the emulation cannot read (AuthorizationPolicy, Sidecar,
+   * NetworkPolicy, ...) is simply given to the API server and istiod, which decide — then the same waits as update().
+   * A refused object fails with the API server's or istiod's own message.
+   */
+  async applyExtra(objs: KubernetesObject[], source = 'extra objects'): Promise<void> {
+    const before = await this.syncz().catch(() => [] as SyncStatus[]);
+    await applyObjects(this.api.kc, objs, { namespace: 'default', source });
+    await this.settleAfter(objs, before);
+  }
+
+  /** Deletes objects applied with applyExtra (absent ones are fine), then the same waits. */
+  async deleteExtra(objs: KubernetesObject[]): Promise<void> {
+    const before = await this.syncz().catch(() => [] as SyncStatus[]);
+    await deleteObjects(this.api.kc, objs.map((o) => ({ ...o, metadata: { namespace: 'default', ...o.metadata } })));
+    await this.settleAfter(objs, before);
+  }
+
+  private async settleAfter(objs: KubernetesObject[], before: SyncStatus[]): Promise<void> {
+    await this.waitRollouts(this.model);
+    const configChanged = objs.some((o) => !WORKLOAD_KINDS.has(o.kind ?? ''));
+    await this.waitSynced(before, configChanged);
+    if (configChanged) await this.retireOldConnections(this.model);
+  }
+
   /** Applies the model's objects, deletes the ones it no longer has, then waits for rollouts and xDS ACKs. */
   private async converge(model: IstioModel): Promise<void> {
     const before = await this.syncz().catch(() => [] as SyncStatus[]);
