@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, UserError } from './errors.ts';
 import { DEFAULT_ENVOY_VERSION, requireRoot, runDoctor } from './doctor.ts';
-import { DEFAULT_ISTIO_VERSION, ISTIO_VERSIONS, parseIstioVersions } from '../controlplane/versions.ts';
+import { assertIstioVersion, DEFAULT_ISTIO_VERSION, ISTIO_VERSIONS, parseIstioVersions } from '../controlplane/versions.ts';
 import { runCommand, SUBSTRATES, type RunFlags } from './run.ts';
 import { diffCommand, mergeCommand, reportCommand, type MergeFlags } from './reports.ts';
 import { PROFILE_PREFIXES } from './suites.ts';
@@ -15,6 +15,11 @@ import { loadTopology } from '../substrate/topology.ts';
 import { upNetns, type NetnsCluster } from '../substrate/netns/index.ts';
 import { apply, loadIstio, type InjectOverride } from '../profiles/istio/resources.ts';
 import { IstioMesh } from '../profiles/istio/index.ts';
+import { IstiodMesh } from '../controlplane/istiod/mesh.ts';
+import { removeSaMountpoint } from '../kube/node-agent.ts';
+import { CONTROL_PLANES } from '../controlplane/index.ts';
+import { resolveIstio } from '../controlplane/provision.ts';
+import { onTeardown } from '../substrate/lifecycle.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -58,6 +63,8 @@ interface UpFlags {
   apply?: string[];
   envoyVersion?: string;
   inject?: string;
+  controlPlane?: string;
+  istioVersion?: string;
 }
 
 /** `--inject all` or `--inject age,name`: the workshop's `grep -v inject` on every Deployment or on those named. */
@@ -95,11 +102,16 @@ function isIstioInput(path: string, opts: UpFlags): boolean {
   }
 }
 
-async function startFor(path: string, opts: UpFlags): Promise<NetnsCluster> {
+async function startFor(path: string, opts: UpFlags): Promise<{ cluster: NetnsCluster; kubeconfig?: string }> {
   // a user's topology gets a longer settle window: a container that dies a second after start is still caught
   const upOpts = { log, wire: opts.wire, reportsDir: opts.reports, origin: 'up' as const, settleMs: 1000 };
-  if (!isIstioInput(path, opts)) return upNetns(loadTopology(path), upOpts);
-  return (await IstioMesh.start(istioModelFor(path, opts), { ...upOpts, envoyVersion: opts.envoyVersion })).cluster;
+  if (!isIstioInput(path, opts)) return { cluster: await upNetns(loadTopology(path), upOpts) };
+  const model = istioModelFor(path, opts);
+  if ((opts.controlPlane ?? 'istiod') === 'emulated') return { cluster: (await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster };
+  const mesh = await IstiodMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion, istioVersion: opts.istioVersion });
+  // the keeper's teardown stops the node agent and the API server too (the cluster registers its own)
+  onTeardown(() => mesh.down());
+  return { cluster: mesh.cluster, kubeconfig: mesh.api.kubeconfigPath };
 }
 
 async function up(topologyPath: string, opts: UpFlags): Promise<number> {
@@ -109,6 +121,9 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
       throw new UserError(`--inject is for a directory of Istio YAML (e.g. fixtures/istio/sentences), not ${topologyPath}`);
     }
     istioModelFor(topologyPath, opts);
+    const cp = opts.controlPlane ?? 'istiod';
+    if (!(CONTROL_PLANES as readonly string[]).includes(cp)) throw new UserError(`unknown control plane ${JSON.stringify(cp)}: the control planes are ${CONTROL_PLANES.join(', ')}`);
+    if (cp === 'istiod') resolveIstio(assertIstioVersion(opts.istioVersion ?? DEFAULT_ISTIO_VERSION).version);
   } else loadTopology(topologyPath);
   requireRoot(`up ${topologyPath}`);
   if (!opts.foreground) {
@@ -127,6 +142,8 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
       ...(opts.reports ? ['--reports', opts.reports] : []),
       ...(opts.envoyVersion ? ['--envoy-version', opts.envoyVersion] : []),
       ...(opts.inject !== undefined ? ['--inject', opts.inject] : []),
+      ...(opts.controlPlane ? ['--control-plane', opts.controlPlane] : []),
+      ...(opts.istioVersion ? ['--istio-version', opts.istioVersion] : []),
       ...(opts.apply ?? []).flatMap((f) => ['--apply', f]),
     ];
     const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: ['ignore', out, out, 'ipc'] });
@@ -143,8 +160,9 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
     return EXIT.ok;
   }
   let cluster: NetnsCluster;
+  let kubeconfig: string | undefined;
   try {
-    cluster = await startFor(topologyPath, opts);
+    ({ cluster, kubeconfig } = await startFor(topologyPath, opts));
   } catch (e) {
     // the detached parent waits on the channel: tell it the real error, then fail as usual
     const send = process.send?.bind(process);
@@ -154,6 +172,7 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
   const lines = [`run ${cluster.runId} (${cluster.short}) is up: ${cluster.runDir}`];
   for (const p of cluster.pods.values()) lines.push(`  pod ${p.key.padEnd(28)} ${p.ip.padEnd(12)} netns ${p.netns}`);
   for (const s of cluster.services.values()) lines.push(`  svc ${`${s.spec.namespace}/${s.spec.name}`.padEnd(28)} ${s.vip.padEnd(12)} ports ${s.spec.ports.map((x) => x.port).join(',')} -> ${s.endpoints.map((e) => e.spec.name).join(',')}`);
+  if (kubeconfig) lines.push(`Kubernetes API (loopback only): export KUBECONFIG=${kubeconfig}   then kubectl get pods -A, kubectl apply -f ..., istioctl proxy-status`);
   lines.push(`explore: meshproof exec <pod> -- <cmd...>   stop: meshproof down`, '');
   const text = lines.join('\n');
   if (process.send) {
@@ -248,6 +267,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--foreground', 'stay in the foreground until Ctrl-C')
     .option('--no-wire', 'do not capture the wire')
     .option('--reports <dir>', 'reports directory', 'reports')
+    .option('--control-plane <name>', 'for Istio YAML: istiod (Istio\'s own istiod on a real kube-apiserver; prints a KUBECONFIG) or emulated', 'istiod')
+    .option('--istio-version <version>', `the Istio release whose istiod runs (supported: ${Object.keys(ISTIO_VERSIONS).join(', ')})`, DEFAULT_ISTIO_VERSION)
     .option('--inject <all|names>', "remove the sidecar.istio.io/inject: 'false' annotation from every Deployment (all) or from those named (age,name), as the workshop's grep -v inject does; the namespace's istio-injection=enabled then injects them")
     .action(async (t: string, o: UpFlags) => {
       code = await up(t, o);
@@ -290,6 +311,8 @@ export async function main(argv: string[]): Promise<number> {
     .action(async () => {
       requireRoot('janitor');
       const r = await janitor(log);
+      // the kube layer's service-account mountpoint, once no live run mounts on it
+      removeSaMountpoint();
       process.stdout.write(`janitor: removed ${r.removedRuns.length} leftover run(s), kept ${r.keptRuns.length} live run(s)\n`);
     });
 

@@ -60,7 +60,6 @@ export class NodeAgent {
   private again = false;
   private stopped = false;
   private poll?: NodeJS.Timeout;
-  private createdSaMount = false;
   /** The run's copy of the cached Envoy, reachable by pilot-agent's uid. */
   private envoy = '';
   readonly facts: NodeFacts;
@@ -83,11 +82,8 @@ export class NodeAgent {
   /** Registers the Node, starts watching Pods, Services and EndpointSlices, and reconciles on every change. */
   async start(): Promise<void> {
     // the mountpoint for in-cluster clients' service-account files; made here (never present on a plain host) and
-    // removed at stop() when this run made it
-    if (!existsSync(SA_MOUNT)) {
-      mkdirSync(SA_MOUNT, { recursive: true, mode: 0o755 });
-      this.createdSaMount = true;
-    }
+    // removed at stop() once no run mounts on it
+    if (!existsSync(SA_MOUNT)) mkdirSync(SA_MOUNT, { recursive: true, mode: 0o755 });
     // pilot-agent (uid 1337) execs Envoy itself: the cached binary under a 0700 home is out of its reach, so the
     // run gets its own copy (a hard link where the filesystem allows)
     const bin = join(this.cluster.stateDir, 'bin');
@@ -280,7 +276,8 @@ export class NodeAgent {
         } else {
           const code = await this.waitExit(mine, c, deadline);
           if (code !== 0) throw new PodFailure('InitContainerFailed', `init container ${c.name} exited with code ${code}: ${this.tail(mine, c)}`);
-          initStatuses.push({ ...containerStatus(c, false, false), state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: new Date(), finishedAt: new Date() } } });
+          // kubelet reports a completed init container ready (pkg/kubelet/status)
+          initStatuses.push({ ...containerStatus(c, true, false), state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: new Date(), finishedAt: new Date() } } });
         }
         status.initContainerStatuses = [...initStatuses];
         await this.writeStatus(pod, status);
@@ -507,14 +504,20 @@ export class NodeAgent {
     for (const a of this.aborts) a.abort();
     await this.running?.catch(() => undefined);
     for (const mine of this.local.values()) for (const t of mine.timers) clearTimeout(t);
-    if (this.createdSaMount) {
-      for (const d of [SA_MOUNT, dirname(SA_MOUNT), dirname(dirname(SA_MOUNT))]) {
-        try {
-          rmdirSync(d);
-        } catch {
-          break;
-        }
-      }
+    removeSaMountpoint();
+  }
+}
+
+/**
+ * Removes the service-account mountpoint (and its parents /run/secrets/kubernetes.io, /run/secrets) when empty: rmdir
+ * fails on a directory another live run still mounts on, so whichever run stops last removes it; the janitor too.
+ */
+export function removeSaMountpoint(): void {
+  for (const d of [SA_MOUNT, dirname(SA_MOUNT), dirname(dirname(SA_MOUNT))]) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
     }
   }
 }

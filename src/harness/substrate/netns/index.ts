@@ -181,7 +181,8 @@ export class NetnsCluster implements Cluster {
       topology: this.topology.name,
       origin: this.opts.origin ?? 'run',
       created: new Date().toISOString(),
-      pods: Object.fromEntries([...this.pods.values()].map((p) => [p.key, p.netns])),
+      // a kube Pod is also listed under its Deployment's name (the newest pod wins), so `meshproof exec sleep` finds it
+      pods: Object.fromEntries([...this.pods.values()].sort((a, b) => a.index - b.index).flatMap((p) => [...(p.spec.aliases ?? []).map((a) => [`${p.spec.namespace}/${a}`, p.netns]), [p.key, p.netns]])),
     };
     writeRecord(rec);
   }
