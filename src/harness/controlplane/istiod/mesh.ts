@@ -8,12 +8,12 @@ import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-
 import { parse, stringify } from 'yaml';
 import { upNetns, type NetnsCluster, type UpOptions } from '../../substrate/netns/index.ts';
 import { pollUntil } from '../../substrate/poll.ts';
-import { PkiStore } from '../../pki/index.ts';
+import { CertificateAuthority, issueClient, issueServer, PkiStore } from '../../pki/index.ts';
 import { startKubeApi, type KubeApi } from '../../kube/apiserver.ts';
 import { NodeAgent } from '../../kube/node-agent.ts';
 import { applyObjects, deleteObjects } from '../../kube/apply.ts';
 import { envoyBinary, envoyStat } from '../../profiles/envoy.ts';
-import { deployments, isInjected, services, type IstioModel, type Resource } from '../../profiles/istio/resources.ts';
+import { deployments, gateways, isInjected, services, type IstioModel, type Resource } from '../../profiles/istio/resources.ts';
 import { portProtocol } from '../../profiles/istio/policy.ts';
 import type { GatewayCredential, Mesh } from '../../profiles/istio/mesh.ts';
 import { resolveIstio, resolveKube } from '../provision.ts';
@@ -47,6 +47,7 @@ export class IstiodMesh implements Mesh {
   readonly controlPlane = 'istiod' as const;
   readonly pkiStore: PkiStore;
   private applied = new Map<string, KubernetesObject>();
+  private readonly credentials = new Map<string, GatewayCredential>();
   private constructor(
     readonly cluster: NetnsCluster,
     readonly api: KubeApi,
@@ -129,6 +130,7 @@ export class IstiodMesh implements Mesh {
     const gone = [...this.applied.entries()].filter(([k]) => !want.has(k)).map(([, o]) => o);
     const changed = [...want.entries()].filter(([k, o]) => JSON.stringify(this.applied.get(k)) !== JSON.stringify(o)).map(([, o]) => o);
     if (changed.length === 0 && gone.length === 0) return;
+    await this.ensureCredentials(model);
     await applyObjects(this.api.kc, changed, { namespace: 'default', source: 'istio model' });
     await deleteObjects(this.api.kc, gone);
     this.applied = want;
@@ -179,19 +181,19 @@ export class IstiodMesh implements Mesh {
   }
 
   /**
-   * Waits until every injected pod's proxy is connected and has ACKed what istiod last sent it, and has ACKed config
-   * made after the change. istiod's nonces are `<push version><uuid>` with the version `<RFC 3339 time>/<counter>`
-   * (pilot/pkg/xds: versionInfo + uuid), the counter growing with every full push. After an Istio config change every
-   * existing proxy must have ACKed listeners and clusters of a newer push than any before the change (a config change
-   * is a full push to the namespace's sidecars); after a workload-only change (a rollout), new endpoints.
+   * Waits until every injected pod's proxy is connected and has ACKed what istiod last sent it, istiod has pushed
+   * something made after the change, and nothing more is being sent. istiod's nonces are `<push version><uuid>`, the
+   * version `<RFC 3339 time>/<counter>` with the counter growing with every push context (pilot/pkg/xds); a change
+   * is pushed only to the proxies and types it affects (a Gateway change reaches the gateway's listeners alone), so
+   * "pushed" is some proxy ACKing a newer version (a config change) or new endpoints (a rollout), and "settled" is the
+   * same nonces in two polls a debounce apart.
    */
   private async waitSynced(before: SyncStatus[], configChanged: boolean): Promise<void> {
     const prior = new Map(before.map((s) => [s.proxy, s]));
     const v0 = Math.max(0, ...before.flatMap((s) => TYPES.map((t) => pushCounter(s[`${t}_sent`]))));
     const expected = [...this.cluster.pods.values()].filter((p) => p.procs.has(SIDECAR)).map((p) => `${p.spec.name}.${p.spec.namespace}`);
+    const newProxies = expected.some((id) => !prior.has(id));
     let last = '';
-    // settled: the same nonces in two polls a debounce apart (istiod may follow one push with another, e.g. endpoints
-    // whose mTLS marking the change altered: pilot/pkg/xds/endpoints/mtls_checker.go)
     let seen = '';
     await pollUntil(
       async () => {
@@ -200,15 +202,14 @@ export class IstiodMesh implements Mesh {
         const waiting: string[] = [];
         for (const id of expected) {
           const s = byProxy.get(id);
-          if (!s) {
-            waiting.push(`${id} (not connected)`);
-            continue;
-          }
-          const acked = TYPES.every((t) => (s[`${t}_sent`] ?? '') === (s[`${t}_acked`] ?? '') && s[`${t}_acked`]);
-          const p = prior.get(id);
-          const fresh = !p || (configChanged ? pushCounter(s.listener_acked) > v0 && pushCounter(s.cluster_acked) > v0 : s.endpoint_acked !== p.endpoint_acked);
-          if (!acked || !fresh) waiting.push(`${id} (${acked ? 'no push after the change yet' : 'not ACKed'})`);
+          if (!s) waiting.push(`${id} (not connected)`);
+          else if (!TYPES.every((t) => (s[`${t}_sent`] ?? '') === (s[`${t}_acked`] ?? '') && s[`${t}_acked`])) waiting.push(`${id} (not ACKed)`);
         }
+        const pushed = newProxies || now.some((s) => {
+          const p = prior.get(s.proxy);
+          return configChanged ? TYPES.some((t) => pushCounter(s[`${t}_acked`]) > v0) : !p || TYPES.some((t) => s[`${t}_acked`] !== p[`${t}_acked`]);
+        });
+        if (!pushed) waiting.push('istiod has pushed nothing since the change');
         last = waiting.join(', ');
         const nonces = JSON.stringify(now.map((s) => TYPES.map((t) => s[`${t}_sent`])));
         const settled = waiting.length === 0 && nonces === seen;
@@ -217,6 +218,16 @@ export class IstiodMesh implements Mesh {
       },
       // 300 ms between polls: longer than istiod's push debounce (PILOT_DEBOUNCE_AFTER, 100 ms)
       { timeoutMs: 30_000, intervalMs: 300, what: "every sidecar ACKing istiod's config", detail: () => last },
+    );
+    // an ACKed listener can still be warming (waiting for its SDS secrets, e.g. a gateway's credentialName)
+    const proxies = [...this.cluster.pods.values()].filter((p) => p.procs.has(SIDECAR)).map((p) => p.key);
+    await pollUntil(
+      async () => {
+        const warming = await Promise.all(proxies.map((k) => envoyStat(this.cluster, k, ENVOY_ADMIN, /^listener_manager\.total_listeners_warming$/)));
+        last = proxies.filter((_, i) => warming[i]! > 0).join(', ');
+        return warming.every((n) => n === 0) ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: 'no sidecar listener warming', detail: () => last },
     );
   }
 
@@ -249,7 +260,33 @@ export class IstiodMesh implements Mesh {
   }
 
   gatewayCredential(namespace: string, name: string): GatewayCredential {
-    throw new Error(`Gateway credential ${namespace}/${name}: the ingress gateway is not run on istiod by meshproof yet`);
+    const c = this.credentials.get(`${namespace}/${name}`);
+    if (!c) throw new Error(`no Gateway credential ${namespace}/${name} in this mesh (no Gateway of the model names it)`);
+    return c;
+  }
+
+  /**
+   * Each Gateway credentialName as the workshop makes it (istio-katas mutual-tls.md): a CA `example.com`, a server
+   * certificate CN=<the first server host>, O=ACMEorg, and a client certificate CN=client.example.com, O=ACMEorg for
+   * callers; then `kubectl create secret generic <name> --from-file=cert=… --from-file=key=… --from-file=cacert=…`
+   * in the Gateway's namespace (the cacert key is what turns on client verification). istiod serves it to the gateway.
+   */
+  private async ensureCredentials(model: IstioModel): Promise<void> {
+    for (const gw of gateways(model)) {
+      for (const server of gw.servers) {
+        if (!server.tls?.credentialName) continue;
+        const key = `${gw.namespace}/${server.tls.credentialName}`;
+        if (this.credentials.has(key)) continue;
+        const ca = await CertificateAuthority.create(`credential-${gw.namespace}-${server.tls.credentialName}`, { cn: 'example.com' });
+        const host = server.hosts.map((h) => h.replace(/^[^/]*\//, '')).find((h) => !h.includes('*')) ?? 'gateway.example.com';
+        const srv = await issueServer(ca, { cn: host, o: 'ACMEorg' });
+        const cli = this.pkiStore.writeIdentity({ ...(await issueClient(ca, { cn: 'client.example.com', o: 'ACMEorg' })), name: `${gw.namespace}.${server.tls.credentialName}.client` });
+        const srvFiles = this.pkiStore.writeIdentity({ ...srv, name: `${gw.namespace}.${server.tls.credentialName}.server` });
+        const b64 = (pem: string): string => Buffer.from(pem).toString('base64');
+        await applyObjects(this.api.kc, [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: server.tls.credentialName, namespace: gw.namespace }, type: 'Opaque', data: { cert: b64(srv.certPem), key: b64(srv.keyPem), cacert: b64(ca.certPem) } } as KubernetesObject], { source: `credentialName ${key}` });
+        this.credentials.set(key, { cert: srvFiles.cert, key: srvFiles.key, cacert: srvFiles.ca, client: { cert: cli.cert, key: cli.key } });
+      }
+    }
   }
 
   async down(): Promise<void> {

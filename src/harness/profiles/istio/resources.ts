@@ -125,7 +125,16 @@ export interface Gateway extends Meta {
   servers: GatewayServer[];
 }
 
-export type Resource = Deployment | Service | ServiceAccount | Namespace | PeerAuthentication | DestinationRule | VirtualService | Gateway;
+/**
+ * RBAC objects an installer ships beside a workload (the gateway chart's Role letting its ServiceAccount read its
+ * credentialName Secrets, which istiod checks before serving them). Nothing in the data plane depends on them, so the
+ * emulation keeps them unread; a real API server and istiod get them as written.
+ */
+export interface Rbac extends Meta {
+  kind: 'Role' | 'RoleBinding';
+}
+
+export type Resource = Deployment | Service | ServiceAccount | Namespace | PeerAuthentication | DestinationRule | VirtualService | Gateway | Rbac;
 export type Kind = Resource['kind'];
 
 /**
@@ -338,6 +347,8 @@ const API_VERSIONS: Record<Kind, readonly string[]> = {
   DestinationRule: ['networking.istio.io/v1alpha3', 'networking.istio.io/v1beta1', 'networking.istio.io/v1'],
   VirtualService: ['networking.istio.io/v1alpha3', 'networking.istio.io/v1beta1', 'networking.istio.io/v1'],
   Gateway: ['networking.istio.io/v1alpha3', 'networking.istio.io/v1beta1', 'networking.istio.io/v1'],
+  Role: ['rbac.authorization.k8s.io/v1'],
+  RoleBinding: ['rbac.authorization.k8s.io/v1'],
 };
 
 function parseResource(raw: unknown, source: string): Resource {
@@ -351,7 +362,11 @@ function parseResource(raw: unknown, source: string): Resource {
   if (!name) c.fail(`field metadata.name is required`);
   const apis = API_VERSIONS[kind as Kind];
   if (!apis.includes(raw.apiVersion as string)) c.fail(`apiVersion ${JSON.stringify(raw.apiVersion)} is not implemented (use ${apis.join(' or ')})`);
-  // A ServiceAccount is accepted whole: the identity comes from its name only.
+  // A ServiceAccount is accepted whole: the identity comes from its name only; RBAC objects are not read at all.
+  if (kind === 'Role' || kind === 'RoleBinding') {
+    const ns = isObj(raw.metadata) && typeof raw.metadata.namespace === 'string' ? raw.metadata.namespace : 'default';
+    return { kind, source, name, namespace: ns };
+  }
   if (kind !== 'ServiceAccount') c.only(raw, '', ['apiVersion', 'kind', 'metadata', 'spec', 'status']);
   const meta = c.obj(raw.metadata, 'metadata');
   c.only(meta, 'metadata', ['name', 'namespace', 'labels', 'annotations']);
@@ -376,6 +391,8 @@ function parseResource(raw: unknown, source: string): Resource {
       return parseVirtualService(c, base, spec);
     case 'Gateway':
       return parseGateway(c, base, spec);
+    default:
+      throw new UserError(`${source}: ${kind} ${name}: not implemented`);
   }
 }
 
