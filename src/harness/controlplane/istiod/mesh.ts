@@ -48,6 +48,8 @@ export class IstiodMesh implements Mesh {
   readonly pkiStore: PkiStore;
   private applied = new Map<string, KubernetesObject>();
   private readonly credentials = new Map<string, GatewayCredential>();
+  /** From start(): the API server (etcd, kube-apiserver, kcm) ready; istiod ready with its injector armed; every pod Ready and every sidecar ACKed. */
+  timings = { kubeApiMs: 0, controlPlaneMs: 0, meshReadyMs: 0 };
   private constructor(
     readonly cluster: NetnsCluster,
     readonly api: KubeApi,
@@ -74,11 +76,14 @@ export class IstiodMesh implements Mesh {
     let agent: NodeAgent | undefined;
     try {
       api = await startKubeApi(cluster, { kubeApiserver: kube.kubeApiserver, kubeControllerManager: kube.kubeControllerManager, etcd: kube.etcd }, { log });
+      const kubeApiMs = Date.now() - t0;
       agent = new NodeAgent(cluster, api.kc, { bins: { pilotAgent: istio.pilotAgent, pilotDiscovery: istio.pilotDiscovery, envoy, bootstrapTemplate: istio.bootstrapTemplate }, apiServer: api.podServer, log });
       await agent.start();
       const install = await installIstio(api.kc, istio.istioctl, version, join(cluster.stateDir, 'istio'), log);
+      const controlPlaneMs = Date.now() - t0;
       const mesh = new IstiodMesh(cluster, api, agent, version, install, model, log);
       await mesh.converge(model);
+      mesh.timings = { kubeApiMs, controlPlaneMs, meshReadyMs: Date.now() - t0 };
       log(`istiod ${version}: mesh ready in ${Date.now() - t0} ms (export KUBECONFIG=${api.kubeconfigPath})`);
       return mesh;
     } catch (e) {
