@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { CfFoundation, type CfStartOptions } from '../../src/harness/profiles/cf/index.ts';
 import { parseCfModel, parseTcpRouterProperties, type CfModel, type TcpRouterProperties } from '../../src/harness/profiles/cf/model.ts';
-import { parseTcpRoutes, validateTcpRouteMapping, type TcpMappingEntity } from '../../src/harness/model/cf/routes.ts';
+import { parseRouteTable, validateTcpRouteMapping, type TcpMappingEntity } from '../../src/harness/model/cf/routes.ts';
 import { parseYamlFile } from '../../src/harness/substrate/topology.ts';
 import { appendResults, toRecord, truthTable, type CellRef } from '../../src/harness/report/results.ts';
 import type { Observed, ResultRecord, Verdict } from '../../src/harness/model/verdict.ts';
@@ -48,12 +48,8 @@ export function tcpRoute(cf: CfFoundation, port: number, app: string, index = 0,
  */
 export function routeTable(cf: CfFoundation, file: string): TcpMappingEntity[] {
   const text = readFileSync(file, 'utf8').replace(/\{\{cell ([a-z0-9-]+)\/(\d+)\}\}/g, (_, app: string, i: string) => cf.instance(app, Number(i)).cellIp);
-  const routes = parseTcpRoutes(JSON.parse(text));
-  for (const r of routes) {
-    const invalid = validateTcpRouteMapping(r);
-    if (invalid) throw new Error(`${file}: routing-api would reject ${JSON.stringify(r)}: ${invalid}`);
-  }
-  return routes;
+  // malformed JSON or a mapping routing-api would reject is one line naming the file (a UserError: exit 2)
+  return parseRouteTable(text, file);
 }
 
 /**
