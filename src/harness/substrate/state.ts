@@ -1,6 +1,6 @@
 // Run registry and janitor. Every run owns /run/meshproof/<short>/ (tmpfs: keys never touch disk)
 // and every namespace named mp<short>-*. A run whose owner process is gone is a leftover.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run, runCapture } from './sh.ts';
@@ -163,7 +163,36 @@ export async function teardownRun(short: string, graceMs = 1000): Promise<void> 
   if (existsSync('/etc/netns')) {
     for (const d of readdirSync('/etc/netns')) if (d.startsWith(prefix)) rmSync(join('/etc/netns', d), { recursive: true, force: true });
   }
+  await unmountState(short);
   rmSync(stateDirOf(short), { recursive: true, force: true });
+}
+
+/** statfs(2) f_type of tmpfs (linux/magic.h TMPFS_MAGIC). */
+const TMPFS_MAGIC = 0x01021994;
+
+function onTmpfs(path: string): boolean {
+  try {
+    return statfsSync(path).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes a run's state directory (keys, tokens, sockets) live on tmpfs, so keys never touch a disk: where /run is
+ * tmpfs (most hosts) it already is; elsewhere the directory gets a tmpfs of its own, unmounted at teardown.
+ */
+export async function mountStateTmpfs(short: string): Promise<void> {
+  const dir = stateDirOf(short);
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  if (onTmpfs(dir)) return;
+  await run(['mount', '-t', 'tmpfs', '-o', 'mode=0711,size=1g', `meshproof-${short}`, dir]);
+}
+
+async function unmountState(short: string): Promise<void> {
+  const dir = stateDirOf(short);
+  if (!existsSync(dir) || onTmpfs(STATE_ROOT) || !onTmpfs(dir)) return;
+  await runCapture(['umount', '--lazy', dir]);
 }
 
 export interface JanitorReport {

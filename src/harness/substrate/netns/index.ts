@@ -11,7 +11,7 @@ import { AgentClient } from '../../probe/client.ts';
 import { newToken, WireCanary } from '../../probe/canary.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
-import { newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
+import { mountStateTmpfs, newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
 import { buildPodBundle } from '../bundle.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { validateTopology, podKey } from '../topology.ts';
@@ -119,6 +119,7 @@ export class NetnsCluster implements Cluster {
   async start(): Promise<void> {
     this.unregister = onTeardown(() => this.down());
     const t0 = Date.now();
+    await mountStateTmpfs(this.short);
     mkdirSync(this.runDir, { recursive: true });
     mkdirSync(join(this.stateDir, 'sock'), { recursive: true, mode: 0o711 });
     const bundling = buildPodBundle(join(this.stateDir, 'pod.mjs'));
