@@ -3,7 +3,7 @@
 // file and check (hand-written numbers), the summary of rounds, the SVG chart, and the `load`
 // workload's command line; /proc sampling and live load on loopback are test/integration/load.spec.ts.
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../src/harness/cli/errors.ts';
@@ -12,10 +12,11 @@ import { renderPathChart } from '../src/harness/load/chart.ts';
 import { parseLoadLine, parseWrk, summarizeAutocannon, type AutocannonResultLike, type LoadFigures } from '../src/harness/load/figures.ts';
 import { BASELINE, PATH_CATALOG, type LoadPath } from '../src/harness/load/path.ts';
 import { foreignCpuS, machineDelta, parseProcStatCpu, parseStat, parseStatusRssKiB } from '../src/harness/load/proc.ts';
-import { appendBudgets, renderTable, skippedTests } from '../src/harness/load/report.ts';
+import { renderTable, skippedTests } from '../src/harness/load/report.ts';
+import { DEFAULT_FIXED_RATE } from '../src/harness/load/fortio.ts';
 import { DEFAULT_SETTINGS, type RoundsResult, type RunSample } from '../src/harness/load/runner.ts';
 import { median, percentile, spread } from '../src/harness/load/stats.ts';
-import { bottleneckOf, skippedPaths, summarize, type PathSummary } from '../src/harness/load/summary.ts';
+import { bottleneckOf, skippedPaths, summarize } from '../src/harness/load/summary.ts';
 import { cannonTarget, parseLoadArgs } from '../src/harness/workloads/load.ts';
 import { xfccCallerEvidence } from '../src/harness/load/beds/c2c.ts';
 import { workerPid } from '../src/harness/load/beds/cf.ts';
@@ -168,73 +169,75 @@ describe('load: load-generator output', () => {
 });
 
 const BUDGETS_YAML = `# test
-load:
+fixed_rate:
+  rate: 500
+  connections: [2, 8]
+  rounds: 3
+  jitter: false
+closed_loop:
   connections: 4
   duration_s: 2
   rounds: 3
   wrk: false
+smoke:
+  fixed_rate: { rounds: 1, duration_s: 2 }
+  closed_loop: { rounds: 1 }
 paths:
   baseline:
     errors_max: 0
   istio-mtls:
+    vcpu_per_1k_rps_max: 0.25
+    rss_mib_max: 80
+    p90_added_ms_max: 0.5
     rps_ratio_min: 0.2
-    p99_added_ms_max: 5
-    cpu_per_1k_req_max: 0.25
-    rss_mb_max: 80
   cf-tcp-router:
     rps_ratio_min: 0.3
 `;
 
-describe('load: budgets file and check', () => {
-  it('reads load settings over the defaults and per-path budgets', () => {
+describe('load: budgets file', () => {
+  it('reads the fixed-rate and closed-loop settings over the defaults, smoke over those, and per-path budgets', () => {
     const b = parseBudgets(BUDGETS_YAML, 'b.yaml');
+    expect(b.fixedRate).to.deep.equal({ ...DEFAULT_FIXED_RATE, rate: 500, connections: [2, 8], rounds: 3, jitter: false });
     expect(b.load).to.deep.equal({ ...DEFAULT_SETTINGS, connections: 4, durationS: 2, wrk: false });
+    expect(b.smoke.fixedRate).to.deep.equal({ ...b.fixedRate, rounds: 1, durationS: 2 });
+    expect(b.smoke.load).to.deep.equal({ ...b.load, rounds: 1 });
     expect(b.paths).to.deep.equal({
       baseline: { errors_max: 0 },
-      'istio-mtls': { rps_ratio_min: 0.2, p99_added_ms_max: 5, cpu_per_1k_req_max: 0.25, rss_mb_max: 80 },
+      'istio-mtls': { vcpu_per_1k_rps_max: 0.25, rss_mib_max: 80, p90_added_ms_max: 0.5, rps_ratio_min: 0.2 },
       'cf-tcp-router': { rps_ratio_min: 0.3 },
     });
   });
 
-  it('rejects unknown keys, paths and budgets by name, fewer than 3 rounds, and bad numbers', () => {
+  it('rejects unknown keys, paths and budgets by name, too few rounds, bad connection lists and bad numbers', () => {
     const bad = (text: string, re: RegExp) => expect(() => parseBudgets(text, 'b.yaml')).to.throw(UserError, re);
-    bad('lod: {}\n', /b\.yaml: unknown key 'lod'/);
-    bad('load: { duration: 3 }\n', /unknown key 'load\.duration' \(keys: connections, .*duration_s/);
-    bad('load: { rounds: 2 }\n', /load\.rounds must be at least 3/);
-    bad('load: { connections: 2.5 }\n', /load\.connections must be a whole number/);
+    bad('load: {}\n', /b\.yaml: unknown key 'load' \(keys: fixed_rate, closed_loop, smoke, paths\)/);
+    bad('closed_loop: { duration: 3 }\n', /unknown key 'closed_loop\.duration' \(keys: connections, .*duration_s/);
+    bad('closed_loop: { rounds: 2 }\n', /closed_loop\.rounds must be at least 3/);
+    bad('fixed_rate: { rounds: 1 }\n', /fixed_rate\.rounds must be at least 3/);
+    bad('fixed_rate: { qps: 1000 }\n', /unknown key 'fixed_rate\.qps' \(keys: rate, /);
+    bad('fixed_rate: { connections: 4 }\n', /fixed_rate\.connections must be a list of connection counts, e\.g\. \[2, 4, 8, 16\]/);
+    bad('fixed_rate: { connections: [4, 4] }\n', /fixed_rate\.connections lists a count twice/);
+    bad('fixed_rate: { connections: [2.5] }\n', /fixed_rate\.connections\[0\] must be a whole number/);
+    bad('fixed_rate: { min_rate_ratio: 1.5 }\n', /min_rate_ratio must be at most 1/);
+    bad('fixed_rate: { jitter: yes-please }\n', /fixed_rate\.jitter must be true or false/);
+    bad('smoke: { fixed: {} }\n', /unknown key 'smoke\.fixed' \(keys: fixed_rate, closed_loop\)/);
+    bad('closed_loop: { connections: 2.5 }\n', /closed_loop\.connections must be a whole number/);
     bad('paths: { istio: { rps_ratio_min: 0.2 } }\n', /unknown path 'istio' \(paths: baseline, istio-mtls/);
-    bad('paths: { istio-mtls: { rps_min: 0.2 } }\n', /unknown budget 'paths\.istio-mtls\.rps_min'/);
-    bad('paths: { baseline: { rps_ratio_min: 0.2 } }\n', /the baseline is what ratios are taken against/);
-    bad('paths: { istio-mtls: { rss_mb_max: -1 } }\n', /paths\.istio-mtls\.rss_mb_max must be a number > 0/);
+    bad('paths: { istio-mtls: { cpu_per_1k_req_max: 0.2 } }\n', /unknown budget 'paths\.istio-mtls\.cpu_per_1k_req_max' \(budgets: vcpu_per_1k_rps_max, /);
+    bad('paths: { baseline: { p90_added_ms_max: 1 } }\n', /the baseline is what the others are compared with/);
+    bad('paths: { istio-mtls: { rss_mib_max: -1 } }\n', /paths\.istio-mtls\.rss_mib_max must be a number ≥ 0/);
+    bad('paths: { istio-mtls: { rps_ratio_min: 0 } }\n', /paths\.istio-mtls\.rps_ratio_min must be a number > 0/);
   });
 
-  it('decides each budget on the median: _min at least, _max at most; NaN fails', () => {
-    const s = (rounds: number[]) => ({ rounds, median: median(rounds), spread: spread(rounds) });
-    const path = (id: string, m: Partial<Record<string, number[]>>) =>
-      ({ id, metrics: Object.fromEntries(Object.entries(m).map(([k, v]) => [k, s(v!)])) }) as unknown as PathSummary;
-    const summary = {
-      paths: [
-        path(BASELINE, { errors: [0, 0, 0] }),
-        path('istio-mtls', { rps_ratio: [0.19, 0.21, 0.25], p99_added_ms: [4, 6, 7], cpu_per_1k_req: [0.2, 0.25, 0.3], rss_mb: [58, 58, 59] }),
-      ],
-    };
-    const results = checkBudgets(parseBudgets(BUDGETS_YAML).paths, summary);
-    expect(results).to.deep.equal([
-      { path: 'baseline', metric: 'errors_max', value: 0, limit: 0, unit: 'requests', pass: true, rounds: [0, 0, 0] },
-      { path: 'istio-mtls', metric: 'rps_ratio_min', value: 0.21, limit: 0.2, unit: 'x baseline', pass: true, rounds: [0.19, 0.21, 0.25] },
-      { path: 'istio-mtls', metric: 'p99_added_ms_max', value: 6, limit: 5, unit: 'ms', pass: false, rounds: [4, 6, 7] },
-      { path: 'istio-mtls', metric: 'cpu_per_1k_req_max', value: 0.25, limit: 0.25, unit: 'vCPU-s/1k req', pass: true, rounds: [0.2, 0.25, 0.3] },
-      { path: 'istio-mtls', metric: 'rss_mb_max', value: 58, limit: 80, unit: 'MiB', pass: true, rounds: [58, 58, 59] },
-    ]);
-    expect(describeBudget(results[2]!)).to.equal('istio-mtls p99_added_ms_max: 6 ms (limit 5; rounds 4, 6, 7) BROKEN');
-    const nan = checkBudgets({ 'istio-mtls': { rss_mb_max: 80 } }, { paths: [path('istio-mtls', { rss_mb: [] })] });
-    expect(nan[0]!.pass).to.equal(false);
-  });
-
-  it('the shipped fixtures/budgets.yaml parses and budgets paths (b) to (e)', () => {
+  it('the shipped fixtures/budgets.yaml parses: 1000 req/s, 1 KB, ≥ 5 rounds, and budgets (b) to (e) in Istio\'s units', () => {
     const b = parseBudgets(readFileSync('fixtures/budgets.yaml', 'utf8'), 'fixtures/budgets.yaml');
+    expect(b.fixedRate.rate).to.equal(1000);
+    expect(b.fixedRate.payloadBytes).to.equal(1024);
+    expect(b.fixedRate.rounds).to.be.at.least(5);
     expect(b.load.rounds).to.be.at.least(3);
-    for (const id of ['istio-mtls', 'istio-permissive-plaintext', 'cf-tcp-router', 'c2c-egress']) expect(Object.keys(b.paths[id] ?? {})).to.include.members(['rps_ratio_min', 'p99_added_ms_max', 'cpu_per_1k_req_max', 'rss_mb_max']);
+    for (const id of ['istio-mtls', 'istio-permissive-plaintext', 'cf-tcp-router', 'c2c-egress']) {
+      expect(Object.keys(b.paths[id] ?? {})).to.include.members(['vcpu_per_1k_rps_max', 'rss_mib_max', 'p50_added_ms_max', 'p90_added_ms_max', 'p99_added_ms_max', 'errors_max', 'rps_ratio_min']);
+    }
   });
 });
 
@@ -339,22 +342,23 @@ describe('load: summary of the rounds', () => {
       ['cf-tcp-router', 'cf: no load bed for this profile yet'],
       ['c2c-egress', 'c2c: no load bed for this profile yet'],
     ]);
-    expect(skippedTests(s)).to.deep.equal([
+    expect(skippedTests(s.skipped)).to.deep.equal([
       { profile: 'cf', suite: 'throughput-budget', scenario: '(d) cf-tcp-router', reason: 'cf: no load bed for this profile yet' },
       { profile: 'c2c', suite: 'throughput-budget', scenario: '(e) c2c-egress', reason: 'c2c: no load bed for this profile yet' },
     ]);
-    expect(renderTable(s, [])).to.match(/^\(b\) istio-mtls +4400 \[/m);
+    expect(renderTable(s)).to.match(/^\(b\) istio-mtls +4400 \[/m);
   });
 
-  it('draws one bar per round for the path and the baseline, the median, and each budget limit', () => {
-    const budgets = checkBudgets({ 'istio-mtls': { rps_ratio_min: 0.3, p99_added_ms_max: 5, cpu_per_1k_req_max: 0.25, rss_mb_max: 80 } }, s);
+  it('draws one bar per round for the path and the baseline, the median, and the closed-loop ratio budget', () => {
+    const budgets = checkBudgets({ 'istio-mtls': { rps_ratio_min: 0.3 } }, [], s);
+    expect(budgets.map(describeBudget)).to.deep.equal(['istio-mtls closed-loop rps_ratio_min: 0.2 x baseline (closed loop) (limit 0.3; rounds 0.2, 0.2, 0.22) BROKEN']);
     const svg = renderPathChart(mtls, base, budgets);
     const count = (re: RegExp) => (svg.match(re) ?? []).length;
-    expect(svg).to.match(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" class="budget-chart" data-path="istio-mtls" data-budgets-met="3" data-budgets="4"/);
+    expect(svg).to.match(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" class="budget-chart" data-path="istio-mtls" data-budgets-met="0" data-budgets="1"/);
     expect(count(/class="bar path"/g)).to.equal(4 * 3); // four panels, three rounds
     expect(count(/class="bar baseline"/g)).to.equal(2 * 3); // req/s and p99 beside the baseline
     expect(count(/class="median"/g)).to.equal(4);
-    expect(count(/class="limit"/g)).to.equal(4);
+    expect(count(/class="limit"/g)).to.equal(1);
     expect(svg).to.include('stroke="#cf222e" stroke-width="1.5" stroke-dasharray'); // the broken rps budget
     expect(svg).to.include('data-round="2" data-value="5000"');
     expect(count(/class="disturbed"/g)).to.equal(4); // round 3 of the baseline, marked in each panel
@@ -371,15 +375,6 @@ describe('load: results.json and the load workload', () => {
     dir = mkdtempSync(join(tmpdir(), 'meshproof-load-'));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
-
-  it('appends budgets and skipped paths to results.json, keeping its records', () => {
-    writeFileSync(join(dir, 'results.json'), JSON.stringify({ records: [{ suite: 'x' }], budgets: [{ path: 'old' }] }));
-    appendBudgets(dir, [{ path: 'istio-mtls', metric: 'rss_mb_max', value: 58, limit: 80, unit: 'MiB', pass: true, rounds: [58, 58, 58] }], [{ profile: 'cf', suite: 'throughput-budget', scenario: '(d) cf-tcp-router', reason: 'r' }]);
-    const doc = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
-    expect(doc.records).to.deep.equal([{ suite: 'x' }]);
-    expect(doc.budgets.map((b: { path: string }) => b.path)).to.deep.equal(['old', 'istio-mtls']);
-    expect(doc.skipped).to.have.length(1);
-  });
 
   it('parses its command line; bad flags are usage errors', () => {
     expect(parseLoadArgs(['--url', 'http://echo:8080/bytes/1024', '--watch', '12,34', '--warmup', '1'])).to.deep.equal({

@@ -1,21 +1,29 @@
-// The throughput-budget run: read fixtures/budgets.yaml, start the beds that provide the
-// catalog's paths (the others are reported as skipped), verify each path, run the interleaved
-// rounds, summarize, check the budgets on the medians, write the results, tear everything down.
+// The throughput-budget run: read fixtures/budgets.yaml, start the beds that provide the catalog's paths (the
+// others are reported as skipped), prove each path on one request, then measure Istio's way (fortio at a fixed
+// rate, interleaved rounds per connection count: fortio.ts) and, as a secondary figure, the closed-loop maximum
+// (autocannon, runner.ts); summarize, check the budgets on the medians, write the results, tear everything down.
 // Used by suites/throughput-budget.spec.ts and bench/run.ts.
+import { resolveFortio } from '../cli/provision-fortio.ts';
 import { UserError } from '../cli/errors.ts';
 import type { BudgetResult } from '../report/meta.ts';
 import { LOAD_BEDS } from './beds/index.ts';
 import { checkBudgets, loadBudgets, BUDGETS_FILE, type BudgetsFile } from './budgets.ts';
+import { runFixedRate, type FixedRateResult, type FixedRateSettings } from './fortio.ts';
 import { BASELINE, PATH_CATALOG, type LoadBed, type LoadPath, type StartedBed } from './path.ts';
+import { summarizeRate, type RateSummary } from './rate-summary.ts';
 import { writeLoadReport, type LoadReportFiles } from './report.ts';
-import { runRounds, targetUrl, type LoadSettings } from './runner.ts';
+import { runRounds, targetUrl, verifyPaths, type LoadSettings, type RoundsResult } from './runner.ts';
 import { skippedPaths, summarize, type LoadSummary } from './summary.ts';
 
 export interface BudgetRunOptions {
   /** Default fixtures/budgets.yaml. */
   budgetsFile?: string;
-  /** Overrides of the file's `load:` settings. */
-  settings?: Partial<LoadSettings>;
+  /** npm test: the file's `smoke:` settings (every path proven and measured, short). */
+  smoke?: boolean;
+  /** Overrides of the fixed-rate settings. */
+  fixedRate?: Partial<FixedRateSettings>;
+  /** Overrides of the closed-loop settings; `false` skips the closed-loop maximum. */
+  settings?: Partial<LoadSettings> | false;
   /** Only these path ids (the baseline is always measured). */
   only?: string[];
   beds?: readonly LoadBed[];
@@ -27,21 +35,30 @@ export interface BudgetRun {
   runId: string;
   runDir: string;
   budgetsFile: BudgetsFile;
-  summary: LoadSummary;
+  /** Istio's units: fixed-rate figures per path and connection count. */
+  rate: RateSummary;
+  /** The closed-loop maximum (secondary), unless skipped. */
+  summary?: LoadSummary;
   budgets: BudgetResult[];
   failures: BudgetResult[];
   files: LoadReportFiles;
+  /** Evidence of each path's verify(). */
+  verified: Record<string, string>;
   /** Wall time of everything, bed start and teardown included. */
   seconds: number;
-  /** Of which: starting the beds, measuring, tearing down. */
-  phases: { startS: number; measureS: number; downS: number };
+  /** Of which: starting the beds, fixed rate, closed loop, tearing down. */
+  phases: { startS: number; rateS: number; closedS: number; downS: number };
 }
 
 export async function runBudgets(opts: BudgetRunOptions = {}): Promise<BudgetRun> {
   const t0 = performance.now();
   const log = opts.log ?? (() => undefined);
   const file = loadBudgets(opts.budgetsFile ?? BUDGETS_FILE);
-  const settings: LoadSettings = { ...file.load, ...opts.settings };
+  const base = opts.smoke ? file.smoke : { fixedRate: file.fixedRate, load: file.load };
+  const rateSettings: FixedRateSettings = { ...base.fixedRate, ...opts.fixedRate };
+  const closedSettings: LoadSettings | false = opts.settings === false ? false : { ...base.load, ...opts.settings };
+  // missing fortio is one line naming the fix, before anything starts
+  const fortio = resolveFortio();
   const wanted = new Set(opts.only ? [BASELINE, ...opts.only] : PATH_CATALOG.map((c) => c.id));
   for (const id of wanted) if (!PATH_CATALOG.some((c) => c.id === id)) throw new UserError(`no load path '${id}' (paths: ${PATH_CATALOG.map((c) => c.id).join(', ')})`);
   const beds = (opts.beds ?? LOAD_BEDS).filter((b) => b.provides.some((id) => wanted.has(id)));
@@ -66,25 +83,39 @@ export async function runBudgets(opts: BudgetRunOptions = {}): Promise<BudgetRun
     const all = started.flatMap((b) => b.paths);
     const paths: LoadPath[] = PATH_CATALOG.map((c) => all.find((p) => p.id === c.id)).filter((p): p is LoadPath => p !== undefined && wanted.has(p.id));
     const home = started.find((b) => b.paths.some((p) => p.id === BASELINE))!;
+    const verified = await verifyPaths(paths, log);
+
     const t1 = performance.now();
-    const res = await runRounds(paths, settings, log);
-    const measureS = (performance.now() - t1) / 1000;
-    const summary = summarize(paths, res, settings, skipped, (p) => (p.proxy === undefined ? targetUrl(p, settings) : `${targetUrl(p, settings)} via proxy ${p.proxy}`));
-    const budgets = checkBudgets(file.paths, summary);
-    const files = writeLoadReport(home.runDir, summary, budgets, res);
+    const fixed: FixedRateResult = await runFixedRate({ path: fortio.path, module: fortio.module, moduleVersion: fortio.moduleVersion, sha256: fortio.sha256 }, paths, rateSettings, log);
+    const rate = summarizeRate(paths, fixed, rateSettings);
+    const rateS = (performance.now() - t1) / 1000;
+
     const t2 = performance.now();
+    let closed: RoundsResult | undefined;
+    let summary: LoadSummary | undefined;
+    if (closedSettings) {
+      closed = await runRounds(paths, closedSettings, (l) => log(`closed loop: ${l}`), verified);
+      summary = summarize(paths, closed, closedSettings, skipped, (p) => (p.proxy === undefined ? targetUrl(p, closedSettings) : `${targetUrl(p, closedSettings)} via proxy ${p.proxy}`));
+    }
+    const closedS = (performance.now() - t2) / 1000;
+
+    const budgets = checkBudgets(file.paths, rate.rows, summary);
+    const files = writeLoadReport(home.runDir, { rate, closed: summary, budgets, skipped, verified, raw: { fixedRate: fixed, closedLoop: closed } });
+    const t3 = performance.now();
     await downAll(started);
-    const downS = (performance.now() - t2) / 1000;
+    const downS = (performance.now() - t3) / 1000;
     return {
       runId: home.runId,
       runDir: home.runDir,
       budgetsFile: file,
-      summary,
+      rate,
+      ...(summary ? { summary } : {}),
       budgets,
       failures: budgets.filter((b) => !b.pass),
       files,
+      verified,
       seconds: (performance.now() - t0) / 1000,
-      phases: { startS, measureS, downS },
+      phases: { startS, rateS, closedS, downS },
     };
   } finally {
     await downAll(started);

@@ -46,6 +46,10 @@ export interface LoadPath {
    * connects to it and sends the target in absolute-form. Only for http:// targets; wrk is never run through it.
    */
   proxy?: string;
+  /** Where the path's data-plane config came from (a results axis): `istiod`, `emulated`, `rendered:cf-tcp-router`, `none`. */
+  controlPlane?: string;
+  /** The Istio release whose istiod programmed the path (istiod only). */
+  istioVersion?: string;
   /** Processes to sample: every data-plane process on the path, and the app that answers. */
   procs: ProcRef[];
   /** One request before any load, proving the path is what it claims; resolves with the evidence, rejects when it is not. */

@@ -5,7 +5,7 @@
 // The parsers are pure; ProcWatch reads /proc. The in-pod `load` workload uses ProcWatch too (the
 // pod shares the host's /proc), so its window is exactly autocannon's measured run.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 export interface StatFields {
@@ -237,4 +237,63 @@ export class ProcWatch {
     });
     return { procs, machine: machineDelta(this.cpu0, cpu1, wallS, hz) };
   }
+}
+
+/** CPU ticks (utime+stime) of every process on the machine now, pid → comm and ticks (kernel threads included). */
+export function cpuSnapshot(): Map<number, { comm: string; ticks: number }> {
+  const out = new Map<number, { comm: string; ticks: number }>();
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return out;
+  }
+  for (const d of pids) {
+    const stat = read(`/proc/${d}/stat`);
+    if (stat === undefined) continue;
+    try {
+      const f = parseStat(stat);
+      out.set(f.pid, { comm: f.comm, ticks: f.utime + f.stime });
+    } catch {
+      // gone while read
+    }
+  }
+  return out;
+}
+
+/** A process outside the watched ones and the CPU it used during a run. */
+export interface OtherProcess {
+  pid: number;
+  comm: string;
+  cpuS: number;
+}
+
+/**
+ * The processes that used the most CPU between two snapshots, leaving out `exclude` (the watched trees, the load
+ * generator, this process): who else was busy during a run. At most `top`, each at least `minS` CPU seconds.
+ */
+export function othersBetween(a: Map<number, { comm: string; ticks: number }>, b: Map<number, { comm: string; ticks: number }>, exclude: ReadonlySet<number>, top = 3, minS = 0.02, hz = clockTicks()): OtherProcess[] {
+  const out: OtherProcess[] = [];
+  for (const [pid, x] of b) {
+    if (exclude.has(pid)) continue;
+    const cpuS = (x.ticks - (a.get(pid)?.ticks ?? 0)) / hz;
+    if (cpuS >= minS) out.push({ pid, comm: x.comm, cpuS: Math.round(cpuS * 1000) / 1000 });
+  }
+  return out.sort((p, q) => q.cpuS - p.cpuS).slice(0, top);
+}
+
+/**
+ * Envoy's worker threads in a process tree: `--concurrency N` on the command line of its envoy process
+ * (pilot-agent passes its own; Istio's figures are for 2 workers); null when no envoy in the tree names it.
+ */
+export function envoyWorkers(pid: number): number | null {
+  for (const p of processTree(pid)) {
+    const argv = (read(`/proc/${p}/cmdline`) ?? '').split('\0');
+    if (!/(^|\/)envoy$/.test(argv[0] ?? '')) continue;
+    const i = argv.indexOf('--concurrency');
+    if (i >= 0 && /^\d+$/.test(argv[i + 1] ?? '')) return Number(argv[i + 1]);
+    const eq = argv.find((x) => x.startsWith('--concurrency='));
+    if (eq) return Number(eq.slice('--concurrency='.length));
+  }
+  return null;
 }

@@ -180,6 +180,16 @@ export async function waitQuiet(maxS: number, cpus: number): Promise<{ waitedS: 
   return { waitedS: (performance.now() - t0) / 1000, busy };
 }
 
+/** One request per path before any load, proving each is what it claims; path id → evidence. */
+export async function verifyPaths(paths: readonly LoadPath[], log: (line: string) => void = () => undefined): Promise<Record<string, string>> {
+  const verified: Record<string, string> = {};
+  for (const p of paths) {
+    verified[p.id] = await p.verify();
+    log(`(${p.letter}) ${p.id}: ${p.client} → ${p.target}: ${verified[p.id]}`);
+  }
+  return verified;
+}
+
 interface Step {
   what: string;
   /** 0: the unmeasured pre-warm run (no quiet wait, no retry, nothing kept). */
@@ -196,14 +206,11 @@ interface Step {
  * for quiet, and a run disturbed anyway (foreignCpuMax) is measured again while retries last; the
  * disturbed run is kept in `discarded`. Waits and retries only spend the deadline's slack.
  */
-export async function runRounds(paths: LoadPath[], s: LoadSettings, log: (line: string) => void = () => undefined): Promise<RoundsResult> {
+export async function runRounds(paths: LoadPath[], s: LoadSettings, log: (line: string) => void = () => undefined, proven?: Record<string, string>): Promise<RoundsResult> {
   const t0 = performance.now();
   const deadline = t0 + s.deadlineS * 1000;
-  const verified: Record<string, string> = {};
-  for (const p of paths) {
-    verified[p.id] = await p.verify();
-    log(`(${p.letter}) ${p.id}: ${p.client} → ${p.target}: ${verified[p.id]}`);
-  }
+  // paths already proven (the fixed-rate run verified them) are not asked again
+  const verified: Record<string, string> = proven ? { ...proven } : await verifyPaths(paths, log);
   const samples: RunSample[] = [];
   const wrk: RunSample[] = [];
   const discarded: RunSample[] = [];

@@ -71,6 +71,8 @@ export const c2cBed: LoadBed = {
           { role: 'server-sidecar', kind: 'dataplane', pod: b.key, container: 'envoy' },
           { role: 'server-app', kind: 'app', pod: b.key, container: 'app' },
         ],
+        // config rendered the way the CF components' own code does (profiles/c2c)
+        controlPlane: 'rendered:c2c',
         verify,
       };
       return { profile: 'c2c', paths: [path], runId: cluster.runId, runDir: cluster.runDir, down: () => f.down() };

@@ -71,6 +71,8 @@ export const cfBed: LoadBed = {
           { role: 'server-sidecar', kind: 'dataplane' as const, pod: inst.key, container: 'envoy' },
           { role: 'server-app', kind: 'app' as const, pod: inst.key, container: 'app' },
         ],
+        // config rendered the way the CF components' own code does (profiles/cf)
+        controlPlane: 'rendered:cf-tcp-router',
         verify,
       };
       return { profile: 'cf', paths: [path], runId: cluster.runId, runDir: cluster.runDir, down: () => cf.down() };
