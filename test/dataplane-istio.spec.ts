@@ -139,7 +139,8 @@ describe('dataplane/envoy sidecar: renderSidecar', () => {
     expect(l.listener_filters_timeout).to.equal('0.1s');
     expect(arr(l.listener_filters)).to.deep.equal([
       { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst' } },
-      { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } },
+      // no TLS inspection on the blackhole port (istiod 1.28.2's virtualInbound does the same)
+      { name: 'envoy.filters.listener.tls_inspector', filter_disabled: { destination_port_range: { start: 15006, end: 15007 } }, typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } },
       { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector' } },
     ]);
     expect(arr(l.filter_chains)[0]).to.deep.equal({
@@ -237,6 +238,13 @@ describe('dataplane/envoy sidecar: renderSidecar', () => {
       const pass = chains(cfg).filter((c) => obj(c.filter_chain_match).destination_port === undefined);
       expect(pass.map(shape)).to.deep.equal([`raw_buffer[http/1.1,h2c,http/1.0] -> ${HCM}`, `raw_buffer -> ${TCP}`]);
       for (const c of chains(cfg)) expect(c.transport_socket).to.equal(undefined);
+    });
+
+    it('inspects no TLS on its ports: a ClientHello meets the raw_buffer chain and reaches the app as bytes', () => {
+      const inspector = arr(listener(cfg, 'virtualInbound').listener_filters).map(obj).find((f) => f.name === 'envoy.filters.listener.tls_inspector')!;
+      expect(inspector.filter_disabled).to.deep.equal({
+        or_match: { rules: [15006, 5000, 6000].map((p) => ({ destination_port_range: { start: p, end: p + 1 } })) },
+      });
     });
   });
 
