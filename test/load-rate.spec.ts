@@ -12,7 +12,10 @@ import { renderRateChart } from '../src/harness/load/chart.ts';
 import { DEFAULT_FIXED_RATE, fortioArgs, parseFortio, rateNotHeld, type FixedRateResult, type FortioFigures, type RateSample } from '../src/harness/load/fortio.ts';
 import { BASELINE, PATH_CATALOG, type LoadPath } from '../src/harness/load/path.ts';
 import { summarizeRate } from '../src/harness/load/rate-summary.ts';
-import { renderRateTable, writeLoadReport, type WithLoadRuns } from '../src/harness/load/report.ts';
+import { loadRunRecord, renderRateTable, writeLoadReport, type WithLoadRuns } from '../src/harness/load/report.ts';
+import { renderHtml } from '../src/harness/report/html.ts';
+import { renderMarkdown } from '../src/harness/report/markdown.ts';
+import type { ResultsFile } from '../src/harness/report/meta.ts';
 
 // fortio 1.68.2 `load -qps 1000 -c 4 -t 2s -json -` against its own echo server (DurationHistogram.Data dropped)
 const FORTIO_OK = `{
@@ -218,6 +221,34 @@ describe("load rate: figures in Istio's units", () => {
     expect(t).to.include('istio-mtls c=4 client-sidecar (envoy, 2 workers): 0.205 vCPU per 1000 req/s [4.9%], 50.0 MiB');
     expect(t).to.include('Istio 1.20: p90 added (client + server sidecar) 0.228 ms');
     expect(t).to.include('Istio 1.24: vCPU per sidecar at 1000 req/s 0.2 vCPU');
+  });
+});
+
+describe("load rate: summary.md and report.html in Istio's units", () => {
+  const file: ResultsFile & WithLoadRuns = { records: [], loadRuns: [loadRunRecord('/r', summarizeRate(RPATHS, RES, SETTINGS))] };
+
+  it("summary.md: a row per path and connection count with its control plane, beside Istio's figures and their versions", () => {
+    const md = renderMarkdown(file);
+    const section = md.slice(md.indexOf("## Throughput in Istio's units"));
+    const rows = section.split('\n').filter((l) => /^\| \([a-e]\) /.test(l));
+    expect(rows).to.have.length(3);
+    expect(rows[1]).to.match(/^\| \(b\) istio-mtls \| istiod 1\.28\.2 \| 4 \| 1000\/1000 \| 2\/2 \| 0\.310 \/ 0\.520 \(±7\.7%\) \/ 1\.025 \| client-sidecar 0\.205 \(±4\.9%, 2w\)<br>server-sidecar 0\.185 /);
+    expect(rows[1]).to.include('Istio 1.20: +0.228 ms p90, +0.298 ms p99; Istio 1.24: \\~0.20 vCPU, \\~60 MB per sidecar'); // `~` escaped for GFM
+    expect(rows[2]).to.match(/^\| \(e\) c2c-egress \| rendered:c2c \| 4 \| 1000\/1000 \| 1\/2 \| 0\.350 \/ 0\.600 /);
+    for (const v of ['| Istio 1.24 | vCPU per sidecar at 1000 req/s | 0.2 vCPU |', '| Istio 1.24 | memory per sidecar | 60 MB |', '| Istio 1.20 | p90 added (client + server sidecar) | 0.228 ms |', '| Istio 1.20 | p99 added (client + server sidecar) | 0.298 ms |']) expect(section).to.include(v);
+    expect(renderMarkdown({ records: [] })).to.not.include("Istio's units");
+  });
+
+  it("report.html: the table, the p90-added and vCPU charts with Istio's reference lines, and Istio's published figures", () => {
+    const html = renderHtml(file);
+    const count = (re: RegExp) => (html.match(re) ?? []).length;
+    expect(count(/<tr data-load-row=/g)).to.equal(3);
+    expect(count(/<svg class="load-chart"/g)).to.equal(2);
+    expect(count(/<g class="load-bar">/g)).to.equal(2 + 4); // p90 added of (b) and (e); vCPU of their 2 + 2 processes
+    expect(count(/class="istio-ref"/g)).to.equal(2);
+    expect(count(/<tr data-istio=/g)).to.equal(4);
+    expect(html).to.include('Istio 1.20: 0.228 ms').and.include('Istio 1.24: ~0.20 per sidecar');
+    expect(renderHtml({ records: [] })).to.not.include('id="load"');
   });
 });
 

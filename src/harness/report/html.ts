@@ -15,6 +15,8 @@ import type { ResultRecord } from '../model/verdict.ts';
 import { badgeIcon, renderGraph } from './graph.ts';
 import { versionMatrix, type VersionMatrix } from './matrix.ts';
 import { completeness, incompleteLine } from './completeness.ts';
+import { ISTIO_PUBLISHED, ISTIO_PUBLISHED_SOURCE, RATE_SPREAD_MAX, istioUnitsRows, type IstioUnitsRow } from '../load/istio-units.ts';
+import type { WithLoadRuns } from '../load/report.ts';
 import { durationMs, edgeKind, escapeXml as esc, formatDuration, groupBy, perVersionView, runHeader, tally, unique, type BudgetResult, type EdgeKind, type ResultsFile } from './meta.ts';
 
 export interface HtmlOptions {
@@ -98,6 +100,8 @@ export function renderHtml(input: ResultsFile, opts: HtmlOptions = {}): string {
     }
     main.push(`</section>`);
   }
+  const load = istioUnitsRows(input as ResultsFile & WithLoadRuns);
+  if (load.length) main.push(istioUnitsSection(load));
   if (budgets.length) main.push(budgetSection(budgets));
   if (file.skipped?.length) {
     main.push(
@@ -282,6 +286,61 @@ function budgetSection(budgets: BudgetResult[]): string {
   );
 }
 
+/**
+ * The fixed-rate figures in Istio's units (load/istio-units.ts): a table beside Istio's published figures (each with
+ * its version), and two charts, p90 added per row against Istio 1.20's 0.228 ms and vCPU per 1000 req/s of each
+ * data-plane process against Istio 1.24's ~0.20 per sidecar.
+ */
+function istioUnitsSection(rows: IstioUnitsRow[]): string {
+  const f = (x: number | null | undefined, d = 3) => (x !== null && x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '–');
+  const pct = (x: number | null | undefined) => (x !== null && x !== undefined && Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–');
+  const name = (r: IstioUnitsRow) => `(${r.letter}) ${r.path} c=${r.connections} · ${r.controlPlane}`;
+  const trs = rows.map(
+    (r) =>
+      `<tr data-load-row="${esc(r.path)}"><td>${esc(name(r))}</td><td>${esc(`${f(r.achievedRps, 0)}/${r.rate}`)}</td><td>${esc(r.rounds)}</td>` +
+      `<td>${r.added ? esc(`${f(r.added.p50)} / ${f(r.added.p90)} (±${pct(r.p90Spread)}) / ${f(r.added.p99)}`) : 'baseline'}</td>` +
+      `<td>${r.vcpu.map((v) => esc(`${v.role} ${f(v.value)} (±${pct(v.spread)}${v.workers !== null ? `, ${v.workers} workers` : ''})`)).join('<br>') || '–'}</td>` +
+      `<td>${r.rss.map((v) => esc(`${v.role} ${f(v.value, 1)}`)).join('<br>') || '–'}</td><td>${esc(r.istio ?? '')}</td></tr>`,
+  );
+  const published = ISTIO_PUBLISHED.map((x) => `<tr data-istio="${esc(x.istioVersion)}"><td>Istio ${esc(x.istioVersion)}</td><td>${esc(x.what)}</td><td>${esc(`${x.value} ${x.unit}`)}</td><td>${esc(x.conditions)}</td></tr>`);
+  const bars = (title: string, items: { label: string; value: number }[], ref: { value: number; label: string }, unit: string): string => {
+    const W = 720;
+    const labelW = 300;
+    const barW = W - labelW - 90;
+    const rowH = 22;
+    const H = items.length * rowH + 34;
+    const max = Math.max(1e-9, ref.value, ...items.map((i) => i.value).filter((v) => Number.isFinite(v))) * 1.1;
+    const x = (v: number) => labelW + (Math.max(0, Number.isFinite(v) ? v : 0) / max) * barW;
+    const g = items.map((it, i) => {
+      const y = i * rowH + 20;
+      return (
+        `<g class="load-bar"><title>${esc(`${it.label}: ${f(it.value)} ${unit}`)}</title>` +
+        `<text x="${labelW - 8}" y="${y + 12}" text-anchor="end" font-size="11">${esc(truncate(it.label, 48))}</text>` +
+        `<rect x="${labelW}" y="${y}" width="${(x(it.value) - labelW).toFixed(1)}" height="15" fill="#0969da" fill-opacity="0.8"/>` +
+        `<text x="${(x(it.value) + 4).toFixed(1)}" y="${y + 12}" font-size="11">${esc(f(it.value))}</text></g>`
+      );
+    });
+    const rx = x(ref.value).toFixed(1);
+    return (
+      `<svg class="load-chart" data-chart="${esc(title)}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">` +
+      `<text x="4" y="13" font-size="12" font-weight="600">${esc(title)}</text>${g.join('')}` +
+      `<line class="istio-ref" x1="${rx}" x2="${rx}" y1="16" y2="${H - 4}" stroke="#9a6700" stroke-width="1.5" stroke-dasharray="3 2"><title>${esc(ref.label)}</title></line>` +
+      `<text x="${rx}" y="${H - 2}" font-size="10" fill="#9a6700">${esc(ref.label)}</text></svg>`
+    );
+  };
+  const added = rows.filter((r) => r.added).map((r) => ({ label: name(r), value: r.added!.p90 }));
+  const vcpu = rows.flatMap((r) => r.vcpu.map((v) => ({ label: `${name(r)} ${v.role}`, value: v.value })));
+  return (
+    `<section id="load"><h2>Throughput in Istio's units</h2>` +
+    `<p class="legend">fortio at a fixed rate, ${rows[0]!.payloadBytes} B responses; medians of the rounds that held the rate (± spread, target ≤ ${RATE_SPREAD_MAX * 100}%); added = over the baseline of the same round</p>` +
+    `<table class="load"><thead><tr><th>path · control plane</th><th>req/s</th><th>rounds</th><th>added ms p50 / p90 / p99</th><th>vCPU per 1000 req/s</th><th>RSS MiB</th><th>Istio published</th></tr></thead><tbody>${trs.join('')}</tbody></table>` +
+    (added.length ? bars('p90 added (ms)', added, { value: 0.228, label: 'Istio 1.20: 0.228 ms' }, 'ms') : '') +
+    (vcpu.length ? bars('vCPU per 1000 req/s, per data-plane process', vcpu, { value: 0.2, label: 'Istio 1.24: ~0.20 per sidecar' }, 'vCPU') : '') +
+    `<h3>Istio's published figures</h3><p class="legend">${esc(ISTIO_PUBLISHED_SOURCE)}</p>` +
+    `<table class="istio-published"><thead><tr><th>Istio</th><th>figure</th><th>value</th><th>conditions</th></tr></thead><tbody>${published.join('')}</tbody></table></section>`
+  );
+}
+
 const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(Math.abs(x) >= 100 ? 1 : 3));
 const truncate = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
@@ -332,6 +391,7 @@ g.edge { cursor: pointer; } g.edge:hover path, g.edge:focus path { stroke-width:
 [data-selected] { outline: 3px solid #8250df; } g[data-selected] path:not(.hit) { stroke: #8250df; stroke-width: 3; }
 td:focus, g:focus { outline: 2px solid #0969da; }
 .tally { font-family: ui-monospace, monospace; font-size: 12px; color: var(--muted); }
+table.load, table.istio-published { border-collapse: collapse; font-size: 13px; margin: 8px 0; } table.load td, table.load th, table.istio-published td, table.istio-published th { border: 1px solid var(--line, #d0d7de); padding: 3px 6px; text-align: left; vertical-align: top; }
 g.budget { cursor: pointer; } g.budget text { font-family: system-ui, sans-serif; fill: var(--fg); }
 #evidence-panel { position: sticky; top: 0; height: 100vh; overflow: auto; padding: 16px; border-left: 1px solid var(--line); background: var(--bg2); }
 #evidence-panel h2 { margin-top: 0; } #evidence-title { font-weight: 600; word-break: break-all; }

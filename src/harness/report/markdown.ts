@@ -1,7 +1,9 @@
 // summary.md for a PR or release comment: the run, the failures with their evidence, a
-// Cyclonus-style truth table per scenario of each suite, and the budgets. Pure: data in, text out.
+// Cyclonus-style truth table per scenario of each suite, the throughput figures in Istio's units, and the budgets. Pure: data in, text out.
 import type { ResultRecord } from '../model/verdict.ts';
 import { truthTable } from './results.ts';
+import { ISTIO_PUBLISHED, ISTIO_PUBLISHED_SOURCE, RATE_SPREAD_MAX, istioUnitsRows, type IstioUnitsRow } from '../load/istio-units.ts';
+import type { WithLoadRuns } from '../load/report.ts';
 import { completeness, incompleteLine } from './completeness.ts';
 import { versionMatrix, type VersionMatrix } from './matrix.ts';
 import { durationMs, evidenceFields, formatDuration, groupBy, perVersionView, runHeader, tally, type BudgetResult, type ResultsFile, type RunHeader } from './meta.ts';
@@ -95,6 +97,8 @@ export function renderMarkdown(input: ResultsFile, opts: MarkdownOptions = {}): 
     }
   }
 
+  const load = istioUnitsRows(input as ResultsFile & WithLoadRuns);
+  if (load.length) out.push("## Throughput in Istio's units", '', ...istioUnitsTable(load), '');
   if (budgets.length) out.push('## Budgets', '', ...budgetTable(budgets), '');
   out.push('<sub>`.` allowed · `X` denied · `!` differs from expected · rows: from, columns: to:port</sub>', '');
   return out.join('\n');
@@ -152,6 +156,32 @@ function budgetTable(budgets: BudgetResult[]): string[] {
     return `| ${b.pass ? '✅' : '❌'} | ${cell(b.path)} | ${cell(b.metric)} | ${num(b.value)} | ${num(b.limit)} | ${cell(b.unit)} | ${cell(rounds)} |`;
   });
   return ['| | path | metric | value | limit | unit | rounds |', '|---|---|---|---:|---:|---|---|', ...rows];
+}
+
+/** The fixed-rate figures (load/istio-units.ts) beside Istio's published ones, each with its Istio version. */
+function istioUnitsTable(rows: IstioUnitsRow[]): string[] {
+  const f = (x: number | null | undefined, d = 3) => (x !== null && x !== undefined && Number.isFinite(x) ? x.toFixed(d) : '–');
+  const pct = (x: number | null | undefined) => (x !== null && x !== undefined && Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–');
+  const body = rows.map((r) => {
+    const vcpu = r.vcpu.map((v) => `${v.role} ${f(v.value)} (±${pct(v.spread)}${v.workers !== null ? `, ${v.workers}w` : ''})`).join('<br>');
+    const rss = r.rss.map((v) => `${v.role} ${f(v.value, 1)}`).join('<br>');
+    const added = r.added ? `${f(r.added.p50)} / ${f(r.added.p90)} (±${pct(r.p90Spread)}) / ${f(r.added.p99)}` : 'baseline';
+    return `| (${r.letter}) ${cell(r.path)} | ${cell(r.controlPlane)} | ${r.connections} | ${f(r.achievedRps, 0)}/${r.rate} | ${r.rounds} | ${added} | ${vcpu || '–'} | ${rss || '–'} | ${cell(r.istio ?? '')} |`;
+  });
+  const published = ISTIO_PUBLISHED.map((x) => `| Istio ${x.istioVersion} | ${cell(x.what)} | ${x.value} ${x.unit} | ${cell(x.conditions)} |`);
+  return [
+    `fortio at a fixed rate, ${rows[0]!.payloadBytes} B responses; medians of the rounds that held the rate (± spread, target ≤ ${RATE_SPREAD_MAX * 100}%); added = over the baseline of the same round.`,
+    '',
+    '| path | control plane | conns | req/s | rounds | added ms p50 / p90 / p99 | vCPU per 1000 req/s, per data-plane process | RSS MiB | Istio published |',
+    '|---|---|---:|---:|---:|---|---|---|---|',
+    ...body,
+    '',
+    `Istio's published figures (${cell(ISTIO_PUBLISHED_SOURCE)}):`,
+    '',
+    '| Istio | figure | value | conditions |',
+    '|---|---|---:|---|',
+    ...published,
+  ];
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
