@@ -323,7 +323,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--profile <names>', `comma-separated profiles to run (by suite file prefix: ${[...new Set(PROFILE_PREFIXES.map((p) => p[1]))].join(', ')}); default all`)
     .option('--suite <names>', 'comma-separated suite names, e.g. istio-strict-denial,substrate (default: all)')
     .option('--envoy-version <versions>', `comma-separated Envoy versions (default ${DEFAULT_ENVOY_VERSION}); several: the suites run once per version, each installed on demand, and the reports get a column per version`)
-    .option('--control-plane <name>', "what programs the Istio suites' sidecars: istiod (Istio's own istiod and pilot-agent on a real kube-apiserver, built by doctor) or emulated (meshproof's rendering)", 'istiod')
+    .option('--control-plane <name>', "what programs the Istio suites' sidecars: istiod (Istio's own istiod and pilot-agent on a real kube-apiserver, built by doctor), emulated (meshproof's rendering), or both (every Istio cell where the two disagree into control-plane-diff.md)", 'istiod')
     .option('--istio-version <version>', `the Istio release whose istiod runs (supported: ${Object.keys(ISTIO_VERSIONS).join(', ')})`, DEFAULT_ISTIO_VERSION)
     .option('--out <dir>', 'the run directory (default reports/<run id>)')
     .option('--baseline <results>', 'a results.json (or run directory) to compare with: lists changed verdicts, moved budgets and regressions')

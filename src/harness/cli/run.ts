@@ -13,7 +13,7 @@ import { CONTROL_PLANE_ENV, CONTROL_PLANES, ISTIO_VERSION_ENV } from '../control
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../controlplane/versions.ts';
 import type { ControlPlaneKind } from '../profiles/istio/mesh.ts';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { DEFAULT_ENVOY_VERSION, assertEnvoyVersion, runDoctor, versions as toolVersions } from './doctor.ts';
@@ -23,7 +23,7 @@ import { listSuites, matrixUnits, parseList, parseShard, selectSuites, type Shar
 import { conformanceFailures, printGate, printIncomplete, readResultsPath, resolveResultsPath } from './reports.ts';
 import { completeness, incompleteLine, mergePlans } from '../report/completeness.ts';
 import { envoyVersionsOf, type PlannedUnit, type ResultsFile, type RunMetadata, type TestResult } from '../report/meta.ts';
-import { loadResults, machineInfo, mergeResults, patchResultsFile, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
+import { diffRuns, loadResults, machineInfo, mergeResults, patchResultsFile, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
 import { RESULTS_DIR_ENV } from '../report/results.ts';
 import { REPORTS_DIR_ENV } from '../substrate/state.ts';
 import { requireRoot } from './doctor.ts';
@@ -58,7 +58,7 @@ export interface RunPlan {
   runId: string;
   substrate: string;
   envoyVersions: string[];
-  controlPlane: ControlPlaneKind;
+  controlPlane: ControlPlaneKind | 'both';
   istioVersion: string;
   suites: SuiteFile[];
   shard?: Shard;
@@ -80,8 +80,9 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
   }
   const envoyVersions = parseList(flags.envoyVersion) ?? [DEFAULT_ENVOY_VERSION];
   for (const v of envoyVersions) assertEnvoyVersion(v);
-  const controlPlane = (flags.controlPlane ?? 'istiod') as ControlPlaneKind;
-  if (!(CONTROL_PLANES as readonly string[]).includes(controlPlane)) throw new UserError(`unknown control plane ${JSON.stringify(flags.controlPlane)}: the control planes are ${CONTROL_PLANES.join(', ')}`);
+  const controlPlane = (flags.controlPlane ?? 'istiod') as ControlPlaneKind | 'both';
+  if (!([...CONTROL_PLANES, 'both'] as readonly string[]).includes(controlPlane)) throw new UserError(`unknown control plane ${JSON.stringify(flags.controlPlane)}: the control planes are ${CONTROL_PLANES.join(', ')} (or both)`);
+  if (controlPlane === 'both' && (parseList(flags.envoyVersion)?.length ?? 1) > 1) throw new UserError('--control-plane both runs one Envoy version: give one --envoy-version');
   const istioVersion = flags.istioVersion ?? DEFAULT_ISTIO_VERSION;
   assertIstioVersion(istioVersion);
   const suites = selectSuites(listSuites(join(repoRoot, 'suites')), { suites: parseList(flags.suite), profiles: parseList(flags.profile) });
@@ -137,7 +138,7 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
     for (const [i, v] of versionsRun.entries()) {
       phase(`[provision ${i + 1}/${versionsRun.length}] meshproof doctor --fix --envoy-version ${v}`);
       const lines: string[] = [];
-      const istioVersions = plan.controlPlane === 'istiod' ? [plan.istioVersion] : [];
+      const istioVersions = plan.controlPlane === 'emulated' ? [] : [plan.istioVersion];
       const code = await runDoctor({ fix: true, envoyVersion: v, istioVersions, scope: 'run', log: (l) => (l.startsWith('ok ') ? lines.push(l) : print(`    ${l}`)) });
       if (code !== 0) {
         print('    environment not ready (above); meshproof doctor lists what is missing');
@@ -152,6 +153,8 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
   if (!plan.units.length) {
     phase(`nothing to run: this shard has no units (the matrix has ${plan.envoyVersions.length * plan.suites.length})`);
     writeRunMetadata(plan.out, await metadata(plan, ctx, started, [], versionsRun), { planned: [], completed: [] });
+  } else if (plan.controlPlane === 'both') {
+    return runBothControlPlanes(plan, ctx);
   } else if (versionsRun.length === 1) {
     const v = versionsRun[0]!;
     await runOneVersion(plan, ctx, v, plan.units.map((u) => u.suite), started);
@@ -324,6 +327,48 @@ async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: strin
     process.off('exit', onExit);
     finalize(stopped);
   }
+}
+
+/**
+ * `--control-plane both`: every selected suite on the emulation into <out>/emulated/, the Istio suites on istiod into
+ * <out>/istiod/, then every Istio cell where the two disagree into <out>/control-plane-diff.{json,md}: that list is
+ * the simulator's conformance (each entry a fixed emulation or a truth-table row corrected with a source).
+ */
+async function runBothControlPlanes(plan: RunPlan, ctx: RunContext): Promise<number> {
+  const bin = join(ctx.repoRoot, 'bin', 'meshproof.js');
+  const codes: number[] = [];
+  const istioSuites = plan.suites.filter((s) => s.profile === 'istio').map((s) => s.name);
+  for (const [cp, suites] of [['emulated', plan.suites.map((s) => s.name)], ['istiod', istioSuites]] as const) {
+    if (suites.length === 0) continue;
+    const dir = join(plan.out, cp);
+    ctx.print(`\n==> [${clock()}] control plane ${cp}: ${suites.length} suite(s) into ${dir}`);
+    const args = [bin, 'run', '--substrate', plan.substrate, '--control-plane', cp, '--istio-version', plan.istioVersion, '--envoy-version', plan.envoyVersions[0]!, '--suite', suites.join(','), '--out', dir, '--no-provision', '--run-id', `${plan.runId}-${cp}`];
+    const env = { ...process.env };
+    delete env[RESULTS_DIR_ENV];
+    const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: ctx.repoRoot });
+    const code = await new Promise<number>((res) => child.on('exit', (c, sig) => res(c ?? (sig ? 128 : 1))));
+    codes.push(code);
+    if (code >= 128) return code;
+  }
+  const [a, b] = ['emulated', 'istiod'].map((cp) => join(plan.out, cp, RESULTS_FILE));
+  if (!existsSync(a!) || !existsSync(b!)) return Math.max(EXIT.failure, ...codes);
+  const istio = (f: ResultsFile): ResultsFile => ({ ...f, records: f.records.filter((r) => r.profile === 'istio') });
+  const d = diffRuns(istio(loadResults(join(plan.out, 'emulated'))), istio(loadResults(join(plan.out, 'istiod'))));
+  const lines = [
+    `# Emulation vs istiod ${plan.istioVersion}: cells that disagree`,
+    '',
+    `${d.changed.length} changed, ${d.added.length} only on istiod, ${d.removed.length} only on the emulation.`,
+    '',
+    ...d.changed.map((c) => `- ${c.key}: emulated ${c.before.verdict}, istiod ${c.after.verdict}`),
+    ...d.added.map((r) => `- only on istiod: ${r.suite} ${r.scenario} ${r.from} → ${r.to}:${r.port} ${r.verdict}`),
+    ...d.removed.map((r) => `- only on the emulation: ${r.suite} ${r.scenario} ${r.from} → ${r.to}:${r.port} ${r.verdict}`),
+    '',
+  ];
+  writeFileSync(join(plan.out, 'control-plane-diff.md'), lines.join('\n'));
+  writeFileSync(join(plan.out, 'control-plane-diff.json'), JSON.stringify(d, null, 2));
+  for (const l of lines) ctx.print(l);
+  const disagree = d.changed.length + d.added.length + d.removed.length;
+  return Math.max(disagree ? EXIT.failure : EXIT.ok, ...codes);
 }
 
 /** One child `meshproof run` per Envoy version into <out>/envoy-<v>/, then <out>/results.json merges them. */
