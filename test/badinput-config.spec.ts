@@ -71,7 +71,8 @@ describe('bad input: a routing-api route table', () => {
 
 describe('bad input: fixtures/budgets.yaml', () => {
   it('an unknown key or a bad value is a UserError naming the file and the key', () => {
-    expect(userError(() => parseBudgets('load:\n  rounds: 2\n', 'budgets.yaml'))).to.equal('budgets.yaml: load.rounds must be at least 3 (a median and a spread need three rounds), got 2');
+    expect(userError(() => parseBudgets('load:\n  rounds: 2\n', 'budgets.yaml'))).to.equal("budgets.yaml: unknown key 'load' (keys: fixed_rate, closed_loop, smoke, paths)");
+    expect(userError(() => parseBudgets('fixed_rate:\n  rounds: 2\n', 'budgets.yaml'))).to.equal('budgets.yaml: fixed_rate.rounds must be at least 3 (a median and a spread need three rounds), got 2');
     expect(userError(() => parseBudgets('paths:\n  baseline:\n    rps_max: 1\n', 'budgets.yaml'))).to.match(/^budgets\.yaml: unknown budget 'paths\.baseline\.rps_max'/);
   });
 });
