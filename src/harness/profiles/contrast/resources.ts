@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { UserError } from '../../cli/errors.ts';
+import { FieldReader, isObj, type Obj } from '../../model/fields.ts';
 import type { Annotations } from '../../model/contrast/annotations.ts';
 
 export type Labels = Record<string, string>;
@@ -45,57 +46,10 @@ export interface ContrastModel {
   services: ContrastService[];
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-class Ctx {
-  constructor(
-    readonly source: string,
-    readonly what: string,
-  ) {}
-
-  fail(msg: string): never {
-    throw new UserError(`${this.source}: ${this.what}: ${msg}`);
-  }
-
-  only(o: Obj, path: string, known: readonly string[]): void {
-    for (const k of Object.keys(o)) if (!known.includes(k)) this.fail(`field ${path ? `${path}.` : ''}${k} is not implemented by meshproof's contrast profile`);
-  }
-
-  obj(v: unknown, path: string): Obj {
-    if (v === undefined || v === null) return {};
-    if (!isObj(v)) this.fail(`field ${path} must be a mapping`);
-    return v;
-  }
-
-  list(v: unknown, path: string): unknown[] {
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) this.fail(`field ${path} must be a list`);
-    return v;
-  }
-
-  str(v: unknown, path: string, required = false): string | undefined {
-    if (v === undefined || v === null) {
-      if (required) this.fail(`field ${path} is required`);
-      return undefined;
-    }
-    if (typeof v !== 'string') this.fail(`field ${path} must be a string, got ${JSON.stringify(v)}`);
-    return v;
-  }
-
-  port(v: unknown, path: string): number {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) this.fail(`field ${path} must be a port number 1-65535, got ${JSON.stringify(v)}`);
-    return v;
-  }
-
-  /** Labels and annotations: string values only (an unquoted `true` or number is a YAML scalar Kubernetes refuses). */
-  strings(v: unknown, path: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(this.obj(v, path))) {
-      if (typeof val !== 'string') this.fail(`field ${path}.${k} must be a string (quote it), got ${JSON.stringify(val)}`);
-      out[k] = val;
-    }
-    return out;
+/** The contrast profile's field reader (model/fields.ts). */
+class Ctx extends FieldReader {
+  constructor(source: string, what: string) {
+    super(source, what, 'contrast');
   }
 }
 
@@ -131,17 +85,17 @@ function parseDeployment(c: Ctx, base: { source: string; name: string; namespace
   c.only(tpl, 'spec.template', ['metadata', 'spec']);
   const tmeta = c.obj(tpl.metadata, 'spec.template.metadata');
   c.only(tmeta, 'spec.template.metadata', ['labels', 'annotations']);
-  const labels = c.strings(tmeta.labels, 'spec.template.metadata.labels');
+  const labels = c.labels(tmeta.labels, 'spec.template.metadata.labels');
   const sel = c.obj(spec.selector, 'spec.selector');
   c.only(sel, 'spec.selector', ['matchLabels']);
-  for (const [k, v] of Object.entries(c.strings(sel.matchLabels, 'spec.selector.matchLabels'))) {
+  for (const [k, v] of Object.entries(c.labels(sel.matchLabels, 'spec.selector.matchLabels'))) {
     if (labels[k] !== v) c.fail(`spec.selector.matchLabels ${k}=${v} does not match the template labels`);
   }
   const pspec = c.obj(tpl.spec, 'spec.template.spec');
   c.only(pspec, 'spec.template.spec', ['runtimeClassName', 'serviceAccountName', 'containers']);
   const containers = c.list(pspec.containers, 'spec.template.spec.containers').map((x, i) => parseContainer(c, x, `spec.template.spec.containers[${i}]`));
   if (containers.length === 0) c.fail('field spec.template.spec.containers is required');
-  const d: ContrastDeployment = { kind: 'Deployment', ...base, labels, annotations: c.strings(tmeta.annotations, 'spec.template.metadata.annotations'), containers };
+  const d: ContrastDeployment = { kind: 'Deployment', ...base, labels, annotations: c.labels(tmeta.annotations, 'spec.template.metadata.annotations'), containers };
   const rc = c.str(pspec.runtimeClassName, 'spec.template.spec.runtimeClassName');
   if (rc !== undefined) d.runtimeClassName = rc;
   const sa = c.str(pspec.serviceAccountName, 'spec.template.spec.serviceAccountName');
@@ -152,7 +106,7 @@ function parseDeployment(c: Ctx, base: { source: string; name: string; namespace
 function parseService(c: Ctx, base: { source: string; name: string; namespace: string }, spec: Obj): ContrastService {
   c.only(spec, 'spec', ['selector', 'ports', 'type']);
   if (spec.type !== undefined && spec.type !== 'ClusterIP') c.fail(`field spec.type: only ClusterIP is implemented, got ${JSON.stringify(spec.type)}`);
-  const selector = c.strings(spec.selector, 'spec.selector');
+  const selector = c.labels(spec.selector, 'spec.selector');
   if (Object.keys(selector).length === 0) c.fail('field spec.selector is required (a Service without one selects no pod)');
   const ports = c.list(spec.ports, 'spec.ports').map((p, i) => {
     const po = c.obj(p, `spec.ports[${i}]`);

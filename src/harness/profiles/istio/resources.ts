@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { UserError } from '../../cli/errors.ts';
+import { FieldReader, isObj, type Obj } from '../../model/fields.ts';
 
 export type Labels = Record<string, string>;
 
@@ -269,72 +270,10 @@ function withRaw<R extends Resource>(r: R, doc: unknown): R {
   return r;
 }
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Per-resource context: builds messages `<file>: <Kind> <name>: ...`. */
-class Ctx {
-  constructor(
-    readonly source: string,
-    readonly kind: string,
-    readonly name: string,
-  ) {}
-
-  fail(msg: string): never {
-    throw new UserError(`${this.source}: ${this.kind} ${this.name}: ${msg}`);
-  }
-
-  /** Rejects any key of `o` that is not in `known`. */
-  only(o: Obj, path: string, known: readonly string[]): void {
-    for (const k of Object.keys(o)) {
-      if (!known.includes(k)) this.fail(`field ${path ? `${path}.` : ''}${k} is not implemented by meshproof's istio profile`);
-    }
-  }
-
-  obj(v: unknown, path: string): Obj {
-    if (v === undefined || v === null) return {};
-    if (!isObj(v)) this.fail(`field ${path} must be a mapping`);
-    return v;
-  }
-
-  list(v: unknown, path: string): unknown[] {
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) this.fail(`field ${path} must be a list`);
-    return v;
-  }
-
-  str(v: unknown, path: string, required = false): string | undefined {
-    if (v === undefined || v === null) {
-      if (required) this.fail(`field ${path} is required`);
-      return undefined;
-    }
-    if (typeof v !== 'string') this.fail(`field ${path} must be a string, got ${JSON.stringify(v)}`);
-    return v;
-  }
-
-  port(v: unknown, path: string): number {
-    const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 65535) this.fail(`field ${path} must be a port number 1-65535, got ${JSON.stringify(v)}`);
-    return n;
-  }
-
-  labels(v: unknown, path: string): Labels {
-    const o = this.obj(v, path);
-    const out: Labels = {};
-    for (const [k, val] of Object.entries(o)) {
-      if (typeof val !== 'string') this.fail(`field ${path}.${k} must be a string (quote it), got ${JSON.stringify(val)}`);
-      out[k] = val;
-    }
-    return out;
-  }
-
-  strings(v: unknown, path: string): string[] {
-    return this.list(v, path).map((s, i) => this.str(s, `${path}[${i}]`, true) as string);
-  }
-
-  oneOf<T extends string>(v: unknown, path: string, allowed: readonly T[]): T {
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) this.fail(`field ${path} must be one of ${allowed.join('|')}, got ${JSON.stringify(v)}`);
-    return v as T;
+/** The istio profile's field reader (model/fields.ts): Istio's portLevelMtls keys are strings. */
+class Ctx extends FieldReader {
+  constructor(source: string, kind: string, name: string) {
+    super(source, `${kind} ${name}`, 'istio', true);
   }
 }
 
