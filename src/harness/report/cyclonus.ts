@@ -3,20 +3,13 @@
 // header cell gives: `.` allowed, `X` denied (`-` not probed). It prints the expected table, the
 // observed one and "observed vs expected" (`.` same, `X` different), the wrong cells, then the
 // tally `N wrong, N correct`. Pure: cells in, text out.
-import type { Observed } from '../model/verdict.ts';
+import type { ResultRecord } from '../model/verdict.ts';
 
-export interface CyclonusCell {
-  from: string;
-  to: string;
-  port: number;
-  protocol: string;
-  expected: Observed;
-  observed: Observed;
-  /** The cell agrees with its expectation in everything it is checked on (a verdict can differ while both are `X`). */
-  pass: boolean;
+/** A cell as the result record has it (`pass`: it agrees with its expectation in everything it is checked on, so a verdict can differ while both are `X`). */
+export type CyclonusCell = Pick<ResultRecord, 'from' | 'to' | 'port' | 'protocol' | 'expected' | 'observed' | 'pass'> & {
   /** Printed for a wrong cell, e.g. `want denied:reset, got denied:http-503`. */
   detail?: string;
-}
+};
 
 const unique = <T>(xs: T[]): T[] => [...new Set(xs)];
 
