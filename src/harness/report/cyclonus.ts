@@ -3,7 +3,7 @@
 // header cell gives: `.` allowed, `X` denied (`-` not probed). It prints the expected table, the
 // observed one and "observed vs expected" (`.` same, `X` different), the wrong cells, then the
 // tally `N wrong, N correct`. Pure: cells in, text out.
-import type { ResultRecord } from '../model/verdict.ts';
+import type { Observed, ResultRecord } from '../model/verdict.ts';
 
 /** A cell as the result record has it (`pass`: it agrees with its expectation in everything it is checked on, so a verdict can differ while both are `X`). */
 export type CyclonusCell = Pick<ResultRecord, 'from' | 'to' | 'port' | 'protocol' | 'expected' | 'observed' | 'pass'> & {
