@@ -19,7 +19,6 @@ import { IstiodMesh } from '../controlplane/istiod/mesh.ts';
 import { removeSaMountpoint } from '../kube/node-agent.ts';
 import { CONTROL_PLANES } from '../controlplane/index.ts';
 import { resolveIstio } from '../controlplane/provision.ts';
-import { onTeardown } from '../substrate/lifecycle.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -108,9 +107,8 @@ async function startFor(path: string, opts: UpFlags): Promise<{ cluster: NetnsCl
   if (!isIstioInput(path, opts)) return { cluster: await upNetns(loadTopology(path), upOpts) };
   const model = istioModelFor(path, opts);
   if ((opts.controlPlane ?? 'istiod') === 'emulated') return { cluster: (await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster };
+  // IstiodMesh registers its own teardown: the keeper's Ctrl-C or SIGTERM stops the node agent and the API server too
   const mesh = await IstiodMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion, istioVersion: opts.istioVersion });
-  // the keeper's teardown stops the node agent and the API server too (the cluster registers its own)
-  onTeardown(() => mesh.down());
   return { cluster: mesh.cluster, kubeconfig: mesh.api.kubeconfigPath };
 }
 

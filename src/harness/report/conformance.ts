@@ -20,6 +20,9 @@ export interface Implementation {
   contact: string[];
   /** meshproof addition: the data-plane versions the run used (envoy, haproxy, istio; several Envoy versions joined with ", "). */
   versions?: Record<string, string>;
+  /** meshproof addition: what programmed the Istio sidecars (`istiod`, `emulated`), and how the install differs from a default one. */
+  controlPlane?: string;
+  deviations?: { setting: string; why: string }[];
 }
 
 export interface ConformanceOptions {
@@ -141,6 +144,8 @@ export function conformanceReport(input: ResultsFile, opts: ConformanceOptions =
       version: opts.implementation?.version ?? versions.envoy ?? 'unknown',
       contact: opts.implementation?.contact ?? [],
       ...dataPlaneVersions(head.meta?.versions ?? {}, head.meta?.envoyVersions),
+      ...(head.meta?.controlPlane ? { controlPlane: head.meta.controlPlane } : {}),
+      ...(head.meta?.istioDeviations?.length ? { deviations: head.meta.istioDeviations } : {}),
     },
     profiles: reports,
   };

@@ -8,6 +8,7 @@ import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-
 import { parse, stringify } from 'yaml';
 import { upNetns, type NetnsCluster, type UpOptions } from '../../substrate/netns/index.ts';
 import { pollUntil } from '../../substrate/poll.ts';
+import { onTeardown } from '../../substrate/lifecycle.ts';
 import { CertificateAuthority, issueClient, issueServer, PkiStore } from '../../pki/index.ts';
 import { startKubeApi, type KubeApi } from '../../kube/apiserver.ts';
 import { NodeAgent } from '../../kube/node-agent.ts';
@@ -84,6 +85,8 @@ export class IstiodMesh implements Mesh {
       const mesh = new IstiodMesh(cluster, api, agent, version, install, model, log);
       await mesh.converge(model);
       mesh.timings = { kubeApiMs, controlPlaneMs, meshReadyMs: Date.now() - t0 };
+      // Ctrl-C or SIGTERM: the node agent and the API server's relay stop too (the cluster registers its own teardown)
+      mesh.unregister = onTeardown(() => mesh.down());
       log(`istiod ${version}: mesh ready in ${Date.now() - t0} ms (export KUBECONFIG=${api.kubeconfigPath})`);
       return mesh;
     } catch (e) {
@@ -294,7 +297,10 @@ export class IstiodMesh implements Mesh {
     }
   }
 
+  private unregister: () => void = () => undefined;
+
   async down(): Promise<void> {
+    this.unregister();
     this.pkiStore.removeKeys();
     await this.agent.stop();
     await this.api.stop();
