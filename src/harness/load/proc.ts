@@ -84,7 +84,11 @@ function read(path: string): string | undefined {
   }
 }
 
-/** The process and its descendants (through /proc/<pid>/task/<tid>/children), at most 64 processes. */
+/**
+ * The process and its descendants, at most 64 processes. A child is listed under the thread that forked it
+ * (proc(5) /proc/<pid>/task/<tid>/children), so every thread is read: a Go program such as pilot-agent starts
+ * Envoy from whichever thread its goroutine runs on.
+ */
 export function processTree(pid: number): number[] {
   const out: number[] = [];
   const todo = [pid];
@@ -92,8 +96,16 @@ export function processTree(pid: number): number[] {
     const p = todo.shift()!;
     if (out.includes(p)) continue;
     out.push(p);
-    const children = read(`/proc/${p}/task/${p}/children`);
-    if (children) todo.push(...children.trim().split(/\s+/).filter(Boolean).map(Number));
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const tid of tids) {
+      const children = read(`/proc/${p}/task/${tid}/children`);
+      if (children) todo.push(...children.trim().split(/\s+/).filter(Boolean).map(Number));
+    }
   }
   return out;
 }

@@ -22,9 +22,11 @@ export const istioBed: LoadBed = {
     const mesh = await startMesh(loadIstio(ISTIO_LOAD_FIXTURE), { wire: false, log: opts.log, reportsDir: opts.reportsDir });
     try {
       const cluster = mesh.cluster;
-      // the app is the pod's first container that is not the sidecar (istiod's injection may list it first)
+      // the app is the pod's first container that is not the sidecar: from the topology on the emulation; on
+      // istiod the node agent starts a Pod's containers into the cluster, so its running ones (init containers exited)
       const app = (pod: string): ProcRef => {
-        const name = cluster.pod(pod).spec.containers?.map((c) => c.name).find((n) => n !== SIDECAR);
+        const listed = cluster.pod(pod).spec.containers?.map((c) => c.name) ?? [];
+        const name = (listed.length ? listed : Object.keys(cluster.pids(pod))).find((n) => n !== SIDECAR);
         if (!name) throw new Error(`${ISTIO_LOAD_FIXTURE}: pod ${pod} runs no app`);
         return { role: 'server-app', kind: 'app', pod, container: name };
       };
