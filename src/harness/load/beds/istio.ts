@@ -7,7 +7,7 @@
 //   (c) istio-permissive-plaintext  sleep → echo-permissive           both sidecars, PERMISSIVE + DR DISABLE
 import { startMesh } from '../../controlplane/index.ts';
 import { SIDECAR } from '../../profiles/istio/index.ts';
-import { loadIstio } from '../../profiles/istio/resources.ts';
+import { deployments, loadIstio } from '../../profiles/istio/resources.ts';
 import type { Verdict } from '../../model/verdict.ts';
 import { BASELINE, catalogPath, type LoadBed, type LoadPath, type ProcRef, type StartedBed } from '../path.ts';
 
@@ -19,14 +19,15 @@ export const istioBed: LoadBed = {
   provides: [BASELINE, 'istio-mtls', 'istio-permissive-plaintext'],
   async start(opts): Promise<StartedBed> {
     // no wire capture: tcpdump copying every loaded packet would be the largest cost on the machine
-    const mesh = await startMesh(loadIstio(ISTIO_LOAD_FIXTURE), { wire: false, log: opts.log, reportsDir: opts.reportsDir });
+    const model = loadIstio(ISTIO_LOAD_FIXTURE);
+    const mesh = await startMesh(model, { wire: false, log: opts.log, reportsDir: opts.reportsDir });
     try {
       const cluster = mesh.cluster;
-      // the app is the pod's first container that is not the sidecar: from the topology on the emulation; on
-      // istiod the node agent starts a Pod's containers into the cluster, so its running ones (init containers exited)
+      // the app: the emulation's topology lists it (`app-<port>`); on istiod the node agent starts the Pod's
+      // containers under the names the user's Deployment gives them (and a probe agent beside them)
       const app = (pod: string): ProcRef => {
-        const listed = cluster.pod(pod).spec.containers?.map((c) => c.name) ?? [];
-        const name = (listed.length ? listed : Object.keys(cluster.pids(pod))).find((n) => n !== SIDECAR);
+        const listed = cluster.pod(pod).spec.containers?.map((c) => c.name).filter((n) => n !== SIDECAR) ?? [];
+        const name = listed[0] ?? deployments(model).find((x) => `${x.namespace}/${x.name}` === pod)?.containerName;
         if (!name) throw new Error(`${ISTIO_LOAD_FIXTURE}: pod ${pod} runs no app`);
         return { role: 'server-app', kind: 'app', pod, container: name };
       };
