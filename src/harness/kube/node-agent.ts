@@ -5,7 +5,7 @@
 // containers as processes mapped from their image (pods.ts). It writes Pod status and conditions,
 // confirms deletions, and programs Service VIPs and DNS names from Services and EndpointSlices.
 // Everything it reads or writes goes through the Kubernetes API (@kubernetes/client-node).
-import { chmodSync, chownSync, copyFileSync, linkSync, existsSync, mkdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, linkSync, readdirSync, existsSync, mkdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, Watch, setHeaderOptions,
@@ -14,11 +14,13 @@ import {
 import type { NetnsCluster } from '../substrate/netns/index.ts';
 import { GATEWAY } from '../substrate/netns/index.ts';
 import { Supervisor } from '../substrate/supervisor.ts';
+import { STATE_ROOT } from '../substrate/state.ts';
 import type { ContainerSpec, RunningService } from '../substrate/types.ts';
 import {
   containerEnv, fieldRef, formatMap, identityOf, ownerAppName, probeCheck, programsOf, serviceEnv, UnmappedImage, withEnvoyBinary,
   type ImageBinaries, type NodeFacts, type ProbeCheck, type Program,
 } from './pods.ts';
+import { syncNetworkPolicies } from './network-policy.ts';
 
 /** The kubelet version the Node reports: istiod injects the native-sidecar form from 1.33 on (reference §2b). */
 export const KUBELET_VERSION = 'v1.34.4';
@@ -197,6 +199,7 @@ export class NodeAgent {
       if (!mine && !['Succeeded', 'Failed'].includes(pod.status?.phase ?? '')) void this.runPod(pod);
     }
     for (const [key, mine] of this.local) if (!seen.has(key)) void this.stopPod(mine);
+    await syncNetworkPolicies(this.kc, this.cluster, pods.items);
   }
 
   private async syncServices(svcs: V1Service[], slices: V1EndpointSlice[]): Promise<void> {
@@ -504,7 +507,7 @@ export class NodeAgent {
     for (const a of this.aborts) a.abort();
     await this.running?.catch(() => undefined);
     for (const mine of this.local.values()) for (const t of mine.timers) clearTimeout(t);
-    removeSaMountpoint();
+    removeSaMountpoint(this.cluster.short);
   }
 }
 
@@ -512,7 +515,10 @@ export class NodeAgent {
  * Removes the service-account mountpoint (and its parents /run/secrets/kubernetes.io, /run/secrets) when empty: rmdir
  * fails on a directory another live run still mounts on, so whichever run stops last removes it; the janitor too.
  */
-export function removeSaMountpoint(): void {
+export function removeSaMountpoint(except?: string): void {
+  // mounts live in each container's own mount namespace, so rmdir cannot tell the host directory is in use: another
+  // live run with a kube layer (its state directory has kube/) keeps it
+  if (existsSync(STATE_ROOT) && readdirSync(STATE_ROOT).some((d) => d !== except && existsSync(join(STATE_ROOT, d, 'kube')))) return;
   for (const d of [SA_MOUNT, dirname(SA_MOUNT), dirname(dirname(SA_MOUNT))]) {
     try {
       rmdirSync(d);

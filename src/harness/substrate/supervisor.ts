@@ -24,8 +24,11 @@ export interface ProcessSpec {
   mounts?: { source: string; target: string }[];
 }
 
-/** Binds "$1" on "$2" for each pair up to `--`, then execs the rest (runs as root, before setpriv drops). */
-const MOUNT_SCRIPT = 'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 126; shift 2; done; shift; exec "$@"';
+/**
+ * Binds "$1" on "$2" for each pair up to `--`, then execs the rest (runs as root, before setpriv drops). The target is
+ * made first: another run may have just removed an empty shared mountpoint such as /var/run/secrets/....
+ */
+const MOUNT_SCRIPT = 'while [ "$1" != -- ]; do mkdir -p "$2" && mount --bind "$1" "$2" || exit 126; shift 2; done; shift; exec "$@"';
 
 export interface Proc {
   spec: ProcessSpec;
