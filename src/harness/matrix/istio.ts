@@ -103,6 +103,30 @@ interface Planned {
   oracle: Verdict;
   /** A TCP call in plaintext whose target has sidecars: made alone, their handshake counters read around it. */
   counted: MeshPod[];
+  /** The pod the call is made from (a cluster reference), when a planner names it; else the row's `from`. */
+  fromPod?: string;
+  /** The caller as the record names it, when a planner names it. */
+  caller?: string;
+}
+
+/**
+ * A profile whose cells run on an Istio mesh but are not the Istio model's (cf-for-k8s: namespaces, objects applied
+ * beside the model, its own oracle): it plans each row's call and verdict, and runTable probes, records and compares
+ * as for any table. Rows with a subset are not planned this way.
+ */
+export interface CellPlanner {
+  /** The records' `profile`. */
+  profile: string;
+  /** Where the row's call is made from (a cluster pod reference), the request, the profile oracle's verdict, the caller's name in the record. */
+  plan(row: TruthRow): { from: string; req: ProbeRequest; oracle: Verdict; caller?: string };
+  /** A row made some other way than a probe (a command in a container, as the profile's own tests do); undefined: probed. */
+  call?(row: TruthRow, req: ProbeRequest, from: string): Promise<ProbeResult> | undefined;
+  /** The result as the profile reads it (e.g. TLS the caller's sidecar originated, which the server shows). */
+  refine?(row: TruthRow, result: ProbeResult): ProbeResult;
+  /** What else the cell's record must agree with (an identity the server saw, a body): the mismatches, none to pass. */
+  check?(row: TruthRow, result: ProbeResult): string[];
+  /** Fields added to the row's record (e.g. what enforced the cell). */
+  annotate?(row: TruthRow): Record<string, unknown>;
 }
 
 /**
@@ -114,11 +138,12 @@ interface Planned {
  * A TCP call cannot show mTLS to the caller: it is `allowed:mtls` when the answering pod's
  * sidecar completed exactly one inbound handshake during it.
  */
-export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: string, path = '/echo'): Promise<RowOutcome[]> {
+export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: string, path = '/echo', planner?: CellPlanner): Promise<RowOutcome[]> {
   const model = mesh.current;
   const pods = meshPods(model);
-  const meta = { run: mesh.cluster.runId, substrate: mesh.cluster.substrate, profile: 'istio' };
-  const planned = await Promise.all(table.rows.map((row) => plan(row)));
+  const meta = { run: mesh.cluster.runId, substrate: mesh.cluster.substrate, profile: planner?.profile ?? 'istio' };
+  const planned = await Promise.all(table.rows.map((row) => (planner ? byPlanner(row, planner) : plan(row))));
+  const custom = new Map<Planned, ProbeResult>();
 
   const single = planned.filter((p) => !p.row.subset);
   const groups = new Map<string, Planned[]>();
@@ -131,7 +156,12 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
 
   // 1. everything that needs no counter, concurrently, with one wire-canary sync
   const loose = [...groups.values()].filter((g) => g[0]!.counted.length === 0);
-  const batch = [...single.filter((p) => p.counted.length === 0).map((p) => ({ from: p.row.from, req: p.req, p }))];
+  // a planner's own calls first, one at a time (a command in a pod is not a probe and has no canary sync)
+  for (const p of planner?.call ? single : []) {
+    const made = planner!.call!(p.row, p.req, p.fromPod!);
+    if (made) custom.set(p, await made);
+  }
+  const batch = [...single.filter((p) => p.counted.length === 0 && !custom.has(p)).map((p) => ({ from: p.fromPod ?? p.row.from, req: p.req, p }))];
   for (const g of loose) for (let i = 0; i < SUBSET_CALLS; i++) batch.push({ from: g[0]!.row.from, req: g[0]!.req, p: g[0]! });
   const answers = await mesh.cluster.probeMany(batch.map(({ from, req }) => ({ from, req })));
   batch.forEach((b, i) => {
@@ -151,7 +181,7 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
   }
 
   const out: RowOutcome[] = [];
-  for (const p of single) out.push(outcome(p, results.get(p)!, true));
+  for (const p of single) out.push(outcome(p, custom.get(p) ?? results.get(p)!, true));
   for (const [g, calls] of groupCalls) {
     const subsetOf = (c: ProbeResult): string[] | null => attribute(g[0]!.row, c);
     const unclaimed = g.filter((p) => !calls.some((c) => subsetOf(c)?.includes(p.row.subset!)));
@@ -163,6 +193,12 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
   }
   // table order
   return table.rows.map((r) => out.find((o) => o.row === r)!);
+
+  function byPlanner(row: TruthRow, by: CellPlanner): Planned {
+    if (row.subset) throw new UserError(`${table.scenario}: ${rowName(row)}: a ${by.profile} row names no subset`);
+    const p = by.plan(row);
+    return { row, client: row.client ?? 'plaintext', req: p.req, oracle: p.oracle, counted: [], fromPod: p.from, ...(p.caller ? { caller: p.caller } : {}) };
+  }
 
   async function plan(row: TruthRow): Promise<Planned> {
     const client = row.client ?? 'plaintext';
@@ -229,16 +265,23 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
     return subsets.filter((s) => who.some((m) => selects(s.labels, m.labels))).map((s) => s.name);
   }
 
-  function outcome(p: Planned, result: ProbeResult, attributed: boolean): RowOutcome {
+  function outcome(p: Planned, raw: ProbeResult, attributed: boolean): RowOutcome {
     const { row, client, oracle } = p;
+    const result = planner?.refine ? planner.refine(row, raw) : raw;
     const evidence: IstioEvidence = { ...result.evidence };
     if (evidence.servedBy == null && (row.protocol ?? 'http') === 'tcp') evidence.servedBy = tcpServer(evidence.body);
     const observed = { ...result, evidence };
-    const pass = attributed && result.verdict === row.verdict && oracle === row.verdict && (row.wire === undefined || evidence.wire === row.wire);
-    const from = client === 'plaintext' ? row.from : `${row.from}/${client}`;
+    const agrees = (planner?.check?.(row, observed) ?? []).length === 0;
+    const pass = attributed && agrees && result.verdict === row.verdict && oracle === row.verdict && (row.wire === undefined || evidence.wire === row.wire);
+    const from = p.caller ?? (client === 'plaintext' ? row.from : `${row.from}/${client}`);
     const to = row.subset ? `${row.to}/${row.subset}` : row.to;
     const cell = { suite, scenario: table.scenario, from, to, port: row.port, protocol: row.protocol ?? 'http' };
-    const record: IstioRecord = { ...toRecord(meta, cell, row.expected, observed, pass), controlPlane: mesh.controlPlane, ...(mesh.istioVersion ? { istioVersion: mesh.istioVersion } : {}) };
+    const record: IstioRecord = {
+      ...toRecord(meta, cell, row.expected, observed, pass),
+      controlPlane: mesh.controlPlane,
+      ...(mesh.istioVersion ? { istioVersion: mesh.istioVersion } : {}),
+      ...(planner?.annotate?.(row) ?? {}),
+    };
     return { row, oracle, result: observed, record };
   }
 }
