@@ -9,6 +9,8 @@ import { UserError } from './errors.ts';
 export const PROFILE_PREFIXES: readonly (readonly [prefix: string, profile: string])[] = [
   ['substrate', 'substrate'],
   ['istio-', 'istio'],
+  // before cf-: suites/cf-for-k8s.spec.ts is the cf-for-k8s profile, not the Cloud Foundry one
+  ['cf-for-k8s', 'cf-for-k8s'],
   ['cf-', 'cf'],
   ['c2c-', 'c2c'],
   ['contrast-', 'contrast'],
