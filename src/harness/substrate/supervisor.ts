@@ -26,9 +26,11 @@ export interface ProcessSpec {
 
 /**
  * Binds "$1" on "$2" for each pair up to `--`, then execs the rest (runs as root, before setpriv drops). The target is
- * made first: another run may have just removed an empty shared mountpoint such as /var/run/secrets/....
+ * made first, and the pair tried again (five times at most): another run may have just removed an empty shared
+ * mountpoint such as /var/run/secrets/....
  */
-const MOUNT_SCRIPT = 'while [ "$1" != -- ]; do mkdir -p "$2" && mount --bind "$1" "$2" || exit 126; shift 2; done; shift; exec "$@"';
+const MOUNT_SCRIPT =
+  'while [ "$1" != -- ]; do n=0; until mkdir -p "$2" && mount --bind "$1" "$2"; do n=$((n+1)); [ $n -lt 5 ] || exit 126; sleep 0.1; done; shift 2; done; shift; exec "$@"';
 
 export interface Proc {
   spec: ProcessSpec;
