@@ -8,7 +8,8 @@
 // system component; a Prometheus scraping /metrics, footnote 2), External (a pod outside the platform: no Kubernetes
 // Pod, no namespace, no sidecar). NetworkPolicies are enforced by meshproof's own engine (kube/network-policy.ts, in
 // the node namespace), every other decision by istiod's config in the real Envoys: each record says which
-// (`enforcedBy`). The ingress gateway is not run on the istiod kube layer yet: its cells are pending, never passing.
+// (`enforcedBy`). External comes in through cf-for-k8s's ingress gateway (its Gateway in cf-system, the operator's
+// wildcard certificates, a route controller's VirtualService per route) or, bypassing it, straight to a pod.
 import { expect } from 'chai';
 import { controlPlaneOfRun } from '../src/harness/controlplane/index.ts';
 import { IstiodMesh } from '../src/harness/controlplane/istiod/mesh.ts';
@@ -26,7 +27,7 @@ const SUITE = 'cf-for-k8s';
 const NEEDS = 'needs the real Istio control plane (AuthorizationPolicy, Sidecar, NetworkPolicy)';
 const truth = loadCfTruth();
 /** Hand-counted probed cells per step (pending rows aside). */
-const CELLS: Record<string, number> = { installed: 8, 'operator-enabled': 10, 'apps-sidecar-widened': 3 };
+const CELLS: Record<string, number> = { installed: 10, 'operator-enabled': 12, 'apps-sidecar-widened': 3 };
 const indent = (text: string): string => text.replace(/^/gm, '    ');
 const log = (l: string): void => console.log(`    ${l}`);
 
@@ -42,7 +43,7 @@ if (controlPlaneOfRun() !== 'istiod') {
       if (!mesh) throw new Error('the cf-for-k8s mesh did not start');
       return mesh;
     };
-    /** ((operator_ca)) and ((other_ca)): the CA files the DestinationRules name. */
+    /** ((operator_ca)), ((other_ca)): the CA files the DestinationRules name; ((…_b64)): the gateway's wildcard certificates. */
     const vars: Record<string, string> = {};
     const all: RowOutcome[] = [];
 
@@ -54,6 +55,13 @@ if (controlPlaneOfRun() !== 'istiod') {
       vars.operator_ca = mesh.pkiStore.writeCa(operatorCa);
       vars.other_ca = mesh.pkiStore.writeCa(otherCa);
       const server = mesh.pkiStore.writeIdentity({ ...(await issueServer(operatorCa, { cn: 'external.example.com' })), name: 'external.example.com' });
+      // the operator's wildcard certificates for the system and apps domains (cf-for-k8s's system_certificate, workloads_certificate)
+      const b64 = (pem: string): string => Buffer.from(pem).toString('base64');
+      for (const [k, domain] of [['system', 'sys.example.com'], ['workloads', 'apps.example.com']] as const) {
+        const c = await operatorCa.issue(`wildcard.${domain}`, { subject: { CN: `*.${domain}` }, dns: [`*.${domain}`], eku: ['serverAuth'] });
+        vars[`${k}_cert_b64`] = b64(c.certPem);
+        vars[`${k}_key_b64`] = b64(c.keyPem);
+      }
       const outside = outsidePod(truth, server);
       const pod = await mesh.cluster.addPod(outside.spec);
       for (const c of outside.containers) await mesh.cluster.startContainer(pod.key, c);
@@ -90,7 +98,7 @@ if (controlPlaneOfRun() !== 'istiod') {
             await syncNetworkPolicies(m().api.kc, m().cluster);
           }
           const before = await Promise.all(counted.map(stat));
-          outcomes = await runTable(m(), table, SUITE, '/headers', cfPlanner(m().cluster, truth, step, rowOf));
+          outcomes = await runTable(m(), table, SUITE, '/headers', cfPlanner(m().cluster, truth, step, rowOf, vars.operator_ca!));
           const after = await Promise.all(counted.map(stat));
           counted.forEach((r, k) => grew.set(r, after[k]! - before[k]!));
           all.push(...outcomes);
@@ -127,6 +135,7 @@ if (controlPlaneOfRun() !== 'istiod') {
             expect(o.result.verdict, JSON.stringify(o.result.evidence)).to.equal(r.verdict);
             if (r.wire) expect(o.result.evidence.wire, 'the wire canary').to.equal(r.wire);
             if (r.peer) expect(o.result.evidence.peer, "the caller's SPIFFE identity the server saw in XFCC").to.equal(r.peer);
+            for (const x of r.xfcc ?? []) expect(o.result.evidence.xfcc ?? '', 'the XFCC the server saw').to.include(x);
             for (const b of r.body ?? []) expect(o.result.evidence.body ?? '', 'the body').to.include(b);
             if (r.stat) expect(grew.get(r), `${r.stat} of ${r.from}'s sidecar`).to.be.greaterThan(0);
             expect((o.record as unknown as { enforcedBy: string[] }).enforcedBy, 'what the record says enforced it').to.deep.equal(r.enforcedBy);

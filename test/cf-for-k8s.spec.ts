@@ -13,21 +13,20 @@ import { profileOf } from '../src/harness/cli/suites.ts';
 const truth = loadCfTruth();
 
 describe('cf-for-k8s truth table (fixtures/cf-for-k8s/truth.yaml)', () => {
-  it('three steps of 10, 10 and 3 rows; 2 of them pending (the ingress gateway)', () => {
+  it('three steps of 10, 12 and 3 rows, none pending; every cell of the ADR matrix but N/A has a row', () => {
     expect(truth.steps.map((s) => [s.name, s.rows.length])).to.deep.equal([
       ['installed', 10],
-      ['operator-enabled', 10],
+      ['operator-enabled', 12],
       ['apps-sidecar-widened', 3],
     ]);
-    expect(truth.steps.flatMap((s) => s.rows.filter((r) => r.pending).map((r) => `${s.name}: ${cfRowName(r)}`))).to.deep.equal([
-      'installed: outside → dora (through the ingress gateway)',
-      'installed: outside → httpbin (through the ingress gateway)',
-    ]);
+    expect(truth.steps.flatMap((s) => s.rows.filter((r) => r.pending))).to.deep.equal([]);
+    const cells = new Set(truth.steps.flatMap((s) => s.rows.map((r) => `${truth.callers[r.from]!.category}→${truth.targets[r.to]!.category}`)));
+    expect([...cells].sort()).to.deep.equal(['Apps→Apps', 'Apps→External', 'Apps→System', 'External→Apps', 'External→System', 'System→Apps', 'System→External', 'System→System']);
   });
 
-  it('every row agrees with the oracle on its verdict and on what enforced it (23 rows)', () => {
+  it('every row agrees with the oracle on its verdict and on what enforced it (25 rows)', () => {
     const rows = truth.steps.flatMap((s) => s.rows.map((r) => ({ s, r })));
-    expect(rows).to.have.length(23);
+    expect(rows).to.have.length(25);
     const wrong = rows
       .map(({ s, r }) => ({ name: `${s.name}: ${cfRowName(r)}`, r, o: expectCf(cellOf(truth, s, r)) }))
       .filter(({ r, o }) => o.verdict !== r.verdict || JSON.stringify(o.enforcedBy) !== JSON.stringify(r.enforcedBy))
@@ -35,10 +34,12 @@ describe('cf-for-k8s truth table (fixtures/cf-for-k8s/truth.yaml)', () => {
     expect(wrong).to.deep.equal([]);
   });
 
-  it("a step's runner table leaves pending rows out and keeps the target's port", () => {
+  it("a step's runner table: the target's port, or the gateway's and the route for a call through it; pending rows left out", () => {
     const { table, rowOf } = stepTable(truth, truth.steps[0]!);
-    expect(table.rows).to.have.length(8);
-    expect(table.rows.map((r) => `${r.from}→${r.to}:${r.port}`)).to.include.members(['proxy→dora:8080', 'proxy→httpbin:80', 'outside→dora:8080']);
+    expect(table.rows).to.have.length(10);
+    expect(table.rows.map((r) => `${r.from}→${r.to}:${r.port}`)).to.include.members(['proxy→dora:8080', 'proxy→httpbin:80', 'outside→dora:8080', 'outside→dora.apps.example.com:443', 'outside→httpbin.sys.example.com:443']);
+    const pending = { ...truth, steps: [{ ...truth.steps[0]!, rows: truth.steps[0]!.rows.map((r, i) => (i === 0 ? { ...r, pending: 'not yet' } : r)) }] };
+    expect(stepTable(pending, pending.steps[0]!).table.rows).to.have.length(9);
     expect([...rowOf.values()].every((r) => !r.pending)).to.equal(true);
   });
 });
@@ -119,7 +120,13 @@ describe('cf-for-k8s driver: pure parts', () => {
 
   it("the platform loads through the Istio profile's reader; both namespaces inject every Deployment; the system part has no app and no policy", () => {
     const model = platformModel(truth, 'all');
-    expect(deployments(model).map((d) => `${d.namespace}/${d.name}:${isInjected(model, d)}`)).to.deep.equal(['cf-system/httpbin:true', 'cf-system/prometheus:true', 'cf-workloads/proxy:true', 'cf-workloads/dora:true']);
+    expect(deployments(model).map((d) => `${d.namespace}/${d.name}:${isInjected(model, d)}`)).to.deep.equal([
+      'cf-system/httpbin:true',
+      'cf-system/prometheus:true',
+      'istio-system/istio-ingressgateway:true',
+      'cf-workloads/proxy:true',
+      'cf-workloads/dora:true',
+    ]);
     expect(peerAuthentications(model).map((p) => `${p.namespace}/${p.name}:${p.mode}`)).to.deep.equal(['istio-system/default:STRICT']);
     const system = platformModel(truth, 'system');
     expect(deployments(system).map((d) => d.name)).to.deep.equal(['httpbin', 'prometheus']);
@@ -134,6 +141,7 @@ describe('cf-for-k8s driver: pure parts', () => {
       'NetworkPolicy/cf-workloads/allow-app-to-app',
       'NetworkPolicy/cf-workloads/allow-app-ingress-from-prometheus',
       'NetworkPolicy/cf-system/allow-httpbin-from-prometheus',
+      'NetworkPolicy/cf-system/allow-httpbin-from-ingressgateway',
       'ServiceEntry/cf-system/external-idp',
       'DestinationRule/cf-system/external-idp',
       'DestinationRule/cf-system/external-idp-other-ca',
@@ -157,7 +165,7 @@ describe('cf-for-k8s driver: pure parts', () => {
   });
 
   it('the loader refuses a bad table in one line naming the field', () => {
-    const base = { scenario: 's', source: 's', fixture: 'f', callers: { a: { category: 'Apps', caller: 'app', pod: 'ns/a' } }, targets: { b: { category: 'System', host: 'b', port: 80 } } };
+    const base = { scenario: 's', source: 's', fixture: 'f', ingressGateway: { host: 'gw', port: 443 }, callers: { a: { category: 'Apps', caller: 'app', pod: 'ns/a' } }, targets: { b: { category: 'System', host: 'b', port: 80 } } };
     const row = { from: 'a', to: 'b', verdict: 'allowed:mtls', enforcedBy: ['istio'], cite: 'x' };
     const step = (r: Record<string, unknown>) => ({ ...base, steps: [{ name: 'n', title: 't', apply: [], enabled: {}, rows: [r] }] });
     expect(parseCfTruth(step(row), 't.yaml').steps[0]!.rows[0]!.expected).to.equal('allowed');
@@ -166,6 +174,7 @@ describe('cf-for-k8s driver: pure parts', () => {
     expect(() => parseCfTruth(step({ ...row, cite: '' }), 't.yaml')).to.throw(UserError, /cite is required/);
     expect(() => parseCfTruth(step({ ...row, enforcedBy: ['calico'] }), 't.yaml')).to.throw(UserError, /enforcedBy must list istio and\/or meshproof-networkpolicy/);
     expect(() => parseCfTruth(step({ ...row, port: 81 }), 't.yaml')).to.throw(UserError, /unknown field port/);
+    expect(() => parseCfTruth(step({ ...row, via: 'ingress-gateway' }), 't.yaml')).to.throw(UserError, /target b has no route for the ingress gateway/);
     expect(() => parseCfTruth({ ...step(row), steps: [{ name: 'n', title: 't', apply: [], enabled: { appToApps: true }, rows: [row] }] }, 't.yaml')).to.throw(UserError, /enabled\.appToApps: the switches are appToApp/);
   });
 });

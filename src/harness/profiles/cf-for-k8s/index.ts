@@ -16,7 +16,7 @@ import type { ContainerSpec, PodSpec } from '../../substrate/types.ts';
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
 import { expectCf } from '../../model/cf-for-k8s/oracle.ts';
 import { curlResult } from '../../model/cf-for-k8s/curl.ts';
-import { cellOf, type CfRow, type CfStep, type CfTruth } from './truth.ts';
+import { cellOf, destinationOf, type CfRow, type CfStep, type CfTruth } from './truth.ts';
 
 export const FIXTURE_DIR = 'fixtures/cf-for-k8s';
 export const PROFILE = 'cf-for-k8s';
@@ -27,10 +27,12 @@ export const PROXY_UID = 1337;
 
 /**
  * The Istio model (the Istio profile reads it): `system` is the namespaces and the system components, as cf-for-k8s
- * installs the platform before anyone pushes an app; `all` adds the mesh-wide PeerAuthentication and the apps.
+ * installs the platform before anyone pushes an app; `all` adds the ingress gateway (once its Gateway exists: a
+ * gateway proxy with no Gateway has no routes to ACK), the mesh-wide PeerAuthentication and the apps.
  */
 export function platformModel(truth: CfTruth, part: 'system' | 'all'): IstioModel {
-  const files = part === 'all' ? ['namespaces.yaml', 'peer-authentication.yaml', 'system.yaml', 'apps.yaml'] : ['namespaces.yaml', 'system.yaml'];
+  const system = ['namespaces.yaml', 'system.yaml'];
+  const files = part === 'all' ? [...system, 'ingressgateway.yaml', 'peer-authentication.yaml', 'apps.yaml'] : system;
   return loadIstio(files.map((f) => join(truth.fixture, f)));
 }
 
@@ -38,7 +40,7 @@ export function platformModel(truth: CfTruth, part: 'system' | 'all'): IstioMode
 export function stepObjects(step: CfStep, vars: Record<string, string>, dir = FIXTURE_DIR): KubernetesObject[] {
   return step.apply.flatMap((f) => {
     const path = join(dir, f);
-    const text = readFileSync(path, 'utf8').replace(/\(\(([a-z_]+)\)\)/g, (_m, name: string) => {
+    const text = readFileSync(path, 'utf8').replace(/\(\(([^()\s]*)\)\)/g, (_m, name: string) => {
       const v = vars[name];
       if (v === undefined) throw new UserError(`${path}: ((${name})) has no value in this run (known: ${Object.keys(vars).join(', ') || 'none'})`);
       return v;
@@ -83,8 +85,11 @@ export function clusterStat(stat: string): RegExp {
   return new RegExp(`^cluster\\.${esc(m[1]!)};?\\.${esc(m[2]!)}$`);
 }
 
-/** The planner for one step: calls, oracle, evidence checks and record fields per row. */
-export function cfPlanner(cluster: NetnsCluster, truth: CfTruth, step: CfStep, rowOf: Map<TruthRow, CfRow>): CellPlanner {
+/**
+ * The planner for one step: calls, oracle, evidence checks and record fields per row. `operatorCa` is the CA file a
+ * client outside the platform checks the ingress gateway's wildcard certificates with.
+ */
+export function cfPlanner(cluster: NetnsCluster, truth: CfTruth, step: CfStep, rowOf: Map<TruthRow, CfRow>, operatorCa: string): CellPlanner {
   const cf = (row: TruthRow): CfRow => {
     const r = rowOf.get(row);
     if (!r) throw new Error(`cf-for-k8s: a runner row (${row.from} → ${row.to}) that is not the step's`);
@@ -105,8 +110,10 @@ export function cfPlanner(cluster: NetnsCluster, truth: CfTruth, step: CfStep, r
     plan(row) {
       const r = cf(row);
       const from = truth.callers[r.from]!;
-      const to = truth.targets[r.to]!;
+      const to = destinationOf(truth, r);
       const req: ProbeRequest = { protocol: 'http', host: to.host, port: to.port, path: r.path ?? '/headers', timeoutMs: r.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+      // through the ingress gateway: `curl --resolve <route>:443:<gateway> --cacert <operator CA> https://<route>/…`
+      if (to.route) Object.assign(req, { protocol: 'https', headers: { host: to.route }, tls: { ca: operatorCa, servername: to.route } });
       return { from: from.pod, req, oracle: expectCf(cellOf(truth, step, r)).verdict, caller: r.client && r.client !== 'plaintext' ? `${r.from}/${r.client}` : r.from };
     },
     call(row, req, fromPod) {
@@ -118,7 +125,7 @@ export function cfPlanner(cluster: NetnsCluster, truth: CfTruth, step: CfStep, r
       // TLS the caller's sidecar originated: the app's own call is plaintext to its sidecar; the server outside says it
       // terminated TLS for the name the DestinationRule set (echo body `Sni=`)
       const to = truth.targets[cf(row).to]!;
-      if (to.tls && result.verdict === 'allowed:plaintext' && new RegExp(`^Sni=${to.host.replace(/\./g, '\\.')}$`, 'm').test(result.evidence.body ?? '')) return { ...result, verdict: 'allowed:tls', observed: 'allowed' };
+      if (to.tls && cf(row).via !== 'ingress-gateway' && result.verdict === 'allowed:plaintext' && new RegExp(`^Sni=${to.host.replace(/\./g, '\\.')}$`, 'm').test(result.evidence.body ?? '')) return { ...result, verdict: 'allowed:tls', observed: 'allowed' };
       return result;
     },
     check(row, result) {
@@ -126,13 +133,14 @@ export function cfPlanner(cluster: NetnsCluster, truth: CfTruth, step: CfStep, r
       const problems: string[] = [];
       if (r.peer !== undefined && result.evidence.peer !== r.peer) problems.push(`the server saw caller ${result.evidence.peer}, not ${r.peer}`);
       for (const b of r.body ?? []) if (!(result.evidence.body ?? '').includes(b)) problems.push(`the body does not say "${b}": ${JSON.stringify(result.evidence.body)}`);
+      for (const x of r.xfcc ?? []) if (!(result.evidence.xfcc ?? '').includes(x)) problems.push(`the server's XFCC does not hold "${x}": ${JSON.stringify(result.evidence.xfcc)}`);
       const answeredBy = truth.targets[r.to]!.answeredBy;
       if (result.observed === 'allowed' && answeredBy !== undefined && deploymentOf(result.evidence.servedBy) !== answeredBy) problems.push(`answered by ${result.evidence.servedBy}, not ${answeredBy}`);
       return problems;
     },
     annotate(row) {
       const r = cf(row);
-      return { step: step.name, adr: `${truth.callers[r.from]!.category} → ${truth.targets[r.to]!.category}`, enforcedBy: r.enforcedBy, cite: r.cite };
+      return { step: step.name, adr: `${truth.callers[r.from]!.category} → ${truth.targets[r.to]!.category}`, via: r.via ?? 'direct', enforcedBy: r.enforcedBy, cite: r.cite };
     },
   };
 }

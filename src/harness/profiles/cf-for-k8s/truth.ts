@@ -21,6 +21,8 @@ export interface CfTarget {
   host: string;
   port: number;
   tls?: 'operator-ca' | 'other-ca';
+  /** Its external route (the host the ingress gateway serves it under). */
+  route?: string;
   /** The Deployment (or outside pod) that must answer an allowed call. */
   answeredBy?: string;
 }
@@ -39,6 +41,8 @@ export interface CfRow {
   peer?: string;
   /** Substrings the response body must hold (policy_test.go's "connect error"; Envoy's reset reason). */
   body?: string[];
+  /** Substrings the X-Forwarded-Client-Cert the server saw must hold (the gateway's identity). */
+  xfcc?: string[];
   /** An Envoy counter of the caller's sidecar that the call must have grown by one. */
   stat?: string;
   timeoutMs?: number;
@@ -62,6 +66,8 @@ export interface CfTruth {
   source: string;
   /** The directory of the Kubernetes YAML the Istio model is loaded from. */
   fixture: string;
+  /** Where a client outside the platform reaches the ingress gateway. */
+  ingressGateway: { host: string; port: number };
   callers: Record<string, CfCaller>;
   targets: Record<string, CfTarget>;
   steps: CfStep[];
@@ -69,7 +75,7 @@ export interface CfTruth {
 
 const VERDICT = /^(allowed:(mtls|tls|plaintext)|denied:(reset|tls-handshake|http-\d{3}|timeout|refused))$/;
 const ENABLEMENTS = ['appToApp', 'appsSeeApps', 'appsToSystem', 'systemToApps', 'systemToSystem', 'gatewayToSystem'] as const;
-const ROW_KEYS = ['from', 'to', 'client', 'via', 'path', 'verdict', 'wire', 'peer', 'body', 'stat', 'timeoutMs', 'enforcedBy', 'pending', 'cite'];
+const ROW_KEYS = ['from', 'to', 'client', 'via', 'path', 'verdict', 'wire', 'peer', 'body', 'xfcc', 'stat', 'timeoutMs', 'enforcedBy', 'pending', 'cite'];
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -82,6 +88,8 @@ export function parseCfTruth(raw: unknown, path: string): CfTruth {
   if (!isObj(raw)) return bad('not a cf-for-k8s truth table (a mapping with scenario, callers, targets, steps)');
   for (const k of ['scenario', 'source', 'fixture']) if (typeof raw[k] !== 'string') bad(`'${k}' is required (a string)`);
   if (!isObj(raw.callers) || !isObj(raw.targets)) bad(`'callers' and 'targets' are required (mappings by name)`);
+  const gw = raw.ingressGateway;
+  if (!isObj(gw) || typeof gw.host !== 'string' || !Number.isInteger(gw.port)) bad(`'ingressGateway' is required: { host, port } of the gateway as an outside client reaches it`);
   const callers: Record<string, CfCaller> = {};
   for (const [name, c] of Object.entries(raw.callers as Obj)) {
     if (!isObj(c) || !CATEGORIES.includes(c.category as Category) || !CALLER_KINDS.includes(c.caller as CallerKind) || typeof c.pod !== 'string') {
@@ -117,7 +125,8 @@ export function parseCfTruth(raw: unknown, path: string): CfTruth {
       if (r.wire !== undefined && r.wire !== 'plaintext-seen' && r.wire !== 'no-plaintext') bad(`${rat}.wire must be plaintext-seen or no-plaintext`);
       if (!Array.isArray(r.enforcedBy) || r.enforcedBy.length === 0 || r.enforcedBy.some((e) => !ENFORCERS.includes(e as Enforcer))) bad(`${rat}.enforcedBy must list ${ENFORCERS.join(' and/or ')}`);
       if (typeof r.cite !== 'string' || r.cite === '') bad(`${rat}.cite is required: the ADR line, file or test the cell comes from`);
-      if (r.body !== undefined && (!Array.isArray(r.body) || r.body.some((b) => typeof b !== 'string'))) bad(`${rat}.body must be a list of substrings`);
+      for (const k of ['body', 'xfcc'] as const) if (r[k] !== undefined && (!Array.isArray(r[k]) || (r[k] as unknown[]).some((b) => typeof b !== 'string'))) bad(`${rat}.${k} must be a list of substrings`);
+      if (r.via === 'ingress-gateway' && !targets[r.to as string]!.route) bad(`${rat}: target ${r.to} has no route for the ingress gateway`);
       if (r.timeoutMs !== undefined && (!Number.isInteger(r.timeoutMs) || (r.timeoutMs as number) <= 0)) bad(`${rat}.timeoutMs must be a positive integer`);
       const key = `${r.from}/${r.client ?? 'plaintext'} → ${r.to} via ${r.via ?? 'direct'}`;
       if (seen.has(key)) bad(`${rat} (${key}) repeats an earlier row of the step`);
@@ -126,7 +135,7 @@ export function parseCfTruth(raw: unknown, path: string): CfTruth {
     });
     return { name: s.name, title: s.title, apply: s.apply as string[], enabled: s.enabled as Enablement, rows };
   });
-  return { scenario: raw.scenario as string, source: raw.source as string, fixture: raw.fixture as string, callers, targets, steps };
+  return { scenario: raw.scenario as string, source: raw.source as string, fixture: raw.fixture as string, ingressGateway: gw as CfTruth['ingressGateway'], callers, targets, steps };
 }
 
 export function loadCfTruth(path = 'fixtures/cf-for-k8s/truth.yaml'): CfTruth {
@@ -153,6 +162,13 @@ export function cfRowName(r: CfRow): string {
   return `${r.from}${r.client && r.client !== 'plaintext' ? `/${r.client}` : ''} → ${r.to}${r.via === 'ingress-gateway' ? ' (through the ingress gateway)' : ''}`;
 }
 
+/** Where a row's call goes: the target itself, or the ingress gateway naming the target's route. */
+export function destinationOf(truth: CfTruth, r: CfRow): { name: string; host: string; port: number; route?: string } {
+  const t = truth.targets[r.to]!;
+  if (r.via === 'ingress-gateway') return { name: t.route!, host: truth.ingressGateway.host, port: truth.ingressGateway.port, route: t.route! };
+  return { name: r.to, host: t.host, port: t.port };
+}
+
 /**
  * A step's probed rows as a table for the truth-table runner (pending rows are left out), and each runner row's
  * cf-for-k8s row.
@@ -162,7 +178,8 @@ export function stepTable(truth: CfTruth, step: CfStep): { table: TruthTable; ro
   const rows = step.rows
     .filter((r) => !r.pending)
     .map((r): TruthRow => {
-      const t: TruthRow = { from: r.from, to: r.to, port: truth.targets[r.to]!.port, protocol: 'http', expected: r.expected, verdict: r.verdict, ...(r.client ? { client: r.client } : {}), ...(r.wire ? { wire: r.wire } : {}) };
+      const d = destinationOf(truth, r);
+      const t: TruthRow = { from: r.from, to: d.name, port: d.port, protocol: 'http', expected: r.expected, verdict: r.verdict, ...(r.client ? { client: r.client } : {}), ...(r.wire ? { wire: r.wire } : {}) };
       rowOf.set(t, r);
       return t;
     });
