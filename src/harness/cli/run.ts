@@ -210,7 +210,8 @@ async function metadata(plan: RunPlan, ctx: RunContext, started: string, profile
     Object.assign(versions, await toolVersions(envoyVersions[0]));
     versions.envoy = envoyVersions.join(', ');
   }
-  const istiod = plan.controlPlane === 'istiod' && profiles.includes('istio');
+  // the profiles whose suites run on istiod (cf-for-k8s runs on the Istio profile)
+  const istiod = plan.controlPlane === 'istiod' && (profiles.includes('istio') || profiles.includes('cf-for-k8s'));
   if (istiod) versions.istio = plan.istioVersion;
   return {
     run: plan.runId,
