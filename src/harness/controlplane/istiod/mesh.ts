@@ -211,9 +211,11 @@ export class IstiodMesh implements Mesh {
         for (const id of expected) {
           const s = byProxy.get(id);
           if (!s) waiting.push(`${id} (not connected)`);
-          else if (!TYPES.every((t) => (s[`${t}_sent`] ?? '') === (s[`${t}_acked`] ?? '') && s[`${t}_acked`])) waiting.push(`${id} (not ACKed)`);
+          // every type sent is ACKed (a gateway without a Gateway may never be sent routes), clusters and listeners at least
+          else if (!TYPES.every((t) => (s[`${t}_sent`] ?? '') === (s[`${t}_acked`] ?? '')) || !s.cluster_acked || !s.listener_acked) waiting.push(`${id} (not ACKed)`);
         }
-        const pushed = newProxies || now.some((s) => {
+        // no sidecar at all: nothing to wait for
+        const pushed = expected.length === 0 || newProxies || now.some((s) => {
           const p = prior.get(s.proxy);
           return configChanged ? TYPES.some((t) => pushCounter(s[`${t}_acked`]) > v0) : !p || TYPES.some((t) => s[`${t}_acked`] !== p[`${t}_acked`]);
         });
