@@ -124,6 +124,7 @@ export class IstiodMesh implements Mesh {
     await this.settleAfter(objs, before);
   }
 
+  /** Rollouts done, then istiod's push ACKed and settled; after Istio config (anything but the workloads), old connections retired. */
   private async settleAfter(objs: KubernetesObject[], before: SyncStatus[]): Promise<void> {
     await this.waitRollouts(this.model);
     const configChanged = objs.some((o) => !WORKLOAD_KINDS.has(o.kind ?? ''));
@@ -143,11 +144,7 @@ export class IstiodMesh implements Mesh {
     await deleteObjects(this.api.kc, gone);
     this.applied = want;
     const t0 = Date.now();
-    await this.waitRollouts(model);
-    // a change to anything but the workloads themselves is Istio config, which istiod pushes in full
-    const configChanged = [...changed, ...gone].some((o) => !WORKLOAD_KINDS.has(o.kind ?? ''));
-    await this.waitSynced(before, configChanged);
-    if (configChanged) await this.retireOldConnections(model);
+    await this.settleAfter([...changed, ...gone], before);
     this.log(`istiod: applied ${changed.length}, deleted ${gone.length} objects; rolled out and ACKed in ${Date.now() - t0} ms`);
   }
 
