@@ -2,7 +2,7 @@
 // planned and which ran to their end. A run cut short (Ctrl-C, SIGTERM, a crash) or a set of shards
 // with one missing is incomplete, and an incomplete run is never green, whatever its cells say.
 // Pure: data in, data out.
-import { unique, type PlannedUnit, type ResultsFile, type RunMetadata, type TestResult } from './meta.ts';
+import { columnLabel, unique, VERSION_AXES, type PlannedUnit, type ResultsFile, type RunMetadata, type TestResult } from './meta.ts';
 
 export interface Completeness {
   /** false: the file predates schema 2 and does not say what was planned. */
@@ -16,9 +16,10 @@ export interface Completeness {
   stopped?: string;
 }
 
-/** `istio-strict-denial @ envoy 1.36.4`, or the suite alone without a version. */
-export function unitName(u: Pick<PlannedUnit, 'suite' | 'envoyVersion'>): string {
-  return u.envoyVersion ? `${u.suite} @ envoy ${u.envoyVersion}` : u.suite;
+/** `istio-strict-denial @ envoy 1.36.4` (`@ istio 1.29.2 · envoy 1.37.0` on istiod), or the suite alone without a version. */
+export function unitName(u: Pick<PlannedUnit, 'suite' | 'envoyVersion' | 'istioVersion'>): string {
+  const col = columnLabel(u, VERSION_AXES);
+  return col ? `${u.suite} @ ${col}` : u.suite;
 }
 
 /** Units without repeats (by suite and version), first appearance first. */
@@ -105,8 +106,9 @@ export function withUnfinishedAsFailures(file: ResultsFile): ResultsFile {
     profile: u.profile,
     title: `${u.suite} ${NOT_FINISHED}`,
     state: 'failed',
-    error: `${why}: its results are partial; run it again (meshproof run --suite ${u.suite}${u.envoyVersion ? ` --envoy-version ${u.envoyVersion}` : ''})`,
+    error: `${why}: its results are partial; run it again (meshproof run --suite ${u.suite}${u.istioVersion ? ` --control-plane istiod --istio-version ${u.istioVersion}` : ''}${u.envoyVersion ? ` --envoy-version ${u.envoyVersion}` : ''})`,
     ...(u.envoyVersion ? { envoyVersion: u.envoyVersion } : {}),
+    ...(u.istioVersion ? { istioVersion: u.istioVersion } : {}),
   }));
   return { ...file, tests: [...(file.tests ?? []), ...tests] };
 }

@@ -7,7 +7,7 @@
 // meshproof adds failedTestReasons/skippedTestReasons (test → why). Pure: data in, YAML out.
 import { Document, isMap, isScalar, Scalar } from 'yaml';
 import type { ResultRecord } from '../model/verdict.ts';
-import { cellName, groupBy, perVersionView, runHeader, unique, type ResultsFile, type SkippedTest, type TestResult } from './meta.ts';
+import { cellName, columnLabel, groupBy, perVersionView, runHeader, unique, varyingAxes, type ResultsFile, type SkippedTest, type TestResult } from './meta.ts';
 
 export type Tier = 'core' | 'extended';
 export type ConformanceResult = 'success' | 'partial' | 'failure';
@@ -87,6 +87,7 @@ export const testName = (suite: string, scenario: string): string => `${suite}/$
 
 export function conformanceReport(input: ResultsFile, opts: ConformanceOptions = {}): ConformanceReport {
   const file = perVersionView(input);
+  const axes = varyingAxes(input);
   const head = runHeader(file);
   const tiers = opts.tiers ?? {};
   const skips = file.skipped ?? [];
@@ -98,9 +99,9 @@ export function conformanceReport(input: ResultsFile, opts: ConformanceOptions =
     const tierOf = (suite: string): Tier => tiers[`${profile}/${suite}`] ?? tiers[suite] ?? 'core';
     const recs = file.records.filter((r) => r.profile === profile);
     const skipped = skips.filter((s) => s.profile === profile);
-    // A failed mocha test counts only when no wrong cell of its suite (and Envoy version) explains it.
-    const explained = new Set(file.records.filter((r) => !r.pass).map((r) => `${r.suite}\u0000${r.envoyVersion ?? ''}`));
-    const tests = mocha.filter((t) => t.profile === profile && (t.state === 'pending' || (t.state === 'failed' && !explained.has(`${t.suite}\u0000${t.envoyVersion ?? ''}`))));
+    // A failed mocha test counts only when no wrong cell of its suite (and version column) explains it.
+    const explained = new Set(file.records.filter((r) => !r.pass).map((r) => `${r.suite}\u0000${columnLabel(r, axes) ?? ''}`));
+    const tests = mocha.filter((t) => t.profile === profile && (t.state === 'pending' || (t.state === 'failed' && !explained.has(`${t.suite}\u0000${columnLabel(t, axes) ?? ''}`))));
     const core = status(recs.filter((r) => tierOf(r.suite) === 'core'), skipped.filter((s) => tierOf(s.suite) === 'core'), tests.filter((t) => tierOf(t.suite) === 'core'));
     const seen = new Set([...recs.map((r) => r.suite), ...skipped.map((s) => s.suite), ...tests.map((t) => t.suite)]);
     const extRecs = recs.filter((r) => tierOf(r.suite) === 'extended');
@@ -143,7 +144,7 @@ export function conformanceReport(input: ResultsFile, opts: ConformanceOptions =
       url: opts.implementation?.url ?? '',
       version: opts.implementation?.version ?? versions.envoy ?? 'unknown',
       contact: opts.implementation?.contact ?? [],
-      ...dataPlaneVersions(head.meta?.versions ?? {}, head.meta?.envoyVersions),
+      ...dataPlaneVersions(head.meta?.versions ?? {}, head.meta?.envoyVersions, head.meta?.istioVersions),
       ...(head.meta?.controlPlane ? { controlPlane: head.meta.controlPlane } : {}),
       ...(head.meta?.istioDeviations?.length ? { deviations: head.meta.istioDeviations } : {}),
     },
@@ -152,10 +153,11 @@ export function conformanceReport(input: ResultsFile, opts: ConformanceOptions =
 }
 
 /** The data planes' versions from the run metadata, when it has any. */
-function dataPlaneVersions(versions: Record<string, string>, envoyVersions?: string[]): { versions?: Record<string, string> } {
+function dataPlaneVersions(versions: Record<string, string>, envoyVersions?: string[], istioVersions?: string[]): { versions?: Record<string, string> } {
   const out: Record<string, string> = {};
   for (const k of ['envoy', 'haproxy', 'istio']) if (versions[k]) out[k] = versions[k];
   if (envoyVersions && envoyVersions.length > 1) out.envoy = envoyVersions.join(', ');
+  if (istioVersions && istioVersions.length > 1) out.istio = istioVersions.join(', ');
   return Object.keys(out).length ? { versions: out } : {};
 }
 

@@ -10,14 +10,15 @@
 //   #evidence (the JSON of the clicked element), #evidence-title
 //   article.scenario[data-suite][data-scenario][data-pass]
 //   #failed-tests li[data-failed-test=<suite>]   one per failed mocha test (results.json `tests`)
-//   #version-matrix[data-versions] td[data-vcell="mtls|tls|plaintext|denied"][data-idx][data-version]  (two or more Envoy versions)
+//   #version-matrix[data-versions] (its h2[data-axes]: envoy, istio or istio,envoy) td[data-vcell="mtls|tls|plaintext|denied"][data-idx][data-version]  (two or more Envoy or Istio versions)
+//   #passes li[data-pass-dir] a[data-conformance]   each version's own run directory (runs over several versions)
 import type { ResultRecord } from '../model/verdict.ts';
 import { badgeIcon, renderGraph } from './graph.ts';
-import { versionMatrix, type VersionMatrix } from './matrix.ts';
+import { matrixTitle, versionMatrix, type VersionMatrix } from './matrix.ts';
 import { completeness, incompleteLine } from './completeness.ts';
 import { ISTIO_PUBLISHED, ISTIO_PUBLISHED_SOURCE, RATE_SPREAD_MAX, istioUnitsRows, type IstioUnitsRow } from '../load/istio-units.ts';
 import type { WithLoadRuns } from '../load/report.ts';
-import { durationMs, edgeKind, escapeXml as esc, formatDuration, groupBy, perVersionView, runHeader, tally, unique, type BudgetResult, type EdgeKind, type ResultsFile } from './meta.ts';
+import { durationMs, edgeKind, escapeXml as esc, formatDuration, groupBy, perVersionView, runHeader, tally, unique, type BudgetResult, type EdgeKind, type ResultsFile, type RunPass } from './meta.ts';
 
 export interface HtmlOptions {
   /** Page title; default `meshproof <run>`. */
@@ -77,6 +78,7 @@ export function renderHtml(input: ResultsFile, opts: HtmlOptions = {}): string {
     );
   }
   if (matrix) main.push(matrixSection(matrix));
+  if (head.meta?.passes?.length) main.push(passesSection(head.meta.passes));
   let sid = 0;
   for (const [suite, items] of suites) {
     const wrong = items.filter((x) => !x.r.pass).length;
@@ -157,16 +159,18 @@ function metaList(file: ResultsFile): string {
     rows.push(['started', m.started], ['finished', `${m.finished}${d === undefined ? '' : ` (${formatDuration(d)})`}`]);
     if (m.machine) rows.push(['machine', `${m.machine.hostname}: ${m.machine.cpus} CPUs, ${m.machine.memMiB} MiB, ${m.machine.os}, kernel ${m.machine.kernel}`]);
     for (const [k, v] of Object.entries(m.versions ?? {})) rows.push([k, v]);
+    if (m.controlPlane) rows.push(['control plane', `${m.controlPlane}${m.istioVersion ? ` ${m.istioVersion}` : ''}`]);
+    if (m.istioVersions?.length) rows.push(['istio versions', m.istioVersions.join(', ')]);
     if (m.envoyVersions?.length) rows.push(['envoy versions', m.envoyVersions.join(', ')]);
     if (m.shards?.length) rows.push(['shards', m.shards.map((s) => s.run).join(', ')]);
   }
   return `<dl class="meta">${rows.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join('')}</dl>`;
 }
 
-/** Cell × Envoy version: one column per version, each cell its verdict (clickable like the truth tables). */
+/** Cell × version (Envoy, Istio, or both): one column per version, each cell its verdict (clickable like the truth tables). */
 function matrixSection(m: VersionMatrix): string {
   const differing = m.rows.filter((r) => r.differs || r.wrong).length;
-  const heads = m.versions.map((v) => `<th scope="col">envoy ${esc(v)}</th>`).join('');
+  const heads = m.columns.map((c) => `<th scope="col">${esc(c.label)}</th>`).join('');
   const rows = m.rows.map((row) => {
     const tds = row.byVersion.map((x, i) => {
       if (!x) return `<td class="none" data-version="${esc(m.versions[i])}"></td>`;
@@ -174,17 +178,30 @@ function matrixSection(m: VersionMatrix): string {
       const kind = edgeKind(r.verdict);
       return (
         `<td class="cell ${kind}${r.pass ? '' : ' wrong'}" data-vcell="${kind}" data-idx="${x.idx}" data-pass="${r.pass}" data-version="${esc(m.versions[i])}" ` +
-        `tabindex="0" role="button" title="${esc(`${row.cell} with envoy ${m.versions[i]}: ${r.verdict}, expected ${r.expected}`)}">` +
+        `tabindex="0" role="button" title="${esc(`${row.cell} with ${m.columns[i]!.label}: ${r.verdict}, expected ${r.expected}`)}">` +
         `${badgeIcon(kind, 14)}<span class="mark">${esc(r.verdict)}${r.pass ? '' : ' !'}</span></td>`
       );
     });
     return `<tr data-differs="${row.differs}"><th scope="row">${esc(row.suite)} / ${esc(row.scenario)}</th><td class="cellname">${esc(row.cell)}</td>${tds.join('')}</tr>`;
   });
   return (
-    `<section id="version-matrix" data-versions="${m.versions.length}" data-differing="${differing}"><h2>Envoy version matrix</h2>` +
+    `<section id="version-matrix" data-versions="${m.versions.length}" data-differing="${differing}"><h2 data-axes="${esc(m.axes.join(','))}">${esc(matrixTitle(m.axes))}</h2>` +
     `<p class="legend">${m.rows.length} cells × ${m.versions.length} versions: ${differing} differ between versions or are wrong.</p>` +
     `<table class="truth matrix"><thead><tr><th class="corner">suite / scenario</th><th class="corner">cell</th>${heads}</tr></thead><tbody>${rows.join('')}</tbody></table></section>`
   );
+}
+
+/** Each version's own run directory and its reports, linked relative to this page. */
+function passesSection(passes: RunPass[]): string {
+  const a = (href: string, label: string, attr = '') => `<a href="${esc(encodeURI(href))}"${attr}>${esc(label)}</a>`;
+  const items = passes.map((p) => {
+    const what = [p.istioVersion ? `istio ${p.istioVersion}` : '', `envoy ${p.envoyVersion}`].filter(Boolean).join(' · ');
+    return (
+      `<li data-pass-dir="${esc(p.dir)}"><b>${esc(what)}</b> (${esc(p.controlPlane)}): ${a(`${p.dir}/report.html`, `${p.dir}/`)} · ` +
+      `${a(`${p.dir}/conformance-report.yaml`, 'conformance-report.yaml', ' data-conformance')} · ${a(`${p.dir}/summary.md`, 'summary.md')}</li>`
+    );
+  });
+  return `<section id="passes"><h2>Each version's own run</h2><ul>${items.join('')}</ul></section>`;
 }
 
 function legend(): string {

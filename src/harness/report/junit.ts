@@ -3,12 +3,13 @@
 // writes them), one <testcase> per suite test: a failed test's <failure> lists the suite's wrong
 // cells with their evidence (wrong cells no failed test accounts for get a `probed cells` case).
 // Without tests (older files), one <testcase> per (suite, scenario), failed by its wrong cells.
-// With several Envoy versions, test and scenario names carry ` · envoy <v>`. Pure: data in, XML out.
+// With several Envoy (or Istio) versions, test and scenario names carry their column (` · envoy <v>`, ` · istio <v>`). Pure: data in, XML out.
 import type { ResultRecord } from '../model/verdict.ts';
 import { truthTable } from './results.ts';
 import {
-  cellName, envoyVersionsOf, escapeXml as esc, escapeXmlAttr as attr, evidenceLine, groupBy, perVersionView, runHeader, versionedName,
-  type BudgetResult, type CellRecord, type ResultsFile, type SkippedTest, type TestResult,
+  cellName, columnLabel, escapeXml as esc, escapeXmlAttr as attr, evidenceLine, groupBy, perVersionView, runHeader, versionedName,
+  type BudgetResult, type CellRecord, type ResultsFile, type SkippedTest, type TestResult, type VersionAxis,
+  varyingAxes,
 } from './meta.ts';
 
 /** Name of the extra <testsuite> that carries throughput budgets, when the file has any. */
@@ -24,7 +25,7 @@ interface Case {
 
 export function renderJUnit(input: ResultsFile): string {
   const file = perVersionView(input);
-  const multi = envoyVersionsOf(input).length > 1;
+  const axes = varyingAxes(input);
   const head = runHeader(file);
   const skips = file.skipped ?? [];
   const bySuite = groupBy(file.records, (r) => r.suite);
@@ -36,7 +37,7 @@ export function renderJUnit(input: ResultsFile): string {
   for (const [suite, recs] of bySuite) {
     const tests = testsBySuite.get(suite) ?? [];
     const scenarios = [...groupBy(recs, (r) => r.scenario)];
-    const cases: Case[] = tests.length ? testCases(tests, recs, multi) : scenarios.map(([scenario, cells]) => scenarioCase(scenario, cells));
+    const cases: Case[] = tests.length ? testCases(tests, recs, axes) : scenarios.map(([scenario, cells]) => scenarioCase(scenario, cells));
     for (const s of skips.filter((x) => x.suite === suite)) cases.push(skippedCase(s));
     const profile = [...new Set([...recs.map((r) => r.profile), ...tests.map((t) => t.profile), ...skips.filter((x) => x.suite === suite).map((x) => x.profile)])].join(',');
     const out = tests.length && scenarios.length ? scenarios.map(([scenario, cells]) => truthTable(scenario, cells)).join('\n\n') : undefined;
@@ -58,6 +59,7 @@ export function renderJUnit(input: ResultsFile): string {
       ...Object.entries(head.meta?.versions ?? {}).map(([k, v]) => [`version.${k}`, v] as [string, string]),
     ];
     if (head.meta?.envoyVersions?.length) props.push(['envoyVersions', head.meta.envoyVersions.join(',')]);
+    if (head.meta?.istioVersions?.length) props.push(['istioVersions', head.meta.istioVersions.join(',')]);
     const stamp = head.meta?.started ? ` timestamp="${attr(head.meta.started)}"` : '';
     const host = head.meta?.machine?.hostname ? ` hostname="${attr(head.meta.machine.hostname)}"` : '';
     out.push(
@@ -99,16 +101,17 @@ function scenarioCase(scenario: string, cells: ResultRecord[]): Case {
   return c;
 }
 
-/** One case per mocha test; a failed test lists the wrong cells of its suite (same Envoy version) with their evidence. */
-function testCases(tests: TestResult[], recs: CellRecord[], multi: boolean): Case[] {
+/** One case per mocha test; a failed test lists the wrong cells of its suite (same version column) with their evidence. */
+function testCases(tests: TestResult[], recs: CellRecord[], axes: VersionAxis[]): Case[] {
   const cases: Case[] = [];
   const explained = new Set<string>();
+  const column = (x: Parameters<typeof columnLabel>[0]) => columnLabel(x, axes) ?? '';
   for (const t of tests) {
     const c: Case = { name: t.title, time: (t.ms ?? 0) / 1000 };
     if (t.state === 'pending') c.skipped = 'pending (it.skip, or this.skip() in the test)';
     if (t.state === 'failed') {
-      const wrong = recs.filter((r) => !r.pass && r.envoyVersion === t.envoyVersion);
-      explained.add(t.envoyVersion ?? '');
+      const wrong = recs.filter((r) => !r.pass && column(r) === column(t));
+      explained.add(column(t));
       const error = (t.error ?? 'failed').trim();
       const first = error.split('\n')[0]!;
       const list = wrong.map((r) => `${cellName(r)} ${r.verdict} expected ${r.expected}/observed ${r.observed}`).join('; ');
@@ -121,9 +124,9 @@ function testCases(tests: TestResult[], recs: CellRecord[], multi: boolean): Cas
     cases.push(c);
   }
   // Wrong cells no failed test accounts for (a suite that records without asserting).
-  for (const version of groupBy(recs.filter((r) => !r.pass), (r) => r.envoyVersion ?? '').keys()) {
-    if (explained.has(version)) continue;
-    const c = scenarioCase(versionedName('probed cells', multi ? version : undefined), recs.filter((r) => (r.envoyVersion ?? '') === version));
+  for (const col of groupBy(recs.filter((r) => !r.pass), column).keys()) {
+    if (explained.has(col)) continue;
+    const c = scenarioCase(versionedName('probed cells', col || undefined), recs.filter((r) => column(r) === col));
     c.out = undefined;
     cases.push(c);
   }

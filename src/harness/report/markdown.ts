@@ -5,8 +5,8 @@ import { truthTable } from './results.ts';
 import { ISTIO_PUBLISHED, ISTIO_PUBLISHED_SOURCE, RATE_SPREAD_MAX, istioUnitsRows, type IstioUnitsRow } from '../load/istio-units.ts';
 import type { WithLoadRuns } from '../load/report.ts';
 import { completeness, incompleteLine } from './completeness.ts';
-import { versionMatrix, type VersionMatrix } from './matrix.ts';
-import { durationMs, evidenceFields, formatDuration, groupBy, perVersionView, runHeader, tally, type BudgetResult, type ResultsFile, type RunHeader } from './meta.ts';
+import { matrixTitle, versionMatrix, type VersionMatrix } from './matrix.ts';
+import { durationMs, evidenceFields, formatDuration, groupBy, perVersionView, runHeader, tally, type BudgetResult, type ResultsFile, type RunHeader, type RunPass } from './meta.ts';
 
 export interface MarkdownOptions {
   /** List at most this many failed cells (a GitHub comment holds 65536 characters); default 100. */
@@ -81,6 +81,7 @@ export function renderMarkdown(input: ResultsFile, opts: MarkdownOptions = {}): 
   out.push('');
 
   if (matrix) out.push(...matrixSection(matrix, opts.maxMatrixRows ?? 200), '');
+  if (head.meta?.passes?.length) out.push(...passesSection(head.meta.passes), '');
 
   for (const [suite, recs] of suites) {
     const wrong = recs.filter((r) => !r.pass).length;
@@ -119,22 +120,25 @@ function metaTable(head: RunHeader): string[] {
     }
     const versions = Object.entries(m.versions ?? {});
     if (versions.length) rows.push(['versions', versions.map(([k, v]) => `${text(k)} ${codeCell(v)}`).join(', ')]);
+    if (m.controlPlane) rows.push(['control plane', text(m.controlPlane) + (m.istioVersion ? ` ${codeCell(m.istioVersion)}` : '')]);
+    if (m.istioVersions?.length) rows.push(['istio versions', m.istioVersions.map(codeCell).join(', ')]);
     if (m.envoyVersions?.length) rows.push(['envoy versions', m.envoyVersions.map(codeCell).join(', ')]);
     if (m.shards?.length) rows.push(['shards', m.shards.map((s) => codeCell(s.run)).join(', ')]);
   }
   return ['| | |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)];
 }
 
-/** One column per Envoy version: ✅/❌ and the verdict of each cell. */
+/** One column per version (Envoy, Istio, or both): ✅/❌ and the verdict of each cell. */
 function matrixSection(m: VersionMatrix, maxRows: number): string[] {
   const differing = m.rows.filter((r) => r.differs || r.wrong);
   const rows = m.rows.length <= maxRows ? m.rows : differing.slice(0, maxRows);
+  const head = (c: VersionMatrix['columns'][number]) => m.axes.filter((a) => c.values[a]).map((a) => `${a} ${codeCell(c.values[a]!)}`).join(' · ');
   const out = [
-    '## Envoy version matrix',
+    `## ${matrixTitle(m.axes)}`,
     '',
     `${plural(m.rows.length, 'cell')} × ${plural(m.versions.length, 'version')}: ${differing.length} differ between versions or are wrong.`,
     '',
-    `| suite / scenario | cell | ${m.versions.map((v) => `envoy ${codeCell(v)}`).join(' | ')} |`,
+    `| suite / scenario | cell | ${m.columns.map(head).join(' | ')} |`,
     `|---|---|${m.versions.map(() => '---').join('|')}|`,
   ];
   for (const r of rows) {
@@ -143,6 +147,21 @@ function matrixSection(m: VersionMatrix, maxRows: number): string[] {
   }
   if (rows.length < m.rows.length) out.push('', `… ${m.rows.length - rows.length} more cells (the same verdict, correct, in every version) are in report.html.`);
   return out;
+}
+
+/** Each version's own run directory, with its reports (its ConformanceReport among them), linked relative to this summary. */
+function passesSection(passes: RunPass[]): string[] {
+  const link = (label: string, href: string) => `[${text(label)}](${encodeURI(href)})`;
+  return [
+    '## Each version\'s own run',
+    '',
+    '| version | control plane | directory | conformance report | summary |',
+    '|---|---|---|---|---|',
+    ...passes.map((p) => {
+      const what = [p.istioVersion ? `istio ${codeCell(p.istioVersion)}` : '', `envoy ${codeCell(p.envoyVersion)}`].filter(Boolean).join(' · ');
+      return `| ${what} | ${cell(p.controlPlane)} | ${codeCell(`${p.dir}/`)} | ${link(`${p.dir}/conformance-report.yaml`, `${p.dir}/conformance-report.yaml`)} | ${link('summary.md', `${p.dir}/summary.md`)} |`;
+    }),
+  ];
 }
 
 function failureLine(r: ResultRecord): string {

@@ -1,7 +1,8 @@
-// The Envoy version matrix: every probed cell × every Envoy version of a file → its record
-// (verdict, pass). A nightly run over several versions shows one column per version here.
+// The version matrix: every probed cell × every column of a file → its record (verdict, pass). A column is a
+// value of the version axes that vary in the file (meta.ts varyingAxes): an Envoy version for a run over
+// several Envoy versions, an Istio release (with its own Envoy) for one over several Istio versions.
 // Pure: data in, table out; markdown.ts and html.ts draw it.
-import { baseCellKey, cellName, envoyVersionsOf, type CellRecord, type ResultsFile } from './meta.ts';
+import { axisValue, baseCellKey, cellName, columnLabel, unique, varyingAxes, type CellRecord, type ResultsFile, type VersionAxis } from './meta.ts';
 
 export interface MatrixRow {
   /** baseCellKey: the cell without its version. */
@@ -10,31 +11,53 @@ export interface MatrixRow {
   scenario: string;
   /** `from→to:port/protocol`. */
   cell: string;
-  /** One entry per version (same order as VersionMatrix.versions): the record and its index in file.records, or null when not probed. */
+  /** One entry per column (same order as VersionMatrix.versions): the record and its index in file.records, or null when not probed. */
   byVersion: ({ record: CellRecord; idx: number } | null)[];
-  /** The verdicts are not all the same, or some version did not probe the cell. */
+  /** The verdicts are not all the same, or some column did not probe the cell. */
   differs: boolean;
-  /** Some version got this cell wrong. */
+  /** Some column got this cell wrong. */
   wrong: boolean;
 }
 
+/** One column: its value on each varying axis. */
+export interface MatrixColumn {
+  /** columnLabel: `envoy 1.37.0`, `istio 1.29.2`, `istio 1.29.2 · envoy 1.37.0`. */
+  label: string;
+  values: Partial<Record<VersionAxis, string>>;
+}
+
 export interface VersionMatrix {
+  /** The axes the columns are made of, in VERSION_AXES order. */
+  axes: VersionAxis[];
+  /** Per column, its values joined with ` · ` (the version itself when one axis varies): `1.36.4`, `1.29.2 · 1.37.0`. */
   versions: string[];
+  columns: MatrixColumn[];
   rows: MatrixRow[];
 }
 
-/** The matrix of a file with two or more Envoy versions; null otherwise. A cell probed twice in one version: the last record counts. */
+/** `Envoy version matrix`, `Istio version matrix`, `Istio × Envoy version matrix`. */
+export function matrixTitle(axes: readonly VersionAxis[]): string {
+  return `${axes.map((a) => (a === 'istio' ? 'Istio' : 'Envoy')).join(' × ')} version matrix`;
+}
+
+/** The matrix of a file with two or more values on a version axis; null otherwise. A cell probed twice in one column: the last record counts. */
 export function versionMatrix(file: ResultsFile): VersionMatrix | null {
-  const versions = envoyVersionsOf(file);
-  if (versions.length < 2) return null;
+  const axes = varyingAxes(file);
+  if (!axes.length) return null;
+  const labels = unique(file.records.map((r) => columnLabel(r, axes)).filter((l): l is string => !!l));
+  const columns: MatrixColumn[] = labels.map((label) => {
+    const r = file.records.find((x) => columnLabel(x, axes) === label)!;
+    return { label, values: Object.fromEntries(axes.map((a) => [a, axisValue(r, a)]).filter(([, v]) => !!v)) };
+  });
   const rows = new Map<string, MatrixRow>();
   file.records.forEach((record, idx) => {
-    const v = record.envoyVersion ? versions.indexOf(record.envoyVersion) : -1;
+    const label = columnLabel(record, axes);
+    const v = label ? labels.indexOf(label) : -1;
     if (v < 0) return;
     const key = baseCellKey(record);
     let row = rows.get(key);
     if (!row) {
-      row = { key, suite: record.suite, scenario: record.scenario, cell: cellName(record), byVersion: versions.map(() => null), differs: false, wrong: false };
+      row = { key, suite: record.suite, scenario: record.scenario, cell: cellName(record), byVersion: labels.map(() => null), differs: false, wrong: false };
       rows.set(key, row);
     }
     row.byVersion[v] = { record, idx };
@@ -44,5 +67,5 @@ export function versionMatrix(file: ResultsFile): VersionMatrix | null {
     row.differs = verdicts.some((x) => x === null || x !== verdicts[0]);
     row.wrong = row.byVersion.some((x) => x !== null && !x.record.pass);
   }
-  return { versions, rows: [...rows.values()] };
+  return { axes, versions: columns.map((c) => axes.map((a) => c.values[a]).filter(Boolean).join(' · ')), columns, rows: [...rows.values()] };
 }

@@ -18,7 +18,7 @@ export interface MachineInfo {
  * cell was probed with. `meshproof run` stamps `envoyVersion` on every record when the run
  * ends, so files from several versions (a matrix run, or merged shards) keep their cells apart.
  */
-export type CellRecord = ResultRecord & { envoyVersion?: string };
+export type CellRecord = ResultRecord & { envoyVersion?: string; controlPlane?: string; istioVersion?: string };
 
 /** One mocha test of a suite (an `it`, or a hook that failed), as `meshproof run` saw it. */
 export interface TestResult {
@@ -34,6 +34,8 @@ export interface TestResult {
   /** The failure was a UserError (bad input: a config file, a fixture): `meshproof run` exits 2. */
   userError?: boolean;
   envoyVersion?: string;
+  /** The Istio release its suite ran on (a suite on istiod; stamped by `meshproof run`). */
+  istioVersion?: string;
 }
 
 /** One run: where it ran, on what, with which data-plane versions. */
@@ -61,6 +63,19 @@ export interface RunMetadata {
   istioDeviations?: { setting: string; why: string }[];
   /** Module, version, Go version and sha256 of every control-plane binary the run used. */
   provenance?: unknown[];
+  /** Every Istio release a run over several (`--istio-version a,b`) exercised; `istioVersion` is then absent. */
+  istioVersions?: string[];
+  /** A run over several versions: each version's own run directory (relative to this one) and what it ran on. */
+  passes?: RunPass[];
+}
+
+/** One version's own run inside a run over several versions (`envoy-<v>/`, `istio-<v>/`). */
+export interface RunPass {
+  /** Relative to the run directory, e.g. `istio-1.29.2`. */
+  dir: string;
+  controlPlane: string;
+  envoyVersion: string;
+  istioVersion?: string;
 }
 
 /** A throughput/latency budget measured by the load suites; `pass` is decided by whoever measured it. */
@@ -77,6 +92,8 @@ export interface BudgetResult {
   rounds?: number[];
   /** The Envoy version it was measured with (stamped like CellRecord.envoyVersion). */
   envoyVersion?: string;
+  /** The Istio release of the run's istiod, when it ran on one. */
+  istioVersion?: string;
 }
 
 /** A test (suite, or one scenario of it) that a run decided not to probe, and why. */
@@ -93,6 +110,8 @@ export interface PlannedUnit {
   suite: string;
   profile: string;
   envoyVersion?: string;
+  /** A suite on istiod: the Istio release it runs on. */
+  istioVersion?: string;
 }
 
 /** results.json schema: 2 added `planned`, `completed` and `stopped`. */
@@ -170,11 +189,47 @@ export function edgeKind(verdict: Verdict | string): EdgeKind {
   return 'denied';
 }
 
-type CellId = Pick<ResultRecord, 'suite' | 'scenario' | 'from' | 'to' | 'port' | 'protocol'> & { envoyVersion?: string };
+type Versioned = { envoyVersion?: string; istioVersion?: string };
+type CellId = Pick<ResultRecord, 'suite' | 'scenario' | 'from' | 'to' | 'port' | 'protocol'> & Versioned;
+
+// ---- version axes -----------------------------------------------------------------------
+// A run over several versions of one thing (`--envoy-version a,b`, `--istio-version a,b`) gets a column per
+// value. The axes are the version fields records, tests, budgets and planned units carry; a file's columns are
+// the combinations of the axes that vary in it (an Istio pass may also change Envoy: each release's own).
+
+export type VersionAxis = 'istio' | 'envoy';
+/** Column order: Istio first (the control plane), then Envoy. */
+export const VERSION_AXES: readonly VersionAxis[] = ['istio', 'envoy'];
+
+export const axisValue = (x: Versioned, axis: VersionAxis): string | undefined => (axis === 'istio' ? x.istioVersion : x.envoyVersion) || undefined;
+
+type VersionedFile = { records: Versioned[]; budgets?: Versioned[]; tests?: Versioned[] };
+
+/** The distinct values of one axis on a file's records, budgets and tests, in order of appearance. */
+export function axisValuesOf(file: VersionedFile, axis: VersionAxis): string[] {
+  const all = [...file.records, ...(file.budgets ?? []), ...(file.tests ?? [])].map((x) => axisValue(x, axis));
+  return unique(all.filter((v): v is string => !!v));
+}
+
+/** The axes with two or more values in the file (or in any of the files): what its columns are made of. */
+export function varyingAxes(...files: VersionedFile[]): VersionAxis[] {
+  return VERSION_AXES.filter((a) => files.some((f) => axisValuesOf(f, a).length > 1));
+}
+
+/** `istio 1.29.2 · envoy 1.37.0`: the column of a record (test, budget) over the given axes; undefined when it has none of them. */
+export function columnLabel(x: Versioned, axes: readonly VersionAxis[]): string | undefined {
+  const parts = axes.map((a) => [a, axisValue(x, a)] as const).filter(([, v]) => !!v).map(([a, v]) => `${a} ${v}`);
+  return parts.length ? parts.join(' · ') : undefined;
+}
 
 /** The identity of a cell across runs: suite / scenario / from → to:port/protocol, and ` @ envoy <v>` when stamped. */
 export function cellKey(r: CellId): string {
-  return `${baseCellKey(r)}${r.envoyVersion ? ` @ envoy ${r.envoyVersion}` : ''}`;
+  return axisCellKey(r, ['envoy']);
+}
+
+/** The cell and its value on each of `axes` that it carries: `… @ istio 1.29.2 @ envoy 1.37.0`. */
+export function axisCellKey(r: CellId, axes: readonly VersionAxis[]): string {
+  return `${baseCellKey(r)}${axes.map((a) => (axisValue(r, a) ? ` @ ${a} ${axisValue(r, a)}` : '')).join('')}`;
 }
 
 /** cellKey without the Envoy version: the same cell across versions. */
@@ -182,32 +237,37 @@ export function baseCellKey(r: CellId): string {
   return `${r.suite} / ${r.scenario} / ${r.from} → ${r.to}:${r.port}/${r.protocol}`;
 }
 
-// ---- Envoy versions -------------------------------------------------------------------
-
 /** The distinct Envoy versions stamped on a file's records, budgets and tests, in order of appearance. */
 export function envoyVersionsOf(file: Pick<ResultsFile, 'records' | 'budgets' | 'tests'>): string[] {
-  const all = [...file.records, ...(file.budgets ?? []), ...(file.tests ?? [])].map((x) => x.envoyVersion);
-  return unique(all.filter((v): v is string => !!v));
+  return axisValuesOf(file, 'envoy');
 }
 
-/** `scenario · envoy 1.36.4`: how a scenario is named when a file holds several Envoy versions. */
-export function versionedName(name: string, version: string | undefined): string {
-  return version ? `${name} · envoy ${version}` : name;
+/** The distinct Istio versions on a file's records, budgets and tests, in order of appearance. */
+export function istioVersionsOf(file: Pick<ResultsFile, 'records' | 'budgets' | 'tests'>): string[] {
+  return axisValuesOf(file, 'istio');
+}
+
+/** `scenario · envoy 1.36.4`: how a scenario is named in its column (columnLabel) when a file holds several. */
+export function versionedName(name: string, column: string | undefined): string {
+  return column ? `${name} · ${column}` : name;
 }
 
 /**
- * The file the renderers draw: with two or more Envoy versions, each scenario (and mocha test)
- * is named per version (versionedName), so truth tables, graphs, JUnit test cases and
- * conformance tests stay one per version. With one version or none the file is returned as is.
- * Idempotent.
+ * The file the renderers draw: with two or more values on a version axis, each scenario (and mocha test)
+ * is named per column (versionedName), so truth tables, graphs, JUnit test cases and conformance tests
+ * stay one per version. With one version or none the file is returned as is. Idempotent.
  */
 export function perVersionView(file: ResultsFile): ResultsFile {
-  if (envoyVersionsOf(file).length < 2) return file;
-  const name = (n: string, v?: string) => (v && n.endsWith(` · envoy ${v}`) ? n : versionedName(n, v));
+  const axes = varyingAxes(file);
+  if (!axes.length) return file;
+  const name = (n: string, x: Versioned) => {
+    const col = columnLabel(x, axes);
+    return col && n.endsWith(` · ${col}`) ? n : versionedName(n, col);
+  };
   return {
     ...file,
-    records: file.records.map((r) => ({ ...r, scenario: name(r.scenario, r.envoyVersion) })),
-    ...(file.tests ? { tests: file.tests.map((t) => ({ ...t, title: name(t.title, t.envoyVersion) })) } : {}),
+    records: file.records.map((r) => ({ ...r, scenario: name(r.scenario, r) })),
+    ...(file.tests ? { tests: file.tests.map((t) => ({ ...t, title: name(t.title, t) })) } : {}),
   };
 }
 

@@ -12,7 +12,8 @@ import { renderHtml, type HtmlOptions } from './html.ts';
 import { renderJUnit } from './junit.ts';
 import { renderMarkdown, type MarkdownOptions } from './markdown.ts';
 import { mergePlans, withUnfinishedAsFailures } from './completeness.ts';
-import { baseCellKey, cellKey, edgeKind, envoyVersionsOf, joinRuns, parseResultsFile, SCHEMA_VERSION, unique, type BudgetResult, type CellRecord, type MachineInfo, type ResultsFile, type RunMetadata } from './meta.ts';
+import { axisCellKey, axisValue, edgeKind, joinRuns, parseResultsFile, SCHEMA_VERSION, unique, varyingAxes, VERSION_AXES, type BudgetResult, type CellRecord, type MachineInfo, type ResultsFile, type RunMetadata, type VersionAxis } from './meta.ts';
+import type { WithLoadRuns } from '../load/report.ts';
 
 export const RESULTS_FILE = 'results.json';
 
@@ -112,7 +113,7 @@ function writeAtomically(path: string, text: string): void {
 // ---- diff and merge -------------------------------------------------------------------
 
 export interface CellChange {
-  /** cellKey: `suite / scenario / from → to:port/protocol` (and ` @ envoy <v>`, see diffRuns). */
+  /** cellKey: `suite / scenario / from → to:port/protocol` (and ` @ istio <v>`, ` @ envoy <v>`, see diffRuns). */
   key: string;
   before: CellRecord;
   after: CellRecord;
@@ -147,20 +148,21 @@ export interface DiffOptions {
   budgetTolerance?: number;
 }
 
-export const budgetKey = (b: Pick<BudgetResult, 'path' | 'metric' | 'envoyVersion'>): string => `${b.path} ${b.metric}${b.envoyVersion ? ` @ envoy ${b.envoyVersion}` : ''}`;
-const baseBudgetKey = (b: Pick<BudgetResult, 'path' | 'metric'>): string => `${b.path} ${b.metric}`;
+/** `path metric`, and its value on each of `axes` it carries (` @ envoy <v>` by default). */
+export const budgetKey = (b: Pick<BudgetResult, 'path' | 'metric' | 'envoyVersion' | 'istioVersion'>, axes: readonly VersionAxis[] = ['envoy']): string =>
+  `${b.path} ${b.metric}${axes.map((a) => (axisValue(b, a) ? ` @ ${a} ${axisValue(b, a)}` : '')).join('')}`;
 
 /**
  * What changed from run a to run b, cells keyed by suite/scenario/from/to/port/protocol (a
- * re-probed cell: the last record counts). When each run has at most one Envoy version, cells
+ * re-probed cell: the last record counts). When each run has at most one Envoy (Istio) version, cells
  * are matched whatever their version (so a run on a new Envoy diffs against one on the old);
- * when either holds several (a version matrix), the version is part of the key.
+ * when either holds several (a version matrix), that version is part of the key.
  */
 export function diffRuns(a: ResultsFile, b: ResultsFile, opts: DiffOptions = {}): RunDiff {
   const tol = opts.budgetTolerance ?? 0.05;
-  const byVersion = envoyVersionsOf(a).length > 1 || envoyVersionsOf(b).length > 1;
-  const cellKeyOf = byVersion ? cellKey : baseCellKey;
-  const budgetKeyOf = byVersion ? budgetKey : baseBudgetKey;
+  const axes = varyingAxes(a, b);
+  const cellKeyOf = (r: CellRecord) => axisCellKey(r, axes);
+  const budgetKeyOf = (x: BudgetResult) => budgetKey(x, axes);
   const before = keyed(a.records, cellKeyOf);
   const after = keyed(b.records, cellKeyOf);
   const changed: CellChange[] = [];
@@ -233,7 +235,7 @@ function keyed<T>(items: readonly T[], key: (t: T) => string): Map<string, T> {
 /**
  * One file from the shards of a run (or from several runs). Records keep their order; a
  * record with the same run and cell key as an earlier one replaces it in place (a shard
- * re-run wins). Budgets, skips and mocha tests are concatenated without exact duplicates. Metadata:
+ * re-run wins). Budgets, skips, mocha tests and load runs are concatenated without exact duplicates. Metadata:
  * runs/substrates joined, profiles united, earliest start, latest finish, the first
  * machine, versions merged (differing values joined with ", "), every input meta kept in
  * `shards`.
@@ -243,7 +245,7 @@ export function mergeResults(files: ResultsFile[]): ResultsFile {
   const at = new Map<string, number>();
   for (const f of files) {
     for (const r of f.records) {
-      const k = `${r.run}\u0000${cellKey(r)}`;
+      const k = `${r.run}\u0000${axisCellKey(r, VERSION_AXES)}`;
       const i = at.get(k);
       if (i === undefined) {
         at.set(k, records.length);
@@ -259,6 +261,9 @@ export function mergeResults(files: ResultsFile[]): ResultsFile {
   if (skipped.length) out.skipped = skipped;
   const tests = dedupe(files.flatMap((f) => f.tests ?? []));
   if (tests.length) out.tests = tests;
+  // the throughput suite's figures in Istio's units (load/report.ts), which summary.md and report.html draw
+  const loadRuns = dedupe(files.flatMap((f) => (f as ResultsFile & WithLoadRuns).loadRuns ?? []));
+  if (loadRuns.length) (out as ResultsFile & WithLoadRuns).loadRuns = loadRuns;
   const metas = files.map((f) => f.meta).filter((m): m is RunMetadata => !!m);
   if (metas.length) out.meta = mergeMeta(metas, records);
   return out;
@@ -289,6 +294,16 @@ function mergeMeta(metas: RunMetadata[], records: CellRecord[]): RunMetadata {
     shards: metas.flatMap((m) => m.shards ?? [m]),
   };
   if (envoy.length) merged.envoyVersions = envoy;
+  // the control plane and its Istio releases, install deviations and binaries' provenance (the ConformanceReport names them)
+  const controlPlanes = unique(metas.map((m) => m.controlPlane).filter((c): c is string => !!c));
+  if (controlPlanes.length) merged.controlPlane = controlPlanes.join(',');
+  const istio = unique(metas.flatMap((m) => m.istioVersions ?? (m.istioVersion ? [m.istioVersion] : [])));
+  if (istio.length === 1) merged.istioVersion = istio[0];
+  if (istio.length > 1) merged.istioVersions = istio;
+  const deviations = dedupe(metas.flatMap((m) => m.istioDeviations ?? []));
+  if (deviations.length) merged.istioDeviations = deviations;
+  const provenance = dedupe(metas.flatMap((m) => m.provenance ?? []));
+  if (provenance.length) merged.provenance = provenance;
   return merged;
 }
 
