@@ -86,7 +86,7 @@ describe('controlplane: wrapper modules rendered from the version table', () => 
       'istio.io/istio/pilot/cmd/pilot-discovery', 'istio.io/istio/pilot/cmd/pilot-agent', 'istio.io/istio/istioctl/cmd/istioctl',
     ]);
     expect(KUBE_BINARIES.map((b) => `k8s.io/kubernetes/${b.pkg}`)).to.deep.equal([
-      'k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kube-controller-manager',
+      'k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kube-controller-manager', 'k8s.io/kubernetes/cmd/kubectl',
     ]);
   });
 
@@ -102,8 +102,8 @@ describe('controlplane: wrapper modules rendered from the version table', () => 
       'build istio 1.28.2 from Go modules: pilot-discovery ~15 min cold, pilot-agent ~1 min after it, istioctl ~2 min'
       + ' (less with a warm Go build cache)');
     expect(expectedDurationLine('build kubernetes v1.34.4 from Go modules', KUBE_BINARIES)).to.equal(
-      'build kubernetes v1.34.4 from Go modules: kube-apiserver ~15 min cold, kube-controller-manager ~3 min after it'
-      + ' (less with a warm Go build cache)');
+      'build kubernetes v1.34.4 from Go modules: kube-apiserver ~15 min cold, kube-controller-manager ~3 min after it,'
+      + ' kubectl ~3 min after it (less with a warm Go build cache)');
     expect([formatElapsed(270_000), formatElapsed(42_400), formatElapsed(3_605_000), formatElapsed(0)])
       .to.deep.equal(['4m30s', '42s', '60m05s', '0s']);
   });
@@ -211,6 +211,7 @@ describe('controlplane: presence and overrides (temp cache, no builds)', () => {
     expect(kubePaths()).to.include({
       dir: join(c, 'kubernetes', 'v1.34.4'), kubeApiserver: join(c, 'kubernetes', 'v1.34.4', 'bin', 'kube-apiserver'),
       kubeControllerManager: join(c, 'kubernetes', 'v1.34.4', 'bin', 'kube-controller-manager'), etcd: join(c, 'etcd', '3.5.1', 'etcd'),
+      kubectl: join(c, 'kubernetes', 'v1.34.4', 'bin', 'kubectl'),
     });
     expect(() => istioPaths('1.2.3')).to.throw(UserError, /^unknown Istio version/);
   });

