@@ -322,7 +322,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--suite <names>', 'comma-separated suite names, e.g. istio-strict-denial,substrate (default: all)')
     .option('--envoy-version <versions>', `comma-separated Envoy versions (default ${DEFAULT_ENVOY_VERSION}); several: the suites run once per version, each installed on demand, and the reports get a column per version`)
     .option('--control-plane <name>', "what programs the Istio suites' sidecars: istiod (Istio's own istiod and pilot-agent on a real kube-apiserver, built by doctor), emulated (meshproof's rendering), or both (every Istio cell where the two disagree into control-plane-diff.md)", 'istiod')
-    .option('--istio-version <version>', `the Istio release whose istiod runs (supported: ${Object.keys(ISTIO_VERSIONS).join(', ')})`, DEFAULT_ISTIO_VERSION)
+    .option('--istio-version <versions>', `comma-separated Istio releases whose istiod runs (supported: ${Object.keys(ISTIO_VERSIONS).join(', ')}); several: each must be built (meshproof doctor --fix --istio-version ...), the suites on istiod run once per release with its own Envoy (or the one --envoy-version), and the reports get a column per release`, DEFAULT_ISTIO_VERSION)
     .option('--out <dir>', 'the run directory (default reports/<run id>)')
     .option('--baseline <results>', 'a results.json (or run directory) to compare with: lists changed verdicts, moved budgets and regressions')
     .option('--gate', 'exit 1 on any regression against --baseline: a cell from pass to fail or to a weaker transport (mtls → tls → plaintext), a budget from met to missed')
@@ -331,13 +331,14 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--run-id <id>', 'run id (default: time and a random suffix)').hideHelp())
     .addHelpText('after', `
 Outputs in the run directory: results.json (one record per probed cell, every mocha test, run metadata),
-junit.xml, conformance-report.yaml, summary.md, report.html; with several Envoy versions also envoy-<version>/
-holding each version's own run. Exit codes: 0 all pass; 1 a failed test, wrong cell or missed budget, or with
+junit.xml, conformance-report.yaml, summary.md, report.html; with several Envoy versions also envoy-<version>/,
+with several Istio versions istio-<version>/, holding each version's own run (its own conformance-report.yaml). Exit codes: 0 all pass; 1 a failed test, wrong cell or missed budget, or with
 --gate a regression; 2 usage or environment error.
 
 Examples:
   meshproof run --suite istio-strict-denial
   meshproof run --profile istio --envoy-version 1.36.4,1.37.0 --out reports/nightly
+  meshproof run --profile istio --control-plane istiod --istio-version 1.28.2,1.29.2
   meshproof run --shard 2/4 --out reports/shard-2 && meshproof merge reports/all reports/shard-*
   meshproof run --baseline reports/release-1.0/results.json --gate`)
     .action(async (o: RunFlags) => {

