@@ -275,8 +275,10 @@ export class NetnsCluster implements Cluster {
       pod: 'node',
       name: 'tcpdump',
       netns: this.nodeNetns,
-      // -B: a 64 MiB kernel ring (KiB units); bursts of 64 KiB GSO segments overflow the 2 MiB default
-      argv: ['tcpdump', '-i', 'any', '-U', '--immediate-mode', '-B', '65536', '-s', '0', '-Z', 'root', '-w', pcap, `tcp or (udp and dst port ${MARKER_PORT})`],
+      // -B: a 64 MiB kernel ring (KiB units); bursts of 64 KiB GSO segments overflow the 2 MiB default. The node's own
+      // loopback is not the wire between pods, and it carries etcd's plaintext client traffic (Secrets such as istiod's
+      // CA key): a pcap in the reports must hold no key
+      argv: ['tcpdump', '-i', 'any', '-U', '--immediate-mode', '-B', '65536', '-s', '0', '-Z', 'root', '-w', pcap, `(tcp and not (src net 127.0.0.0/8 and dst net 127.0.0.0/8)) or (udp and dst port ${MARKER_PORT})`],
     });
     const deadline = Date.now() + 5000;
     while (!Supervisor.tail(proc, 5).includes('listening on')) {
