@@ -84,6 +84,23 @@ export function classifyStatus(status: number): Verdict {
 }
 
 /**
+ * A gRPC call's outcome → verdict. A call is allowed only with HTTP 200 and `grpc-status: 0`; another
+ * HTTP status is `denied:http-<status>`. A proxy's own failure answers a gRPC caller with HTTP 200
+ * and a non-zero grpc-status (Envoy's local reply maps its HTTP code with Grpc::Utility::httpToGrpcStatus:
+ * 401→16, 403→7, 404→12, 429/502/503/504→14): that code is mapped back to the HTTP status Envoy
+ * would have sent (14 UNAVAILABLE → 503, as for an HTTP caller); any other non-zero status is
+ * `denied:http-500` (an application error: no mesh denial). A missing grpc-status is a broken call: reset.
+ */
+export function classifyGrpc(httpStatus: number, grpcStatus: number | null): Verdict {
+  // gRPC answers every call with :status 200 (PROTOCOL-HTTP2.md); anything else is the HTTP layer refusing it
+  if (httpStatus !== 200) return `denied:http-${httpStatus}`;
+  if (grpcStatus === null) return 'denied:reset';
+  if (grpcStatus === 0) return 'allowed:plaintext';
+  const back: Record<number, number> = { 16: 401, 7: 403, 12: 404, 14: 503 };
+  return `denied:http-${back[grpcStatus] ?? 500}`;
+}
+
+/**
  * The identity of the immediate caller as the server saw it: `x-echo-peer` (the echo itself
  * terminated mTLS), else the last XFCC element when it carries a `URI=` or `Hash=` (a proxy
  * authenticated the caller): its URI, else its Subject, else null. `undefined` when nothing
@@ -118,7 +135,8 @@ export type AllowedVerdict = 'allowed:mtls' | 'allowed:tls' | 'allowed:plaintext
  * - tls (raw): no echo; `allowed:mtls` when a client certificate was presented and the
  *   handshake and exchange succeeded, else `allowed:tls`. peer = `serverIdentity` (the identity
  *   the caller authenticated), or the echo peer if one is given.
- * - tcp: `allowed:plaintext`, peer null.
+ * - h2c, grpc, websocket (plaintext from the caller): as http, from the echo's headers.
+ * - tcp, tcp-server-first: `allowed:plaintext`, peer null.
  */
 export function refineAllowed(o: {
   protocol: ProbeProtocol;
@@ -128,18 +146,22 @@ export function refineAllowed(o: {
   serverIdentity?: string | null;
 }): { verdict: AllowedVerdict; peer: string | null } {
   switch (o.protocol) {
+    case 'h2c':
+    case 'grpc':
+    case 'websocket':
     case 'http':
     case 'https': {
       if (o.protocol === 'https' && !o.clientCertPresented) return { verdict: 'allowed:tls', peer: null };
       const caller = authenticatedCaller(o.echo);
       if (caller !== undefined) return { verdict: 'allowed:mtls', peer: caller };
-      return { verdict: o.protocol === 'http' ? 'allowed:plaintext' : 'allowed:tls', peer: null };
+      return { verdict: o.protocol === 'https' ? 'allowed:tls' : 'allowed:plaintext', peer: null };
     }
     case 'tls': {
       const peer = o.echo.peer !== undefined && o.echo.peer !== '' ? o.echo.peer : (o.serverIdentity ?? null);
       return { verdict: o.clientCertPresented ? 'allowed:mtls' : 'allowed:tls', peer };
     }
     case 'tcp':
+    case 'tcp-server-first':
       return { verdict: 'allowed:plaintext', peer: null };
   }
 }

@@ -1,7 +1,22 @@
 // What the harness asks an in-pod probe agent to do, and what it answers.
 import type { Evidence, Observed, Verdict } from '../model/verdict.ts';
 
-export type ProbeProtocol = 'http' | 'https' | 'tcp' | 'tls';
+/**
+ * `h2c`: HTTP/2 with prior knowledge (RFC 9113 §3.3), a POST carrying the token; `grpc`: a unary call of
+ * Istio's echo method over h2c; `websocket`: an RFC 6455 upgrade and one echoed text message;
+ * `tcp-server-first`: connect, wait for the server's banner without sending, then send the payload.
+ */
+export type ProbeProtocol = 'http' | 'https' | 'tcp' | 'tls' | 'h2c' | 'grpc' | 'websocket' | 'tcp-server-first';
+
+/** What the wire gave beyond the common evidence, for the protocols that have it. */
+export type ProbeEvidence = Evidence & {
+  /** gRPC: the `grpc-status` the call ended with (trailers, or a trailers-only answer), null when none came. */
+  grpcStatus?: number | null;
+  /** tcp-server-first: the bytes the server sent before the client sent anything, null when none came. */
+  banner?: string | null;
+  /** websocket: whether the server answered 101 with the right Sec-WebSocket-Accept. */
+  upgraded?: boolean;
+};
 
 export interface ProbeTls {
   /** PEM file paths readable inside the pod (the run directory is visible to pods). */
@@ -49,7 +64,7 @@ export interface ProbeResult {
   observed: Observed;
   verdict: Verdict;
   /** `wire` is null here; the harness fills it from the wire canary. */
-  evidence: Evidence;
+  evidence: ProbeEvidence;
   /** Response headers (http/https), lower-case names. */
   headers?: Record<string, string>;
 }

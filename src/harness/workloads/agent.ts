@@ -1,22 +1,26 @@
 // The in-pod probe agent: runs inside a pod's network namespace, listens on a Unix socket and
-// performs probes (http, https, tcp, tls) and wire-canary markers for the harness.
+// performs probes (http, https, tcp, tls; h2c and gRPC with node:http2, WebSocket, server-first
+// TCP) and wire-canary markers for the harness.
 // Protocol (probe/types.ts): newline-delimited JSON AgentRequest → AgentResponse, matched by id,
 // answered in any order, many in flight per connection.
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { chmod, readFile, unlink } from 'node:fs/promises';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Evidence } from '../model/verdict.ts';
 import { observedOf } from '../model/verdict.ts';
 import { peerIdentity } from './echo-headers.ts';
-import { classifyError, classifyStatus, EMPTY_REPLY, refineAllowed } from '../probe/classify.ts';
-import type { AgentRequest, AgentResponse, ProbeProtocol, ProbeProxy, ProbeRequest, ProbeResult } from '../probe/types.ts';
+import { classifyError, classifyGrpc, classifyStatus, EMPTY_REPLY, refineAllowed } from '../probe/classify.ts';
+import type { AgentRequest, AgentResponse, ProbeEvidence, ProbeProtocol, ProbeProxy, ProbeRequest, ProbeResult } from '../probe/types.ts';
+import { decodeMessageField, ECHO_METHOD, encodeMessageField, frameMessage, GRPC_CONTENT_TYPE, unframeMessage } from './grpc.ts';
+import { acceptKey, decodeFrame, encodeFrame, OPCODE } from './websocket.ts';
 
 const DEFAULT_TIMEOUT_MS = 1000;
 const DEFAULT_BODY_LIMIT = 512;
-const PROTOCOLS: readonly ProbeProtocol[] = ['http', 'https', 'tcp', 'tls'];
+const PROTOCOLS: readonly ProbeProtocol[] = ['http', 'https', 'tcp', 'tls', 'h2c', 'grpc', 'websocket', 'tcp-server-first'];
 
 export interface AgentOptions {
   /** Stop the agent when aborted (in-process use). Without it, SIGTERM stops the agent and exits 0. */
@@ -143,6 +147,7 @@ function validateProbe(req: unknown): ProbeRequest {
   if (typeof r.host !== 'string' || r.host === '') throw new Error('probe needs a host');
   if (!isPort(r.port)) throw new Error(`bad probe port ${JSON.stringify(r.port)}`);
   if (r.proxy !== undefined) {
+    if (!['http', 'https', 'tcp', 'tls'].includes(r.protocol)) throw new Error(`a ${r.protocol} probe does not go through a proxy`);
     const p = r.proxy as Partial<ProbeProxy> | null;
     if (typeof p !== 'object' || p === null || typeof p.host !== 'string' || p.host === '' || !isPort(p.port)) {
       throw new Error(`bad probe proxy ${JSON.stringify(r.proxy)}: needs host (string) and port (1-65535)`);
@@ -179,6 +184,9 @@ interface Outcome {
   serverIdentity: string | null;
   /** An error after the answer started (e.g. reset mid-body); kept as evidence only. */
   lateError: string | null;
+  grpcStatus?: number | null;
+  banner?: string | null;
+  upgraded?: boolean;
 }
 
 interface TlsMaterial {
@@ -442,6 +450,228 @@ function openTunnel(proxy: ProbeProxy, host: string, port: number, timeoutMs: nu
   });
 }
 
+const EMPTY = { code: EMPTY_REPLY, message: 'empty reply: connection closed before any response byte' };
+
+/**
+ * HTTP/2 with prior knowledge (node:http2 on an http: URL sends the connection preface at once, RFC 9113
+ * §3.3): a POST whose body is the token (HPACK may Huffman-code a header value; a DATA frame carries it as
+ * bytes, so the wire canary can see it), or with `grpc` a unary call of Istio's echo method carrying the
+ * token as its message, `grpc-status` read from the trailers (or a trailers-only answer).
+ */
+function h2Call(req: ProbeRequest, timeoutMs: number, bodyLimit: number, grpc: boolean): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const out = emptyOutcome();
+    let settled = false;
+    let responded = false;
+    const chunks: Buffer[] = [];
+    const session = http2.connect(`http://${authority(req.host, req.port, 80)}`);
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (responded) {
+        const body = Buffer.concat(chunks);
+        if (grpc) {
+          try {
+            const framed = unframeMessage(body);
+            out.body = framed ? Buffer.from(decodeMessageField(framed.proto), 'utf8').subarray(0, bodyLimit) : Buffer.alloc(0);
+          } catch (e) {
+            out.lateError = errorOf(e).message ?? 'bad gRPC message';
+            out.body = body.subarray(0, bodyLimit);
+          }
+        } else out.body = body.subarray(0, bodyLimit);
+      }
+      session.destroy();
+      resolve(out);
+    };
+    const failed = (e: { code?: string; message?: string }): void => {
+      if (settled) return;
+      if (responded) out.lateError = e.code ?? e.message ?? null;
+      else out.error = e;
+      finish();
+    };
+    session.on('error', (e) => failed(errorOf(e)));
+    // the server closed the connection (or sent GOAWAY) before answering: curl's "Empty reply"
+    session.on('close', () => failed(EMPTY));
+    const headers: http2.OutgoingHttpHeaders = {
+      ':method': 'POST',
+      ':path': grpc ? ECHO_METHOD : (req.path ?? '/'),
+      'content-type': grpc ? GRPC_CONTENT_TYPE : 'text/plain',
+    };
+    if (grpc) headers.te = 'trailers';
+    for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
+    if (req.token !== undefined) headers['x-request-id'] = req.token;
+    const payload = req.payload ?? req.token ?? '';
+    const stream = session.request(headers);
+    stream.on('response', (h) => {
+      responded = true;
+      out.status = Number(h[':status'] ?? 0);
+      const lower: Record<string, string> = {};
+      for (const [k, v] of Object.entries(h)) if (!k.startsWith(':') && v !== undefined) lower[k] = Array.isArray(v) ? v.join(', ') : String(v);
+      out.headers = lower;
+      if (grpc && lower['grpc-status'] !== undefined) out.grpcStatus = Number(lower['grpc-status']);
+    });
+    stream.on('trailers', (t) => {
+      if (grpc && t['grpc-status'] !== undefined) out.grpcStatus = Number(t['grpc-status']);
+    });
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', finish);
+    stream.on('error', (e) => failed(errorOf(e)));
+    stream.end(grpc ? frameMessage(encodeMessageField(payload)) : payload);
+    const timer = setTimeout(() => {
+      if (!responded) {
+        out.timedOut = true;
+        out.error = timeoutError(timeoutMs);
+      } else out.lateError = 'ETIMEDOUT';
+      finish();
+    }, timeoutMs);
+  });
+}
+
+/**
+ * WebSocket (RFC 6455): an HTTP/1.1 upgrade carrying the token as x-request-id, then one masked text
+ * message (the payload) that must come back. Allowed only with a 101 whose Sec-WebSocket-Accept matches
+ * the key and the message echoed; another answer to the upgrade is its status.
+ */
+function websocketCall(req: ProbeRequest, timeoutMs: number, bodyLimit: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const out = emptyOutcome();
+    out.upgraded = false;
+    let settled = false;
+    let socket: net.Socket | undefined;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket?.destroy();
+      resolve(out);
+    };
+    const key = randomBytes(16).toString('base64');
+    const message = Buffer.from(req.payload ?? req.token ?? 'hello', 'utf8');
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
+    Object.assign(headers, { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': key });
+    if (req.token !== undefined) headers['x-request-id'] = req.token;
+    const r = http.request({ host: req.host, port: req.port, path: req.path ?? '/', method: 'GET', headers, agent: false });
+    r.on('upgrade', (res: http.IncomingMessage, s: net.Socket, head: Buffer) => {
+      socket = s;
+      out.status = res.statusCode ?? null;
+      out.headers = lowerHeaders(res.headers);
+      if (out.headers['sec-websocket-accept'] !== acceptKey(key)) {
+        out.error = { code: 'WS_BAD_ACCEPT', message: `Sec-WebSocket-Accept ${JSON.stringify(out.headers['sec-websocket-accept'] ?? null)} does not match the key` };
+        return finish();
+      }
+      out.upgraded = true;
+      let buf = Buffer.from(head);
+      const onData = (chunk: Buffer): void => {
+        buf = Buffer.concat([buf, chunk]);
+        let next: ReturnType<typeof decodeFrame>;
+        try {
+          next = decodeFrame(buf);
+        } catch (e) {
+          out.error = errorOf(e);
+          return finish();
+        }
+        if (!next) return;
+        out.body = next.frame.payload.subarray(0, bodyLimit);
+        if (next.frame.opcode !== OPCODE.text || !next.frame.payload.equals(message)) {
+          out.error = { code: 'WS_NO_ECHO', message: `the first frame (opcode ${next.frame.opcode}) is not the message sent` };
+        }
+        finish();
+      };
+      s.on('data', onData);
+      s.on('error', (e) => {
+        if (!settled) out.error = errorOf(e);
+        finish();
+      });
+      s.on('close', () => {
+        if (!settled) out.error = EMPTY;
+        finish();
+      });
+      s.write(encodeFrame(OPCODE.text, message, randomBytes(4)));
+      if (buf.length > 0) onData(Buffer.alloc(0));
+    });
+    r.on('response', (res: http.IncomingMessage) => {
+      // no upgrade: the answer's status is the verdict (a 2xx/3xx without 101 is a refused upgrade)
+      out.status = res.statusCode ?? null;
+      out.headers = lowerHeaders(res.headers);
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        out.body = Buffer.concat(chunks).subarray(0, bodyLimit);
+        finish();
+      });
+      res.on('error', finish);
+    });
+    r.on('error', (e: NodeJS.ErrnoException) => {
+      if (settled) return;
+      out.error = e.message === 'socket hang up' ? EMPTY : errorOf(e);
+      finish();
+    });
+    const timer = setTimeout(() => {
+      out.timedOut = true;
+      out.error = timeoutError(timeoutMs);
+      r.destroy();
+      finish();
+    }, timeoutMs);
+    r.end();
+  });
+}
+
+/**
+ * A server-first TCP call (Istio echo's forwarder with ServerFirst): connect and send nothing until the
+ * server's first line (its banner) arrives, then send the payload and take the first answer. No banner
+ * within the timeout is `denied:timeout`: the connection is open and silent.
+ */
+function serverFirstCall(req: ProbeRequest, timeoutMs: number, bodyLimit: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const out = emptyOutcome();
+    out.banner = null;
+    let settled = false;
+    let banner = Buffer.alloc(0);
+    let sent = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(out);
+    };
+    const sock = net.connect({ host: req.host, port: req.port });
+    sock.on('data', (chunk: Buffer) => {
+      if (!sent) {
+        banner = Buffer.concat([banner, chunk]);
+        const nl = banner.indexOf(0x0a);
+        if (nl < 0) return;
+        out.banner = banner.subarray(0, nl + 1).toString('utf8');
+        sent = true;
+        const rest = banner.subarray(nl + 1);
+        sock.write(req.payload ?? `Time is ${req.token ?? new Date().toISOString()}`);
+        if (rest.length === 0) return;
+        chunk = rest;
+      }
+      out.body = chunk.subarray(0, bodyLimit);
+      finish();
+    });
+    sock.on('error', (e) => {
+      if (settled) return;
+      out.error = errorOf(e);
+      finish();
+    });
+    sock.on('close', () => {
+      if (settled) return;
+      out.error = EMPTY;
+      finish();
+    });
+    const timer = setTimeout(() => {
+      out.timedOut = true;
+      out.error = timeoutError(timeoutMs);
+      if (out.banner === null && banner.length > 0) out.banner = banner.toString('utf8');
+      finish();
+    }, timeoutMs);
+  });
+}
+
 /** Perform one probe from this network namespace and classify it from the real signal. */
 export async function runProbe(req: ProbeRequest): Promise<ProbeResult> {
   const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -465,6 +695,12 @@ export async function runProbe(req: ProbeRequest): Promise<ProbeResult> {
       }
       tunnel.socket.destroy();
     } else out = tunnel.outcome;
+  } else if (req.protocol === 'h2c' || req.protocol === 'grpc') {
+    out = await h2Call(req, timeoutMs, bodyLimit, req.protocol === 'grpc');
+  } else if (req.protocol === 'websocket') {
+    out = await websocketCall(req, timeoutMs, bodyLimit);
+  } else if (req.protocol === 'tcp-server-first') {
+    out = await serverFirstCall(req, timeoutMs, bodyLimit);
   } else {
     out =
       req.protocol === 'http' || req.protocol === 'https'
@@ -474,7 +710,7 @@ export async function runProbe(req: ProbeRequest): Promise<ProbeResult> {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
 
   const h = out.headers ?? {};
-  const evidence: Evidence = {
+  const evidence: ProbeEvidence = {
     peer: null,
     alpn: out.alpn,
     xfcc: h['x-echo-xfcc'] ?? null,
@@ -486,12 +722,18 @@ export async function runProbe(req: ProbeRequest): Promise<ProbeResult> {
     body: out.body ? out.body.toString('utf8') : null,
   };
   if (secure) evidence.serverIdentity = out.serverIdentity;
+  if (req.protocol === 'grpc') evidence.grpcStatus = out.grpcStatus ?? null;
+  if (req.protocol === 'tcp-server-first') evidence.banner = out.banner ?? null;
+  if (req.protocol === 'websocket') evidence.upgraded = out.upgraded ?? false;
 
   let verdict: ProbeResult['verdict'];
   if (out.error) {
     verdict = classifyError(out.error, { tls: secure, timedOut: out.timedOut });
   } else {
-    verdict = out.status !== null ? classifyStatus(out.status) : 'allowed:plaintext';
+    if (req.protocol === 'grpc') verdict = classifyGrpc(out.status ?? 0, out.grpcStatus ?? null);
+    // a WebSocket call that got an answer without upgrading was refused: its status says how
+    else if (req.protocol === 'websocket' && out.status !== 101) verdict = out.status !== null && out.status >= 400 ? classifyStatus(out.status) : `denied:http-${out.status ?? 0}`;
+    else verdict = out.status !== null && req.protocol !== 'websocket' ? classifyStatus(out.status) : 'allowed:plaintext';
     if (verdict.startsWith('allowed')) {
       const refined = refineAllowed({
         protocol: req.protocol,

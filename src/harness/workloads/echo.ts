@@ -1,11 +1,15 @@
 // A generic echo for tests: every path answers the Istio-echo style body; /status/<code> answers
 // with that status; /bytes/<n> answers a fixed payload of n bytes (httpbin's /bytes/{n} without
 // the randomness: the load generator's target). Optionally HTTPS, optionally requiring a client
-// certificate.
+// certificate. In plaintext it also serves, like Istio's echo on its http/http2/grpc ports, h2c
+// (HTTP/2 with prior knowledge), the unary gRPC method proto.EchoTestService/Echo and WebSocket
+// (each message echoed back).
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import type { TlsOptions } from 'node:tls';
 import { parseFlags, parsePort, usage, type Env, type WorkloadHandle, type WorkloadOptions } from './common.ts';
+import { echoBody } from './echo-headers.ts';
+import { ECHO_METHOD } from './grpc.ts';
 import { send, sendEcho, startHttpWorkload, TEXT_PLAIN } from './http-workload.ts';
 
 export const ECHO_PORT = 8080;
@@ -64,11 +68,16 @@ function sendPayload(res: ServerResponse, n: number): void {
 }
 
 export async function startEcho(opts: EchoOptions = {}): Promise<WorkloadHandle> {
+  const tls = echoTlsOptions(opts);
   return startHttpWorkload(
     {
       kind: 'echo',
       defaultPort: ECHO_PORT,
-      tls: echoTlsOptions(opts),
+      tls,
+      h2c: tls === undefined,
+      // Istio's echo answers a gRPC Echo with the request's message and the key=value fields of the call
+      grpc: { [ECHO_METHOD]: (message, ctx) => `Echo=${message}\n${echoBody(ctx.req, ctx.id)}` },
+      websocket: (message) => message,
       handler: (ctx) => {
         const bytes = /^\/bytes\/(\d{1,9})$/.exec(ctx.url.pathname);
         if (bytes) return sendPayload(ctx.res, Number(bytes[1]));
