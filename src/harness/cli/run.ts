@@ -76,6 +76,8 @@ export interface RunPlan {
   units: RunUnit[];
   /** A run over several versions: one child `meshproof run` per entry, into <out>/<dir>/; empty: the suites run in this process. */
   passes: RunPass[];
+  /** Profiles of the default selection a run over several Istio versions does not run (not on istiod). */
+  leftOut: string[];
   out: string;
   baseline?: { path: string; file: ResultsFile };
   gate: boolean;
@@ -99,7 +101,7 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
   const istioList = flags.istioVersion ?? DEFAULT_ISTIO_VERSION;
   const istioVersions = parseIstioVersions(istioList);
   const istioVersion = istioVersions[0]!;
-  const suites = selectSuites(listSuites(join(repoRoot, 'suites')), { suites: parseList(flags.suite), profiles: parseList(flags.profile) });
+  const selected = selectSuites(listSuites(join(repoRoot, 'suites')), { suites: parseList(flags.suite), profiles: parseList(flags.profile) });
   const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
   // Several Istio versions: each pass runs the suites on istiod with that release's own Envoy (one --envoy-version: that one).
   const multiIstio = istioVersions.length > 1;
@@ -109,9 +111,14 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
     if (controlPlane !== 'istiod') throw new UserError(`--istio-version ${list} runs each release's istiod: use --control-plane istiod (the emulation has no Istio version)`);
     if ((givenEnvoy?.length ?? 0) > 1) throw new UserError(`--istio-version ${list} with --envoy-version ${givenEnvoy!.join(',')}: vary one of them per run (one --envoy-version for every Istio version, or none for each release's own: ${istioVersions.map((v) => `${v} → ${ISTIO_VERSIONS[v]!.envoyVersion}`).join(', ')})`);
     if (shard) throw new UserError(`--shard splits a run over one Istio version: run --shard once per --istio-version (e.g. --istio-version ${istioVersion} --shard ${shard.index}/${shard.total}) and join them with meshproof merge`);
-    const off = [...new Set(suites.filter((x) => !onIstiod(x.profile)).map((x) => x.profile))];
-    if (off.length) throw new UserError(`--istio-version ${list} runs only the suites on istiod (profiles ${ISTIOD_PROFILES.join(', ')}), not profile ${off.join(', ')}: add --profile istio (or --suite istio-...), and run the others in a run of their own`);
+    // named with --profile or --suite: a suite not on istiod is a mistake; by default only the suites on istiod are selected (the run says so)
+    const off = [...new Set(selected.filter((x) => !onIstiod(x.profile)).map((x) => x.profile))];
+    if (off.length && (flags.profile !== undefined || flags.suite !== undefined)) {
+      throw new UserError(`--istio-version ${list} runs only the suites on istiod (profiles ${ISTIOD_PROFILES.join(', ')}), not profile ${off.join(', ')}: use --profile istio (or --suite istio-...), and run the others without --istio-version`);
+    }
   }
+  const suites = multiIstio ? selected.filter((x) => onIstiod(x.profile)) : selected;
+  const leftOut = [...new Set(selected.filter((x) => !suites.includes(x)).map((x) => x.profile))];
   const envoyOf = (istio: string) => givenEnvoy?.[0] ?? ISTIO_VERSIONS[istio]!.envoyVersion;
   const envoyVersions = multiIstio ? [...new Set(istioVersions.map(envoyOf))] : (givenEnvoy ?? [DEFAULT_ENVOY_VERSION]);
   const units: RunUnit[] = multiIstio ? istioVersions.flatMap((i) => suites.map((suite) => ({ envoyVersion: envoyOf(i), istioVersion: i, suite }))) : matrixUnits(envoyVersions, suites, shard);
@@ -139,6 +146,7 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
     shard,
     units,
     passes,
+    leftOut,
     out,
     baseline,
     gate: !!flags.gate,
@@ -192,6 +200,7 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
     `meshproof run ${plan.runId}: ${plan.units.length} of ${matrixSize} (version × suite) units` +
       `${plan.shard ? ` in shard ${plan.shard.index}/${plan.shard.total}` : ''}, substrate ${plan.substrate}, control plane ${plan.controlPlane}${istioLine}, envoy ${versionsRun.join(', ') || plan.envoyVersions.join(', ')}, out ${plan.out}`,
   );
+  if (plan.leftOut.length) print(`    several Istio versions: the suites on istiod only (profiles ${ISTIOD_PROFILES.join(', ')}); not run here: profile ${plan.leftOut.join(', ')} (run them without --istio-version)`);
 
   if (plan.provision && plan.units.length) {
     for (const [i, v] of versionsRun.entries()) {
