@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
-import { netnsPrefix, processStart, readRecords, STATE_ROOT, stateDirOf, type RunRecord } from '../../src/harness/substrate/state.ts';
+import { netnsPrefix, newRunId, ownerAlive, processStart, readRecords, STATE_ROOT, stateDirOf, teardownRun, type RunRecord } from '../../src/harness/substrate/state.ts';
 
 const BIN = 'bin/meshproof.js';
 /** Where in-cluster clients read their service-account files (client-go rest.InClusterConfig); /var/run → /run here. */
@@ -224,10 +224,34 @@ describe('istiod run: nothing survives SIGKILL + janitor, Ctrl-C, or Ctrl-C whil
     expect(orphaned.netns.length, 'namespaces a killed run leaves').to.be.above(0);
     expect(orphaned.stateDir).to.equal(true);
 
+    const others = readRecords().filter((r) => r.short !== rec.short && ownerAlive(r));
     const janitor = spawnSync(process.execPath, [BIN, 'janitor'], { encoding: 'utf8' });
     expect(janitor.status, janitor.stderr).to.equal(0);
     expect(janitor.stderr).to.include(`removing leftovers of run ${rec.short}`);
     await expectNothingLeft(before, rec, iptablesBefore);
+    // other engineers' live runs are never touched (one that ended by itself meanwhile is not the janitor's doing)
+    const touched = others.filter((r) => ownerAlive(r) && (janitor.stderr.includes(`run ${r.short}`) || !existsSync(stateDirOf(r.short))));
+    expect(touched.map((r) => r.short), 'live runs the janitor removed').to.deep.equal([]);
+  });
+
+  it('the janitor keeps a live run that is still starting (its state directory and namespace exist, its record not yet)', async () => {
+    // this test process owns the run, as NetnsCluster.start does before its first record (or under its fresh tmpfs)
+    const { short } = newRunId();
+    const ns = `${netnsPrefix(short)}-node`;
+    try {
+      mkdirSync(stateDirOf(short), { mode: 0o711 });
+      const add = spawnSync('ip', ['netns', 'add', ns], { encoding: 'utf8' });
+      expect(add.status, add.stderr).to.equal(0);
+      const janitor = spawnSync(process.execPath, [BIN, 'janitor'], { encoding: 'utf8' });
+      expect(janitor.status, janitor.stderr).to.equal(0);
+      expect(janitor.stderr).to.not.include(`run ${short}`);
+      expect(netnsOf(netnsPrefix(short))).to.deep.equal([ns]);
+      expect(existsSync(stateDirOf(short))).to.equal(true);
+    } finally {
+      await teardownRun(short);
+    }
+    expect(netnsOf(netnsPrefix(short))).to.deep.equal([]);
+    expect(existsSync(stateDirOf(short))).to.equal(false);
   });
 
   it('Ctrl-C once the mesh is up: exit 130 and nothing of the run is left, with no janitor', async () => {

@@ -14,6 +14,7 @@ import {
 import type { NetnsCluster } from '../substrate/netns/index.ts';
 import { GATEWAY } from '../substrate/netns/index.ts';
 import { Supervisor } from '../substrate/supervisor.ts';
+import { onTeardown } from '../substrate/lifecycle.ts';
 import { STATE_ROOT } from '../substrate/state.ts';
 import type { ContainerSpec, RunningService } from '../substrate/types.ts';
 import {
@@ -61,6 +62,7 @@ export class NodeAgent {
   private running?: Promise<void>;
   private again = false;
   private stopped = false;
+  private unregister: () => void = () => undefined;
   private poll?: NodeJS.Timeout;
   /** The run's copy of the cached Envoy, reachable by pilot-agent's uid. */
   private envoy = '';
@@ -83,6 +85,8 @@ export class NodeAgent {
 
   /** Registers the Node, starts watching Pods, Services and EndpointSlices, and reconciles on every change. */
   async start(): Promise<void> {
+    // Ctrl-C while the mesh is still starting (before its owner registers its own teardown): the mountpoint goes too
+    this.unregister = onTeardown(() => this.stop());
     // the mountpoint for in-cluster clients' service-account files; made here (never present on a plain host) and
     // removed at stop() once no run mounts on it
     if (!existsSync(SA_MOUNT)) mkdirSync(SA_MOUNT, { recursive: true, mode: 0o755 });
@@ -502,6 +506,7 @@ export class NodeAgent {
   }
 
   async stop(): Promise<void> {
+    this.unregister();
     this.stopped = true;
     if (this.poll) clearInterval(this.poll);
     for (const a of this.aborts) a.abort();

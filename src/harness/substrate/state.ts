@@ -1,6 +1,6 @@
 // Run registry and janitor. Every run owns /run/meshproof/<short>/ (tmpfs: keys never touch disk)
 // and every namespace named mp<short>-*. A run whose owner process is gone is a leftover.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, readlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run, runCapture } from './sh.ts';
@@ -46,13 +46,48 @@ export function processStart(pid: number): string | null {
   }
 }
 
+/**
+ * <root>/<short>.owner: the owner (pid, start) of a run, written before anything of the run exists and removed last by
+ * teardownRun. The run's own record is inside its state directory, which exists before its first record (and a tmpfs
+ * mounted on it hides what was there): the claim is what tells the janitor a run that is starting is alive.
+ */
+function claimPath(short: string): string {
+  return join(STATE_ROOT, `${short}.owner`);
+}
+
+/** A fresh run id whose short name this process has claimed (exclusive create: two runs never share one). */
 export function newRunId(now = new Date()): { runId: string; short: string } {
+  mkdirSync(STATE_ROOT, { recursive: true, mode: 0o711 });
   for (;;) {
     const short = randomBytes(2).toString('hex');
-    if (!existsSync(join(STATE_ROOT, short))) {
-      const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-      return { runId: `${stamp}-${short}`, short };
+    if (existsSync(join(STATE_ROOT, short))) continue;
+    let fd: number;
+    try {
+      fd = openSync(claimPath(short), 'wx', 0o644);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw e;
     }
+    writeSync(fd, JSON.stringify({ ownerPid: process.pid, ownerStart: processStart(process.pid) ?? '' }));
+    closeSync(fd);
+    const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+    return { runId: `${stamp}-${short}`, short };
+  }
+}
+
+/** Whether a run's claim names a live owner (a claim being written, empty yet, counts as live). */
+function claimAlive(short: string): boolean {
+  let text: string;
+  try {
+    text = readFileSync(claimPath(short), 'utf8');
+  } catch {
+    return false;
+  }
+  if (text === '') return true;
+  try {
+    return ownerAlive(JSON.parse(text) as Pick<RunRecord, 'ownerPid' | 'ownerStart'>);
+  } catch {
+    return false;
   }
 }
 
@@ -66,7 +101,10 @@ export function netnsPrefix(short: string): string {
 
 export function writeRecord(rec: RunRecord): void {
   mkdirSync(stateDirOf(rec.short), { recursive: true, mode: 0o711 });
-  writeFileSync(join(stateDirOf(rec.short), 'run.json'), JSON.stringify({ ...rec, ownerUid: rec.ownerUid ?? callerUid() }, null, 2));
+  // write and rename: a reader (the janitor) never sees a half-written record and takes the run for a dead one
+  const file = join(stateDirOf(rec.short), 'run.json');
+  writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify({ ...rec, ownerUid: rec.ownerUid ?? callerUid() }, null, 2));
+  renameSync(`${file}.${process.pid}.tmp`, file);
 }
 
 export function readRecords(): RunRecord[] {
@@ -165,6 +203,7 @@ export async function teardownRun(short: string, graceMs = 1000): Promise<void> 
   }
   await unmountState(short);
   rmSync(stateDirOf(short), { recursive: true, force: true });
+  rmSync(claimPath(short), { force: true });
 }
 
 /** statfs(2) f_type of tmpfs (linux/magic.h TMPFS_MAGIC). */
@@ -186,7 +225,15 @@ export async function mountStateTmpfs(short: string): Promise<void> {
   const dir = stateDirOf(short);
   mkdirSync(dir, { recursive: true, mode: 0o711 });
   if (onTmpfs(dir)) return;
+  // a record written before the mount would be hidden by it: it is written again on the tmpfs
+  let record: string | undefined;
+  try {
+    record = readFileSync(join(dir, 'run.json'), 'utf8');
+  } catch {
+    // none yet
+  }
   await run(['mount', '-t', 'tmpfs', '-o', 'mode=0711,size=1g', `meshproof-${short}`, dir]);
+  if (record !== undefined) writeRecord(JSON.parse(record) as RunRecord);
 }
 
 async function unmountState(short: string): Promise<void> {
@@ -211,7 +258,12 @@ export async function janitor(log: (s: string) => void = () => undefined): Promi
     }
   }
   const shorts = new Set<string>();
-  if (existsSync(STATE_ROOT)) for (const d of readdirSync(STATE_ROOT)) if (/^[0-9a-f]{4}$/.test(d)) shorts.add(d);
+  if (existsSync(STATE_ROOT)) {
+    for (const d of readdirSync(STATE_ROOT)) {
+      const m = /^([0-9a-f]{4})(\.owner)?$/.exec(d);
+      if (m) shorts.add(m[1]!);
+    }
+  }
   for (const n of listNetns()) {
     const m = new RegExp(`^${PREFIX}([0-9a-f]{4})-`).exec(n);
     if (m) shorts.add(m[1]!);
@@ -224,6 +276,11 @@ export async function janitor(log: (s: string) => void = () => undefined): Promi
   }
   for (const short of shorts) {
     if (live.has(short)) continue;
+    // a run still starting (no record yet, or a record hidden by its tmpfs): its claim names its owner
+    if (claimAlive(short)) {
+      report.keptRuns.push(short);
+      continue;
+    }
     log(`janitor: removing leftovers of run ${short}`);
     await teardownRun(short, 200);
     report.removedRuns.push(short);
