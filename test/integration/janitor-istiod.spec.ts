@@ -268,9 +268,11 @@ describe('istiod run: nothing survives SIGKILL + janitor, Ctrl-C, or Ctrl-C whil
     await expectNothingLeft(before, rec, iptablesBefore);
   });
 
-  // two moments of provisioning: the kube API just up (no node agent yet), and istiod's manifest just applied (the node
-  // agent made the shared service-account mountpoint and is adding pods)
+  // three moments of provisioning: the node namespace just wired (state tmpfs mounted, the capture starting), the kube
+  // API just up (no node agent yet), and istiod's manifest just applied (the node agent made the shared service-account
+  // mountpoint and is adding pods)
   const STARTING = [
+    { when: 'as soon as its node namespace is wired', pattern: /netns: \d+ pods, \d+ services wired/, running: [] },
     { when: 'right after kube-apiserver is ready', pattern: /kube: kube-apiserver ready/, running: ['etcd', 'kube-apiserver'] },
     { when: "right after istiod's manifest is applied", pattern: /istiod: applied \d+ objects of istioctl/, running: ['etcd', 'kube-apiserver', 'kube-controller-manager'] },
   ];
