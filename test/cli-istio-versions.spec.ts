@@ -97,7 +97,7 @@ describe('run --istio-version a,b: the plan', () => {
       ['--control-plane emulated', ['--control-plane', 'emulated', '--istio-version', '1.28.2,1.29.2', '--profile', 'istio'],
         'meshproof: --istio-version 1.28.2,1.29.2 runs each release\'s istiod: use --control-plane istiod (the emulation has no Istio version)'],
       ['--shard', ['--istio-version', '1.28.2,1.29.2', '--shard', '1/2', '--profile', 'istio'],
-        'meshproof: --shard splits a run over one Istio version: run --shard once per --istio-version (e.g. --istio-version 1.28.2 --shard 1/2) and join them with meshproof merge'],
+        'meshproof: --shard splits a run over one Istio version: run --shard once per --istio-version (e.g. --istio-version 1.28.2 --envoy-version 1.36.4 --shard 1/2) and join them with meshproof merge'],
       ['a profile not on istiod', ['--istio-version', '1.28.2,1.29.2', '--profile', 'istio,cf'],
         'meshproof: --istio-version 1.28.2,1.29.2 runs only the suites on istiod (profiles istio, cf-for-k8s, load), not profile cf: use --profile istio (or --suite istio-...), and run the others without --istio-version'],
       ['a suite not on istiod', ['--istio-version', '1.28.2,1.29.2', '--suite', 'istio-strict-denial,substrate'],

@@ -157,6 +157,18 @@ describe('report: a column per Istio version', () => {
     };
     expect(incompleteLine(completeness(file))).to.equal('INCOMPLETE: 1 of 2 planned suites did not finish: istio-strict-denial @ istio 1.29.2 · envoy 1.37.0');
   });
+
+  it('shards of two releases\' runs merged: a shard missing from one release\'s split is named with its release, even with the same Envoy', () => {
+    const unit = (suite: string, istio: string) => ({ suite, profile: 'istio', envoyVersion: '1.36.4', istioVersion: istio });
+    const shard = (istio: string, i: number): ResultsFile => ({
+      schemaVersion: 2, meta: { ...META, run: `${istio}-${i}`, shard: `${i}/2`, envoyVersions: ['1.36.4'], istioVersion: istio, istioVersions: undefined, passes: undefined },
+      planned: [unit(`istio-suite-${i}`, istio)], completed: [unit(`istio-suite-${i}`, istio)], records: [],
+    });
+    const merged = mergeResults([shard('1.28.2', 1), shard('1.28.2', 2), shard('1.29.2', 1)]);
+    expect(completeness(merged).missingShards).to.deep.equal(['2/2 (istio 1.29.2 · envoy 1.36.4)']);
+    expect(merged.meta?.istioVersions).to.deep.equal(['1.28.2', '1.29.2']);
+    expect(merged.meta?.controlPlane).to.equal('istiod');
+  });
 });
 
 describe('report: merging keeps the throughput figures in Istio\'s units', () => {

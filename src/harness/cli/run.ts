@@ -105,12 +105,13 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
   const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
   // Several Istio versions: each pass runs the suites on istiod with that release's own Envoy (one --envoy-version: that one).
   const multiIstio = istioVersions.length > 1;
+  const envoyOf = (istio: string) => givenEnvoy?.[0] ?? ISTIO_VERSIONS[istio]!.envoyVersion;
   if (multiIstio) {
     const list = istioVersions.join(',');
     if (controlPlane === 'both') throw new UserError(`--control-plane both compares the emulation with one istiod: give one --istio-version, or run --control-plane istiod --istio-version ${list}`);
     if (controlPlane !== 'istiod') throw new UserError(`--istio-version ${list} runs each release's istiod: use --control-plane istiod (the emulation has no Istio version)`);
     if ((givenEnvoy?.length ?? 0) > 1) throw new UserError(`--istio-version ${list} with --envoy-version ${givenEnvoy!.join(',')}: vary one of them per run (one --envoy-version for every Istio version, or none for each release's own: ${istioVersions.map((v) => `${v} → ${ISTIO_VERSIONS[v]!.envoyVersion}`).join(', ')})`);
-    if (shard) throw new UserError(`--shard splits a run over one Istio version: run --shard once per --istio-version (e.g. --istio-version ${istioVersion} --shard ${shard.index}/${shard.total}) and join them with meshproof merge`);
+    if (shard) throw new UserError(`--shard splits a run over one Istio version: run --shard once per --istio-version (e.g. --istio-version ${istioVersion} --envoy-version ${envoyOf(istioVersion)} --shard ${shard.index}/${shard.total}) and join them with meshproof merge`);
     // named with --profile or --suite: a suite not on istiod is a mistake; by default only the suites on istiod are selected (the run says so)
     const off = [...new Set(selected.filter((x) => !onIstiod(x.profile)).map((x) => x.profile))];
     if (off.length && (flags.profile !== undefined || flags.suite !== undefined)) {
@@ -119,7 +120,6 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
   }
   const suites = multiIstio ? selected.filter((x) => onIstiod(x.profile)) : selected;
   const leftOut = [...new Set(selected.filter((x) => !suites.includes(x)).map((x) => x.profile))];
-  const envoyOf = (istio: string) => givenEnvoy?.[0] ?? ISTIO_VERSIONS[istio]!.envoyVersion;
   const envoyVersions = multiIstio ? [...new Set(istioVersions.map(envoyOf))] : (givenEnvoy ?? [DEFAULT_ENVOY_VERSION]);
   const units: RunUnit[] = multiIstio ? istioVersions.flatMap((i) => suites.map((suite) => ({ envoyVersion: envoyOf(i), istioVersion: i, suite }))) : matrixUnits(envoyVersions, suites, shard);
   const envoyRun = [...new Set(units.map((u) => u.envoyVersion))];

@@ -35,14 +35,18 @@ export function uniqueUnits(units: readonly PlannedUnit[]): PlannedUnit[] {
 
 /**
  * The shards merged into a file (a shard's own file is whole by itself), each as its split `i/n` and
- * the Envoy versions it was dealt from: a CI matrix of one job per (version, shard) splits each
- * version on its own.
+ * the versions it was dealt from (`envoy 1.36.4`; on istiod `istio 1.29.2 · envoy 1.37.0`): a CI matrix of one
+ * job per (version, shard) splits each version on its own.
  */
 function shardsOf(meta: RunMetadata | undefined): { spec: string; versions: string }[] {
-  return (meta?.shards ?? []).filter((m) => !!m.shard).map((m) => ({ spec: m.shard!, versions: (m.envoyVersions ?? []).join(', ') }));
+  return (meta?.shards ?? []).filter((m) => !!m.shard).map((m) => {
+    const istio = m.istioVersions?.join(', ') ?? m.istioVersion;
+    const envoy = (m.envoyVersions ?? []).join(', ');
+    return { spec: m.shard!, versions: [istio ? `istio ${istio}` : '', envoy ? `envoy ${envoy}` : ''].filter(Boolean).join(' · ') };
+  });
 }
 
-/** Shards of a split i/n whose index is absent: shards 1/3 and 3/3 merged miss 2/3 (per set of Envoy versions). */
+/** Shards of a split i/n whose index is absent: shards 1/3 and 3/3 merged miss 2/3 (per set of Istio and Envoy versions). */
 function missingShardsOf(shards: { spec: string; versions: string }[]): string[] {
   const groups = new Map<string, { versions: string; total: number; have: Set<number> }>();
   for (const s of shards) {
@@ -55,7 +59,7 @@ function missingShardsOf(shards: { spec: string; versions: string }[]): string[]
   const multi = new Set([...groups.values()].map((g) => g.versions)).size > 1;
   const out: string[] = [];
   for (const g of groups.values()) {
-    for (let i = 1; i <= g.total; i++) if (!g.have.has(i)) out.push(`${i}/${g.total}${multi && g.versions ? ` (envoy ${g.versions})` : ''}`);
+    for (let i = 1; i <= g.total; i++) if (!g.have.has(i)) out.push(`${i}/${g.total}${multi && g.versions ? ` (${g.versions})` : ''}`);
   }
   return out;
 }
