@@ -2,6 +2,7 @@
 // maps to, the environment (downward API, $(VAR) expansion), uid/gid and capabilities, probes.
 // No I/O here: node-agent.ts materialises the result on the substrate.
 import type { V1Container, V1EnvVar, V1Pod, V1Probe } from '@kubernetes/client-node';
+import { istioEchoPort } from '../workloads/istio-echo.ts';
 
 /** The cached binaries images map to. */
 export interface ImageBinaries {
@@ -56,12 +57,11 @@ export function programsOf(c: V1Container, env: Record<string, string>, bins: Im
   if (IMAGE.echo.test(image)) {
     const ports = c.ports ?? [];
     if (ports.length === 0) throw new UnmappedImage(`container ${c.name}: the echo app needs ports`);
-    // a port named tcp[-suffix] is the echo app's `--tcp=<port>`, a raw TCP echo that names its server (as
-    // profiles/istio/policy.ts runs it): the tcp-listener, answering `<workload>:<bytes>`
-    return ports.map(({ containerPort: port, name }): Program =>
-      (name ?? '').toLowerCase().split('-')[0] === 'tcp'
-        ? { kind: 'workload', workload: 'tcp-listener', args: ['--port', String(port), '--id', workloadId || c.name], what: `tcp echo :${port}` }
-        : { kind: 'workload', workload: 'echo', args: ['--port', String(port)], what: `echo :${port}` });
+    // the program of each port by its name, as profiles/istio/policy.ts runs it (workloads/istio-echo.ts)
+    return ports.map(({ containerPort: port, name }): Program => {
+      const p = istioEchoPort(port, name, workloadId || c.name);
+      return { kind: 'workload', ...p, what: `${p.workload === 'echo' ? 'echo' : p.args.includes('--server-first') ? 'server-first tcp echo' : 'tcp echo'} :${port}` };
+    });
   }
   if (IMAGE.sentences.test(image) || 'SENTENCE_MODE' in env) return [{ kind: 'workload', workload: 'sentences', args: ['--port', '5000'], what: 'sentences' }];
   if (IMAGE.client.test(image)) return [{ kind: 'idle', what: 'idle client' }];

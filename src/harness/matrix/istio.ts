@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { apply, loadIstio, type IstioModel } from '../profiles/istio/resources.ts';
 import { cellFor, destinationRuleFor, findService, meshPods, podsOf, selects, spiffeId, type MeshPod } from '../profiles/istio/policy.ts';
 import { expectIstio } from '../profiles/istio/oracle.ts';
+import { expectProtocolCell, protocolSelection } from '../profiles/istio/protocol-oracle.ts';
 import { ISTIO_PORTS } from '../profiles/istio/plan.ts';
 import type { NetnsCluster } from '../substrate/netns/index.ts';
 import type { PkiStore } from '../pki/index.ts';
@@ -60,6 +61,11 @@ export interface RowOutcome {
 const SUBSET_CALLS = 16;
 /** TCP subset calls go one at a time (their server-side handshake counters are read around each). */
 const TCP_SUBSET_CALLS = 12;
+/**
+ * How long a server-first caller waits for the banner. istiod's listeners that sniff have listener_filters_timeout 0s
+ * (no limit): a stuck call stays stuck, so this only bounds the wait; an answered call takes milliseconds.
+ */
+export const SERVER_FIRST_WAIT_MS = 3000;
 
 /**
  * What a client sidecar offers on an ISTIO_MUTUAL cluster (cluster_tls.go: ["istio-peer-exchange","istio"]):
@@ -206,10 +212,23 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
     const from = pods.find((p) => p.name === row.from || p.deployment.name === row.from);
     if (!from) throw new UserError(`${table.scenario}: ${rowName(row)}: no pod or Deployment ${row.from} in the Istio model`);
     const cell = cellFor(model, row.from, { service: row.to, port: row.port, subset: row.subset }, client);
-    if ((cell.protocol ?? 'http') !== protocol) {
-      throw new UserError(`${table.scenario}: ${rowName(row)}: Service ${row.to} port ${row.port} is ${cell.protocol} (Istio protocol selection), the row says ${protocol}`);
+    const svc = findService(model, row.to, from.namespace);
+    const servicePort = svc.ports.find((p) => p.port === row.port);
+    if (!servicePort) throw new UserError(`${table.scenario}: ${rowName(row)}: Service ${row.to} has no port ${row.port}`);
+    const selected = protocolSelection(servicePort);
+    // the model's own reading (http or tcp) must agree, and an auto row names a port that declares nothing
+    if (protocol === 'auto' ? selected !== 'auto' : (cell.protocol ?? 'http') !== protocol) {
+      throw new UserError(`${table.scenario}: ${rowName(row)}: Service ${row.to} port ${row.port} is ${selected === 'auto' ? 'auto (no protocol declared)' : cell.protocol} (Istio protocol selection), the row says ${protocol}`);
     }
-    const req: ProbeRequest = { protocol: client === 'plaintext' ? protocol : protocol === 'http' ? 'https' : 'tls', host: row.to, port: row.port };
+    if (row.call) {
+      // the pod's own app speaks the call; its sidecar (if any) carries it as the port's protocol says
+      const req: ProbeRequest = { protocol: row.call, host: row.to, port: row.port };
+      if (row.call === 'h2c' || row.call === 'websocket') req.path = path;
+      if (row.call === 'tcp-server-first') req.timeoutMs = SERVER_FIRST_WAIT_MS;
+      const counted = row.call === 'tcp-server-first' ? podsOf(model, svc, pods).filter((p) => p.injected && !p.gateway) : [];
+      return { row, client, req, oracle: expectProtocolCell({ ...cell, call: row.call, port: selected }).verdict, counted };
+    }
+    const req: ProbeRequest = { protocol: client === 'plaintext' ? (protocol === 'auto' ? 'tcp' : protocol) : protocol === 'http' ? 'https' : 'tls', host: row.to, port: row.port };
     if (protocol === 'http') req.path = path;
     if (client !== 'plaintext') {
       req.tls = { alpn: ISTIO_MTLS_ALPN };
@@ -218,7 +237,6 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
         req.tls = { ...req.tls, cert: id.cert, key: id.key };
       }
     }
-    const svc = findService(model, row.to, from.namespace);
     const counted = protocol === 'tcp' && client === 'plaintext' ? podsOf(model, svc, pods).filter((p) => p.injected && !p.gateway) : [];
     return { row, client, req, oracle: expectIstio(cell).verdict, counted };
   }
@@ -269,13 +287,13 @@ export async function runTable(mesh: ProbedMesh, table: TruthTable, suite: strin
     const { row, client, oracle } = p;
     const result = planner?.refine ? planner.refine(row, raw) : raw;
     const evidence: IstioEvidence = { ...result.evidence };
-    if (evidence.servedBy == null && (row.protocol ?? 'http') === 'tcp') evidence.servedBy = tcpServer(evidence.body);
+    if (evidence.servedBy == null && (row.call === 'tcp-server-first' || (!row.call && (row.protocol ?? 'http') !== 'http'))) evidence.servedBy = tcpServer(evidence.body);
     const observed = { ...result, evidence };
     const agrees = (planner?.check?.(row, observed) ?? []).length === 0;
     const pass = attributed && agrees && result.verdict === row.verdict && oracle === row.verdict && (row.wire === undefined || evidence.wire === row.wire);
     const from = p.caller ?? (client === 'plaintext' ? row.from : `${row.from}/${client}`);
     const to = row.subset ? `${row.to}/${row.subset}` : row.to;
-    const cell = { suite, scenario: table.scenario, from, to, port: row.port, protocol: row.protocol ?? 'http' };
+    const cell = { suite, scenario: table.scenario, from, to, port: row.port, protocol: row.call ?? row.protocol ?? 'http' };
     const record: IstioRecord = {
       ...toRecord(meta, cell, row.expected, observed, pass),
       controlPlane: mesh.controlPlane,

@@ -6,6 +6,7 @@ import type { ContainerSpec, PodSpec, ServiceSpec, Topology } from '../../substr
 import type { IstioCell } from './oracle.ts';
 import type { ClientKind } from './truth.ts';
 import type { ClientTlsMode, Endpoint, GatewayServerPlan, InboundPort, MtlsMode, OutboundService, OutboundSubset, SidecarPlan, WeightedRoute } from './plan.ts';
+import { istioEchoPort } from '../../workloads/istio-echo.ts';
 import {
   ROOT_NAMESPACE,
   deployments,
@@ -249,13 +250,11 @@ function containerOf(d: Deployment): ContainerSpec[] {
   if (isIstioEcho(d)) {
     // one meshproof echo server per declared containerPort (the echo app serves every port it is given)
     if (d.containerPorts.length === 0) throw new UserError(`${d.source}: Deployment ${d.name}: the echo app needs containers[0].ports`);
-    // A port named tcp[-suffix] is the echo app's `--tcp=<port>` (a raw TCP echo that names its server;
-    // resources.ts reads no args): the CATS tcp-listener, answering `<Deployment>:<bytes>`.
-    return d.containerPorts.map(({ containerPort: port, name }): ContainerSpec =>
-      (name ?? '').toLowerCase().split('-')[0] === 'tcp'
-        ? { name: `app-${port}`, workload: 'tcp-listener', args: ['--port', String(port), '--id', d.name], ready: { kind: 'tcp', port } }
-        : { name: `app-${port}`, workload: 'echo', args: ['--port', String(port)], ready: { kind: 'http', port, path: '/' } },
-    );
+    // the program of each port by its name (workloads/istio-echo.ts; resources.ts reads no args)
+    return d.containerPorts.map(({ containerPort: port, name }): ContainerSpec => {
+      const p = istioEchoPort(port, name, d.name);
+      return { name: `app-${port}`, ...p, ready: p.workload === 'echo' ? { kind: 'http', port, path: '/' } : { kind: 'tcp', port } };
+    });
   }
   if (isSentences(d)) {
     const env = Object.fromEntries(Object.entries(d.env).filter(([k]) => k.startsWith('SENTENCE_')));

@@ -14,8 +14,17 @@ import type { InjectOverride } from './resources.ts';
 export const CLIENT_KINDS = ['plaintext', 'tls-no-cert', 'other-ca'] as const;
 export type ClientKind = (typeof CLIENT_KINDS)[number];
 
-export const ROW_PROTOCOLS = ['http', 'tcp'] as const;
+/** The Service port's protocol by Istio protocol selection: declared http(-ish) or tcp, or `auto` (none declared: sniffed). */
+export const ROW_PROTOCOLS = ['http', 'tcp', 'auto'] as const;
 export type RowProtocol = (typeof ROW_PROTOCOLS)[number];
+
+/**
+ * What the caller's app speaks, when it is not the port's plain protocol (reachability_test.go's extra schemes for
+ * STRICT, and the echo's server-first port): HTTP/2 with prior knowledge, a unary gRPC call, a WebSocket message,
+ * or a TCP client that waits for the server's banner before sending (probe/types.ts).
+ */
+export const ROW_CALLS = ['h2c', 'grpc', 'websocket', 'tcp-server-first'] as const;
+export type RowCall = (typeof ROW_CALLS)[number];
 
 const WIRES: readonly Wire[] = ['plaintext-seen', 'no-plaintext'];
 
@@ -31,6 +40,8 @@ export interface TruthRow {
   protocol?: RowProtocol;
   /** Default plaintext. */
   client?: ClientKind;
+  /** What the caller's app speaks on the port (default: the port's protocol, http or raw tcp). */
+  call?: RowCall;
   expected: Observed;
   verdict: Verdict;
   /** The wire canary's finding the table pins, when it pins one. */
@@ -50,15 +61,34 @@ export interface TruthTable {
 
 const VERDICT = /^(allowed:(mtls|tls|plaintext)|denied:(reset|tls-handshake|http-\d{3}|timeout|refused))$/;
 
-/** A row's name in messages and test titles: `from[/client] → to[/subset]:port[/protocol]`. */
+/** A row's name in messages and test titles: `from[/client] → to[/subset]:port[/protocol][ call]`. */
 export function rowName(r: TruthRow): string {
   const client = r.client && r.client !== 'plaintext' ? `/${r.client}` : '';
   const protocol = r.protocol && r.protocol !== 'http' ? `/${r.protocol}` : '';
-  return `${r.from}${client} → ${r.to}${r.subset ? `/${r.subset}` : ''}:${r.port}${protocol}`;
+  return `${r.from}${client} → ${r.to}${r.subset ? `/${r.subset}` : ''}:${r.port}${protocol}${r.call ? ` ${r.call}` : ''}`;
 }
 
 export function loadTruthTable(path: string): TruthTable {
-  const raw = parseYamlFile(path) as Partial<TruthTable> | null;
+  return checkTable(parseYamlFile(path) as Partial<TruthTable> | null, path);
+}
+
+/**
+ * A file of several scenarios on one fixture (fixtures/istio/truth/protocols.yaml): `source`, `fixture` and
+ * `inject` for all, then `scenarios`, each with its own `scenario`, `source`, `apply` and `rows`.
+ */
+export function loadTruthTables(path: string): TruthTable[] {
+  const raw = parseYamlFile(path) as (Partial<TruthTable> & { scenarios?: unknown }) | null;
+  if (!raw || typeof raw !== 'object' || !Array.isArray(raw.scenarios) || raw.scenarios.length === 0) {
+    throw new UserError(`${path}: not a file of truth tables (a mapping with source, fixture, inject and a non-empty 'scenarios' list)`);
+  }
+  const { scenarios, ...shared } = raw;
+  return (scenarios as Partial<TruthTable>[]).map((s, i) => {
+    if (!s || typeof s !== 'object') throw new UserError(`${path}: scenarios[${i}] is not a mapping`);
+    return checkTable({ ...shared, ...s, source: [shared.source, s.source].filter(Boolean).join('; ') }, `${path}: scenarios[${i}]`);
+  });
+}
+
+function checkTable(raw: Partial<TruthTable> | null, path: string): TruthTable {
   const bad = (msg: string): never => {
     throw new UserError(`${path}: ${msg}`);
   };
@@ -75,6 +105,10 @@ export function loadTruthTable(path: string): TruthTable {
     if (r.expected !== (String(r.verdict).startsWith('allowed') ? 'allowed' : 'denied')) bad(`rows[${i}]: expected ${r.expected} contradicts verdict ${r.verdict}`);
     if (r.protocol !== undefined && !ROW_PROTOCOLS.includes(r.protocol)) bad(`rows[${i}].protocol ${JSON.stringify(r.protocol)} must be one of ${ROW_PROTOCOLS.join('|')}`);
     if (r.client !== undefined && !CLIENT_KINDS.includes(r.client)) bad(`rows[${i}].client ${JSON.stringify(r.client)} must be one of ${CLIENT_KINDS.join('|')}`);
+    if (r.call !== undefined && !ROW_CALLS.includes(r.call)) bad(`rows[${i}].call ${JSON.stringify(r.call)} must be one of ${ROW_CALLS.join('|')}`);
+    if (r.call !== undefined && (r.client ?? 'plaintext') !== 'plaintext') bad(`rows[${i}]: a call is the pod's own app speaking it (client plaintext), not ${r.client}`);
+    if (r.call !== undefined && r.subset !== undefined) bad(`rows[${i}]: a call row names no subset`);
+    if (r.protocol === 'auto' && r.call !== 'tcp-server-first') bad(`rows[${i}]: protocol auto is probed with call tcp-server-first only`);
     if (r.wire !== undefined && !WIRES.includes(r.wire)) bad(`rows[${i}].wire ${JSON.stringify(r.wire)} must be one of ${WIRES.join('|')}`);
     if (r.subset !== undefined && typeof r.subset !== 'string') bad(`rows[${i}].subset must be a string`);
     const name = rowName(r);
