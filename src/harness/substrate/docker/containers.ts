@@ -1,6 +1,9 @@
 // testcontainers 11 on meshproof's engine: an internal network per run and containers from the offline images, each
 // labelled with the run id; cleanup is meshproof's own, by that label (Ryuk's image cannot be pulled here).
 import { GenericContainer, getContainerRuntimeClient, StartedNetwork, type ContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
+import { existsSync } from 'node:fs';
+import { pollUntil } from '../poll.ts';
+import { runCapture } from '../sh.ts';
 import type { DockerEngine } from './engine.ts';
 
 /** The label every container and network of a run carries: its run id. */
@@ -18,6 +21,9 @@ export async function runtimeFor(engine: DockerEngine): Promise<ContainerRuntime
   }
   process.env.DOCKER_HOST = engine.host;
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+  // with /.dockerenv present testcontainers looks up the `bridge` network's gateway (resolve-host.js), which meshproof's
+  // engine does not have (--bridge none); published ports live in the engine's namespace anyway (reference §3)
+  process.env.TESTCONTAINERS_HOST_OVERRIDE ??= 'localhost';
   clientHost = engine.host;
   return getContainerRuntimeClient();
 }
@@ -52,13 +58,32 @@ export async function startRunContainer(engine: DockerEngine, runId: string, s: 
   await runtimeFor(engine);
   let c = new GenericContainer(s.image)
     .withName(s.name)
+    // the network as the container's own NetworkMode: testcontainers would connect aliases after creating it on the
+    // default bridge, which meshproof's engine has not (--bridge none), leaving the container with only lo;
+    // on a user-defined network the container's name is its DNS name
     .withNetwork(s.network)
-    .withNetworkAliases(s.name)
     .withLabels({ [RUN_LABEL]: runId })
     .withCommand(s.command)
     .withEnvironment(s.env ?? {});
   if (s.capAdd?.length) c = c.withAddedCapabilities(...s.capAdd);
-  return c.start();
+  const started = await c.start();
+  await dropDefaultRoute(engine, started.getId());
+  return started;
+}
+
+/**
+ * dockerd 20.10 gives a container on an `internal` bridge network a default route via the bridge's gateway (docker 26
+ * stopped doing so); docker's isolation rules drop whatever leaves the subnet, and meshproof's engine namespace has no
+ * uplink, but a pod has no default route on any substrate: it is removed from the container's namespace here, from the
+ * host (the container holds no NET_ADMIN). On an engine whose processes this host cannot see (a remote DOCKER_HOST) it stays.
+ */
+async function dropDefaultRoute(engine: DockerEngine, id: string): Promise<void> {
+  const { dockerode } = (await runtimeFor(engine)).container;
+  const pid = (await dockerode.getContainer(id).inspect()).State.Pid;
+  if (!pid || !existsSync(`/proc/${pid}/ns/net`)) return;
+  const r = await runCapture(['nsenter', `--net=/proc/${pid}/ns/net`, 'ip', '-4', 'route', 'del', 'default']);
+  // "RTNETLINK answers: No such process": there was none (a newer engine)
+  if (r.code !== 0 && !/No such process/.test(r.stderr)) throw new Error(`removing the default route of container ${id.slice(0, 12)}: ${r.stderr.trim()}`);
 }
 
 /** Removes every container and network labelled with `runId` (what a run started, even when its handles are lost). */
@@ -68,6 +93,12 @@ export async function removeRun(engine: DockerEngine, runId: string): Promise<{ 
   const containers = await dockerode.listContainers({ all: true, filters });
   await Promise.all(containers.map((c) => dockerode.getContainer(c.Id).remove({ force: true, v: true })));
   const networks = await dockerode.listNetworks({ filters });
-  for (const n of networks) await dockerode.getNetwork(n.Id).remove();
+  // a removed container's endpoint can still be on the network for a moment ("has active endpoints")
+  for (const n of networks) {
+    await pollUntil(() => dockerode.getNetwork(n.Id).remove().then(() => true, (e: { statusCode?: number }) => {
+      if (e.statusCode === 403) return undefined;
+      throw e;
+    }), { timeoutMs: 10_000, intervalMs: 100, what: `removing network ${n.Name}` });
+  }
   return { containers: containers.length, networks: networks.length };
 }

@@ -10,7 +10,7 @@ import { pollUntil } from '../poll.ts';
 import { run, runCapture } from '../sh.ts';
 import { mountStateTmpfs, newRunId, processStart, stateDirOf, teardownRun, writeRecord } from '../state.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
-import { cgroupMountScript, dockerCacheDir, dockerdArgv, engineLayout, runDataRoot, sharedDataRoot, sharedDataRootLock, type EngineLayout } from './layout.ts';
+import { dockerCacheDir, engineArgv, engineLayout, runDataRoot, sharedDataRoot, sharedDataRootLock, type EngineLayout } from './layout.ts';
 import { removeEngineLeftovers } from './janitor.ts';
 
 /** What engine.json holds: enough for the janitor to remove a killed run's engine. */
@@ -143,13 +143,16 @@ export async function startEngine(opts: StartEngineOptions = {}): Promise<Docker
   const record: EngineRecord = { layout, ownerPid: process.pid, ownerStart: processStart(process.pid) ?? '', sharedRoot };
   writeFileSync(layout.recordFile, JSON.stringify(record, null, 2));
   const supervisor = new Supervisor(join(layout.dir, 'logs'));
+  const host = `unix://${layout.socket}`;
   let proc: Proc | undefined;
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
     unregister();
-    // dockerd stops what still runs (its shutdown timeout is 15 s) and unmounts; whatever survives is removed below
+    // the data root keeps only images: every container and network goes first, then dockerd unmounts and exits
+    // (whatever survives a stuck dockerd is removed below)
+    if (proc && proc.exitCode === undefined) await clearEngine(host).catch((e: Error) => log(`docker: clearing the engine: ${e.message}`));
     if (proc) await supervisor.stop(proc, 20_000);
     await removeEngineLeftovers(runShort, { keepDataRoot: sharedRoot });
     if (sharedRoot) releaseSharedRoot(runShort);
@@ -160,10 +163,8 @@ export async function startEngine(opts: StartEngineOptions = {}): Promise<Docker
     await run(['ip', 'netns', 'add', layout.netns]);
     await run(['ip', '-n', layout.netns, 'link', 'set', 'lo', 'up']);
     log(`docker: starting dockerd in network namespace ${layout.netns} (data root ${layout.dataRoot})`);
-    const init = cgroupMountScript(readFileSync('/proc/self/mounts', 'utf8'));
-    proc = supervisor.start({ pod: 'docker', name: 'dockerd', netns: layout.netns, argv: ['sh', '-c', init, 'dockerd-init', ...dockerdArgv(layout)] });
+    proc = supervisor.start({ pod: 'docker', name: 'dockerd', netns: layout.netns, argv: engineArgv(layout, process.pid) });
     const started = proc;
-    const host = `unix://${layout.socket}`;
     let last: string | null = null;
     await pollUntil(async () => {
       if (started.exitCode !== undefined) throw new Error(`dockerd exited (${started.exitCode}) before it answered: ${Supervisor.tail(started).split('\n').join(' | ')}`);
@@ -171,11 +172,21 @@ export async function startEngine(opts: StartEngineOptions = {}): Promise<Docker
       return last === null ? true : undefined;
     }, { timeoutMs: opts.readyTimeoutMs ?? 60_000, intervalMs: 100, what: `dockerd on ${layout.socket}`, detail: () => last ?? undefined });
     log(`docker: dockerd answers on ${host}`);
+    // the shared data root is meshproof's alone: containers and networks in it are a killed run's
+    await clearEngine(host);
     return { host, owned: true, layout, env: () => dockerEnv(host), stop };
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+/** Removes every container and every user-defined network of meshproof's own engine (never called on DOCKER_HOST's). */
+async function clearEngine(host: string): Promise<void> {
+  const env = dockerEnv(host);
+  const ids = (await run(['docker', 'ps', '-aq'], { env, timeoutMs: 30_000 })).split('\n').filter(Boolean);
+  if (ids.length) await run(['docker', 'rm', '-f', '-v', ...ids], { env, timeoutMs: 60_000 });
+  await run(['docker', 'network', 'prune', '-f'], { env, timeoutMs: 30_000 });
 }
 
 /** The docker CLI against `engine` (DOCKER_BUILDKIT=0: the builder of dockerd 20.10 without the buildx plugin). */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pollUntil } from '../poll.ts';
 import { runCapture } from '../sh.ts';
 import { ownerAlive, pidsInNetns, processStart, readRecords, STATE_ROOT } from '../state.ts';
-import { dockerCacheDir, engineLayout, runDataRoot, sharedDataRootLock } from './layout.ts';
+import { dockerCacheDir, engineLayout, runDataRoot, sharedDataRoot, sharedDataRootLock } from './layout.ts';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const SHORT = /^[0-9a-f]{4}$/;
@@ -80,12 +80,12 @@ async function killPids(pids: number[], graceMs: number): Promise<void> {
   }
 }
 
-/** Mount points at or below `dir` in this mount namespace (deepest first). */
-function mountsUnder(dir: string): string[] {
+/** Mount points at or below any of `dirs` in this mount namespace, deepest first. */
+export function mountsUnder(dirs: string[]): string[] {
   const found: string[] = [];
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const mp = line.split(' ')[4];
-    if (mp && (mp === dir || mp.startsWith(`${dir}/`))) found.push(mp);
+    if (mp && dirs.some((d) => mp === d || mp.startsWith(`${d}/`))) found.push(mp);
   }
   return found.sort((a, b) => b.length - a.length);
 }
@@ -116,23 +116,20 @@ export async function removeEngineLeftovers(short: string, o: { keepDataRoot?: b
       return engineCgroups(short).length === 0 ? true : undefined;
     }, { timeoutMs: 5000, intervalMs: 50, what: `cgroups meshproof-${short}`, detail: () => engineCgroups(short).join(' ') }).catch(() => undefined);
   }
-  // dockerd's mounts live in its own mount namespace (ip netns exec unshares one); any in ours would be a leak
-  if (existsSync(layout.dir)) {
-    for (const m of mountsUnder(layout.dir)) await runCapture(['umount', '--lazy', m]);
-    rmSync(layout.dir, { recursive: true, force: true });
+  // dockerd's mounts (overlays, shm, container netns files) are under its exec and data roots in this mount namespace:
+  // a clean stop has removed them; a SIGKILL leaves them
+  let holder: string | undefined;
+  try {
+    holder = (JSON.parse(readFileSync(sharedDataRootLock(), 'utf8')) as { short?: string }).short;
+  } catch {
+    // no lock
   }
+  const roots = [layout.dir, runDataRoot(short), ...(o.keepDataRoot || holder === short ? [sharedDataRoot()] : [])];
+  for (const m of mountsUnder(roots)) await runCapture(['umount', '--lazy', m]);
+  rmSync(layout.dir, { recursive: true, force: true });
   if (!o.keepDataRoot) {
-    const own = runDataRoot(short);
-    if (existsSync(own)) {
-      for (const m of mountsUnder(own)) await runCapture(['umount', '--lazy', m]);
-      rmSync(own, { recursive: true, force: true });
-    }
-    try {
-      const holder = JSON.parse(readFileSync(sharedDataRootLock(), 'utf8')) as { short?: string };
-      if (holder.short === short) rmSync(sharedDataRootLock(), { force: true });
-    } catch {
-      // no lock, or not this run's
-    }
+    rmSync(runDataRoot(short), { recursive: true, force: true });
+    if (holder === short) rmSync(sharedDataRootLock(), { force: true });
   }
 }
 

@@ -73,22 +73,13 @@ export function dockerdArgv(l: EngineLayout, bin = 'dockerd'): string[] {
 }
 
 /**
- * `ip netns exec` gives the process a fresh sysfs for its namespace, which hides the host's /sys/fs/cgroup mounts, and
- * dockerd then fails with "Devices cgroup isn't mounted". This script, run first in that private mount namespace,
- * mounts the same cgroup hierarchies again (the same kernel hierarchies, as the host's /proc/self/mounts lists them)
- * and then execs dockerd; its mounts stay in that namespace and go with it.
+ * What the supervisor runs inside `ip netns exec <netns>`: dockerd back in the harness's own mount namespace (nsenter
+ * --mount), keeping the private network namespace. In the private mount namespace `ip netns exec` makes, dockerd hides
+ * the host's /sys/fs/cgroup behind the namespace's fresh sysfs ("Devices cgroup isn't mounted") and, with the cgroups
+ * mounted again there, still never moves a container's veth into it (the container gets only lo); in the harness's
+ * mount namespace, as `nsenter --net` in real-control-planes.md §3, both work. Its mounts (overlay, netns files) then
+ * live under its data and exec roots in that namespace: dockerd removes them when it stops, the janitor after a SIGKILL.
  */
-export function cgroupMountScript(procMounts: string): string {
-  const lines = ['set -e'];
-  for (const line of procMounts.split('\n')) {
-    const [source, target, type, options] = line.split(' ');
-    if (!source || !target || !options || (target !== '/sys/fs/cgroup' && !target.startsWith('/sys/fs/cgroup/'))) continue;
-    // the options that name the hierarchy (controllers, name=, cgroup2's nsdelegate...); the access flags are the default
-    const opts = options.split(',').filter((o) => !['rw', 'relatime', 'nosuid', 'nodev', 'noexec'].includes(o));
-    if (type !== 'tmpfs' && type !== 'cgroup' && type !== 'cgroup2') continue;
-    lines.push(`mkdir -p ${target}`);
-    lines.push(`mount -t ${type}${opts.length ? ` -o ${opts.join(',')}` : ''} ${source} ${target}`);
-  }
-  lines.push('exec "$@"');
-  return lines.join('\n');
+export function engineArgv(l: EngineLayout, harnessPid: number): string[] {
+  return ['nsenter', `--mount=/proc/${harnessPid}/ns/mnt`, '--', ...dockerdArgv(l)];
 }

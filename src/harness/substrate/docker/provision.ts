@@ -41,7 +41,7 @@ export const systemdIsInit = (): boolean => existsSync('/run/systemd/system');
 export function hostNamespaceDaemons(): { pid: number; comm: string }[] {
   let hostNet: string;
   try {
-    hostNet = readlinkSync('/proc/1/ns/net');
+    hostNet = readlinkSync('/proc/self/ns/net');
   } catch {
     return [];
   }
