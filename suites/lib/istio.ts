@@ -12,9 +12,12 @@ import { appendResults, truthTable } from '../../src/harness/report/results.ts';
 
 export const table = (name: string): TruthTable => loadTruthTable(`fixtures/istio/truth/${name}.yaml`);
 
-/** Starts a mesh for the model on the run's control plane (istiod or the emulation: controlplane/index.ts). */
+/**
+ * Starts a mesh for the model on the run's control plane (istiod or the emulation: controlplane/index.ts). On istiod
+ * every Istio suite of the run shares one control plane, reset between suites (mesh.down()).
+ */
 export function startModel(model: IstioModel): Promise<Mesh> {
-  return startOnControlPlane(model, { log: (l) => console.log(`    ${l}`) });
+  return startOnControlPlane(model, { log: (l) => console.log(`    ${l}`), share: true });
 }
 
 export async function startMesh(t: TruthTable): Promise<Mesh> {

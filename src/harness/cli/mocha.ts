@@ -11,6 +11,7 @@ import Mocha from 'mocha';
 import { parse as parseYaml } from 'yaml';
 import type { TestResult } from '../report/meta.ts';
 import type { SuiteFile } from './suites.ts';
+import { endOfRun } from '../controlplane/shared.ts';
 
 export interface MochaOutcome {
   /** mocha's failure count (failed tests and hooks). */
@@ -152,6 +153,11 @@ export async function runSuiteFiles(files: SuiteFile[], opts: MochaRunOptions): 
   const mocha = new Mocha({ timeout: mocharc(repoRoot).timeout, reporter: Progress as unknown as typeof Mocha.reporters.Base });
   for (const f of files) mocha.addFile(f.file);
   await mocha.loadFilesAsync();
-  const failures = await new Promise<number>((resolve) => mocha.run(resolve));
+  let failures = await new Promise<number>((resolve) => mocha.run(resolve));
+  // the control plane the suites shared (.mocharc.yml's root hook does this for the mocha command)
+  await endOfRun().catch((e: unknown) => {
+    print(`meshproof: stopping the run's shared control plane failed: ${(e as Error).message}`);
+    failures++;
+  });
   return { failures, tests };
 }

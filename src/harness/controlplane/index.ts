@@ -22,7 +22,12 @@ export function controlPlaneOfRun(env: NodeJS.ProcessEnv = process.env): Control
   return v as ControlPlaneKind;
 }
 
-/** Starts a mesh for the model on the run's control plane. */
-export function startMesh(model: IstioModel, opts: UpOptions & { envoyVersion?: string; istioVersion?: string } = {}): Promise<Mesh> {
-  return controlPlaneOfRun() === 'istiod' ? IstiodMesh.start(model, opts) : IstioMesh.start(model, opts);
+/**
+ * Starts a mesh for the model on the run's control plane. `share`: istiod's control plane is kept for the run's next
+ * suite (reset between them, stopped at the run's end: shared.ts); the emulation starts in well under a second and
+ * has nothing worth sharing.
+ */
+export function startMesh(model: IstioModel, opts: UpOptions & { envoyVersion?: string; istioVersion?: string; share?: boolean } = {}): Promise<Mesh> {
+  const { share, ...rest } = opts;
+  return controlPlaneOfRun() === 'istiod' ? IstiodMesh.start(model, { ...rest, share }) : IstioMesh.start(model, rest);
 }

@@ -5,6 +5,7 @@
 import { KubernetesObjectApi, PatchStrategy, loadYaml, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { UserError } from '../cli/errors.ts';
+import { pollUntil } from '../substrate/poll.ts';
 
 export const FIELD_MANAGER = 'meshproof';
 
@@ -37,8 +38,8 @@ export function parseObjects(text: string, source: string): KubernetesObject[] {
 export async function applyObjects(kc: KubeConfig, objs: KubernetesObject[], opts: { namespace?: string; source?: string } = {}): Promise<void> {
   const api = KubernetesObjectApi.makeApiClient(kc);
   const one = async (o: KubernetesObject): Promise<void> => {
-    const obj = { ...o, metadata: { ...o.metadata } };
-    if (opts.namespace && !obj.metadata.namespace && !CLUSTER_SCOPED.has(obj.kind ?? '')) obj.metadata.namespace = opts.namespace;
+    const named = opts.namespace ? inNamespace(o, opts.namespace) : o;
+    const obj = { ...named, metadata: { ...named.metadata } };
     try {
       // client-node serializes a known kind through its typed model, which reads camelCase fields
       // (xKubernetesIntOrString): a plain document must go through its deserializer first (loadYaml), or fields
@@ -59,19 +60,42 @@ export async function applyObjects(kc: KubeConfig, objs: KubernetesObject[], opt
   }
 }
 
-/** Deletes objects (absent ones are fine), for a policy reset between scenarios. */
-export async function deleteObjects(kc: KubeConfig, objs: KubernetesObject[]): Promise<void> {
+/**
+ * Deletes objects (absent ones are fine), for a policy reset between scenarios. `wait`: deleted in the foreground
+ * (a Deployment lasts until its ReplicaSets and Pods are gone) and polled until each one is gone, so no pod of a
+ * deleted workload still runs when the call returns.
+ */
+export async function deleteObjects(kc: KubeConfig, objs: KubernetesObject[], opts: { wait?: boolean } = {}): Promise<void> {
   const api = KubernetesObjectApi.makeApiClient(kc);
+  const absent = (e: unknown): boolean => (e as { code?: number }).code === 404;
   for (const o of objs) {
     try {
-      await api.delete(o);
+      await api.delete(o, undefined, undefined, undefined, undefined, opts.wait ? 'Foreground' : undefined);
     } catch (e) {
-      if ((e as { code?: number }).code !== 404) throw new Error(`delete ${o.kind} ${o.metadata?.namespace}/${o.metadata?.name}: ${apiMessage(e)}`, { cause: e });
+      if (!absent(e)) throw new Error(`delete ${o.kind} ${o.metadata?.namespace}/${o.metadata?.name}: ${apiMessage(e)}`, { cause: e });
     }
   }
+  if (!opts.wait || objs.length === 0) return;
+  let left: KubernetesObject[] = objs;
+  await pollUntil(
+    async () => {
+      const still = await Promise.all(left.map((o) => api.read(o as KubernetesObject & { metadata: { name: string } }).then(() => true, (e: unknown) => {
+        if (absent(e)) return false;
+        throw e;
+      })));
+      left = left.filter((_, i) => still[i]);
+      return left.length === 0 ? true : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 200, what: 'deleted objects gone', detail: () => left.map((o) => `${o.kind} ${o.metadata?.namespace ?? ''}/${o.metadata?.name}`).join(', ') },
+  );
 }
 
 const CLUSTER_SCOPED = new Set(['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'Node', 'PersistentVolume', 'StorageClass', 'PriorityClass']);
+
+/** The object as `kubectl apply -n <namespace>` names it: a namespaced object without a namespace gets that one. */
+export function inNamespace(o: KubernetesObject, namespace: string): KubernetesObject {
+  return o.metadata?.namespace || CLUSTER_SCOPED.has(o.kind ?? '') ? o : { ...o, metadata: { ...o.metadata, namespace } };
+}
 
 /** The API server's own message from an ApiException (its Status body), else the error's. */
 export function apiMessage(e: unknown): string {

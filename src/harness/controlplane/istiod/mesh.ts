@@ -9,10 +9,12 @@ import { parse, stringify } from 'yaml';
 import { upNetns, type NetnsCluster, type UpOptions } from '../../substrate/netns/index.ts';
 import { pollUntil } from '../../substrate/poll.ts';
 import { onTeardown } from '../../substrate/lifecycle.ts';
+import { keepUntilRunEnd } from '../shared.ts';
+import { RESULTS_DIR_ENV } from '../../report/results.ts';
 import { CertificateAuthority, issueClient, issueServer, PkiStore } from '../../pki/index.ts';
 import { startKubeApi, type KubeApi } from '../../kube/apiserver.ts';
 import { NodeAgent } from '../../kube/node-agent.ts';
-import { applyObjects, deleteObjects } from '../../kube/apply.ts';
+import { applyObjects, deleteObjects, inNamespace } from '../../kube/apply.ts';
 import { envoyBinary, envoyStat } from '../../profiles/envoy.ts';
 import { deployments, gateways, isInjected, services, type IstioModel, type Resource } from '../../profiles/istio/resources.ts';
 import { portProtocol } from '../../profiles/istio/policy.ts';
@@ -29,6 +31,11 @@ const ENVOY_ADMIN = 15000;
 export interface IstiodMeshOptions extends UpOptions {
   istioVersion?: string;
   envoyVersion?: string;
+  /**
+   * Share the control plane with the run's next suites: down() keeps it instead of stopping it, the next start() of
+   * the same version and Envoy reuses it (resetting what this suite applied), and it stops when the run ends (shared.ts).
+   */
+  share?: boolean;
 }
 
 /** One proxy's xDS state as istiod reports it (/debug/syncz). */
@@ -48,9 +55,17 @@ export class IstiodMesh implements Mesh {
   readonly controlPlane = 'istiod' as const;
   readonly pkiStore: PkiStore;
   private applied = new Map<string, KubernetesObject>();
+  /** What applyExtra applied and deleteExtra did not delete: a reset deletes it too. */
+  private readonly extras = new Map<string, KubernetesObject>();
   private readonly credentials = new Map<string, GatewayCredential>();
-  /** From start(): the API server (etcd, kube-apiserver, kcm) ready; istiod ready with its injector armed; every pod Ready and every sidecar ACKed. */
-  timings = { kubeApiMs: 0, controlPlaneMs: 0, meshReadyMs: 0 };
+  /**
+   * From start(): the API server (etcd, kube-apiserver, kcm) ready; istiod ready with its injector armed; every pod
+   * Ready and every sidecar ACKed. A reused control plane has 0 for the first two and `reused` set.
+   */
+  timings = { kubeApiMs: 0, controlPlaneMs: 0, meshReadyMs: 0, reused: false };
+  /** Set when shared: the pool key down() returns it under. */
+  private shareKey: string | undefined;
+  private static readonly idle = new Map<string, IstiodMesh>();
   private constructor(
     readonly cluster: NetnsCluster,
     readonly api: KubeApi,
@@ -58,7 +73,7 @@ export class IstiodMesh implements Mesh {
     readonly istioVersion: string,
     readonly install: IstioInstall,
     private model: IstioModel,
-    private readonly log: (l: string) => void,
+    private log: (l: string) => void,
   ) {
     this.pkiStore = new PkiStore(join(cluster.stateDir, 'pki'));
   }
@@ -71,8 +86,17 @@ export class IstiodMesh implements Mesh {
     const kube = resolveKube();
     const envoy = envoyBinary(opts.envoyVersion ?? process.env.MESHPROOF_ENVOY_VERSION ?? release.envoyVersion);
     const log = opts.log ?? (() => undefined);
+    const shareKey = `${version}|${envoy}|${opts.wire ?? true}`;
+    const idle = opts.share ? IstiodMesh.idle.get(shareKey) : undefined;
+    if (idle) {
+      IstiodMesh.idle.delete(shareKey);
+      return idle.reuse(model, log);
+    }
     const t0 = Date.now();
-    const cluster = await upNetns({ name: `istiod-${version}`, pods: [] }, { ...opts, dynamic: true });
+    // a shared control plane's logs and capture belong to no one suite: `meshproof run` keeps them in <out>/control-plane
+    const runOut = process.env[RESULTS_DIR_ENV];
+    const reportsDir = opts.share && runOut && !opts.reportsDir ? join(runOut, 'control-plane') : opts.reportsDir;
+    const cluster = await upNetns({ name: `istiod-${version}`, pods: [] }, { ...opts, ...(reportsDir ? { reportsDir } : {}), dynamic: true });
     let api: KubeApi | undefined;
     let agent: NodeAgent | undefined;
     try {
@@ -84,9 +108,13 @@ export class IstiodMesh implements Mesh {
       const controlPlaneMs = Date.now() - t0;
       const mesh = new IstiodMesh(cluster, api, agent, version, install, model, log);
       await mesh.converge(model);
-      mesh.timings = { kubeApiMs, controlPlaneMs, meshReadyMs: Date.now() - t0 };
+      mesh.timings = { kubeApiMs, controlPlaneMs, meshReadyMs: Date.now() - t0, reused: false };
       // Ctrl-C or SIGTERM: the node agent and the API server's relay stop too (the cluster registers its own teardown)
-      mesh.unregister = onTeardown(() => mesh.down());
+      mesh.unregister = onTeardown(() => mesh.stop());
+      if (opts.share) {
+        mesh.shareKey = shareKey;
+        mesh.unkeep = keepUntilRunEnd(() => mesh.stop());
+      }
       log(`istiod ${version}: mesh ready in ${Date.now() - t0} ms (export KUBECONFIG=${api.kubeconfigPath})`);
       return mesh;
     } catch (e) {
@@ -95,6 +123,25 @@ export class IstiodMesh implements Mesh {
       await cluster.down();
       throw e;
     }
+  }
+
+  /**
+   * The run's control plane for the next suite: the previous suite's objects it does not declare deleted, its own
+   * applied, rolled out and ACKed as a fresh start's would be. A failure stops the control plane (the next suite starts a new one).
+   */
+  private async reuse(model: IstioModel, log: (l: string) => void): Promise<IstiodMesh> {
+    const t0 = Date.now();
+    this.log = log;
+    try {
+      this.model = model;
+      await this.converge(model);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    this.timings = { kubeApiMs: 0, controlPlaneMs: 0, meshReadyMs: Date.now() - t0, reused: true };
+    log(`istiod ${this.istioVersion}: the run's control plane reused; mesh ready in ${Date.now() - t0} ms (export KUBECONFIG=${this.api.kubeconfigPath})`);
+    return this;
   }
 
   get current(): IstioModel {
@@ -113,6 +160,7 @@ export class IstiodMesh implements Mesh {
    */
   async applyExtra(objs: KubernetesObject[], source = 'extra objects'): Promise<void> {
     const before = await this.syncz().catch(() => [] as SyncStatus[]);
+    for (const o of objs) this.extras.set(objKey(inDefault(o)), inDefault(o));
     await applyObjects(this.api.kc, objs, { namespace: 'default', source });
     await this.settleAfter(objs, before);
   }
@@ -120,7 +168,8 @@ export class IstiodMesh implements Mesh {
   /** Deletes objects applied with applyExtra (absent ones are fine), then the same waits. */
   async deleteExtra(objs: KubernetesObject[]): Promise<void> {
     const before = await this.syncz().catch(() => [] as SyncStatus[]);
-    await deleteObjects(this.api.kc, objs.map((o) => ({ ...o, metadata: { namespace: 'default', ...o.metadata } })));
+    await deleteObjects(this.api.kc, objs.map(inDefault));
+    for (const o of objs) this.extras.delete(objKey(inDefault(o)));
     await this.settleAfter(objs, before);
   }
 
@@ -141,7 +190,7 @@ export class IstiodMesh implements Mesh {
     if (changed.length === 0 && gone.length === 0) return;
     await this.ensureCredentials(model);
     await applyObjects(this.api.kc, changed, { namespace: 'default', source: 'istio model' });
-    await deleteObjects(this.api.kc, gone);
+    await deleteObjects(this.api.kc, gone.map(inDefault), { wait: true });
     this.applied = want;
     const t0 = Date.now();
     await this.settleAfter([...changed, ...gone], before);
@@ -163,8 +212,12 @@ export class IstiodMesh implements Mesh {
           const done = (s.observedGeneration ?? 0) >= (dep.metadata?.generation ?? 1) && s.updatedReplicas === want && s.readyReplicas === want && (s.replicas ?? 0) === want;
           if (!done) pending.push(`${d.namespace}/${d.name} (${s.readyReplicas ?? 0}/${want} ready, ${s.replicas ?? 0} pods)`);
         }
-        const failed = (await core.listPodForAllNamespaces({})).items.find((p) => p.status?.phase === 'Failed' && !p.metadata?.deletionTimestamp);
+        const pods = (await core.listPodForAllNamespaces({})).items;
+        const failed = pods.find((p) => p.status?.phase === 'Failed' && !p.metadata?.deletionTimestamp);
         if (failed) throw new Error(`pod ${failed.metadata?.namespace}/${failed.metadata?.name}: ${failed.status?.reason}: ${failed.status?.message}`);
+        // a Deployment's status stops counting a replaced pod once it is terminating, but its sidecar runs until the
+        // node agent confirms the deletion: probing through it then would hit a pod being torn down
+        for (const p of pods) if (p.metadata?.deletionTimestamp) pending.push(`${p.metadata.namespace}/${p.metadata.name} terminating`);
         last = pending.join(', ');
         return pending.length === 0 ? true : undefined;
       },
@@ -253,7 +306,11 @@ export class IstiodMesh implements Mesh {
     const pairs = clients.flatMap((from) => targets.map((t) => ({ from, req: { protocol: 'http' as const, host: t.host, port: t.port, path: '/', timeoutMs: 1000 } })));
     await Promise.all(
       pairs.map(async (call) => {
-        for (let i = 0; i < RETIRE_CALLS; i++) await this.cluster.probeMany([call], { wire: false });
+        for (let i = 0; i < RETIRE_CALLS; i++) {
+          const [r] = await this.cluster.probeMany([call], { wire: false });
+          // a call that times out made no connection and has none pooled: nothing to retire on this pair
+          if (r?.verdict === 'denied:timeout') break;
+        }
       }),
     );
   }
@@ -297,15 +354,38 @@ export class IstiodMesh implements Mesh {
   }
 
   private unregister: () => void = () => undefined;
+  private unkeep: () => void = () => undefined;
 
+  /**
+   * A shared control plane is kept for the run's next suite, which resets it: its converge() deletes every object this
+   * suite applied (policy, workloads and what applyExtra added) that the next model lacks and applies what differs,
+   * then waits as after any change — one apply and one wait instead of a reset and a start. Otherwise: stopped.
+   */
   async down(): Promise<void> {
+    if (this.shareKey && !IstiodMesh.idle.has(this.shareKey)) {
+      for (const [k, o] of this.extras) this.applied.set(k, o);
+      this.extras.clear();
+      IstiodMesh.idle.set(this.shareKey, this);
+      return;
+    }
+    await this.stop();
+  }
+
+  /** Stops the control plane: the node agent, the API server and the run's namespaces. */
+  async stop(): Promise<void> {
     this.unregister();
+    this.unkeep();
+    if (this.shareKey && IstiodMesh.idle.get(this.shareKey) === this) IstiodMesh.idle.delete(this.shareKey);
+    this.shareKey = undefined;
     this.pkiStore.removeKeys();
     await this.agent.stop();
     await this.api.stop();
     await this.cluster.down();
   }
 }
+
+/** An object as `kubectl apply -n default` names it (what applyExtra applies). */
+const inDefault = (o: KubernetesObject): KubernetesObject => inNamespace(o, 'default');
 
 const TYPES = ['cluster', 'listener', 'route', 'endpoint'] as const;
 /** Calls per (sidecar, HTTP port) after a config change: more than any runner makes at once to one service. */
@@ -319,8 +399,13 @@ export function pushCounter(nonce: string | undefined): number {
   return m ? Number(m[1]) : 0;
 }
 
-function objKey(o: KubernetesObject): string {
-  return `${o.apiVersion}/${o.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
+/**
+ * One API object's identity: its group (not its version: security.istio.io/v1beta1 and /v1 PeerAuthentication
+ * `default` are one object), kind, namespace (`default` when the YAML names none, as applied) and name.
+ */
+export function objKey(o: KubernetesObject): string {
+  const group = o.apiVersion?.includes('/') ? o.apiVersion.split('/')[0] : '';
+  return `${group}/${o.kind}/${inDefault(o).metadata?.namespace ?? ''}/${o.metadata?.name}`;
 }
 
 /**
