@@ -92,6 +92,8 @@ export class IstiodMesh implements Mesh {
       IstiodMesh.idle.delete(shareKey);
       return idle.reuse(model, log);
     }
+    // a kept control plane no suite will reuse (another version, or a suite that runs its own) would only compete for the cores
+    for (const m of [...IstiodMesh.idle.values()]) await m.stop();
     const t0 = Date.now();
     // a shared control plane's logs and capture belong to no one suite: `meshproof run` keeps them in <out>/control-plane
     const runOut = process.env[RESULTS_DIR_ENV];
