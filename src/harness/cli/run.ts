@@ -23,7 +23,7 @@ import { runSuiteFiles } from './mocha.ts';
 import { listSuites, matrixUnits, parseList, parseShard, selectSuites, type Shard, type SuiteFile, type Unit } from './suites.ts';
 import { conformanceFailures, printGate, printIncomplete, readResultsPath, resolveResultsPath } from './reports.ts';
 import { completeness, incompleteLine, mergePlans } from '../report/completeness.ts';
-import { axisValuesOf, varyingAxes, type PlannedUnit, type ResultsFile, type RunMetadata, type RunPass, type TestResult } from '../report/meta.ts';
+import { columnLabel, varyingAxes, type PlannedUnit, type ResultsFile, type RunMetadata, type RunPass, type TestResult } from '../report/meta.ts';
 import { diffRuns, loadResults, machineInfo, mergeResults, patchResultsFile, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
 import { RESULTS_DIR_ENV } from '../report/results.ts';
 import { REPORTS_DIR_ENV } from '../substrate/state.ts';
@@ -272,7 +272,8 @@ const passLabel = (p: RunPass): string => (p.dir.startsWith('istio-') ? `istio $
 function tallyLine(f: ResultsFile): string {
   const tests = f.tests ?? [];
   const passed = tests.filter((t) => t.state === 'passed').length;
-  const over = varyingAxes(f).map((a) => `${a} ${axisValuesOf(f, a).join(', ')}`).join(' × ');
+  const axes = varyingAxes(f);
+  const over = [...new Set(f.records.map((r) => columnLabel(r, axes)).filter(Boolean))].join(', ');
   return `${tests.length} tests (${passed} passed), ${f.records.length} cells${over ? ` over ${over}` : ''}`;
 }
 
