@@ -2,18 +2,19 @@
 // testcontainers on an internal network, and nothing left after stop: no process, namespace, mount, cgroup, and the
 // host namespace's iptables-save byte-identical. Needs root and `meshproof doctor --fix --substrate docker`.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StartedNetwork, StartedTestContainer } from 'testcontainers';
 import { DEFAULT_ENVOY_VERSION, resolveEnvoy } from '../../src/harness/cli/doctor.ts';
 import { UserError } from '../../src/harness/cli/errors.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
-import { STATE_ROOT } from '../../src/harness/substrate/state.ts';
+import { STATE_ROOT, teardownRun } from '../../src/harness/substrate/state.ts';
 import { createInternalNetwork, removeRun, RUN_LABEL, runtimeFor, startRunContainer } from '../../src/harness/substrate/docker/containers.ts';
 import { startEngine, type DockerEngine } from '../../src/harness/substrate/docker/engine.ts';
 import { ensureImages } from '../../src/harness/substrate/docker/images.ts';
-import type { EngineLayout } from '../../src/harness/substrate/docker/layout.ts';
+import { dockerJanitor } from '../../src/harness/substrate/docker/janitor.ts';
+import { engineLayout, sharedDataRoot, sharedDataRootLock, type EngineLayout } from '../../src/harness/substrate/docker/layout.ts';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 
@@ -40,6 +41,7 @@ function processesNaming(paths: string[]): string[] {
   return found;
 }
 
+/** Mount points at or below `dirs` in this (the host's) mount namespace, read here rather than by the janitor under test. */
 const mountsUnder = (dirs: string[]): string[] =>
   readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((mp) => dirs.some((d) => mp === d || mp.startsWith(`${d}/`)));
 
@@ -153,6 +155,95 @@ describe('docker engine: meshproof\'s own dockerd in a private network namespace
     expect(iptablesSave()).to.equal(iptablesBefore);
   });
 });
+
+/** A harness that starts an engine with a running container, prints `READY <short>`, and waits to be killed. */
+const KEEPER = (podImage: string) => `
+import { startEngine } from ${JSON.stringify(join(REPO, 'src/harness/substrate/docker/engine.ts'))};
+import { createInternalNetwork, startRunContainer } from ${JSON.stringify(join(REPO, 'src/harness/substrate/docker/containers.ts'))};
+const engine = await startEngine();
+const short = engine.layout.short;
+const network = await createInternalNetwork(engine, 'killed-' + short, 'mp' + short + '-net');
+await startRunContainer(engine, 'killed-' + short, { image: ${JSON.stringify(podImage)}, name: 'mp' + short + '-sleeper', network, command: ['sleep', 'infinity'] });
+process.stdout.write('READY ' + short + '\\n');
+setInterval(() => undefined, 1 << 30);
+`;
+
+describe('docker engine: a run killed with SIGKILL, then the janitor', function () {
+  this.timeout(10 * 60_000);
+  const saved = process.env.DOCKER_HOST;
+  let short: string;
+  let layout: EngineLayout;
+  let podImage: string;
+
+  before(async function () {
+    delete process.env.DOCKER_HOST;
+    // the pod image, from the cache (the first suite built it)
+    const engine = await startEngine();
+    podImage = (await ensureImages(engine, { envoys: [{ version: DEFAULT_ENVOY_VERSION, bin: resolveEnvoy(DEFAULT_ENVOY_VERSION).bin }] })).podImages[DEFAULT_ENVOY_VERSION]!;
+    await engine.stop();
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', KEEPER(podImage)], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+    short = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        const m = /READY ([0-9a-f]{4})\n/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.on('exit', (code) => reject(new Error(`the keeper exited (${code}) before its engine was up: ${out}`)));
+    });
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    layout = engineLayout(short, sharedDataRoot());
+  });
+
+  after(async () => {
+    // the run janitor's part (state.ts): the killed run's own state directory
+    if (short) await teardownRun(short);
+    if (saved === undefined) delete process.env.DOCKER_HOST;
+    else process.env.DOCKER_HOST = saved;
+  });
+
+  it('leaves its container running after the kill, and the janitor removes it all', async function () {
+    // what SIGKILL leaves: the container (its shim reparented) and the engine's mounts
+    const sleepers = cgroupProcs(layout.cgroupParent);
+    expect(sleepers.length, 'container processes left in the killed engine\'s cgroup').to.be.greaterThan(0);
+    expect(mountsUnder([layout.dir, sharedDataRoot()]).length, 'the container\'s mounts left by the killed engine').to.be.greaterThan(0);
+    const removed = await dockerJanitor();
+    expect(removed).to.include(short);
+    expect(cgroupProcs(layout.cgroupParent)).to.deep.equal([]);
+    expect(readdirSync('/sys/fs/cgroup/pids').filter((d) => d === layout.cgroupParent)).to.deep.equal([]);
+    expect(processesNaming([layout.dir, layout.socket])).to.deep.equal([]);
+    expect(existsSync(join('/run/netns', layout.netns))).to.equal(false);
+    expect(mountsUnder([layout.dir, sharedDataRoot()])).to.deep.equal([]);
+    expect(existsSync(sharedDataRootLock())).to.equal(false);
+  });
+
+  it('the next engine takes the image cache over with no container of the killed run in it', async function () {
+    const engine = await startEngine();
+    try {
+      expect(engine.layout!.dataRoot).to.equal(sharedDataRoot());
+      const { dockerode } = (await runtimeFor(engine)).container;
+      expect(await dockerode.listContainers({ all: true })).to.deep.equal([]);
+      const again = await ensureImages(engine, { envoys: [{ version: DEFAULT_ENVOY_VERSION, bin: resolveEnvoy(DEFAULT_ENVOY_VERSION).bin }] });
+      expect(again.images.map((i) => i.status)).to.deep.equal(['hit', 'hit', 'hit', 'hit']);
+    } finally {
+      await engine.stop();
+    }
+  });
+});
+
+/** Pids in a cgroup v1 pids controller subtree. */
+function cgroupProcs(parent: string): number[] {
+  const root = join('/sys/fs/cgroup/pids', parent);
+  if (!existsSync(root)) return [];
+  const pids: number[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name));
+    for (const l of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n')) if (l.trim()) pids.push(Number(l));
+  };
+  walk(root);
+  return pids;
+}
 
 describe('docker engine: DOCKER_HOST pointing nowhere', function () {
   this.timeout(60_000);
