@@ -111,7 +111,7 @@ describe('istio truth tables: the reachability row fields', () => {
   const row = (extra: string) => `  - { from: a, to: b, port: 80, expected: allowed, verdict: "allowed:mtls"${extra} }\n`;
 
   it('rejects an unknown protocol, client or wire, and a repeated row, naming the row', () => {
-    expect(load(row(', protocol: udp'))).to.equal(`${join(dir, 't.yaml')}: rows[0].protocol "udp" must be one of http|tcp`);
+    expect(load(row(', protocol: udp'))).to.equal(`${join(dir, 't.yaml')}: rows[0].protocol "udp" must be one of http|tcp|auto`);
     expect(load(row(', client: mtls'))).to.equal(`${join(dir, 't.yaml')}: rows[0].client "mtls" must be one of plaintext|tls-no-cert|other-ca`);
     expect(load(row(', wire: clear'))).to.equal(`${join(dir, 't.yaml')}: rows[0].wire "clear" must be one of plaintext-seen|no-plaintext`);
     expect(load(row('') + row(', client: plaintext'))).to.equal(`${join(dir, 't.yaml')}: rows[1] (a → b:80) repeats rows[0]`);
