@@ -271,14 +271,16 @@ describe('istiod run: nothing survives SIGKILL + janitor, Ctrl-C, or Ctrl-C whil
 
   // three moments of provisioning: the node namespace just wired (state tmpfs mounted, the capture starting), the kube
   // API just up (no node agent yet), and istiod's manifest just applied (the node agent made the shared service-account
-  // mountpoint and is adding pods)
-  const STARTING = [
-    { when: 'as soon as its node namespace is wired', pattern: /netns: \d+ pods, \d+ services wired/, running: [] },
-    { when: 'right after kube-apiserver is ready', pattern: /kube: kube-apiserver ready/, running: ['etcd', 'kube-apiserver'] },
-    { when: "right after istiod's manifest is applied", pattern: /istiod: applied \d+ objects of istioctl/, running: ['etcd', 'kube-apiserver', 'kube-controller-manager'] },
+  // mountpoint and is adding pods). A terminal's Ctrl-C reaches the whole group (the API server dies with it, and the
+  // start fails on its own); `kill -INT <pid>` reaches meshproof only, which then tears down while the start goes on.
+  const STARTING: { when: string; pattern: RegExp; running: string[]; to: 'group' | 'process' }[] = [
+    { when: 'as soon as its node namespace is wired', pattern: /netns: \d+ pods, \d+ services wired/, running: [], to: 'group' },
+    { when: 'right after kube-apiserver is ready', pattern: /kube: kube-apiserver ready/, running: ['etcd', 'kube-apiserver'], to: 'group' },
+    { when: "right after istiod's manifest is applied", pattern: /istiod: applied \d+ objects of istioctl/, running: ['etcd', 'kube-apiserver', 'kube-controller-manager'], to: 'group' },
+    { when: "right after istiod's manifest is applied", pattern: /istiod: applied \d+ objects of istioctl/, running: ['etcd', 'kube-apiserver', 'kube-controller-manager'], to: 'process' },
   ];
   for (const s of STARTING) {
-    it(`Ctrl-C while it is still starting (${s.when}): exit 130 and nothing of the run is left`, async () => {
+    it(`${s.to === 'group' ? 'Ctrl-C' : 'SIGINT to meshproof alone'} while it is still starting (${s.when}): exit 130 and nothing of the run is left`, async () => {
       const iptablesBefore = hostIptables();
       up = await startUp(join(dir, 'mesh'), join(dir, 'reports'), { stream: 'stderr', pattern: s.pattern });
       const { child, rec } = up;
@@ -287,7 +289,7 @@ describe('istiod run: nothing survives SIGKILL + janitor, Ctrl-C, or Ctrl-C whil
       expect(before.procs.map((p) => p.name)).to.include.members(s.running);
       expect(before.netns.length).to.be.at.least(1);
 
-      process.kill(-child.pid!, 'SIGINT');
+      process.kill(s.to === 'group' ? -child.pid! : child.pid!, 'SIGINT');
       const { code } = await up.exit;
       expect(code, up.err().slice(-2000)).to.equal(130);
       await expectNothingLeft(before, rec, iptablesBefore);

@@ -225,6 +225,8 @@ async function down(opts: { run?: string; all?: boolean }): Promise<number> {
     if (existsSync(stateDirOf(rec.short))) await teardownRun(rec.short);
     log(`run ${rec.runId} is down`);
   }
+  // a killed keeper's node agent did not remove the kube layer's service-account mountpoint: the last run does
+  removeSaMountpoint();
   return EXIT.ok;
 }
 
