@@ -89,7 +89,7 @@ describe('istio-protocols fixture', () => {
 
   it("b's ports run the HTTP echo (h2c, gRPC, WebSocket) and the server-first TCP echo, by their names", () => {
     const b = toTopology(m).pods.find((p) => p.name === 'b')!;
-    expect(b.containers.map((c) => [c.workload, c.args])).to.deep.equal([
+    expect((b.containers ?? []).map((c) => [c.workload, c.args])).to.deep.equal([
       ['echo', ['--port', '18080']],
       ['echo', ['--port', '17070']],
       ['echo', ['--port', '18085']],
