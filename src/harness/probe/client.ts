@@ -117,6 +117,49 @@ export class AgentClient {
   }
 }
 
+/**
+ * Opens a byte pipe to 127.0.0.1:<port> inside the agent's pod on a connection of its own (op `tunnel`): resolves
+ * with the socket once the port accepted, rejects with the agent's error (e.g. `dial tcp 127.0.0.1:9: ECONNREFUSED`)
+ * or after `timeoutMs` (a port behind a silent DROP must not hang the caller).
+ */
+export async function openTunnel(socketPath: string, port: number, timeoutMs = 10_000): Promise<net.Socket> {
+  const s = await attempt(socketPath, timeoutMs);
+  return new Promise((resolve, reject) => {
+    let buf: Buffer = Buffer.alloc(0);
+    const fail = (e: Error): void => {
+      clearTimeout(timer);
+      s.destroy();
+      reject(e);
+    };
+    const timer = setTimeout(() => fail(new Error(`dial tcp 127.0.0.1:${port}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      buf = Buffer.concat([buf, chunk]);
+      const nl = buf.indexOf(0x0a);
+      if (nl < 0) return;
+      s.off('data', onData);
+      s.off('error', fail);
+      s.off('end', onEnd);
+      s.pause();
+      let msg: AgentResponse;
+      try {
+        msg = JSON.parse(buf.subarray(0, nl).toString('utf8')) as AgentResponse;
+      } catch {
+        return fail(new Error(`probe agent ${socketPath} answered a tunnel with a line that is not JSON`));
+      }
+      if (!msg.ok) return fail(new Error(msg.error));
+      clearTimeout(timer);
+      const rest = buf.subarray(nl + 1);
+      if (rest.length) s.unshift(rest);
+      resolve(s);
+    };
+    const onEnd = (): void => fail(new Error(`probe agent ${socketPath} closed the tunnel before answering`));
+    s.on('data', onData);
+    s.once('error', fail);
+    s.once('end', onEnd);
+    s.write(JSON.stringify({ id: 1, op: 'tunnel', port } satisfies AgentRequest) + '\n');
+  });
+}
+
 function attempt(socketPath: string, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.createConnection(socketPath);

@@ -73,7 +73,9 @@ export interface ProbeResult {
 export type AgentRequest =
   | { id: number; op: 'ping' }
   | { id: number; op: 'probe'; req: ProbeRequest }
-  | { id: number; op: 'marker'; host: string; port: number; token: string };
+  | { id: number; op: 'marker'; host: string; port: number; token: string }
+  /** Alone on its own connection: after the answer the connection pipes bytes to 127.0.0.1:<port> in the pod (the kubelet API's port-forward). */
+  | { id: number; op: 'tunnel'; port: number };
 
 export type AgentResponse =
   | { id: number; ok: true; result?: ProbeResult }

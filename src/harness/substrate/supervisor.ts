@@ -32,6 +32,28 @@ export interface ProcessSpec {
 const MOUNT_SCRIPT =
   'while [ "$1" != -- ]; do n=0; until mkdir -p "$2" && mount --bind "$1" "$2"; do n=$((n+1)); [ $n -lt 5 ] || exit 126; sleep 0.1; done; shift 2; done; shift; exec "$@"';
 
+/**
+ * How every process of a run is started: `ip netns exec <netns>`, the bind mounts, then `setpriv` as its uid/gid with
+ * its capabilities and `--pdeathsig KILL` (it dies with the harness), with the run's base environment plus its own.
+ * Supervisor.start runs it with its output in the log file; the kubelet API's exec runs a command the same way.
+ */
+export function launchArgv(spec: Pick<ProcessSpec, 'netns' | 'argv' | 'uid' | 'gid' | 'caps' | 'mounts' | 'env'>): { argv: string[]; env: Record<string, string> } {
+  const uid = spec.uid ?? 0;
+  const gid = spec.gid ?? uid;
+  const setpriv = ['setpriv', '--pdeathsig', 'KILL'];
+  if (uid !== 0 || gid !== 0) setpriv.push('--reuid', String(uid), '--regid', String(gid), '--clear-groups');
+  if (spec.caps?.length) {
+    const caps = spec.caps.map((c) => `+${c.toLowerCase()}`).join(',');
+    setpriv.push('--inh-caps', caps, '--ambient-caps', caps);
+  }
+  const [bin, ...rest] = spec.argv;
+  const mounts = spec.mounts?.length ? ['sh', '-c', MOUNT_SCRIPT, 'sh', ...spec.mounts.flatMap((m) => [m.source, m.target]), '--'] : [];
+  return {
+    argv: ['ip', 'netns', 'exec', spec.netns, ...mounts, ...setpriv, '--', bin!, ...rest],
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/tmp', ...spec.env },
+  };
+}
+
 export interface Proc {
   spec: ProcessSpec;
   child: ChildProcess;
@@ -49,22 +71,8 @@ export class Supervisor {
     const logFile = join(this.logRoot, spec.pod.replace('/', '_'), `${spec.name}.log`);
     mkdirSync(dirname(logFile), { recursive: true });
     const fd = openSync(logFile, 'a');
-    const uid = spec.uid ?? 0;
-    const gid = spec.gid ?? uid;
-    const setpriv = ['setpriv', '--pdeathsig', 'KILL'];
-    if (uid !== 0 || gid !== 0) setpriv.push('--reuid', String(uid), '--regid', String(gid), '--clear-groups');
-    if (spec.caps?.length) {
-      const caps = spec.caps.map((c) => `+${c.toLowerCase()}`).join(',');
-      setpriv.push('--inh-caps', caps, '--ambient-caps', caps);
-    }
-    const [bin, ...rest] = spec.argv;
-    const mounts = spec.mounts?.length ? ['sh', '-c', MOUNT_SCRIPT, 'sh', ...spec.mounts.flatMap((m) => [m.source, m.target]), '--'] : [];
-    const argv = ['netns', 'exec', spec.netns, ...mounts, ...setpriv, '--', bin!, ...rest];
-    const child = spawn('ip', argv, {
-      stdio: ['ignore', fd, fd],
-      cwd: spec.cwd,
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/tmp', ...spec.env },
-    });
+    const { argv, env } = launchArgv(spec);
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, fd], cwd: spec.cwd, env });
     closeSync(fd);
     const proc: Proc = { spec, child, logFile, exitCode: undefined, exited: Promise.resolve(null) };
     proc.exited = new Promise((res) => {

@@ -41,7 +41,8 @@ export async function runAgent(args: string[], opts: AgentOptions = {}): Promise
     if (e.code !== 'ENOENT') throw e;
   });
   const conns = new Set<net.Socket>();
-  const server = net.createServer((conn) => {
+  // half-open: a tunnel passes the harness's FIN on to the pod's server while its answer still comes back
+  const server = net.createServer({ allowHalfOpen: true }, (conn) => {
     conns.add(conn);
     conn.on('close', () => conns.delete(conn));
     serveConnection(conn);
@@ -90,21 +91,65 @@ function parseSocketArg(args: string[]): string {
 }
 
 function serveConnection(conn: net.Socket): void {
-  conn.setEncoding('utf8');
-  let buf = '';
+  let buf: Buffer = Buffer.alloc(0);
   const send = (resp: AgentResponse): void => {
     if (!conn.destroyed && conn.writable) conn.write(JSON.stringify(resp) + '\n');
   };
-  conn.on('data', (chunk: string) => {
-    buf += chunk;
+  const onData = (chunk: Buffer): void => {
+    buf = Buffer.concat([buf, chunk]);
     let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
+    while ((nl = buf.indexOf(0x0a)) >= 0) {
+      const line = buf.subarray(0, nl).toString('utf8');
+      buf = buf.subarray(nl + 1);
+      const tunnel = tunnelRequest(line);
+      if (tunnel) {
+        // the rest of this connection is the tunnel's bytes
+        conn.off('data', onData);
+        conn.off('end', onEnd);
+        startTunnel(conn, tunnel, buf, send);
+        return;
+      }
       if (line.trim() !== '') void handleLine(line).then(send);
     }
-  });
+  };
+  const onEnd = (): void => void conn.end();
+  conn.on('data', onData);
+  conn.on('end', onEnd);
   conn.on('error', () => undefined);
+}
+
+/** `{"id":N,"op":"tunnel","port":P}`: this connection becomes a byte pipe to 127.0.0.1:P in the pod (port-forward). */
+function tunnelRequest(line: string): Extract<AgentRequest, { op: 'tunnel' }> | null {
+  if (!line.includes('"tunnel"')) return null;
+  try {
+    const msg = JSON.parse(line) as Partial<AgentRequest>;
+    return msg.op === 'tunnel' && typeof msg.id === 'number' && isPort(msg.port) ? (msg as Extract<AgentRequest, { op: 'tunnel' }>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Answers once the pod's port accepts (ok) or refuses (the error, then the connection ends); then pipes both ways. */
+function startTunnel(conn: net.Socket, req: Extract<AgentRequest, { op: 'tunnel' }>, early: Buffer, send: (r: AgentResponse) => void): void {
+  conn.pause();
+  const upstream = net.connect({ host: '127.0.0.1', port: req.port, allowHalfOpen: true });
+  let connected = false;
+  upstream.once('connect', () => {
+    connected = true;
+    send({ id: req.id, ok: true });
+    if (early.length) upstream.write(early);
+    conn.pipe(upstream);
+    upstream.pipe(conn);
+    conn.resume();
+  });
+  upstream.on('error', (e: NodeJS.ErrnoException) => {
+    if (connected) return conn.destroy();
+    send({ id: req.id, ok: false, error: `dial tcp 127.0.0.1:${req.port}: ${e.code ?? e.message}` });
+    conn.end();
+  });
+  // one leg fully closed means both directions are done (or failed): drop the other
+  upstream.once('close', () => conn.destroy());
+  conn.once('close', () => upstream.destroy());
 }
 
 /** One request line → one response; never throws. */

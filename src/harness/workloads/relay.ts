@@ -85,12 +85,21 @@ export function parseHostPort(what: string, value: string): { host: string; port
   return { host: (m[1] ?? m[2])!, port: parsePort(what, m[3]!) };
 }
 
-/** The `relay` workload: `relay --listen <unix socket path> --connect <host>:<port>`, until `stopped` resolves. */
+/** An absolute path is a Unix socket, anything else `host:port`. */
+function parseEnd(what: string, value: string): RelayEnd {
+  return value.startsWith('/') ? { path: value } : parseHostPort(what, value);
+}
+
+/**
+ * The `relay` workload: `relay --listen <unix socket path> --connect <host>:<port>` (the API server to the host), or
+ * the other way round, `--listen <host>:<port> --connect <unix socket path>` (the node agent's kubelet API to the node
+ * namespace), until `stopped` resolves.
+ */
 export async function runRelay(args: readonly string[], stopped: Promise<unknown>): Promise<void> {
   const flags = parseFlags('relay', args, ['listen', 'connect'] as const);
   if (!flags.listen) throw usage('relay: --listen <unix socket path> is required');
   if (!flags.connect) throw usage('relay: --connect <host>:<port> is required');
-  const handle = await startRelay({ listen: { path: flags.listen }, connect: parseHostPort('relay --connect', flags.connect) });
+  const handle = await startRelay({ listen: parseEnd('relay --listen', flags.listen), connect: parseEnd('relay --connect', flags.connect) });
   await stopped;
   await handle.close();
 }
