@@ -31,6 +31,8 @@ const FILES: KubeFiles = {
   serviceAccountPublicKey: '/run/meshproof/ab12/kube/sa.pub',
   tokenFile: '/run/meshproof/ab12/kube/tokens.csv',
   controllerManagerKubeconfig: '/run/meshproof/ab12/kube/controller-manager.kubeconfig',
+  kubeletClientCert: '/run/meshproof/ab12/kube/apiserver-kubelet-client.crt',
+  kubeletClientKey: '/run/meshproof/ab12/kube/apiserver-kubelet-client.key',
 };
 
 describe('kube layer: process flags and credentials text', function () {
@@ -64,6 +66,10 @@ describe('kube layer: process flags and credentials text', function () {
       '--endpoint-reconciler-type=none',
       '--allow-privileged=true',
       '--enable-aggregator-routing=true',
+      '--kubelet-preferred-address-types=InternalIP',
+      '--kubelet-certificate-authority=/run/meshproof/ab12/kube/kube-ca.crt',
+      '--kubelet-client-certificate=/run/meshproof/ab12/kube/apiserver-kubelet-client.crt',
+      '--kubelet-client-key=/run/meshproof/ab12/kube/apiserver-kubelet-client.key',
     ]);
   });
 

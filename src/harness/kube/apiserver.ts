@@ -17,8 +17,10 @@ import { runCapture } from '../substrate/sh.ts';
 import { Supervisor, type Proc } from '../substrate/supervisor.ts';
 import { startRelay, type RelayHandle } from '../workloads/relay.ts';
 
-/** Ports bound inside the node namespace (kube-apiserver --secure-port, etcd client/peer, kcm --secure-port). */
-export const KUBE_PORTS = { 'kube-apiserver': 6443, 'etcd client': 2379, 'etcd peer': 2380, 'kube-controller-manager': 10257 } as const;
+/** Ports bound inside the node namespace (kube-apiserver --secure-port, etcd client/peer, kcm --secure-port, the node agent's kubelet API: kubelet's --port). */
+export const KUBE_PORTS = { 'kube-apiserver': 6443, 'etcd client': 2379, 'etcd peer': 2380, 'kube-controller-manager': 10257, kubelet: 10250 } as const;
+/** CN of the API server's client certificate toward the kubelet API (kubeadm's apiserver-kubelet-client), the only user the node agent serves. */
+export const KUBELET_CLIENT_USER = 'kube-apiserver-kubelet-client';
 /** The issuer every service-account token carries (what a cluster made by kubeadm uses). */
 export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 /** First address of --service-cluster-ip-range: the `kubernetes` Service's ClusterIP. */
@@ -57,6 +59,19 @@ export interface KubeFiles {
   serviceAccountPublicKey: string;
   tokenFile: string;
   controllerManagerKubeconfig: string;
+  /** The API server's client certificate and key toward the kubelet API (CN KUBELET_CLIENT_USER, clientAuth). */
+  kubeletClientCert: string;
+  kubeletClientKey: string;
+}
+
+/**
+ * Where startKubeApi leaves the kubelet API's TLS material for the node agent: its serving certificate and key (IP SAN
+ * the node's InternalIP, the address the API server dials) and the cluster CA that signs both it and the API server's
+ * client certificate.
+ */
+export function kubeletTlsFiles(stateDir: string): { ca: string; cert: string; key: string } {
+  const dir = join(stateDir, 'kube');
+  return { ca: join(dir, 'kube-ca.crt'), cert: join(dir, 'kubelet-serving.crt'), key: join(dir, 'kubelet-serving.key') };
 }
 
 export function etcdArgs(f: Pick<KubeFiles, 'etcdDataDir'>): string[] {
@@ -97,6 +112,12 @@ export function apiserverArgs(f: KubeFiles): string[] {
     '--allow-privileged=true',
     // webhooks are reached through the Service's endpoint IP: there is no cluster DNS (reference §2b)
     '--enable-aggregator-routing=true',
+    // the kubelet API (logs, exec, port-forward): dialled at the Node's InternalIP (the node name resolves nowhere),
+    // its serving certificate checked against the cluster CA, the API server authenticated by its client certificate
+    '--kubelet-preferred-address-types=InternalIP',
+    `--kubelet-certificate-authority=${f.caCert}`,
+    `--kubelet-client-certificate=${f.kubeletClientCert}`,
+    `--kubelet-client-key=${f.kubeletClientKey}`,
   ];
 }
 
@@ -297,6 +318,15 @@ export async function startKubeApi(cluster: NetnsCluster, bins: KubeBins, opts: 
     const serving = await ca.issue('apiserver', { subject: { CN: 'kube-apiserver' }, dns: [...SERVING_SANS.dns], ips: [...SERVING_SANS.ips], eku: ['serverAuth'] });
     const caPath = store.writeCa(ca);
     const servingPaths = store.writeIdentity(serving);
+    // the kubelet API's pair: what kubeadm issues as apiserver-kubelet-client, and a kubelet serving certificate
+    const kubeletClient = await ca.issue('apiserver-kubelet-client', { subject: { CN: KUBELET_CLIENT_USER, O: ['system:masters'] }, eku: ['clientAuth'] });
+    const kubeletServing = await ca.issue('kubelet-serving', { subject: { CN: `system:node:meshproof-${cluster.short}`, O: ['system:nodes'] }, ips: [GATEWAY], eku: ['serverAuth'] });
+    const kubeletClientPaths = store.writeIdentity(kubeletClient);
+    const kubeletServingPaths = store.writeIdentity(kubeletServing);
+    const expectTls = kubeletTlsFiles(cluster.stateDir);
+    if (kubeletServingPaths.cert !== expectTls.cert || kubeletServingPaths.key !== expectTls.key || caPath !== expectTls.ca) {
+      throw new Error(`kube: the kubelet API's files are not where kubeletTlsFiles says (${kubeletServingPaths.cert})`);
+    }
     const adminToken = randomBytes(32).toString('hex');
     const kcmToken = randomBytes(32).toString('hex');
     const saKeys = await newSigningKeyPair();
@@ -320,6 +350,8 @@ export async function startKubeApi(cluster: NetnsCluster, bins: KubeBins, opts: 
         'controller-manager.kubeconfig',
         renderKubeconfig({ name: 'meshproof', server: `https://127.0.0.1:${KUBE_PORTS['kube-apiserver']}`, caPem: ca.certPem, user: CONTROLLER_MANAGER_USER, token: kcmToken }),
       ),
+      kubeletClientCert: kubeletClientPaths.cert,
+      kubeletClientKey: kubeletClientPaths.key,
     };
     mkdirSync(files.etcdDataDir, { mode: 0o700 });
 

@@ -3,9 +3,10 @@
 // account tokens by TokenRequest, ConfigMaps, Secrets, downward API, emptyDirs), init containers in
 // order (a restartable one — Istio's native sidecar — started and gated on its probe), then the
 // containers as processes mapped from their image (pods.ts). It writes Pod status and conditions,
-// confirms deletions, and programs Service VIPs and DNS names from Services and EndpointSlices.
+// confirms deletions, and programs Service VIPs and DNS names from Services and EndpointSlices. It serves the kubelet
+// API (kubelet-api.ts: logs, exec, port-forward) at the node's address for the API server.
 // Everything it reads or writes goes through the Kubernetes API (@kubernetes/client-node).
-import { chmodSync, chownSync, copyFileSync, linkSync, readdirSync, existsSync, mkdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, linkSync, readdirSync, readFileSync, existsSync, mkdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, Watch, setHeaderOptions,
@@ -13,7 +14,11 @@ import {
 } from '@kubernetes/client-node';
 import type { NetnsCluster } from '../substrate/netns/index.ts';
 import { GATEWAY } from '../substrate/netns/index.ts';
-import { Supervisor } from '../substrate/supervisor.ts';
+import { Supervisor, type Proc } from '../substrate/supervisor.ts';
+import { pollUntil } from '../substrate/poll.ts';
+import { openTunnel } from '../probe/client.ts';
+import { KUBE_PORTS, KUBELET_CLIENT_USER, kubeletTlsFiles } from './apiserver.ts';
+import { KubeletApi, type KubeletHost, type KubeletPod } from './kubelet-api.ts';
 import { onTeardown } from '../substrate/lifecycle.ts';
 import { STATE_ROOT } from '../substrate/state.ts';
 import type { ContainerSpec, RunningService } from '../substrate/types.ts';
@@ -42,6 +47,8 @@ interface LocalPod {
   key: string;
   ip: string;
   dir: string;
+  /** Names of the Pod's init containers and containers (the kubelet API finds their processes by them). */
+  containers: string[];
   stopping?: Promise<void>;
   timers: NodeJS.Timeout[];
 }
@@ -66,6 +73,8 @@ export class NodeAgent {
   private poll?: NodeJS.Timeout;
   /** The run's copy of the cached Envoy, reachable by pilot-agent's uid. */
   private envoy = '';
+  private kubelet?: KubeletApi;
+  private kubeletRelay?: Proc;
   readonly facts: NodeFacts;
 
   constructor(
@@ -101,6 +110,7 @@ export class NodeAgent {
       copyFileSync(this.opts.bins.envoy, this.envoy);
     }
     chmodSync(this.envoy, 0o755);
+    await this.startKubeletApi();
     await this.registerNode();
     const w = new Watch(this.kc);
     for (const path of ['/api/v1/pods', '/api/v1/services', '/apis/discovery.k8s.io/v1/endpointslices']) {
@@ -134,12 +144,54 @@ export class NodeAgent {
             allocatable,
             addresses: [{ type: 'InternalIP', address: GATEWAY }, { type: 'Hostname', address: this.nodeName }],
             conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'meshproof node agent is posting ready status', lastHeartbeatTime: now, lastTransitionTime: now }],
+            // the port the API server dials at the InternalIP for logs, exec and port-forward (DaemonEndpoint's JSON name is `Port`)
+            daemonEndpoints: { kubeletEndpoint: { Port: KUBE_PORTS.kubelet } },
             nodeInfo: { kubeletVersion: KUBELET_VERSION, kubeProxyVersion: KUBELET_VERSION, operatingSystem: 'linux', architecture: 'amd64', containerRuntimeVersion: 'meshproof://netns', kernelVersion: '', osImage: 'meshproof netns substrate', bootID: '', machineID: '', systemUUID: '' },
           },
         },
       },
       mergePatch,
     );
+  }
+
+  /**
+   * The kubelet API: HTTPS on a Unix socket in the run's state directory, with the serving certificate startKubeApi
+   * issued, and a relay in the node namespace from the node's address (what the Node's status advertises) to it.
+   */
+  private async startKubeletApi(): Promise<void> {
+    const files = kubeletTlsFiles(this.cluster.stateDir);
+    const host: KubeletHost = {
+      pod: (namespace, name) => this.kubeletPod(namespace, name),
+      tunnel: (pod, port) => openTunnel(this.cluster.pod(`${pod.namespace}/${pod.name}`).socket, port),
+    };
+    this.kubelet = new KubeletApi(host, { ca: readFileSync(files.ca), cert: readFileSync(files.cert), key: readFileSync(files.key) }, KUBELET_CLIENT_USER, (l) => this.log(l));
+    const sock = join(this.cluster.stateDir, 'kube', 'kubelet.sock');
+    await this.kubelet.listen(sock);
+    const relay = this.cluster.supervisor.start({
+      pod: 'node',
+      name: 'kubelet-relay',
+      netns: this.cluster.nodeNetns,
+      // every address of the node namespace, as kubelet's --address 0.0.0.0: the node address (10.244.0.1) exists only
+      // once a pod's link is up, and the API server dials it then
+      argv: [process.execPath, this.cluster.bundle, 'relay', '--listen', `0.0.0.0:${KUBE_PORTS.kubelet}`, '--connect', sock],
+    });
+    this.kubeletRelay = relay;
+    await pollUntil(
+      () => {
+        if (relay.exitCode !== undefined) throw new Error(`kubelet API relay exited (code ${relay.exitCode}): ${Supervisor.tail(relay, 5)}`);
+        return Supervisor.tail(relay, 5).includes('relay listening on') ? true : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 25, what: 'kubelet API relay', detail: () => Supervisor.tail(relay, 3) },
+    );
+  }
+
+  /** A Pod this node runs, with its containers' processes, for the kubelet API. */
+  private kubeletPod(namespace: string, name: string): KubeletPod | undefined {
+    const mine = this.local.get(`${namespace}/${name}`);
+    if (!mine || mine.stopping || this.stopped) return undefined;
+    const procs = this.cluster.pods.get(mine.key)?.procs;
+    if (!procs) return undefined;
+    return { namespace, name, uid: mine.uid, containers: new Map(mine.containers.map((c) => [c, procs.get(c)])) };
   }
 
   /** Schedules a reconcile; reconciles never overlap, and a kick during one runs it once more. */
@@ -253,7 +305,8 @@ export class NodeAgent {
     const dir = join(this.cluster.stateDir, 'kube', 'pods', `${m.namespace}_${m.name}`);
     const app = ownerAppName(pod);
     // claimed before the first await: a reconcile running meanwhile must not start the pod twice
-    const mine: LocalPod = { uid: m.uid!, key, ip: '', dir, timers: [] };
+    const containers = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => c.name);
+    const mine: LocalPod = { uid: m.uid!, key, ip: '', dir, containers, timers: [] };
     this.local.set(key, mine);
     const status: Status = { phase: 'Pending', hostIP: GATEWAY, hostIPs: [{ ip: GATEWAY }], startTime: new Date(), conditions: [cond('PodScheduled', true), cond('Initialized', false), cond('ContainersReady', false), cond('Ready', false)] };
     try {
@@ -492,6 +545,8 @@ export class NodeAgent {
   private stopPod(mine: LocalPod): Promise<void> {
     mine.stopping ??= (async () => {
       for (const t of mine.timers) clearTimeout(t);
+      const [namespace, name] = mine.key.split('/') as [string, string];
+      this.kubelet?.closePod(namespace, name);
       await this.cluster.removePod(mine.key).catch(() => undefined);
       this.local.delete(mine.key);
       this.kick();
@@ -512,6 +567,8 @@ export class NodeAgent {
     for (const a of this.aborts) a.abort();
     await this.running?.catch(() => undefined);
     for (const mine of this.local.values()) for (const t of mine.timers) clearTimeout(t);
+    await this.kubelet?.close();
+    if (this.kubeletRelay) await this.cluster.supervisor.stop(this.kubeletRelay);
     removeSaMountpoint(this.cluster.short);
   }
 }
