@@ -269,6 +269,34 @@ describe('istiod run: nothing survives SIGKILL + janitor, Ctrl-C, or Ctrl-C whil
     await expectNothingLeft(before, rec, iptablesBefore);
   });
 
+  it('Ctrl-C of `meshproof up` without --foreground while its detached keeper is still starting: exit 130 and nothing of the run is left', async () => {
+    const iptablesBefore = hostIptables();
+    // the command a user types: it waits for the keeper (its own process group, so the terminal's Ctrl-C misses it)
+    const cmd = spawn(process.execPath, [BIN, 'up', join(dir, 'mesh'), '--control-plane', 'istiod', '--reports', join(dir, 'reports')], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exit = new Promise<number | null>((res) => cmd.on('exit', (code) => res(code)));
+    const upLog = join(dir, 'reports', 'up.log');
+    // the keeper's run, once its kube API is up (its log goes to <reports>/up.log)
+    const rec = await pollUntil(
+      () => {
+        const log = existsSync(upLog) ? readFileSync(upLog, 'utf8') : '';
+        const runs = readRecords().filter((r) => r.runDir.startsWith(join(dir, 'reports')) && ownerAlive(r));
+        return runs.length === 1 && new RegExp(`run ${runs[0]!.runId} up in`).test(log) && /kube: kube-apiserver ready/.test(log.slice(log.indexOf(runs[0]!.runId))) ? runs[0] : undefined;
+      },
+      { timeoutMs: START_BUDGET_MS, intervalMs: 50, what: 'the keeper\'s kube API' },
+    );
+    const keeper = rec.ownerPid;
+    expect(keeper).to.not.equal(cmd.pid);
+    up = { child: cmd, rec, out: () => '', err: () => '', exit: exit.then((code) => ({ code, signal: null })) };
+    const before = snapshot(rec);
+    expect(before.procs.map((p) => p.name)).to.include.members(['etcd', 'kube-apiserver']);
+
+    process.kill(-cmd.pid!, 'SIGINT'); // the terminal's Ctrl-C: the command's process group
+    expect(await exit).to.equal(130);
+    // the keeper tore its run down and is gone too
+    expect(processStart(keeper) === rec.ownerStart && !zombie(keeper), 'keeper still running').to.equal(false);
+    await expectNothingLeft(before, rec, iptablesBefore);
+  });
+
   // three moments of provisioning: the node namespace just wired (state tmpfs mounted, the capture starting), the kube
   // API just up (no node agent yet), and istiod's manifest just applied (the node agent made the shared service-account
   // mountpoint and is adding pods). A terminal's Ctrl-C reaches the whole group (the API server dies with it, and the

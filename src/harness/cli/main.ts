@@ -145,11 +145,23 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
       ...(opts.apply ?? []).flatMap((f) => ['--apply', f]),
     ];
     const child = spawn(process.execPath, [...process.execArgv, ...args], { detached: true, stdio: ['ignore', out, out, 'ipc'] });
+    // Ctrl-C while the keeper is still starting: it is detached (the terminal's signal misses it), so pass the signal on;
+    // its own teardown removes what it started, and this exits as an interrupted command does
+    const forward = (sig: NodeJS.Signals) => {
+      process.stderr.write(`\nmeshproof: ${sig} received, stopping the run being started...\n`);
+      const code = sig === 'SIGINT' ? 130 : 143;
+      if (child.exitCode !== null || child.signalCode !== null) process.exit(code);
+      child.once('exit', () => process.exit(code));
+      child.kill(sig);
+    };
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    for (const sig of signals) process.on(sig, forward);
     const result = await new Promise<{ ok: boolean; text: string }>((res) => {
       child.on('message', (m: { ok: boolean; text: string }) => res(m));
       // died without a word on the channel: its last `meshproof: ` line in up.log is the error
       child.on('exit', (code) => res({ ok: false, text: lastErrorLine(upLog, logStart) ?? `meshproof up failed (exit ${code}); see ${upLog}` }));
     });
+    for (const sig of signals) process.off(sig, forward);
     child.unref();
     // an exited child has closed the channel already (disconnecting again throws ERR_IPC_DISCONNECTED)
     if (child.connected) child.disconnect();
