@@ -11,7 +11,7 @@ import { UserError } from '../../src/harness/cli/errors.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { STATE_ROOT, teardownRun } from '../../src/harness/substrate/state.ts';
 import { createInternalNetwork, removeRun, RUN_LABEL, runtimeFor, startRunContainer } from '../../src/harness/substrate/docker/containers.ts';
-import { startEngine, type DockerEngine } from '../../src/harness/substrate/docker/engine.ts';
+import { dockerCapture, startEngine, type DockerEngine } from '../../src/harness/substrate/docker/engine.ts';
 import { ensureImages } from '../../src/harness/substrate/docker/images.ts';
 import { dockerJanitor } from '../../src/harness/substrate/docker/janitor.ts';
 import { engineLayout, sharedDataRoot, sharedDataRootLock, type EngineLayout } from '../../src/harness/substrate/docker/layout.ts';
@@ -222,8 +222,10 @@ describe('docker engine: a run killed with SIGKILL, then the janitor', function 
     const engine = await startEngine();
     try {
       expect(engine.layout!.dataRoot).to.equal(sharedDataRoot());
+      // testcontainers' client of this process, now on the new engine's socket
       const { dockerode } = (await runtimeFor(engine)).container;
       expect(await dockerode.listContainers({ all: true })).to.deep.equal([]);
+      expect((await dockerCapture(engine, ['ps', '-aq'])).stdout).to.equal('');
       const again = await ensureImages(engine, { envoys: [{ version: DEFAULT_ENVOY_VERSION, bin: resolveEnvoy(DEFAULT_ENVOY_VERSION).bin }] });
       expect(again.images.map((i) => i.status)).to.deep.equal(['hit', 'hit', 'hit', 'hit']);
     } finally {

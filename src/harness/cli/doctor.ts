@@ -584,7 +584,8 @@ const PROVISION: ProvisionStep[] = [
     run: async (c) => {
       const envoys = dockerEnvoys(c);
       if ('error' in envoys) fail(c.log, 'docker images', { code: null, output: envoys.error });
-      await provisionDockerImages(c.log, envoys);
+      // a failed build or fetch (a mirror down, a full disk) is a FAIL line with its output, then the MISS lines
+      await provisionDockerImages(c.log, envoys).catch((e: Error) => fail(c.log, 'docker images', { code: null, output: e.message }));
     },
   },
   {

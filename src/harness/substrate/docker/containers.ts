@@ -1,31 +1,57 @@
 // testcontainers 11 on meshproof's engine: an internal network per run and containers from the offline images, each
 // labelled with the run id; cleanup is meshproof's own, by that label (Ryuk's image cannot be pulled here).
 import { GenericContainer, getContainerRuntimeClient, StartedNetwork, type ContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { pollUntil } from '../poll.ts';
 import { runCapture } from '../sh.ts';
+import { STATE_ROOT } from '../state.ts';
 import type { DockerEngine } from './engine.ts';
 
 /** The label every container and network of a run carries: its run id. */
 export const RUN_LABEL = 'io.meshproof.run';
 
+/** The per-process socket path testcontainers is given: a symlink to the engine in use (see runtimeFor). */
+export const clientLink = (pid = process.pid): string => join(STATE_ROOT, `tc-${pid}.sock`);
 let clientHost: string | undefined;
 
 /**
- * testcontainers' client for `engine`. testcontainers makes one client per process from DOCKER_HOST (ConfigurationStrategy)
- * and keeps it, so a process talks to one engine; a second, different engine is refused rather than silently missed.
+ * testcontainers' client for `engine`. testcontainers makes one client per process from DOCKER_HOST and keeps it
+ * (client.js), while each run's engine has its own socket; so it is given a per-process path, a symlink pointed at the
+ * socket of the engine in use (dockerode connects anew for every request). A tcp:// engine cannot be linked: a process
+ * talks to one such engine.
  */
 export async function runtimeFor(engine: DockerEngine): Promise<ContainerRuntimeClient> {
-  if (clientHost !== undefined && clientHost !== engine.host) {
-    throw new Error(`testcontainers already talks to ${clientHost} in this process; it cannot switch to ${engine.host}`);
+  let host = engine.host;
+  if (host.startsWith('unix://')) {
+    const link = clientLink();
+    const tmp = `${link}.${randomBytes(3).toString('hex')}`;
+    mkdirSync(STATE_ROOT, { recursive: true, mode: 0o711 });
+    symlinkSync(host.slice('unix://'.length), tmp);
+    renameSync(tmp, link);
+    if (clientHost === undefined) process.once('exit', () => rmSync(link, { force: true }));
+    host = `unix://${link}`;
   }
-  process.env.DOCKER_HOST = engine.host;
+  if (clientHost !== undefined && clientHost !== host) {
+    throw new Error(`testcontainers already talks to ${clientHost} in this process; it cannot switch to ${host}`);
+  }
   process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
   // with /.dockerenv present testcontainers looks up the `bridge` network's gateway (resolve-host.js), which meshproof's
   // engine does not have (--bridge none); published ports live in the engine's namespace anyway (reference §3)
   process.env.TESTCONTAINERS_HOST_OVERRIDE ??= 'localhost';
-  clientHost = engine.host;
-  return getContainerRuntimeClient();
+  // DOCKER_HOST is read once, when the client is made; it is put back so that the next startEngine() does not take
+  // the link for a user's engine
+  const before = process.env.DOCKER_HOST;
+  process.env.DOCKER_HOST = host;
+  try {
+    const client = await getContainerRuntimeClient();
+    clientHost = host;
+    return client;
+  } finally {
+    if (before === undefined) delete process.env.DOCKER_HOST;
+    else process.env.DOCKER_HOST = before;
+  }
 }
 
 /** A user-defined bridge network that is always `internal`: no gateway route, no NAT, on any engine. */

@@ -6,7 +6,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { run } from '../sh.ts';
+import { run, runCapture } from '../sh.ts';
+import { processStart } from '../state.ts';
+import { mountsUnder } from './janitor.ts';
 import { docker, dockerCapture, type DockerEngine } from './engine.ts';
 import { meshproofCache } from './layout.ts';
 
@@ -154,16 +156,32 @@ export const baseRootfsTar = (b: BasePlan): string => join(baseDir(b), 'rootfs.t
 const debsDir = (b: BasePlan, packages: readonly string[]): string => join(imagesCacheDir(), `debs-${debsKey(b, packages).slice(0, 16)}`);
 const recordOf = (tag: string): string => join(imagesCacheDir(), `${tag.replace(/^meshproof\//, '').replace(':', '-')}.json`);
 
-function scratch(): string {
+/** A scratch directory in the cache; those of a process that died (killed mid-debootstrap) are removed first. */
+async function scratch(): Promise<string> {
+  for (const d of readdirSync(imagesCacheDir())) {
+    const m = /^\.tmp-(\d+)-/.exec(d);
+    if (m && processStart(Number(m[1])) === null) await removeScratch(join(imagesCacheDir(), d));
+  }
   const dir = join(imagesCacheDir(), `.tmp-${process.pid}-${randomBytes(3).toString('hex')}`);
   mkdirSync(dir, { recursive: true });
   return dir;
 }
 
+/**
+ * Removes a scratch directory, never through a mount: debootstrap mounts /proc and /sys in its target and, where it
+ * believes it runs in a container (/.dockerenv, as here), binds the host's /dev there; a killed one leaves them.
+ */
+async function removeScratch(dir: string): Promise<void> {
+  for (const m of mountsUnder([dir])) await runCapture(['umount', '--lazy', m]);
+  const left = mountsUnder([dir]);
+  if (left.length) throw new Error(`not removing ${dir}: ${left[0]} is still mounted`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
 /** debootstrap → rootfs.tar (network: the Debian mirror, from the host), once per base hash. */
 async function ensureBaseRootfs(b: BasePlan, log: (l: string) => void): Promise<'hit' | 'built'> {
   if (existsSync(baseRootfsTar(b))) return 'hit';
-  const tmp = scratch();
+  const tmp = await scratch();
   try {
     const rootfs = join(tmp, 'rootfs');
     log(`fix  ${debootstrapArgv(rootfs, b.mirror).join(' ')} (about 1-5 min, ~200 MB)`);
@@ -182,7 +200,7 @@ async function ensureBaseRootfs(b: BasePlan, log: (l: string) => void): Promise<
     log(`     done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return 'built';
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    await removeScratch(tmp);
   }
 }
 
@@ -190,7 +208,7 @@ async function ensureBaseRootfs(b: BasePlan, log: (l: string) => void): Promise<
 async function ensureDebs(b: BasePlan, packages: readonly string[], log: (l: string) => void): Promise<'hit' | 'built'> {
   const dir = debsDir(b, packages);
   if (existsSync(join(dir, 'packages.json'))) return 'hit';
-  const tmp = scratch();
+  const tmp = await scratch();
   try {
     const rootfs = join(tmp, 'rootfs');
     mkdirSync(rootfs);
@@ -211,7 +229,7 @@ async function ensureDebs(b: BasePlan, packages: readonly string[], log: (l: str
     log(`     ${debs.length} .debs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return 'built';
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    await removeScratch(tmp);
   }
 }
 
@@ -247,7 +265,7 @@ function writeImageRecord(tag: string, inputs: unknown, engine: DockerEngine): v
 }
 
 async function buildLayer(engine: DockerEngine, l: LayerPlan, log: (l: string) => void): Promise<void> {
-  const ctx = scratch();
+  const ctx = await scratch();
   try {
     for (const f of l.context) {
       mkdirSync(join(ctx, f.name, '..'), { recursive: true });

@@ -165,6 +165,11 @@ function dockerShorts(): Set<string> {
 export async function dockerJanitor(log: (line: string) => void = () => undefined): Promise<string[]> {
   const live = new Set(readRecords().filter(ownerAlive).map((r) => r.short));
   const removed: string[] = [];
+  // testcontainers' per-process socket links (containers.ts clientLink) of processes that are gone
+  for (const f of safeList(STATE_ROOT)) {
+    const m = /^tc-(\d+)\.sock$/.exec(f);
+    if (m && processStart(Number(m[1])) === null) rmSync(join(STATE_ROOT, f), { force: true });
+  }
   for (const short of dockerShorts()) {
     if (live.has(short)) continue;
     log(`janitor: removing the docker engine of run ${short}`);
