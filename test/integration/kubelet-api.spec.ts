@@ -14,6 +14,7 @@ import { resolveIstio, resolveKube } from '../../src/harness/controlplane/provis
 import { DEFAULT_ISTIO_VERSION } from '../../src/harness/controlplane/versions.ts';
 import { loadIstio } from '../../src/harness/profiles/istio/resources.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
+import { pidsInNetns } from '../../src/harness/substrate/state.ts';
 
 const execFileAsync = promisify(execFile);
 const FIXTURE = 'fixtures/istio/sentences';
@@ -122,6 +123,9 @@ describe('kubelet API: kubectl logs/exec/port-forward and istioctl on a real ist
     const init = await k('logs', name, '-c', 'istio-init');
     expect(init.code, init.stderr).to.equal(0);
     expect(init.stdout).to.include('ISTIO_OUTPUT'); // istio-iptables prints the rules it applied
+    // -f on a container that has exited gives its whole log and ends, as a kubelet's follow does
+    const follow = await k('logs', '-f', name, '-c', 'istio-init');
+    expect([follow.code, follow.stdout]).to.deep.equal([0, init.stdout]);
     const prev = await k('logs', name, '-c', 'istio-proxy', '--previous');
     expect(prev.code).to.equal(1);
     expect(prev.stderr).to.include(`previous terminated container "istio-proxy" in pod "${name}" not found`);
@@ -148,6 +152,19 @@ describe('kubelet API: kubectl logs/exec/port-forward and istioctl on a real ist
     const missing = await k('exec', name, '-c', 'sleep', '--', 'no-such-command-xyz');
     expect(missing.code).to.equal(1);
     expect(missing.stderr).to.include('error executing command in container: exec: "no-such-command-xyz": executable file not found in $PATH');
+    // a client that goes away takes its command with it: nothing is left running in the pod
+    const netns = mesh!.cluster.pod(`default/${name}`).netns;
+    const marker = (): number[] => pidsInNetns([netns]).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === 'sleep\u0000313\u0000';
+      } catch {
+        return false;
+      }
+    });
+    const long = spawn(kubectl, ['--kubeconfig', kubeconfig, 'exec', name, '-c', 'sleep', '--', 'sleep', '313'], { stdio: 'ignore' });
+    await pollUntil(() => (marker().length === 1 ? true : undefined), { timeoutMs: 30_000, intervalMs: 100, what: 'sleep 313 running in the pod' });
+    long.kill('SIGKILL');
+    await pollUntil(() => (marker().length === 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 100, what: 'sleep 313 gone once kubectl is', detail: () => marker().join(',') });
     const noContainer = await k('exec', name, '-c', 'nope', '--', 'true');
     expect(noContainer.code).to.equal(1);
     expect(noContainer.stderr).to.include('container nope is not valid for pod');
