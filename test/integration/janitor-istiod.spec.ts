@@ -30,6 +30,8 @@ interface Snapshot {
   mounts: string[];
   procs: Proc[];
   stateDir: boolean;
+  /** Whatever is named after the run in the state root (its directory, its owner claim). */
+  stateEntries: string[];
   etcNetns: string[];
 }
 
@@ -92,7 +94,8 @@ function mountsOf(rec: RunRecord): string[] {
 function snapshot(rec: RunRecord): Snapshot {
   const netns = netnsOf(netnsPrefix(rec.short));
   const etc = existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((d) => d.startsWith(netnsPrefix(rec.short))) : [];
-  return { netns, mounts: mountsOf(rec), procs: procsOf(rec, netns), stateDir: existsSync(stateDirOf(rec.short)), etcNetns: etc };
+  const entries = existsSync(STATE_ROOT) ? readdirSync(STATE_ROOT).filter((d) => d.startsWith(rec.short)) : [];
+  return { netns, mounts: mountsOf(rec), procs: procsOf(rec, netns), stateDir: existsSync(stateDirOf(rec.short)), stateEntries: entries, etcNetns: etc };
 }
 
 /** The host namespace's rules, without iptables-save's timestamped comment lines. */
@@ -155,7 +158,7 @@ function stillThere(before: Snapshot, rec: RunRecord): Snapshot {
   return { ...now, procs: [...alive, ...now.procs.filter((p) => !alive.some((a) => a.pid === p.pid))] };
 }
 
-const NOTHING: Snapshot = { netns: [], mounts: [], procs: [], stateDir: false, etcNetns: [] };
+const NOTHING: Snapshot = { netns: [], mounts: [], procs: [], stateDir: false, stateEntries: [], etcNetns: [] };
 
 /** Waits (bounded) for the run's processes to finish exiting, then expects nothing of the run to be left. */
 async function expectNothingLeft(before: Snapshot, rec: RunRecord, iptablesBefore: string): Promise<void> {
@@ -233,6 +236,21 @@ describe('istiod run: nothing survives SIGKILL + janitor, Ctrl-C, or Ctrl-C whil
     // other engineers' live runs are never touched (one that ended by itself meanwhile is not the janitor's doing)
     const touched = others.filter((r) => ownerAlive(r) && (janitor.stderr.includes(`run ${r.short}`) || !existsSync(stateDirOf(r.short))));
     expect(touched.map((r) => r.short), 'live runs the janitor removed').to.deep.equal([]);
+  });
+
+  it('SIGKILL while it is still starting (right after kube-apiserver is ready): the janitor removes everything of the run', async () => {
+    const iptablesBefore = hostIptables();
+    up = await startUp(join(dir, 'mesh'), join(dir, 'reports'), { stream: 'stderr', pattern: /kube: kube-apiserver ready/ });
+    const { child, rec } = up;
+    const before = snapshot(rec);
+    expect(before.procs.map((p) => p.name)).to.include.members(['etcd', 'kube-apiserver']);
+    process.kill(child.pid!, 'SIGKILL');
+    await up.exit;
+    expect(snapshot(rec).netns.length, 'namespaces a killed run leaves').to.be.above(0);
+    const janitor = spawnSync(process.execPath, [BIN, 'janitor'], { encoding: 'utf8' });
+    expect(janitor.status, janitor.stderr).to.equal(0);
+    expect(janitor.stderr).to.include(`removing leftovers of run ${rec.short}`);
+    await expectNothingLeft(before, rec, iptablesBefore);
   });
 
   it('the janitor keeps a live run that is still starting (its state directory and namespace exist, its record not yet)', async () => {
