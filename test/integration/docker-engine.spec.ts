@@ -11,7 +11,7 @@ import { UserError } from '../../src/harness/cli/errors.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { STATE_ROOT, teardownRun } from '../../src/harness/substrate/state.ts';
 import { createInternalNetwork, removeRun, RUN_LABEL, runtimeFor, startRunContainer } from '../../src/harness/substrate/docker/containers.ts';
-import { dockerCapture, startEngine, type DockerEngine } from '../../src/harness/substrate/docker/engine.ts';
+import { dockerCapture, pingDocker, startEngine, type DockerEngine } from '../../src/harness/substrate/docker/engine.ts';
 import { ensureImages } from '../../src/harness/substrate/docker/images.ts';
 import { dockerJanitor } from '../../src/harness/substrate/docker/janitor.ts';
 import { engineLayout, sharedDataRoot, sharedDataRootLock, type EngineLayout } from '../../src/harness/substrate/docker/layout.ts';
@@ -130,6 +130,21 @@ describe('docker engine: meshproof\'s own dockerd in a private network namespace
     const { dockerode } = (await runtimeFor(engine)).container;
     const info = await dockerode.getNetwork(network.getId()).inspect() as { Internal: boolean; Labels: Record<string, string> };
     expect([info.Internal, info.Labels[RUN_LABEL]]).to.deep.equal([true, runId]);
+  });
+
+  it('DOCKER_HOST naming a running engine is used as it is (the images are hits there) and left running', async function () {
+    process.env.DOCKER_HOST = engine.host;
+    try {
+      const user = await startEngine();
+      expect([user.owned, user.host, user.layout]).to.deep.equal([false, engine.host, undefined]);
+      const r = await ensureImages(user, { envoys: envoys() });
+      expect(r.images.map((i) => i.status)).to.deep.equal(['hit', 'hit', 'hit', 'hit']);
+      await user.stop();
+      expect(await pingDocker(engine.host)).to.equal(null);
+      expect(readFileSync(`/proc/${dockerdPid}/comm`, 'utf8').trim()).to.equal('dockerd');
+    } finally {
+      delete process.env.DOCKER_HOST;
+    }
   });
 
   it('removes every container and network of the run by its label', async function () {

@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../cli/errors.ts';
+import { findOnPath } from '../../cli/tools.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { pollUntil } from '../poll.ts';
 import { run, runCapture } from '../sh.ts';
@@ -124,6 +125,9 @@ export async function startEngine(opts: StartEngineOptions = {}): Promise<Docker
   const user = process.env.DOCKER_HOST;
   if (user !== undefined && user !== '') return userEngine(user);
   const log = opts.log ?? (() => undefined);
+  for (const tool of ['dockerd', 'nsenter', 'docker']) {
+    if (!findOnPath(tool)) throw new UserError(`${tool} not found: run meshproof doctor --fix --substrate docker (or point DOCKER_HOST at a running engine)`);
+  }
   let ownRun = false;
   let short = opts.short;
   if (!short) {

@@ -6,6 +6,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { UserError } from '../../cli/errors.ts';
+import { findOnPath } from '../../cli/tools.ts';
 import { run, runCapture } from '../sh.ts';
 import { processStart } from '../state.ts';
 import { mountsUnder } from './janitor.ts';
@@ -181,6 +183,7 @@ async function removeScratch(dir: string): Promise<void> {
 /** debootstrap → rootfs.tar (network: the Debian mirror, from the host), once per base hash. */
 async function ensureBaseRootfs(b: BasePlan, log: (l: string) => void): Promise<'hit' | 'built'> {
   if (existsSync(baseRootfsTar(b))) return 'hit';
+  if (!findOnPath('debootstrap')) throw new UserError('debootstrap not found: run meshproof doctor --fix --substrate docker');
   const tmp = await scratch();
   try {
     const rootfs = join(tmp, 'rootfs');
