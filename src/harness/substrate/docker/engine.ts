@@ -138,14 +138,24 @@ export async function startEngine(opts: StartEngineOptions = {}): Promise<Docker
     await mountStateTmpfs(short);
   }
   const runShort = short;
-  const sharedRoot = await takeSharedRoot(runShort);
-  const layout = engineLayout(runShort, sharedRoot ? sharedDataRoot() : runDataRoot(runShort));
-  if (!sharedRoot) log(`docker: the shared image cache ${sharedDataRoot()} is in use by another run; this engine gets ${layout.dataRoot}`);
-  mkdirSync(layout.execRoot, { recursive: true, mode: 0o700 });
-  mkdirSync(layout.dataRoot, { recursive: true, mode: 0o710 });
-  writeFileSync(layout.configFile, '{}\n');
-  const record: EngineRecord = { layout, ownerPid: process.pid, ownerStart: processStart(process.pid) ?? '', sharedRoot };
-  writeFileSync(layout.recordFile, JSON.stringify(record, null, 2));
+  let sharedRoot = false;
+  let layout: EngineLayout;
+  try {
+    sharedRoot = await takeSharedRoot(runShort);
+    layout = engineLayout(runShort, sharedRoot ? sharedDataRoot() : runDataRoot(runShort));
+    if (!sharedRoot) log(`docker: the shared image cache ${sharedDataRoot()} is in use by another run; this engine gets ${layout.dataRoot}`);
+    mkdirSync(layout.execRoot, { recursive: true, mode: 0o700 });
+    mkdirSync(layout.dataRoot, { recursive: true, mode: 0o710 });
+    writeFileSync(layout.configFile, '{}\n');
+    const record: EngineRecord = { layout, ownerPid: process.pid, ownerStart: processStart(process.pid) ?? '', sharedRoot };
+    writeFileSync(layout.recordFile, JSON.stringify(record, null, 2));
+  } catch (e) {
+    // nothing is running yet: what was made goes
+    await removeEngineLeftovers(runShort, { keepDataRoot: sharedRoot });
+    if (sharedRoot) releaseSharedRoot(runShort);
+    if (ownRun) await teardownRun(runShort);
+    throw e;
+  }
   const supervisor = new Supervisor(join(layout.dir, 'logs'));
   const host = `unix://${layout.socket}`;
   let proc: Proc | undefined;
