@@ -3,7 +3,10 @@
 // .mocharc.yml) or by `meshproof run` after mocha returns (cli/mocha.ts). No imports: the unit tests load it too.
 type Stop = () => Promise<void>;
 
-const stops = new Set<Stop>();
+// One registry per process: `meshproof run` imports this module as ESM while mocha require()s the suites, which
+// load their own (CommonJS) copy of it; both copies must see the same set.
+const KEY = Symbol.for('meshproof.keptUntilRunEnd');
+const stops: Set<Stop> = ((globalThis as Record<symbol, unknown>)[KEY] ??= new Set<Stop>()) as Set<Stop>;
 
 /** Keeps something until the run ends; returns the function that lets go of it (it was stopped another way). */
 export function keepUntilRunEnd(stop: Stop): () => void {
