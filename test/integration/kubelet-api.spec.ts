@@ -197,6 +197,18 @@ describe('kubelet API: kubectl logs/exec/port-forward and istioctl on a real ist
     }
   });
 
+  it('the kubelet API is at the Node\'s advertised address and port, and serves no one without the API server\'s client certificate', async () => {
+    const node = (await mesh!.api.kc.makeApiClient(CoreV1Api).listNode()).items[0]!;
+    const ip = node.status!.addresses!.find((a) => a.type === 'InternalIP')!.address;
+    const port = node.status!.daemonEndpoints!.kubeletEndpoint!.Port;
+    expect([ip, port]).to.deep.equal(['10.244.0.1', 10250]);
+    const name = podOf('sleep').metadata!.name!;
+    // from inside a pod, as anything on the pod network would: TLS with the cluster CA's serving certificate, then 401
+    const curl = await mesh!.cluster.exec(`default/${name}`, ['curl', '-sS', '--max-time', '10', '--cacert', mesh!.api.caPath, '-o', '/dev/null', '-w', '%{http_code}',
+      `https://${ip}:${port}/containerLogs/default/${name}/sleep`]);
+    expect([curl.code, curl.stdout], curl.stderr).to.deep.equal([0, '401']);
+  });
+
   it('istioctl proxy-status: every sidecar SYNCED, through a port-forward to istiod', async () => {
     const injected = pods.filter((p) => p.spec?.initContainers?.some((c) => c.name === 'istio-proxy') || p.spec?.containers.some((c) => c.name === 'istio-proxy'));
     expect(injected.map((p) => p.metadata!.name!.replace(/-[^-]+-[^-]+$/, '')).sort()).to.deep.equal(['age', 'sleep']);

@@ -198,6 +198,8 @@ export interface KubeletTls {
 export class KubeletApi {
   private readonly server: Server;
   private readonly live = new Set<{ kill(): void; pod?: string }>();
+  /** Upgraded sockets: the HTTP server no longer tracks them, so close() ends them itself. */
+  private readonly upgraded = new Set<Duplex>();
   private path = '';
 
   constructor(
@@ -230,8 +232,10 @@ export class KubeletApi {
   async close(): Promise<void> {
     for (const l of [...this.live]) l.kill();
     this.live.clear();
-    await new Promise<void>((r) => this.server.close(() => r()));
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
     this.server.closeAllConnections();
+    for (const s of this.upgraded) s.destroy();
+    await closed;
     if (this.path) rmSync(this.path, { force: true });
   }
 
@@ -279,6 +283,8 @@ export class KubeletApi {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
+    this.upgraded.add(socket);
+    socket.once('close', () => this.upgraded.delete(socket));
     try {
       this.authenticate(req);
       const url = new URL(req.url ?? '/', 'https://kubelet');
