@@ -287,6 +287,35 @@ describe('istiod run: nothing survives SIGKILL + janitor, Ctrl-C, or Ctrl-C whil
     await expectNothingLeft(before, rec, iptablesBefore);
   });
 
+  it('a pod replaced by a rollout leaves no process (its Envoy outlives a pilot-agent killed mid-drain); Ctrl-C then leaves nothing', async () => {
+    const iptablesBefore = hostIptables();
+    up = await startUp(join(dir, 'mesh'), join(dir, 'reports'), { stream: 'stdout', pattern: /export KUBECONFIG=/ });
+    const { child, rec } = up;
+    const before = snapshot(rec);
+    const envoys = before.procs.filter((p) => p.name === 'envoy');
+    expect(envoys.length, 'the sleep pod\'s Envoy').to.equal(1);
+    const oldPod = before.netns.find((n) => n.includes('-default-sleep-'))!;
+    expect(oldPod).to.be.a('string');
+    const kubectl = spawnSync('kubectl', ['rollout', 'restart', 'deployment/sleep', '-n', 'default'], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: join(stateDirOf(rec.short), 'kube', 'kubeconfig') } });
+    expect(kubectl.status, kubectl.stderr).to.equal(0);
+    // the node agent removes the old pod once its replacement runs
+    await pollUntil(
+      () => {
+        const ns = netnsOf(netnsPrefix(rec.short));
+        return !ns.includes(oldPod) && ns.some((n) => n.includes('-default-sleep-')) ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 200, what: `the old pod ${oldPod} replaced`, detail: () => netnsOf(netnsPrefix(rec.short)).join(' ') },
+    );
+    const alive = () => envoys.filter((p) => processStart(p.pid) === p.start && !zombie(p.pid));
+    await pollUntil(() => (alive().length === 0 ? true : undefined), { timeoutMs: 10_000, intervalMs: 100, what: 'the old pod\'s Envoy to exit' }).catch(() => undefined);
+    expect(alive().map((p) => p.pid), 'the replaced pod\'s Envoy still runs').to.deep.equal([]);
+
+    const during = snapshot(rec);
+    process.kill(-child.pid!, 'SIGINT');
+    expect((await up.exit).code, up.err().slice(-2000)).to.equal(130);
+    await expectNothingLeft({ ...during, procs: [...before.procs, ...during.procs] }, rec, iptablesBefore);
+  });
+
   it('Ctrl-C of `meshproof up` without --foreground while its detached keeper is still starting: exit 130 and nothing of the run is left', async () => {
     const iptablesBefore = hostIptables();
     // the command a user types: it waits for the keeper (its own process group, so the terminal's Ctrl-C misses it)

@@ -184,13 +184,39 @@ async function killAll(pids: number[], graceMs: number): Promise<void> {
 }
 
 /**
+ * Stops every process in the namespaces `names`, also those no supervisor started: pilot-agent's Envoy outlives a
+ * pilot-agent killed while it drains (Istio starts Envoy without a parent-death signal), and once its namespace is
+ * deleted it runs on in a namespace nobody can name.
+ */
+export async function stopNetnsProcesses(names: string[], graceMs = 1000): Promise<void> {
+  await killAll(pidsInNetns(names), graceMs);
+}
+
+/** Pids of processes that run a file of the run's state directory or work in it (a pod's Envoy copy, pilot-agent). */
+function pidsUsingStateDir(short: string): number[] {
+  const dir = `${stateDirOf(short)}/`;
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const argv0 = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0')[0] ?? '';
+      if (argv0.startsWith(dir) || `${readlinkSync(`/proc/${entry}/cwd`)}/`.startsWith(dir)) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile, or a kernel thread
+    }
+  }
+  return pids;
+}
+
+/**
  * Removes everything a run created: its processes, namespaces (their veths go with them),
  * /etc/netns/<name> files used for per-pod DNS, and the state directory with its keys.
  */
 export async function teardownRun(short: string, graceMs = 1000): Promise<void> {
   const prefix = netnsPrefix(short);
   const names = listNetns().filter((n) => n.startsWith(prefix));
-  await killAll(pidsInNetns(names), graceMs);
+  // also a process left in a namespace already deleted (a removed pod's Envoy): it still runs the run's files
+  await killAll([...new Set([...pidsInNetns(names), ...pidsUsingStateDir(short)])], graceMs);
   if (names.length > 0) {
     const r = await runCapture(['ip', '-force', '-batch', '-'], { input: names.map((n) => `netns delete ${n}`).join('\n') + '\n' });
     if (r.code !== 0) {

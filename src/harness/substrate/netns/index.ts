@@ -11,7 +11,7 @@ import { AgentClient } from '../../probe/client.ts';
 import { newToken, WireCanary } from '../../probe/canary.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
-import { mountStateTmpfs, newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
+import { mountStateTmpfs, newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, stopNetnsProcesses, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
 import { buildPodBundle } from '../bundle.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { validateTopology, podKey } from '../topology.ts';
@@ -236,6 +236,8 @@ export class NetnsCluster implements Cluster {
     const p = this.pod(ref);
     p.agent?.close();
     await Promise.all([...p.procs.values()].map((proc) => this.supervisor.stop(proc, 2000)));
+    // what its processes started and left behind (pilot-agent's Envoy), before the namespace loses its name
+    await stopNetnsProcesses([p.netns]);
     await runCapture(['ip', 'netns', 'del', p.netns]);
     rmSync(join('/etc/netns', p.netns), { recursive: true, force: true });
     this.pods.delete(p.key);
