@@ -110,7 +110,8 @@ describe('kubelet API: kubectl logs/exec/port-forward and istioctl on a real ist
   it('kubectl logs: a container log as the node agent keeps it, --tail, and the errors a kubelet gives', async () => {
     const sleep = podOf('sleep');
     const name = sleep.metadata!.name!;
-    const logFile = mesh!.cluster.containerLog(`default/${name}`, 'istio-proxy');
+    // the file the Supervisor writes the container's output to
+    const logFile = mesh!.cluster.pod(`default/${name}`).procs.get('istio-proxy')!.logFile;
     const all = await k('logs', name, '-c', 'istio-proxy');
     expect(all.code, all.stderr).to.equal(0);
     // pilot-agent's own start-up lines, through the API server from the kubelet API
