@@ -172,8 +172,9 @@ describe('docker provisioning: versions and doctor entries', function () {
     expect(checkNames('run', ['docker'])).to.deep.equal([...checkNames('run'), 'docker', 'docker images']);
   });
 
-  it('--substrate takes netns and docker; anything else is one line naming the choices', function () {
-    expect(parseDoctorSubstrates(undefined)).to.deep.equal([]);
+  it('--substrate takes netns and docker (none given: docker too, as npm test uses it); anything else is one line naming the choices', function () {
+    // no --substrate: what npm test uses, and its integration tests start the docker engine
+    expect(parseDoctorSubstrates(undefined)).to.deep.equal(['docker']);
     expect(parseDoctorSubstrates('docker')).to.deep.equal(['docker']);
     expect(parseDoctorSubstrates('netns,docker')).to.deep.equal(['docker']);
     expect(parseDoctorSubstrates('netns')).to.deep.equal([]);

@@ -286,16 +286,20 @@ interface CheckContext {
   envoyVersion: string;
   /** The Istio versions whose istiod, pilot-agent and istioctl (and their Envoy) are checked. */
   istioVersions: string[];
-  /** Substrates whose own entries are checked too (`--substrate docker`); none by default (netns is always checked). */
+  /** Substrates whose own entries are checked too (`--substrate docker`; netns is always checked). */
   substrates: string[];
 }
 
 /** The substrates doctor provisions beyond netns (which is always checked). */
 export const DOCTOR_SUBSTRATES = ['netns', 'docker'] as const;
 
-/** `--substrate docker` (comma-separated): the substrates whose entries doctor adds; an unknown one is one line naming those there are. */
+/**
+ * `--substrate docker` (comma-separated): the substrates whose entries doctor adds; an unknown one is one line naming
+ * those there are. None given: every substrate `npm test` uses — its integration tests start the docker engine and
+ * build the offline images, so the README's setup command must provision them (`--substrate netns` skips docker).
+ */
 export function parseDoctorSubstrates(value: string | undefined): string[] {
-  if (value === undefined) return [];
+  if (value === undefined) return ['docker'];
   const names = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
   const unknown = names.filter((n) => !(DOCTOR_SUBSTRATES as readonly string[]).includes(n));
   if (unknown.length || names.length === 0) throw new UserError(`--substrate ${value}: choose from ${DOCTOR_SUBSTRATES.join(', ')}, e.g. --substrate docker`);
