@@ -326,6 +326,7 @@ describe('istiod run: nothing survives SIGKILL + janitor, Ctrl-C, or Ctrl-C whil
     const rec = await pollUntil(
       () => {
         const log = existsSync(upLog) ? readFileSync(upLog, 'utf8') : '';
+        if (cmd.exitCode !== null) throw new Error(`meshproof up exited (code ${cmd.exitCode}) before its keeper's kube API was up:\n${log.slice(-2000)}`);
         const runs = readRecords().filter((r) => r.runDir.startsWith(join(dir, 'reports')) && ownerAlive(r));
         return runs.length === 1 && new RegExp(`run ${runs[0]!.runId} up in`).test(log) && /kube: kube-apiserver ready/.test(log.slice(log.indexOf(runs[0]!.runId))) ? runs[0] : undefined;
       },
