@@ -132,16 +132,22 @@ describe('dataplane/envoy sidecar: renderSidecar', () => {
     expect(renderSidecar(plan('PERMISSIVE'))).to.equal(renderSidecar(plan('PERMISSIVE')));
   });
 
-  it('virtualInbound: 0.0.0.0:15006, original_dst + tls_inspector + http_inspector, 0.1s detection, blackhole chain first', () => {
+  it('virtualInbound: 0.0.0.0:15006, original_dst + tls_inspector + http_inspector, no detection limit, blackhole chain first', () => {
     const l = listener(render('PERMISSIVE'), 'virtualInbound');
     expect(l.address).to.deep.equal({ socket_address: { address: '0.0.0.0', port_value: 15006 } });
     expect(l.continue_on_listener_filters_timeout).to.equal(true);
-    expect(l.listener_filters_timeout).to.equal('0.1s');
+    // istiod 1.28.2's virtualInbound (config_dump): listener_filters_timeout 0s, protocolDetectionTimeout's default
+    expect(l.listener_filters_timeout).to.equal('0s');
     expect(arr(l.listener_filters)).to.deep.equal([
       { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst' } },
       // no TLS inspection on the blackhole port (istiod 1.28.2's virtualInbound does the same)
       { name: 'envoy.filters.listener.tls_inspector', filter_disabled: { destination_port_range: { start: 15006, end: 15007 } }, typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } },
-      { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector' } },
+      // istiod 1.28.2 disables HTTP sniffing on 15006 and on every port that declares http, grpc, http2 or tcp
+      {
+        name: 'envoy.filters.listener.http_inspector',
+        filter_disabled: { or_match: { rules: [15006, 5000, 6000].map((p) => ({ destination_port_range: { start: p, end: p + 1 } })) } },
+        typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector' },
+      },
     ]);
     expect(arr(l.filter_chains)[0]).to.deep.equal({
       name: 'virtualInbound-blackhole',

@@ -5,7 +5,7 @@
 // pilot/pkg/networking/util/proxy_headers.go (gateways: XFCC SANITIZE_SET).
 import { stringify } from 'yaml';
 import { ISTIO_PORTS, type GatewayServerPlan, type SidecarPlan } from '../../profiles/istio/plan.ts';
-import { checkPlan, outboundCluster, outboundClusterName, router, tlsParams } from './sidecar.ts';
+import { checkPlan, outboundCluster, outboundClusterName, router, tlsParams, UPGRADE_CONFIGS } from './sidecar.ts';
 import { addr, T, type Obj } from './common.ts';
 
 /** What Istio's gateway offers on HTTPS servers (gateway.go: h2 then http/1.1). */
@@ -43,6 +43,8 @@ function gatewayHcm(port: number, s: GatewayServerPlan): Obj {
       // gateways sanitize what the caller sent and set the verified client certificate's details
       forward_client_cert_details: 'SANITIZE_SET',
       set_current_client_cert_details: { subject: true, dns: true, uri: true },
+      // gateway.go builds its HCMs with buildHTTPConnectionManager too: WebSocket upgrades allowed
+      upgrade_configs: [...UPGRADE_CONFIGS],
       route_config: { name: `${s.protocol.toLowerCase()}.${port}`, virtual_hosts: virtualHosts },
       http_filters: [router()],
     },

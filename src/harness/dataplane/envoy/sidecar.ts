@@ -10,6 +10,7 @@ import {
   type MtlsMode,
   type OutboundService,
   type OutboundSubset,
+  type PortProtocol,
   type SidecarPlan,
 } from '../../profiles/istio/plan.ts';
 import { addr, T, type Obj } from './common.ts';
@@ -34,6 +35,16 @@ export const INBOUND_TCP_TLS_ALPNS = ['istio-peer-exchange', 'h2', 'http/1.1'] a
  */
 export const OUTBOUND_TCP_ALPNS = ['istio-peer-exchange', 'istio'] as const;
 export const OUTBOUND_HTTP_ALPNS = ['istio-http/1.1', 'istio'] as const;
+/** An HTTP/2 cluster (http2/grpc port): istiod sets [...,"istio","h2"], which Istio's ALPN filter rewrites to istio-h2. */
+export const OUTBOUND_H2_ALPNS = ['istio-h2', 'istio'] as const;
+
+/** Every HCM istiod builds allows WebSocket upgrades (listener_builder.go buildHTTPConnectionManager; sidecar and gateway). */
+export const UPGRADE_CONFIGS: readonly Obj[] = [{ upgrade_type: 'websocket' }];
+/**
+ * MeshConfig protocolDetectionTimeout default: 0s, no limit (istiod 1.28.2's config_dump: every listener_filters_timeout
+ * is 0s with continue_on_listener_filters_timeout true). A sniffer waits as long as the client does.
+ */
+export const PROTOCOL_DETECTION_TIMEOUT = '0s';
 
 /** Istio's default mesh cipher suites (BuildInboundTLS / SupportedCiphers). */
 const CIPHER_SUITES = [
@@ -116,13 +127,27 @@ function upstreamTls(mode: Exclude<ClientTlsMode, 'DISABLE' | 'AUTO'>, svc: Outb
   common.validation_context = validation;
   const ctx: Obj = { '@type': T.upstreamTls, common_tls_context: common };
   if (mode === 'ISTIO_MUTUAL') {
-    common.alpn_protocols = [...(svc.protocol === 'http' ? OUTBOUND_HTTP_ALPNS : OUTBOUND_TCP_ALPNS)];
+    // A sniffed (auto) port's one cluster serves its tcp_proxy and its HCM: the TCP list, whose mTLS chain every
+    // inbound mode matches (Istio's ALPN filter, not in upstream Envoy, would rewrite it for the HTTP path).
+    common.alpn_protocols = [...(svc.http2 ? OUTBOUND_H2_ALPNS : svc.protocol === 'http' ? OUTBOUND_HTTP_ALPNS : OUTBOUND_TCP_ALPNS)];
     ctx.sni = outboundSni(svc.port, subset.name, svc.fqdn);
   } else {
     // SIMPLE/MUTUAL originate TLS to a non-mesh server: name it by the service host (DR `sni` is not in the plan).
     ctx.sni = svc.fqdn;
   }
   return { name: 'envoy.transport_sockets.tls', typed_config: ctx };
+}
+
+/**
+ * cluster_builder.go: HTTP/2 to a declared http2/grpc port (setH2Options), the downstream's protocol to a sniffed
+ * one (use_downstream_protocol_config); nothing (HTTP/1.1) for the rest (istiod 1.28.2's config_dump).
+ */
+function httpProtocolOptions(p: { protocol: PortProtocol; http2?: boolean }): Obj | undefined {
+  let options: Obj;
+  if (p.http2) options = { explicit_http_config: { http2_protocol_options: {} } };
+  else if (p.protocol === 'auto') options = { use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } };
+  else return undefined;
+  return { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': T.httpOptions, ...options } };
 }
 
 function rawBuffer(): Obj {
@@ -149,6 +174,7 @@ function inboundHcm(statPrefix: string, routeName: string, cluster: string): Obj
       use_remote_address: false,
       forward_client_cert_details: 'APPEND_FORWARD',
       set_current_client_cert_details: { subject: true, uri: true, dns: true },
+      upgrade_configs: [...UPGRADE_CONFIGS],
       route_config: {
         name: routeName,
         virtual_hosts: [{ name: routeName, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }] }],
@@ -185,9 +211,12 @@ function chain(s: ChainSpec, certs: Certs): Obj {
   return out;
 }
 
-/** filterchain_options.go getFilterChainMatchOptions for a declared (HTTP or TCP) service port. */
+/** filterchain_options.go getFilterChainMatchOptions for a service port: declared HTTP or TCP, or sniffed (auto). */
 function portChains(p: InboundPort): ChainSpec[] {
-  const base = { name: `0.0.0.0_${p.port}`, port: p.port, protocol: p.protocol, cluster: inboundClusterName(p.port), statPrefix: `inbound_0.0.0.0_${p.port}` };
+  const where = { port: p.port, cluster: inboundClusterName(p.port), statPrefix: `inbound_0.0.0.0_${p.port}` };
+  // a port that declares no protocol gets the sniffing chains of the passthrough, on its own port and cluster
+  if (p.protocol === 'auto') return sniffedChains(p.mode, { ...where, tcpName: `0.0.0.0_${p.port}`, httpName: `0.0.0.0_${p.port}` });
+  const base = { ...where, name: `0.0.0.0_${p.port}`, protocol: p.protocol };
   switch (p.mode) {
     case 'STRICT':
       return [{ ...base, transport: 'tls', mtls: true }];
@@ -205,10 +234,11 @@ function portChains(p: InboundPort): ChainSpec[] {
   }
 }
 
-/** Passthrough chains for ports without a service port: protocol sniffed (ListenerProtocolAuto), plan.defaultMode. */
-function passthroughChains(mode: MtlsMode): ChainSpec[] {
-  const tcp = { name: VIRTUAL_INBOUND, protocol: 'tcp' as const, cluster: INBOUND_PASSTHROUGH_CLUSTER, statPrefix: INBOUND_PASSTHROUGH_CLUSTER };
-  const http = { ...tcp, name: `${VIRTUAL_INBOUND}-catchall-http`, protocol: 'http' as const };
+/** Chains of a sniffed port (ListenerProtocolAuto): HTTP by the ALPN the inspectors found, else TCP. */
+function sniffedChains(mode: MtlsMode, w: { tcpName: string; httpName: string; port?: number; cluster: string; statPrefix: string }): ChainSpec[] {
+  const tcp: Omit<ChainSpec, 'mtls'> = { name: w.tcpName, protocol: 'tcp', cluster: w.cluster, statPrefix: w.statPrefix };
+  if (w.port !== undefined) tcp.port = w.port;
+  const http = { ...tcp, name: w.httpName, protocol: 'http' as const };
   switch (mode) {
     case 'STRICT': // inboundStrictFilterChainMatchOptions: plaintext finds no chain
       return [
@@ -231,32 +261,40 @@ function passthroughChains(mode: MtlsMode): ChainSpec[] {
   }
 }
 
+/** A listener filter's filter_disabled for these destination ports. */
+function onPorts(ports: number[]): Obj {
+  const ranges = ports.map((port) => ({ destination_port_range: { start: port, end: port + 1 } }));
+  // an or_match needs two rules or more (ListenerFilterChainMatchPredicate.MatchSet)
+  return ranges.length === 1 ? ranges[0]! : { or_match: { rules: ranges } };
+}
+
 function virtualInbound(plan: SidecarPlan): Obj {
   const blackhole: Obj = {
     name: `${VIRTUAL_INBOUND}-blackhole`,
     filter_chain_match: { destination_port: ISTIO_PORTS.inbound },
     filters: [tcpProxy(BLACKHOLE_CLUSTER, BLACKHOLE_CLUSTER)],
   };
-  const specs = [...passthroughChains(plan.defaultMode), ...plan.inbound.flatMap(portChains)];
+  // ports without a service port: sniffed, plan.defaultMode
+  const passthrough = { tcpName: VIRTUAL_INBOUND, httpName: `${VIRTUAL_INBOUND}-catchall-http`, cluster: INBOUND_PASSTHROUGH_CLUSTER, statPrefix: INBOUND_PASSTHROUGH_CLUSTER };
+  const specs = [...sniffedChains(plan.defaultMode, passthrough), ...plan.inbound.flatMap(portChains)];
   // istiod disables TLS inspection where no chain matches on TLS: the blackhole port and DISABLE ports (seen in
   // istiod 1.28.2's virtualInbound config_dump; pilot/pkg/networking/core/listener_builder.go). A ClientHello to a
   // DISABLE port then meets its raw_buffer chain and reaches the app as bytes.
   const uninspected = [ISTIO_PORTS.inbound, ...plan.inbound.filter((p) => p.mode === 'DISABLE').map((p) => p.port)];
   const tlsInspector: Obj = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': T.tlsInspector } };
-  const ranges = uninspected.map((port) => ({ destination_port_range: { start: port, end: port + 1 } }));
-  // an or_match needs two rules or more (ListenerFilterChainMatchPredicate.MatchSet)
-  tlsInspector.filter_disabled = ranges.length === 1 ? ranges[0] : { or_match: { rules: ranges } };
+  tlsInspector.filter_disabled = onPorts(uninspected);
+  // HTTP sniffing only where a chain matches on plaintext ALPN: the passthrough and auto ports (the same config_dump
+  // disables http_inspector on 15006 and on every port declaring http, http2, grpc or tcp), so with no detection
+  // limit a declared port waits for no HTTP bytes.
+  const httpInspector: Obj = { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': T.httpInspector } };
+  httpInspector.filter_disabled = onPorts([ISTIO_PORTS.inbound, ...plan.inbound.filter((p) => p.protocol !== 'auto').map((p) => p.port)]);
   return {
     name: VIRTUAL_INBOUND,
     address: addr('0.0.0.0', ISTIO_PORTS.inbound),
     traffic_direction: 'INBOUND',
     continue_on_listener_filters_timeout: true,
-    listener_filters_timeout: '0.1s',
-    listener_filters: [
-      { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': T.originalDst } },
-      tlsInspector,
-      { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': T.httpInspector } },
-    ],
+    listener_filters_timeout: PROTOCOL_DETECTION_TIMEOUT,
+    listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': T.originalDst } }, tlsInspector, httpInspector],
     filter_chains: [blackhole, ...specs.map((s) => chain(s, plan.certs))],
   };
 }
@@ -289,39 +327,56 @@ function outboundTargets(svc: OutboundService): { cluster: string } | { weighted
   return weighted.length === 1 ? { cluster: weighted[0]!.name } : { weighted };
 }
 
+function outboundHcm(svc: OutboundService, name: string, route: Obj): Obj {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': T.hcm,
+      stat_prefix: `outbound_${name}`,
+      use_remote_address: false,
+      upgrade_configs: [...UPGRADE_CONFIGS],
+      route_config: {
+        // istiod's route name: the port of a declared HTTP port, `<fqdn>:<port>` of a sniffed one
+        name: svc.protocol === 'auto' ? `${svc.fqdn}:${svc.port}` : String(svc.port),
+        virtual_hosts: [{ name: `${svc.fqdn}:${svc.port}`, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route }] }],
+      },
+      http_filters: [router()],
+    },
+  };
+}
+
+function outboundTcpProxy(svc: OutboundService, target: ReturnType<typeof outboundTargets>): Obj {
+  const cfg: Obj = { '@type': T.tcpProxy, stat_prefix: `outbound|${svc.port}||${svc.fqdn}` };
+  if ('cluster' in target) cfg.cluster = target.cluster;
+  else cfg.weighted_clusters = { clusters: target.weighted };
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: cfg };
+}
+
 function outboundListener(svc: OutboundService): Obj {
   const name = `${svc.vip}_${svc.port}`;
   const target = outboundTargets(svc);
-  let filter: Obj;
-  if (svc.protocol === 'http') {
+  const listener: Obj = { name, address: addr(svc.vip, svc.port), traffic_direction: 'OUTBOUND', bind_to_port: false };
+  const httpRoute = (): Obj => {
     const route: Obj = 'cluster' in target ? { cluster: target.cluster } : { weighted_clusters: { clusters: target.weighted } };
     route.timeout = '0s';
-    filter = {
-      name: 'envoy.filters.network.http_connection_manager',
-      typed_config: {
-        '@type': T.hcm,
-        stat_prefix: `outbound_${name}`,
-        use_remote_address: false,
-        route_config: {
-          name: String(svc.port),
-          virtual_hosts: [{ name: `${svc.fqdn}:${svc.port}`, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route }] }],
-        },
-        http_filters: [router()],
-      },
-    };
-  } else {
-    const cfg: Obj = { '@type': T.tcpProxy, stat_prefix: `outbound|${svc.port}||${svc.fqdn}` };
-    if ('cluster' in target) cfg.cluster = target.cluster;
-    else cfg.weighted_clusters = { clusters: target.weighted };
-    filter = { name: 'envoy.filters.network.tcp_proxy', typed_config: cfg };
-  }
-  return {
-    name,
-    address: addr(svc.vip, svc.port),
-    traffic_direction: 'OUTBOUND',
-    bind_to_port: false,
-    filter_chains: [{ name, filters: [filter] }],
+    return route;
   };
+  if (svc.protocol === 'auto') {
+    // A port that declares no protocol is sniffed (istiod 1.28.2's config_dump of <vip>_<port>): http_inspector with
+    // no detection limit, HTTP/1.1 or h2c to the HCM, anything else to tcp_proxy; a server-first client waits.
+    const tcp = svc.routes.length === 0 ? target : { cluster: outboundClusterName(svc.port, '', svc.fqdn) };
+    listener.listener_filters = [{ name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': T.httpInspector } }];
+    listener.listener_filters_timeout = PROTOCOL_DETECTION_TIMEOUT;
+    listener.continue_on_listener_filters_timeout = true;
+    listener.filter_chains = [
+      { name, filter_chain_match: { transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] }, filters: [outboundHcm(svc, name, httpRoute())] },
+    ];
+    listener.default_filter_chain = { name: `${name}-tcp`, filters: [outboundTcpProxy(svc, tcp)] };
+    return listener;
+  }
+  const filter = svc.protocol === 'http' ? outboundHcm(svc, name, httpRoute()) : outboundTcpProxy(svc, target);
+  listener.filter_chains = [{ name, filters: [filter] }];
+  return listener;
 }
 
 // ---------------------------------------------------------------- clusters
@@ -342,6 +397,8 @@ export function outboundCluster(svc: OutboundService, subset: OutboundSubset, ce
     lb_policy: 'ROUND_ROBIN',
     load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: subset.endpoints.map(lbEndpoint) }] },
   };
+  const options = httpProtocolOptions(svc);
+  if (options) cluster.typed_extension_protocol_options = options;
   switch (subset.tls) {
     case 'DISABLE':
       break;
@@ -357,16 +414,19 @@ export function outboundCluster(svc: OutboundService, subset: OutboundSubset, ce
   return cluster;
 }
 
-function inboundCluster(port: number): Obj {
-  const name = inboundClusterName(port);
-  return {
+function inboundCluster(p: InboundPort): Obj {
+  const name = inboundClusterName(p.port);
+  const cluster: Obj = {
     name,
     type: 'STATIC',
     connect_timeout: CONNECT_TIMEOUT,
     lb_policy: 'ROUND_ROBIN',
     upstream_bind_config: { source_address: addr(INBOUND_BIND_ADDRESS, 0).socket_address },
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: addr('127.0.0.1', port) } }] }] },
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: addr('127.0.0.1', p.port) } }] }] },
   };
+  const options = httpProtocolOptions(p);
+  if (options) cluster.typed_extension_protocol_options = options;
+  return cluster;
 }
 
 function fixedClusters(): Obj[] {
@@ -417,7 +477,7 @@ export function renderSidecar(plan: SidecarPlan, o: { adminPort?: number } = {})
       listeners: [virtualInbound(plan), virtualOutbound(), ...plan.outbound.map(outboundListener)],
       clusters: [
         ...fixedClusters(),
-        ...plan.inbound.map((p) => inboundCluster(p.port)),
+        ...plan.inbound.map(inboundCluster),
         ...plan.outbound.flatMap((s) => s.subsets.map((sub) => outboundCluster(s, sub, plan.certs))),
       ],
     },

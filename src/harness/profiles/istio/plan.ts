@@ -8,12 +8,17 @@ export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 /** DestinationRule trafficPolicy.tls.mode, or AUTO when no DestinationRule applies (auto-mTLS). */
 export type ClientTlsMode = 'DISABLE' | 'ISTIO_MUTUAL' | 'SIMPLE' | 'MUTUAL' | 'AUTO';
 
+/** Istio protocol selection of a service port: a declared HTTP or TCP family protocol, or none (`auto`: sniffed). */
+export type PortProtocol = 'http' | 'tcp' | 'auto';
+
 export interface InboundPort {
   /** The workload (container) port. */
   port: number;
   mode: MtlsMode;
-  /** 'http' when the service port declares it (appProtocol/name), else 'tcp'. */
-  protocol: 'http' | 'tcp';
+  /** What the service port declares (appProtocol/name); `auto` when it declares nothing Istio knows. */
+  protocol: PortProtocol;
+  /** Declared http2/grpc/grpc-web (protocol.Instance IsHTTP2): istiod's clusters speak HTTP/2 to it. */
+  http2?: boolean;
 }
 
 export interface Endpoint {
@@ -45,7 +50,9 @@ export interface OutboundService {
   fqdn: string;
   vip: string;
   port: number;
-  protocol: 'http' | 'tcp';
+  protocol: PortProtocol;
+  /** Declared http2/grpc/grpc-web: HTTP/2 upstream (istiod's cluster_builder setH2Options). */
+  http2?: boolean;
   subsets: OutboundSubset[];
   /** HTTP routes from a VirtualService; empty → all traffic to subset ''. */
   routes: WeightedRoute[];

@@ -7,6 +7,7 @@ import type { IstioCell } from './oracle.ts';
 import type { ClientKind } from './truth.ts';
 import type { ClientTlsMode, Endpoint, GatewayServerPlan, InboundPort, MtlsMode, OutboundService, OutboundSubset, SidecarPlan, WeightedRoute } from './plan.ts';
 import { istioEchoPort } from '../../workloads/istio-echo.ts';
+import { declaresHttp2, protocolSelection } from './protocol-oracle.ts';
 import {
   ROOT_NAMESPACE,
   deployments,
@@ -199,12 +200,9 @@ export function virtualServiceFor(model: IstioModel, clientNs: string, svc: { na
 // ---------------------------------------------------------------------------------------------
 // Pods, services, topology
 
-/** Istio protocol selection: appProtocol first, then the port name prefix `<protocol>[-<suffix>]`. */
+/** The oracle's protocol of a Service port (protocolSelection): declared HTTP, else TCP (a sniffed port's rows are tcp-server-first calls). */
 export function portProtocol(p: ServicePortDef): 'http' | 'tcp' {
-  const HTTP = ['http', 'http2', 'grpc', 'grpc-web', 'h2c'];
-  if (p.appProtocol) return HTTP.includes(p.appProtocol.toLowerCase()) ? 'http' : 'tcp';
-  const prefix = (p.name ?? '').toLowerCase().split('-')[0];
-  return HTTP.includes(prefix) ? 'http' : 'tcp';
+  return protocolSelection(p) === 'http' ? 'http' : 'tcp';
 }
 
 /** The pods the Deployments become: `<deploy>` for one replica, `<deploy>-1..n` for more. */
@@ -354,13 +352,17 @@ function inboundPorts(model: IstioModel, pod: MeshPod): InboundPort[] {
   for (const svc of services(model)) {
     if (svc.namespace !== pod.namespace || !selects(svc.selector, pod.labels)) continue;
     for (const p of svc.ports) {
-      const protocol = portProtocol(p);
+      // what istiod renders the port as: a port that declares nothing Istio knows is sniffed (auto)
+      const protocol = protocolSelection(p);
       const had = byPort.get(p.targetPort);
       if (had) {
         if (protocol === 'http') had.protocol = 'http';
+        if (declaresHttp2(p)) had.http2 = true;
         continue;
       }
-      byPort.set(p.targetPort, { port: p.targetPort, mode: effectiveMtls(model, pod, p.targetPort), protocol });
+      const port: InboundPort = { port: p.targetPort, mode: effectiveMtls(model, pod, p.targetPort), protocol };
+      if (declaresHttp2(p)) port.http2 = true;
+      byPort.set(p.targetPort, port);
     }
   }
   // Port-level mTLS also holds on workload ports no service names (they get their own passthrough chain).
@@ -424,9 +426,12 @@ export function buildPlans(model: IstioModel, io: PlanInputs): SidecarPlan[] {
         }));
         const subsets: OutboundSubset[] = [subsetPlan(model, pod, svc, endpoints, '')];
         for (const s of dr?.subsets ?? []) subsets.push(subsetPlan(model, pod, svc, endpoints.filter((e) => selects(s.labels, e.labels)), s.name));
-        const protocol = portProtocol(port);
-        const routes = protocol === 'http' ? routesFor(model, pod, svc, port, subsets.map((s) => s.name)) : [];
-        outbound.push({ fqdn: fqdn(svc), vip: io.serviceVip(`${svc.namespace}/${svc.name}`), port: port.port, protocol, subsets, routes });
+        const protocol = protocolSelection(port);
+        // http routes apply to declared HTTP and to sniffed HTTP on an auto port (its HCM chain)
+        const routes = protocol !== 'tcp' ? routesFor(model, pod, svc, port, subsets.map((s) => s.name)) : [];
+        const out: OutboundService = { fqdn: fqdn(svc), vip: io.serviceVip(`${svc.namespace}/${svc.name}`), port: port.port, protocol, subsets, routes };
+        if (declaresHttp2(port)) out.http2 = true;
+        outbound.push(out);
       }
     }
     const plan: SidecarPlan = {

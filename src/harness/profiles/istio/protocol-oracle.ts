@@ -16,13 +16,22 @@ const TCP_FAMILY = ['tcp', 'https', 'tls', 'mongo', 'redis', 'mysql', 'udp'];
 /** protocol-selection doc: "known to be incompatible with automatic protocol selection … treated as TCP" (SMTP, DNS, MySQL, MongoDB). */
 const TCP_BY_PORT = [25, 53, 3306, 27017];
 
+/** protocol.Instance IsHTTP2: the declared protocols istiod speaks HTTP/2 for upstream (cluster_builder setH2Options). */
+const HTTP2_FAMILY = ['http2', 'grpc', 'grpc-web'];
+
+/** What a Service port declares: appProtocol first, then the name's `<protocol>[-<suffix>]`. */
+const declaredProtocol = (p: ServicePortDef): string => (p.appProtocol ?? (p.name ?? '').split('-')[0] ?? '').toLowerCase();
+
 /** Istio protocol selection of a Service port: appProtocol first, then the name's `<protocol>[-<suffix>]`, then the well-known ports. */
 export function protocolSelection(p: ServicePortDef): PortProtocolSelection {
-  const declared = (p.appProtocol ?? (p.name ?? '').split('-')[0] ?? '').toLowerCase();
+  const declared = declaredProtocol(p);
   if (HTTP_FAMILY.includes(declared)) return 'http';
   if (TCP_FAMILY.includes(declared)) return 'tcp';
   return TCP_BY_PORT.includes(p.port) ? 'tcp' : 'auto';
 }
+
+/** The port declares HTTP/2 (http2, grpc, grpc-web): istiod's inbound and outbound clusters for it speak HTTP/2. */
+export const declaresHttp2 = (p: ServicePortDef): boolean => HTTP2_FAMILY.includes(declaredProtocol(p));
 
 export interface ProtocolCell extends Omit<IstioCell, 'protocol' | 'client'> {
   call: RowCall;
