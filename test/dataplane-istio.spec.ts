@@ -359,6 +359,82 @@ describe('dataplane/envoy sidecar: renderSidecar', () => {
     });
   });
 
+  // Expected values from istiod 1.28.2's own config_dump of fixtures/istio/protocols (sleep's and b's sidecars, PERMISSIVE).
+  describe('protocols: grpc/http2, WebSocket, a port that declares no protocol', () => {
+    const PROTO = 'b.default.svc.cluster.local';
+    const protoPlan = (): ReturnType<typeof plan> => {
+      const p = plan('PERMISSIVE');
+      p.inbound.push({ port: 17070, mode: 'PERMISSIVE', protocol: 'http', http2: true }, { port: 16061, mode: 'PERMISSIVE', protocol: 'auto' });
+      const b = (port: number, target: number): ReturnType<typeof plan>['outbound'][number]['subsets'] => [
+        { name: '', endpoints: [{ ...endpoint('10.0.0.5', true), port: target }], tls: 'ISTIO_MUTUAL', subjectAltNames: ['spiffe://cluster.local/ns/default/sa/b'] },
+      ];
+      p.outbound.push(
+        { fqdn: PROTO, vip: '10.96.0.12', port: 7070, protocol: 'http', http2: true, subsets: b(7070, 17070), routes: [] },
+        { fqdn: PROTO, vip: '10.96.0.12', port: 9093, protocol: 'auto', subsets: b(9093, 16061), routes: [] },
+      );
+      return p;
+    };
+    const cfg = obj(parse(renderSidecar(protoPlan())));
+    const H2 = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } };
+    const DOWNSTREAM = {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} },
+      },
+    };
+
+    it('every HCM allows WebSocket upgrades (upgrade_configs [{upgrade_type: websocket}]), inbound and outbound', () => {
+      const hcms = [...chains(cfg), ...arr(listener(cfg, '10.96.0.10_5000').filter_chains), ...arr(listener(cfg, '10.96.0.12_9093').filter_chains)]
+        .filter((c) => arr(c.filters)[0]!.name === HCM);
+      // inbound: 2 passthrough + 2 on 5000 + 2 on 17070 + 2 on 16061; outbound: 5000 and the sniffed 9093
+      expect(hcms).to.have.length(10);
+      for (const c of hcms) expect(hcm(c).upgrade_configs, String(c.name)).to.deep.equal([{ upgrade_type: 'websocket' }]);
+    });
+
+    it('a grpc/http2 port: its inbound and outbound clusters speak HTTP/2 (explicit_http_config), an http port\'s HTTP/1.1', () => {
+      expect(cluster(cfg, 'inbound|17070||').typed_extension_protocol_options).to.deep.equal(H2);
+      expect(cluster(cfg, `outbound|7070||${PROTO}`).typed_extension_protocol_options).to.deep.equal(H2);
+      expect(cluster(cfg, 'inbound|5000||').typed_extension_protocol_options).to.equal(undefined);
+      expect(cluster(cfg, `outbound|5000|name-v1|${FQDN}`).typed_extension_protocol_options).to.equal(undefined);
+      // istiod: ["istio","h2"]; Istio's ALPN filter (not in upstream Envoy) makes it istio-h2, which every mTLS chain of an HTTP port takes
+      expect(obj(tlsCtx(cluster(cfg, `outbound|7070||${PROTO}`)).common_tls_context).alpn_protocols).to.deep.equal(['istio-h2', 'istio']);
+    });
+
+    it('a port that declares no protocol: the outbound listener sniffs with no limit, HTTP to the HCM, the rest to tcp_proxy', () => {
+      const l = listener(cfg, '10.96.0.12_9093');
+      expect(l).to.deep.include({ bind_to_port: false, listener_filters_timeout: '0s', continue_on_listener_filters_timeout: true });
+      expect(l.listener_filters).to.deep.equal([
+        { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector' } },
+      ]);
+      expect(arr(l.filter_chains).map((c) => c.filter_chain_match)).to.deep.equal([{ transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] }]);
+      const h = hcm(arr(l.filter_chains)[0]!);
+      expect(obj(h.route_config).name).to.equal(`${PROTO}:9093`);
+      expect(obj(arr(arr(obj(h.route_config).virtual_hosts)[0]!.routes)[0]!.route).cluster).to.equal(`outbound|9093||${PROTO}`);
+      const tcp = obj(l.default_filter_chain);
+      expect(arr(tcp.filters).map((f) => [f.name, obj(f.typed_config).cluster])).to.deep.equal([[TCP, `outbound|9093||${PROTO}`]]);
+      // a declared port has no listener filter: nothing waits for the client's first bytes
+      expect(listener(cfg, '10.96.0.12_7070').listener_filters).to.equal(undefined);
+      expect(listener(cfg, '10.96.0.11_6000').listener_filters).to.equal(undefined);
+    });
+
+    it('a port that declares no protocol: sniffing chains on its port, HTTP sniffed on it only, clusters take the downstream protocol', () => {
+      expect(portChains(cfg, 16061).map(shape)).to.deep.equal([
+        `tls[istio-http/1.0,istio-http/1.1,istio-h2] mTLS -> ${HCM}`,
+        `raw_buffer[http/1.1,h2c,http/1.0] -> ${HCM}`,
+        `tls[istio-peer-exchange,istio] mTLS -> ${TCP}`,
+        `raw_buffer -> ${TCP}`,
+        `tls -> ${TCP}`,
+      ]);
+      expect(new Set(portChains(cfg, 16061).map((c) => c.name))).to.deep.equal(new Set(['0.0.0.0_16061']));
+      const inspector = arr(listener(cfg, 'virtualInbound').listener_filters).map(obj).find((f) => f.name === 'envoy.filters.listener.http_inspector')!;
+      expect(inspector.filter_disabled).to.deep.equal({
+        or_match: { rules: [15006, 5000, 6000, 17070].map((p) => ({ destination_port_range: { start: p, end: p + 1 } })) },
+      });
+      expect(cluster(cfg, 'inbound|16061||').typed_extension_protocol_options).to.deep.equal(DOWNSTREAM);
+      expect(cluster(cfg, `outbound|9093||${PROTO}`).typed_extension_protocol_options).to.deep.equal(DOWNSTREAM);
+    });
+  });
+
   it('refuses plans it cannot render faithfully', () => {
     const unknown = plan('STRICT');
     unknown.outbound[0]!.routes = [{ subset: 'nope', weight: 100 }];

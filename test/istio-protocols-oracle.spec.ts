@@ -9,7 +9,7 @@ import type { V1Container } from '@kubernetes/client-node';
 import { UserError } from '../src/harness/cli/errors.ts';
 import { programsOf } from '../src/harness/kube/pods.ts';
 import { scenarioModel } from '../src/harness/matrix/istio.ts';
-import { cellFor, findService, toTopology } from '../src/harness/profiles/istio/policy.ts';
+import { buildPlans, cellFor, findService, toTopology } from '../src/harness/profiles/istio/policy.ts';
 import { expectProtocolCell, protocolSelection } from '../src/harness/profiles/istio/protocol-oracle.ts';
 import { loadTruthTable, loadTruthTables, rowName } from '../src/harness/profiles/istio/truth.ts';
 
@@ -95,6 +95,31 @@ describe('istio-protocols fixture', () => {
       ['echo', ['--port', '18085']],
       ['tcp-listener', ['--port', '16060', '--id', 'b', '--server-first', '16060']],
       ['tcp-listener', ['--port', '16061', '--id', 'b', '--server-first', '16061']],
+    ]);
+  });
+
+  it("the sidecar plans carry each of b's ports as istiod selects it: http2 for grpc and http2, auto for auto-tcp-server", () => {
+    const io = {
+      podIp: () => '10.0.0.9',
+      serviceVip: () => '10.1.0.9',
+      certs: () => ({ cert: 'c', key: 'k', ca: 'ca' }),
+      credential: () => ({ cert: 'c', key: 'k', cacert: 'ca' }),
+    };
+    const plans = buildPlans(m, io);
+    // hand-written from b.yaml's Service (name → port → targetPort) and protocol.Parse / IsHTTP2
+    expect(plans.find((p) => p.pod === 'b')!.inbound.map((p) => [p.port, p.protocol, p.http2 ?? false])).to.deep.equal([
+      [16060, 'tcp', false],
+      [16061, 'auto', false],
+      [17070, 'http', true],
+      [18080, 'http', false],
+      [18085, 'http', true],
+    ]);
+    expect(plans.find((p) => p.pod === 'sleep')!.outbound.filter((s) => s.fqdn.startsWith('b.')).map((s) => [s.port, s.protocol, s.http2 ?? false])).to.deep.equal([
+      [80, 'http', false],
+      [7070, 'http', true],
+      [85, 'http', true],
+      [9091, 'tcp', false],
+      [9093, 'auto', false],
     ]);
   });
 
