@@ -364,6 +364,7 @@ function outboundListener(svc: OutboundService): Obj {
   if (svc.protocol === 'auto') {
     // A port that declares no protocol is sniffed (istiod 1.28.2's config_dump of <vip>_<port>): http_inspector with
     // no detection limit, HTTP/1.1 or h2c to the HCM, anything else to tcp_proxy; a server-first client waits.
+    // a VirtualService's http routes are not tcp routes: the tcp_proxy takes the whole service
     const tcp = svc.routes.length === 0 ? target : { cluster: outboundClusterName(svc.port, '', svc.fqdn) };
     listener.listener_filters = [{ name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': T.httpInspector } }];
     listener.listener_filters_timeout = PROTOCOL_DETECTION_TIMEOUT;
