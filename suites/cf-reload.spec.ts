@@ -3,7 +3,6 @@
 // survive routes being added and removed around it: HAProxy master-worker hands the listeners to a
 // new worker and the old one keeps serving its established connections.
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
 import type { CfFoundation } from '../src/harness/profiles/cf/index.ts';
 import type { ProbeRequest } from '../src/harness/probe/types.ts';
 import { record, report, routedVerdict, routerProps, startCf, tcpRoute } from './lib/cf.ts';
@@ -24,12 +23,11 @@ describe(`${SUITE}: a long-lived connection survives route changes (real HAProxy
     const base = tcpRoute(cf, 1024, 'tcp-listener');
     await cf.configureTcpRouter(props, [base]);
     await cf.cluster.startContainer('cf/client', { name: 'pinger', workload: 'tcp-pinger', args: ['--host', cf.tcpRouterIp, '--port', '1024', '--count', String(PINGS), '--interval-ms', '100'] });
-    const log = cf.cluster.containerLog('cf/client', 'pinger');
-    const read = () => readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+    const read = async () => (await cf.cluster.containerLog('cf/client', 'pinger')).trim().split('\n').filter(Boolean);
     const waitFor = async (re: RegExp, ms: number) => {
       const deadline = Date.now() + ms;
-      while (!read().some((l) => re.test(l))) {
-        if (Date.now() > deadline) throw new Error(`pinger: no line matching ${re} within ${ms} ms: ${read().slice(-3).join(' | ')}`);
+      while (!(await read()).some((l) => re.test(l))) {
+        if (Date.now() > deadline) throw new Error(`pinger: no line matching ${re} within ${ms} ms: ${(await read()).slice(-3).join(' | ')}`);
         await new Promise((r) => setTimeout(r, 20));
       }
     };
@@ -50,15 +48,14 @@ describe(`${SUITE}: a long-lived connection survives route changes (real HAProxy
       await new Promise((r) => setTimeout(r, 300)); // let a few pings cross each reload
     }
     await waitFor(/^(done|closed|error) /, PINGS * 100 + 10_000);
-    pinger = read();
+    pinger = await read();
     // control: the same check sees a break when HAProxy stops instead of reloading
     await cf.cluster.startContainer('cf/client', { name: 'pinger-control', workload: 'tcp-pinger', args: ['--host', cf.tcpRouterIp, '--port', '1024', '--count', String(PINGS), '--interval-ms', '100'] });
-    const controlLog = cf.cluster.containerLog('cf/client', 'pinger-control');
-    const readControl = () => readFileSync(controlLog, 'utf8').trim().split('\n').filter(Boolean);
-    for (let i = 0; i < 250 && !readControl().some((l) => l.startsWith('ok 3 ')); i++) await new Promise((r) => setTimeout(r, 20));
+    const readControl = async () => (await cf.cluster.containerLog('cf/client', 'pinger-control')).trim().split('\n').filter(Boolean);
+    for (let i = 0; i < 250 && !(await readControl()).some((l) => l.startsWith('ok 3 ')); i++) await new Promise((r) => setTimeout(r, 20));
     await cf.cluster.stopContainer('cf/tcp-router', 'haproxy');
-    for (let i = 0; i < 250 && !readControl().some((l) => /^(done|closed|error) /.test(l)); i++) await new Promise((r) => setTimeout(r, 20));
-    control = readControl();
+    for (let i = 0; i < 250 && !(await readControl()).some((l) => /^(done|closed|error) /.test(l)); i++) await new Promise((r) => setTimeout(r, 20));
+    control = await readControl();
     report(cf, SUITE, 'routes changed around a live connection', records);
   });
   after(async () => cf?.down());

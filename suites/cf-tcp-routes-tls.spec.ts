@@ -108,7 +108,7 @@ describe(`${SUITE}: tcp-router backend_tls × backend_tls_port × instance_id (r
       for (const [slot, row] of truth.tables[config.table!]!.entries()) {
         // the same external port per route slot in every configuration: the table reads config × route
         const port = 1025 + slot;
-        const seen = cf.haproxySessions(port).length;
+        const seen = (await cf.haproxySessions(port)).length;
         const tls = row.tls_port === 'N' ? truth.backend_tls_port : row.tls_port;
         const route = tcpRoute(cf, port, 'tcp-listener', 0, { backend_tls_port: tls, instance_id: guid[row.instance_id] });
         await cf.configureTcpRouter(propsFrom(cf, config), [route]);

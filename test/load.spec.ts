@@ -11,7 +11,9 @@ import { checkBudgets, describeBudget, parseBudgets } from '../src/harness/load/
 import { renderPathChart } from '../src/harness/load/chart.ts';
 import { parseLoadLine, parseWrk, summarizeAutocannon, type AutocannonResultLike, type LoadFigures } from '../src/harness/load/figures.ts';
 import { BASELINE, PATH_CATALOG, type LoadPath } from '../src/harness/load/path.ts';
-import { foreignCpuS, machineDelta, parseProcStatCpu, parseStat, parseStatusRssKiB } from '../src/harness/load/proc.ts';
+import { machineDelta, parseProcStatCpu, parseStat, parseStatusRssKiB } from '../src/harness/substrate/netns/proc.ts';
+import { envoyWorkers, foreignCpuS, machineBetween, othersBetween } from '../src/harness/load/machine.ts';
+import type { MachineSample } from '../src/harness/substrate/types.ts';
 import { renderTable, skippedTests } from '../src/harness/load/report.ts';
 import { DEFAULT_FIXED_RATE } from '../src/harness/load/fortio.ts';
 import { DEFAULT_SETTINGS, type RoundsResult, type RunSample } from '../src/harness/load/runner.ts';
@@ -66,6 +68,29 @@ describe('load: /proc parsers', () => {
     // 4.5 s of busy + irq CPU, 3.5 s of it the run's: 1 s belongs to someone else
     expect(foreignCpuS(m, 3.5)).to.equal(1);
     expect(foreignCpuS(m, 5)).to.equal(0);
+  });
+});
+
+describe("load: figures from the substrate's samples (load/machine.ts)", () => {
+  const sample = (at: number, busyS: number, others: [string, number][]): MachineSample => ({ at, cpus: 2, busyS, irqS: 0.5, idleS: 10, stealS: 0, harnessS: 1, reapedS: 0, others: new Map(others) });
+
+  it('the machine between two readings, and who else used the CPU (the busiest first, at most 3, each at least 20 ms)', () => {
+    const a = sample(1000, 10, [['tsc[7]', 1], ['go[8]', 2], ['sshd[9]', 0.5], ['gone[10]', 4]]);
+    const b = sample(3500, 13.5, [['tsc[7]', 1.9], ['go[8]', 2.01], ['sshd[9]', 0.6], ['new one[11]', 0.3], ['idle[12]', 0.01]]);
+    expect(machineBetween(a, b)).to.deep.equal({ cpus: 2, wallS: 2.5, busyS: 3.5, irqS: 0, idleS: 0, stealS: 0 });
+    expect(othersBetween(a, b)).to.deep.equal([
+      { pid: 7, comm: 'tsc', cpuS: 0.9 },
+      { pid: 11, comm: 'new one', cpuS: 0.3 },
+      { pid: 9, comm: 'sshd', cpuS: 0.1 },
+    ]);
+    expect(othersBetween(a, b, 1)).to.have.length(1);
+  });
+
+  it("Envoy's workers from a container's command lines: --concurrency N or =N of the envoy process, else null", () => {
+    expect(envoyWorkers([['/usr/local/bin/pilot-agent', 'proxy', 'sidecar', '--concurrency', '9'], ['/usr/local/bin/envoy', '-c', 'x.yaml', '--concurrency', '2']])).to.equal(2);
+    expect(envoyWorkers([['envoy', '--concurrency=1']])).to.equal(1);
+    expect(envoyWorkers([['haproxy', '-W', '-db']])).to.equal(null);
+    expect(envoyWorkers([])).to.equal(null);
   });
 });
 

@@ -15,7 +15,7 @@ import { AppsV1Api, AuthenticationV1Api, CoreV1Api, type V1TokenReview } from '@
 import { UserError } from '../../src/harness/cli/errors.ts';
 import { resolveKube } from '../../src/harness/controlplane/provision.ts';
 import { startKubeApi, type KubeApi, type KubeBins } from '../../src/harness/kube/apiserver.ts';
-import { parseStatusRssKiB } from '../../src/harness/load/proc.ts';
+import { parseStatusRssKiB } from '../../src/harness/substrate/netns/proc.ts';
 import { upNetns, type NetnsCluster } from '../../src/harness/substrate/netns/index.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { leftovers, pidsInNetns } from '../../src/harness/substrate/state.ts';

@@ -9,6 +9,7 @@ import { resolveFortio } from '../../src/harness/cli/provision-fortio.ts';
 import { DEFAULT_FIXED_RATE, runFortio } from '../../src/harness/load/fortio.ts';
 import type { LoadHost, LoadPath } from '../../src/harness/load/path.ts';
 import { runCapture } from '../../src/harness/substrate/sh.ts';
+import { sampleContainer, sampleMachine } from '../../src/harness/substrate/netns/proc.ts';
 import { startEcho } from '../../src/harness/workloads/echo.ts';
 import type { WorkloadHandle } from '../../src/harness/workloads/common.ts';
 
@@ -16,7 +17,16 @@ describe('load: fortio at a fixed rate against an echo on loopback', function ()
   this.timeout(60_000);
   let echo: WorkloadHandle;
   // the "pod" is this machine: exec runs the argv here, the echo (and so the "app") is this process
-  const host: LoadHost = { runId: 'x', runDir: '/tmp', bundle: '', exec: (_pod, argv, o) => runCapture(argv, { timeoutMs: o?.timeoutMs }), pids: () => ({ app: process.pid }) };
+  const host: LoadHost = {
+    runId: 'x',
+    runDir: '/tmp',
+    bundle: '',
+    exec: (_pod, argv, o) => runCapture(argv, { timeoutMs: o?.timeoutMs }),
+    // the netns substrate's own readers, on this process
+    sample: async () => sampleContainer(process.pid)!,
+    machine: async () => sampleMachine([]),
+    pids: () => ({ app: process.pid }),
+  };
   const path = (target: string, proxy?: string): LoadPath => ({
     id: 'baseline',
     letter: 'a',
@@ -46,7 +56,7 @@ describe('load: fortio at a fixed rate against an echo on loopback', function ()
     expect(f.responseBytes).to.be.above(1024); // the 1 KB body and its headers
     expect(f.latencyMs.p50).to.be.above(0).and.at.most(f.latencyMs.p90);
     expect(f.latencyMs.p90).to.be.at.most(f.latencyMs.p99);
-    expect(r.costs.map((c) => [c.role, c.pid, c.workers])).to.deep.equal([['server-app', process.pid, null]]);
+    expect(r.costs.map((c) => [c.role, c.comm, c.workers])).to.deep.equal([['server-app', 'node', null]]);
     expect(r.costs[0]!.cpuS).to.be.above(0); // this process answered every call
     expect(r.machine.cpus).to.be.at.least(1);
     expect(r.others.every((o) => o.pid !== process.pid)).to.equal(true);

@@ -4,7 +4,7 @@
 // bench`): CPU is burnt until node itself says it was, so a loaded machine only makes it slower.
 import { expect } from 'chai';
 import { createServer, request, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ProcWatch, sampleTree } from '../../src/harness/load/proc.ts';
+import { ProcWatch, sampleTree } from '../../src/harness/substrate/netns/proc.ts';
 import { startEcho } from '../../src/harness/workloads/echo.ts';
 import { parseLoadArgs, runLoadOnce } from '../../src/harness/workloads/load.ts';
 import type { WorkloadHandle } from '../../src/harness/workloads/common.ts';

@@ -1,6 +1,6 @@
 // What one load run measured, from either load generator: autocannon's result object (as the
 // in-pod `load` workload prints it) or wrk's text output. Pure: text and objects in, figures out.
-import type { MachineReading, ProcReading } from './proc.ts';
+import type { MachineReading, ProcReading } from './machine.ts';
 import { percentileSorted, round } from './stats.ts';
 
 export type LoadTool = 'autocannon' | 'wrk';

@@ -1,7 +1,7 @@
 // Istio's way of measuring a data plane: fortio (istio/tools perf/benchmark: `fortio load -c <conn> -qps <qps>
 // -t <duration>s -r <r> -httpbufferkb=128`, configs `qps: [1000]`, `conn: [2,4,8,16,32,64]`, `jitter: true`) at a
 // fixed rate, inside the path's client pod (cluster.exec, like wrk), its `-json -` result read for the percentiles
-// and ActualQPS; the path's processes are read from /proc over the run (proc.ts ProcWatch). A path through a
+// and ActualQPS; the path's containers are sampled over the run through the substrate (watch.ts ContainerWatch). A path through a
 // plain HTTP proxy (C2C's egress proxy) runs fortio's Go net/http client (`-stdclient`, which honours HTTP_PROXY
 // as an app's Go client does), and its added latency is taken against the baseline measured with the same client.
 //
@@ -9,10 +9,11 @@
 // on every path alike), a disturbed run (other processes busy) or a void one (the generator fell below
 // minRateRatio × the rate) measured again while the bounded retries and the deadline allow.
 import type { FortioProvenance } from '../cli/provision-fortio.ts';
-import { cpuSnapshot, envoyWorkers, foreignCpuS, othersBetween, processTree, ProcWatch, selfAndChildrenCpuS, type MachineReading, type OtherProcess } from './proc.ts';
+import { envoyWorkers, foreignCpuS, machineBetween, othersBetween, type MachineReading, type OtherProcess } from './machine.ts';
 import type { LoadPath } from './path.ts';
 import { foreignCpus, waitQuiet, type ProcCost } from './runner.ts';
 import { round } from './stats.ts';
+import { startWatch } from './watch.ts';
 
 export interface FixedRateSettings {
   /** Requests per second over all connections (fortio -qps). */
@@ -176,45 +177,34 @@ export const rateUrl = (p: LoadPath, s: Pick<FixedRateSettings, 'payloadBytes'>)
 export const clientOf = (p: Pick<LoadPath, 'proxy'>): FortioClient => (p.proxy === undefined ? 'fast' : 'std');
 
 /**
- * One fortio run from the path's client pod, the path's processes watched over it from here (fortio is exec'd by
- * `ip netns exec`: once reaped its CPU is in this process's cutime/cstime). `client` std without a proxy: the
+ * One fortio run from the path's client pod, the path's containers watched over it (on netns fortio is exec'd by
+ * `ip netns exec`: once reaped its CPU is among the harness's reaped children). `client` std without a proxy: the
  * same client straight to the target (the baseline a proxied path is compared with).
  */
 export async function runFortio(fortio: Pick<FortioProvenance, 'path'>, path: LoadPath, s: FixedRateSettings, connections: number, durationS: number, client: FortioClient = clientOf(path)): Promise<Omit<RateSample, 'round'>> {
-  const pids = path.procs.map((ref) => {
-    const pid = path.host.pids(ref.pod)[ref.container];
-    if (pid === undefined) throw new Error(`path ${path.id}: ${ref.pod} has no running container ${ref.container} (${ref.role})`);
-    return pid;
-  });
   const env = path.proxy !== undefined ? ['env', `HTTP_PROXY=http://${path.proxy}`, 'NO_PROXY='] : [];
   const argv = [...env, fortio.path, ...fortioArgs(s, rateUrl(path, s), connections, durationS, client)];
-  const snap0 = cpuSnapshot();
-  const before = selfAndChildrenCpuS();
-  const watch = new ProcWatch(pids);
+  const watch = await startWatch(path);
   let r;
   let reading;
   try {
     r = await path.host.exec(path.client, argv, { timeoutMs: (durationS + 20) * 1000 });
   } finally {
-    reading = watch.stop();
+    reading = await watch.stop();
   }
-  const after = selfAndChildrenCpuS();
-  const snap1 = cpuSnapshot();
   if (r.code !== 0) throw new Error(`path ${path.id}: fortio in ${path.client} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-4).join(' | ')}`);
   const figures = parseFortio(r.stdout, client);
-  const clientCpuS = after.childrenS - before.childrenS;
-  const accounted = reading.procs.reduce((n, p) => n + p.cpuS, 0) + clientCpuS + (after.selfS - before.selfS);
-  const watched = new Set<number>([process.pid]);
-  // the watched trees' members, so a sidecar's Envoy (pilot-agent's child) is not listed as another process
-  for (const pid of pids) for (const p of processTree(pid)) watched.add(p);
+  const [m0, m1] = reading.machine;
+  const clientCpuS = m1.reapedS - m0.reapedS;
+  const accounted = reading.procs.reduce((n, p) => n + p.cpuS, 0) + clientCpuS + (m1.harnessS - m0.harnessS);
   const costs = path.procs.map((ref, i) => {
-    const x = reading.procs.find((p) => p.pid === pids[i])!;
-    return { ...ref, ...x, cpuS: round(x.cpuS), rssMiB: round(x.rssMiB, 1), workers: ref.kind === 'dataplane' ? envoyWorkers(pids[i]!) : null };
+    const x = reading.procs[i]!;
+    return { ...ref, ...x, cpuS: round(x.cpuS), rssMiB: round(x.rssMiB, 1), workers: ref.kind === 'dataplane' ? envoyWorkers(reading.commands[i]!) : null };
   });
-  const m = reading.machine;
+  const m = machineBetween(m0, m1);
   const machine: MachineReading = { cpus: m.cpus, wallS: round(m.wallS), busyS: round(m.busyS), irqS: round(m.irqS), idleS: round(m.idleS), stealS: round(m.stealS), foreignS: round(foreignCpuS(m, accounted)) };
-  // fortio itself is gone by the second snapshot (reaped): only processes alive at its end are listed
-  return { path: path.id, connections, client, figures, costs, machine, others: othersBetween(snap0, snap1, watched) };
+  // the run's own pods are not among the others; fortio itself is gone by the second reading (reaped)
+  return { path: path.id, connections, client, figures, costs, machine, others: othersBetween(m0, m1) };
 }
 
 interface Step {
@@ -272,7 +262,7 @@ export async function runFixedRate(fortio: FixedRateResult['fortio'], paths: Loa
       }
       const waitS = Math.min(s.quietWaitS, spare());
       if (waitS >= 0.2) {
-        const quiet = await waitQuiet(waitS, s.foreignCpuMax);
+        const quiet = await waitQuiet(baseline.host, waitS, s.foreignCpuMax);
         waitedS += quiet.waitedS;
         if (quiet.waitedS >= 0.5) log(`${step.what}: waited ${quiet.waitedS.toFixed(1)} s for other processes to calm down (${quiet.busy.toFixed(2)} CPUs busy)`);
       }

@@ -6,21 +6,20 @@
 // the profile up and returns LoadPaths (client pod, target URL, the processes to sample, a
 // verify() that proves the path is what it claims), and list the bed in load/beds/index.ts.
 // The catalog below already names the path, so budgets.yaml may give it budgets.
-import type { ExecResult } from '../substrate/types.ts';
+import type { Cluster } from '../substrate/types.ts';
 
-/** What the runner needs of the substrate a path's pods run on (NetnsCluster has it). */
-export interface LoadHost {
-  readonly runId: string;
-  /** reports/<run>/ */
-  readonly runDir: string;
+/** What the runner needs of the substrate a path's pods run on: exec in a pod, sample its containers and the machine. */
+export interface LoadHost extends Pick<Cluster, 'runId' | 'runDir' | 'exec' | 'sample' | 'machine'> {
   /** The pod bundle: the `load` workload runs as `node <bundle> load ...` inside the client pod. */
   readonly bundle: string;
-  exec(pod: string, argv: string[], opts?: { input?: string; uid?: number; timeoutMs?: number }): Promise<ExecResult>;
-  /** Running containers of a pod → pid. */
+  /**
+   * Running containers of a pod → their host pid: netns only, for the closed-loop maximum, whose in-pod `load`
+   * workload reads the path's processes over exactly autocannon's measured run (the pod shares the host's /proc).
+   */
   pids(pod: string): Record<string, number>;
 }
 
-/** A process whose cost is sampled from /proc during the load. */
+/** A container whose cost is sampled during the load (Cluster.sample). */
 export interface ProcRef {
   /** Its role on the path, e.g. `client-sidecar`, `server-sidecar`, `tcp-router`, `server-app`. */
   role: string;

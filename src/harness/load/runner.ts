@@ -1,11 +1,12 @@
 // Runs the load: for each round, every path in turn (ABC ABC ABC: interleaved, so a drift of
 // the machine lands on every path alike), the generator inside the path's client pod, the
-// path's processes watched in /proc over the run. Every loop is bounded: a fixed number of
+// path's containers sampled through the substrate over the run. Every loop is bounded: a fixed number of
 // rounds, each run bounded by its duration and a request count, and the whole run by a deadline.
 import { createRequire } from 'node:module';
 import { parseLoadLine, parseWrk, type LoadFigures } from './figures.ts';
-import { foreignCpuS, machineBusyCpus, ProcWatch, selfAndChildrenCpuS, type MachineReading, type ProcReading } from './proc.ts';
-import type { LoadPath, ProcRef } from './path.ts';
+import { foreignCpuS, machineBetween, type MachineReading, type ProcReading } from './machine.ts';
+import type { LoadHost, LoadPath, ProcRef } from './path.ts';
+import { startWatch } from './watch.ts';
 
 export interface WrkSettings {
   threads: number;
@@ -95,6 +96,7 @@ export function targetUrl(path: LoadPath, s: Pick<LoadSettings, 'payloadBytes'>)
   return `${path.target}/bytes/${s.payloadBytes}`;
 }
 
+/** The host pids of the path's containers, for the in-pod `load` workload's watch (netns: the pod shares the host's /proc). */
 function pidsOf(path: LoadPath): number[] {
   return path.procs.map((ref) => {
     const pid = path.host.pids(ref.pod)[ref.container];
@@ -144,23 +146,22 @@ export async function runWrk(path: LoadPath, s: LoadSettings, w: WrkSettings): P
   if (path.proxy !== undefined) throw new Error(`path ${path.id}: wrk does not go through the proxy ${path.proxy}`);
   const url = targetUrl(path, s);
   const connections = Math.max(s.connections, w.threads);
-  const pids = pidsOf(path);
-  const before = selfAndChildrenCpuS();
-  const watch = new ProcWatch(pids);
+  const watch = await startWatch(path);
   let r;
   let reading;
   try {
     r = await path.host.exec(path.client, ['wrk', `-t${w.threads}`, `-c${connections}`, `-d${w.durationS}s`, '--latency', url], { timeoutMs: (w.durationS + 15) * 1000 });
   } finally {
-    reading = watch.stop();
+    reading = await watch.stop();
   }
-  const after = selfAndChildrenCpuS();
   if (r.code !== 0) throw failed(path, 'wrk', r);
-  // `ip netns exec` execs wrk: once reaped, its CPU is in this process's cutime/cstime
-  const clientCpuS = after.childrenS - before.childrenS;
+  const [m0, m1] = reading.machine;
+  // on netns `ip netns exec` execs wrk: once reaped, its CPU is among the harness's reaped children
+  const clientCpuS = m1.reapedS - m0.reapedS;
   const figures: LoadFigures = { ...parseWrk(r.stdout, { url, connections }), clientCpuS };
-  const accounted = reading.procs.reduce((n, p) => n + p.cpuS, 0) + clientCpuS + (after.selfS - before.selfS);
-  return { path: path.id, figures, costs: costsOf(path, pids, reading.procs), machine: { ...reading.machine, foreignS: foreignCpuS(reading.machine, accounted) } };
+  const accounted = reading.procs.reduce((n, p) => n + p.cpuS, 0) + clientCpuS + (m1.harnessS - m0.harnessS);
+  const machine = machineBetween(m0, m1);
+  return { path: path.id, figures, costs: path.procs.map((ref, i) => ({ ...ref, ...reading.procs[i]! })), machine: { ...machine, foreignS: foreignCpuS(machine, accounted) } };
 }
 
 /** Average CPUs used by processes outside the run during a sample. */
@@ -168,13 +169,25 @@ export function foreignCpus(m: MachineReading): number {
   return m.wallS > 0 ? (m.foreignS ?? 0) / m.wallS : 0;
 }
 
+/**
+ * CPUs the machine is busy (user, nice, system, irq, softirq) over a short window, less the harness's own use: between
+ * two runs the run's processes idle, so this is another job's load.
+ */
+export async function machineBusyCpus(host: Pick<LoadHost, 'machine'>, windowMs = 300): Promise<number> {
+  const a = await host.machine();
+  await new Promise((r) => setTimeout(r, windowMs));
+  const b = await host.machine();
+  const m = machineBetween(a, b);
+  return Math.max(0, (m.busyS + m.irqS - (b.harnessS - a.harnessS)) / m.wallS);
+}
+
 /** Waits until other processes use at most `cpus` CPUs (200 ms looks, at most `maxS`); resolves with the seconds waited and the last reading. */
-export async function waitQuiet(maxS: number, cpus: number): Promise<{ waitedS: number; busy: number }> {
+export async function waitQuiet(host: Pick<LoadHost, 'machine'>, maxS: number, cpus: number): Promise<{ waitedS: number; busy: number }> {
   const t0 = performance.now();
   const looks = Math.max(1, Math.floor(maxS / 0.2));
   let busy = NaN;
   for (let i = 0; i < looks; i++) {
-    busy = await machineBusyCpus(200);
+    busy = await machineBusyCpus(host, 200);
     if (busy <= cpus) break;
   }
   return { waitedS: (performance.now() - t0) / 1000, busy };
@@ -247,7 +260,7 @@ export async function runRounds(paths: LoadPath[], s: LoadSettings, log: (line: 
       }
       const waitS = Math.min(s.quietWaitS, spare());
       if (waitS >= 0.2) {
-        const quiet = await waitQuiet(waitS, s.foreignCpuMax);
+        const quiet = await waitQuiet(baseline.host, waitS, s.foreignCpuMax);
         waitedS += quiet.waitedS;
         if (quiet.waitedS >= 0.5) log(`${step.what}: waited ${quiet.waitedS.toFixed(1)} s for other processes to calm down (${quiet.busy.toFixed(2)} CPUs busy)`);
       }

@@ -105,5 +105,56 @@ export interface Cluster {
   startContainer(pod: string, c: ContainerSpec): Promise<void>;
   stopContainer(pod: string, name: string): Promise<void>;
   probe(from: string, req: ProbeRequest, opts?: { wire?: boolean }): Promise<ProbeResult>;
+  /**
+   * Writes a file the pod sees at `path` (absolute, inside `stateDir`: keys and configs live only as long as the run;
+   * or inside `runDir`: what the pod leaves for the report, e.g. a log its process would write),
+   * atomically (written aside, then renamed) with `mode` (default 0600) and owned by `uid`/`gid` (default root): a
+   * key is 0600 and owned by the uid that reads it. On netns the pods share the host's files, so every pod sees it.
+   */
+  writeFile(pod: string, path: string, content: string, opts?: FileOptions): Promise<void>;
+  /** A file as the pod sees it at `path` (e.g. a log a process writes); rejects when it does not exist. */
+  readFile(pod: string, path: string): Promise<string>;
+  /** What a container wrote to stdout and stderr so far. */
+  containerLog(pod: string, container: string): Promise<string>;
+  /** Sends a signal to a running container's main process (e.g. SIGUSR2: HAProxy master-worker reload). */
+  signalContainer(pod: string, container: string, signal: NodeJS.Signals): void;
+  /** What a running container has cost so far: its process and every process it started. */
+  sample(pod: string, container: string): Promise<ContainerSample>;
+  /** Node-level: the machine the pods run on, now (a load run's "did another job use the CPU meanwhile"). */
+  machine(): Promise<MachineSample>;
   down(): Promise<void>;
+}
+
+export interface FileOptions {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** A container's cost, cumulative since it started. */
+export interface ContainerSample {
+  /** CPU seconds (user + system) of its processes, those still running. */
+  cpuSeconds: number;
+  /** Resident memory of its processes now, bytes. */
+  rssBytes: number;
+  /** Each process's command line (Envoy's `--concurrency` is read from it). */
+  commands: string[][];
+}
+
+/** The machine at one instant: cumulative CPU seconds summed over all CPUs (proc(5) /proc/stat). */
+export interface MachineSample {
+  /** performance.now() of the reading, ms. */
+  at: number;
+  cpus: number;
+  /** user + nice + system. */
+  busyS: number;
+  /** irq + softirq (packet processing of the pods' links lands here). */
+  irqS: number;
+  idleS: number;
+  stealS: number;
+  /** The harness process itself, and the children it has reaped (a command run by exec, on netns). */
+  harnessS: number;
+  reapedS: number;
+  /** Every other process outside this run's pods: `comm[pid]` → CPU seconds used so far. */
+  others: Map<string, number>;
 }

@@ -15,7 +15,8 @@
 import { createRequire } from 'node:module';
 import type autocannonFn from 'autocannon';
 import { summarizeAutocannon, type LoadLine } from '../load/figures.ts';
-import { foreignCpuS, ProcWatch } from '../load/proc.ts';
+import { foreignCpuS } from '../load/machine.ts';
+import { ProcWatch } from '../substrate/netns/proc.ts';
 import { round } from '../load/stats.ts';
 import { parseFlags, usage } from './common.ts';
 

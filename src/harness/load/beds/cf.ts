@@ -40,22 +40,25 @@ export const cfBed: LoadBed = {
       const worker = await workerPid(() => cf.haproxyWorkerPid());
       const cluster = cf.cluster;
       // the HAProxy container's pid is its master; the load is carried by the worker
+      // the closed loop's in-pod watch reads the worker; a sample of the container is the master and its worker
       const host: LoadHost = {
         runId: cluster.runId,
         runDir: cluster.runDir,
         bundle: cluster.bundle,
         exec: (pod, argv, o) => cluster.exec(pod, argv, o),
+        sample: (pod, container) => cluster.sample(pod, container),
+        machine: () => cluster.machine(),
         pids: (pod) => (pod === TCP_ROUTER_KEY ? { ...cluster.pids(pod), haproxy: worker } : cluster.pids(pod)),
       };
       const c = catalogPath(ID)!;
       const tlsServer = ` backend_${PORT}/server_${route.backend_ip}_${route.backend_tls_port} `;
       const verify = async (): Promise<string> => {
-        const seen = cf.haproxySessions(PORT).length;
+        const seen = (await cf.haproxySessions(PORT)).length;
         const r = await cluster.probe('cf/client', { protocol: 'http', host: cf.tcpRouterIp, port: PORT, path: '/bytes/16', timeoutMs: 2000 }, { wire: false });
         if (r.evidence.status !== 200) throw new Error(`path ${ID}: GET /bytes/16 through tcp-router should be 200, got ${r.verdict} ${JSON.stringify(r.evidence)}`);
         // the session must have used the TLS server line and verified it
         const line = (await cf.newHaproxySessions(PORT, seen, 2000)).find((l) => l.includes(tlsServer));
-        if (!line) throw new Error(`path ${ID}: no HAProxy session line for${tlsServer}in ${cf.haproxyLog}`);
+        if (!line) throw new Error(`path ${ID}: no HAProxy session line for${tlsServer}in HAProxy's log: ${(await cf.haproxyLog()).trim().split('\n').slice(-3).join(' | ')}`);
         if (!/ ssl_err=-$/.test(line)) throw new Error(`path ${ID}: HAProxy's session shows a TLS error: ${line}`);
         return `200 via HAProxy${tlsServer.trimEnd()} (ssl verify required, verifyhost ${inst.guid}), ssl_err=-`;
       };

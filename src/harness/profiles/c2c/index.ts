@@ -118,7 +118,7 @@ export class C2cFoundation {
   private async startExternalHttps(): Promise<void> {
     const ca = await CertificateAuthority.create('example-ca', { cn: 'example.com CA' });
     const cert = issueServer(ca, { cn: EXTERNAL_HOST, o: 'Example' });
-    const files: IdentityPaths = this.cf.writeCredential(await cert);
+    const files: IdentityPaths = await this.cf.writeCredential(await cert);
     this.externalCaFile = files.ca;
     await this.cluster.startContainer(EXTERNAL_KEY, {
       name: 'https',

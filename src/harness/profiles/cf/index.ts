@@ -1,15 +1,12 @@
 // The Cloud Foundry profile glue: app instances as Diego containers with the executor's Envoy
 // sidecar (SDS files, instance identity certificates), a tcp-router (real HAProxy, master-worker,
 // reloaded like cf-tcp-router's configurer) and a front router (real Envoy with gorouter's route
-// integrity), on the netns substrate. A profile never spawns a process itself: it asks the
-// substrate to start containers.
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
-import { connect } from 'node:net';
-import { dirname, join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+// integrity), on the substrate. A profile never spawns a process, opens a socket or touches the host's files: it asks
+// the substrate to start containers, run commands in pods (`haproxy -c`, HAProxy's CLIs) and write and read files.
+import { join } from 'node:path';
 import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
 import { upNetns } from '../../substrate/netns/index.ts';
-import { CertificateAuthority, issueInstanceIdentity, PkiStore, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
+import { CertificateAuthority, issueInstanceIdentity, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
 import { requireTools } from '../../cli/doctor.ts';
 import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
 import { UserError } from '../../cli/errors.ts';
@@ -70,13 +67,16 @@ export interface InstanceCredentials {
 }
 
 export class CfFoundation {
-  private readonly pki: PkiStore;
+  /** The run's PKI directory (certificates and keys the pods read). */
+  private readonly pkiDir: string;
   private readonly dir: string;
   private readonly vars: Record<string, string> = {};
   private gorouterClient!: IdentityPaths;
   private otherCaPath!: string;
   private haproxyStarted = false;
   private readonly credentials = new Map<string, InstanceCredentials>();
+  /** The tcp-router's lager lines so far (its log file is rewritten with each configuration). */
+  private readonly lager: string[] = [];
 
   private constructor(
     readonly cluster: NetnsCluster,
@@ -86,9 +86,8 @@ export class CfFoundation {
     private readonly otherCa: CertificateAuthority,
     private readonly envoyBin: string,
   ) {
-    this.pki = new PkiStore(join(cluster.stateDir, 'pki'));
+    this.pkiDir = join(cluster.stateDir, 'pki');
     this.dir = join(cluster.stateDir, 'cf');
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
   /** Starts the topology, the app instances' Envoy sidecars, and writes the credentials routers use. */
@@ -108,10 +107,10 @@ export class CfFoundation {
   }
 
   private async init(): Promise<void> {
-    this.pki.writeCa(this.ca);
-    this.otherCaPath = this.pki.writeCa(this.otherCa);
+    await this.writeCa(this.ca);
+    this.otherCaPath = await this.writeCa(this.otherCa);
     const router = await this.routerCert('tcp-router-backend-tls', TCP_ROUTER_SAN);
-    this.gorouterClient = this.pki.writeIdentity(await this.routerCert('gorouter-backend-tls', GOROUTER_SAN));
+    this.gorouterClient = await this.writeCredential(await this.routerCert('gorouter-backend-tls', GOROUTER_SAN));
     // credhub variable names cf-deployment uses; the tcp-router's files are rendered from them
     Object.assign(this.vars, {
       'diego_instance_identity_ca.certificate': this.ca.certPem,
@@ -151,17 +150,38 @@ export class CfFoundation {
 
   /**
    * A certificate for tests, issued by the instance identity CA (`ca: 'identity'`, default) or the unrelated CA, and
-   * written to the run's PKI directory (keys 0600, removed at teardown): e.g. an instance identity that has expired, or
+   * written to the run's PKI directory (keys 0600, gone with the run): e.g. an instance identity that has expired, or
    * one from another CA with the same subject.
    */
   async issueCredential(name: string, spec: LeafSpec, ca: 'identity' | 'other' = 'identity'): Promise<{ cert: IssuedCert; files: IdentityPaths }> {
     const cert = await (ca === 'other' ? this.otherCa : this.ca).issue(name, spec);
-    return { cert, files: this.pki.writeIdentity(cert) };
+    return { cert, files: await this.writeCredential(cert) };
   }
 
-  /** Writes a credential issued elsewhere (another CA) to the run's PKI directory. */
-  writeCredential(cert: IssuedCert): IdentityPaths {
-    return this.pki.writeIdentity(cert);
+  /**
+   * Writes a credential to the run's PKI directory, for every pod (suites present it from any caller): `<name>.crt`,
+   * `<name>.ca.crt` (0644), `<name>.key` and `<name>.pem` (cert + key; 0600), as pki/store.ts PkiStore lays them out.
+   */
+  async writeCredential(cert: IssuedCert): Promise<IdentityPaths> {
+    const at = (ext: string): string => join(this.pkiDir, `${cert.name}${ext}`);
+    const files: IdentityPaths = { cert: at('.crt'), key: at('.key'), ca: at('.ca.crt'), bundle: at('.pem') };
+    await this.writeForPods(files.cert, cert.certPem, 0o644);
+    await this.writeForPods(files.ca, cert.caPem, 0o644);
+    await this.writeForPods(files.key, cert.keyPem, 0o600);
+    await this.writeForPods(files.bundle, cert.certPem + cert.keyPem, 0o600);
+    return files;
+  }
+
+  /** `<dir>/<ca.name>-ca.crt` (0644), for every pod; the CA key is never written. */
+  private async writeCa(ca: CertificateAuthority): Promise<string> {
+    const path = join(this.pkiDir, `${ca.name}-ca.crt`);
+    await this.writeForPods(path, ca.certPem, 0o644);
+    return path;
+  }
+
+  /** A file every pod of the foundation sees at `path` (on netns one file: the pods share the host's). */
+  private async writeForPods(path: string, content: string, mode: number): Promise<void> {
+    for (const pod of this.cluster.pods.keys()) await this.cluster.writeFile(pod, path, content, { mode });
   }
 
   /**
@@ -200,7 +220,7 @@ export class CfFoundation {
 
   /** CA file trusting the instance identity CA, and one of an unrelated CA (for "wrong CA" checks). */
   get caFiles(): { identity: string; other: string } {
-    return { identity: join(this.pki.dir, 'diego-instance-identity-ca.crt'), other: this.otherCaPath };
+    return { identity: join(this.pkiDir, 'diego-instance-identity-ca.crt'), other: this.otherCaPath };
   }
 
   // ------------------------------------------------------------------------ Diego cell
@@ -218,11 +238,10 @@ export class CfFoundation {
       dns: [inst.guid, internalRoute(inst.app)],
       eku: ['clientAuth', 'serverAuth'],
     });
-    this.credentials.set(inst.key, { identity: id, c2c, files: this.pki.writeIdentity(id) });
+    this.credentials.set(inst.key, { identity: id, c2c, files: await this.writeCredential(id) });
     // 62443 validates callers, and the egress proxy validates 62443 servers, against the instance identity CA
     const rfc = this.cell.enableC2cMtlsListener || this.cell.enableEgressProxy;
     const sdsDir = join(this.dir, inst.pod, 'sds');
-    mkdirSync(sdsDir, { recursive: true, mode: 0o700 });
     const files = renderDiegoSdsFiles({
       instanceIdentity: { cert: id.certPem + id.caPem, key: id.keyPem },
       c2c: { cert: c2c.certPem + c2c.caPem, key: c2c.keyPem },
@@ -230,8 +249,8 @@ export class CfFoundation {
       verifySubjectAltName: this.cell.verifySubjectAltName,
       ...(rfc ? { instanceIdentityCa: [this.ca.certPem] } : {}),
     });
-    // the SDS files hold private keys: 0600, on the run's tmpfs, removed with it
-    for (const [name, text] of Object.entries(files)) writeSecret(join(sdsDir, name), text);
+    // the SDS files hold private keys: 0600, in the run's state, removed with it; each written aside, then renamed
+    for (const [name, text] of Object.entries(files)) await this.cluster.writeFile(inst.key, join(sdsDir, name), text);
     const config = renderDiegoSidecar({
       instanceGuid: inst.guid,
       containerIp: pod.ip,
@@ -243,7 +262,7 @@ export class CfFoundation {
       ...(this.cell.enableEgressProxy ? { egressProxy: { internalDomains: this.cell.internalDomains } } : {}),
     });
     const file = join(this.dir, inst.pod, 'envoy.yaml');
-    writeFileSync(file, config, { mode: 0o600 });
+    await this.cluster.writeFile(inst.key, file, config);
     await this.cluster.startContainer(inst.key, envoyContainer(this.envoyBin, file, inst.adminPort, { name: 'envoy' }));
   }
 
@@ -258,29 +277,28 @@ export class CfFoundation {
    * cf-tcp-router with these job properties and this routing table: backend_tls is checked before
    * anything starts (a bad configuration throws, HAProxy untouched); the files the BOSH templates
    * render are written; the config is base + marshalled routes, written as haproxy_configurer does
-   * (backup to .bak, write .tmp, rename), checked with `haproxy -c`, and HAProxy is started or
-   * reloaded (master-worker SIGUSR2: established connections stay on the old worker). The lager
+   * (backup to .bak, write .tmp), checked with `haproxy -c` inside the tcp-router pod, then put in place, and HAProxy
+   * is started or reloaded (master-worker SIGUSR2: established connections stay on the old worker). The lager
    * lines go to logs/cf_tcp-router/tcp-router.log.
    */
   async configureTcpRouter(props: TcpRouterProperties, routes: TcpMappingEntity[]): Promise<TcpRouterApplied> {
     validateBackendTls(props.backendTls, props.files);
+    const pod = TCP_ROUTER_KEY;
     const dir = join(this.dir, 'tcp-router');
-    mkdirSync(join(dir, 'backend'), { recursive: true, mode: 0o700 });
     const caFile = join(dir, 'backend', 'ca.crt');
     const clientPemFile = join(dir, 'backend', 'client_cert_and_key.pem');
-    if (props.files.ca !== undefined) writeSecret(caFile, props.files.ca, 0o644);
-    if (props.files.clientCertAndKey !== undefined) writeSecret(clientPemFile, props.files.clientCertAndKey);
+    if (props.files.ca !== undefined) await this.cluster.writeFile(pod, caFile, props.files.ca, { mode: 0o644 });
+    if (props.files.clientCertAndKey !== undefined) await this.cluster.writeFile(pod, clientPemFile, props.files.clientCertAndKey);
     const { text, logs } = buildHaproxyConfig(routes, props.backendTls, { caFile, clientPemFile });
     const config = haproxyBaseConfig({ statsSocket: join(dir, 'stats.sock'), requestTimeoutSeconds: 300, healthPort: TCP_ROUTER_HEALTH_PORT, logStdout: true }) + text;
     const cfg = join(dir, 'haproxy.cfg');
-    if (existsSync(cfg)) copyFileSync(cfg, `${cfg}.bak`);
-    writeFileSync(`${cfg}.tmp`, config, { mode: 0o600 });
-    const check = spawnSync('haproxy', ['-c', '-q', '-f', `${cfg}.tmp`], { encoding: 'utf8' });
-    if (check.status !== 0) throw new Error(`tcp-router: haproxy rejected the generated config: ${(check.stderr || check.stdout).trim().split('\n').slice(-3).join(' | ')}`);
-    renameSync(`${cfg}.tmp`, cfg);
-    const logFile = join(this.cluster.runDir, 'logs', `${CF_NAMESPACE}_${TCP_ROUTER}`, 'tcp-router.log');
-    mkdirSync(dirname(logFile), { recursive: true });
-    appendFileSync(logFile, logs.map((l) => formatLager(l) + '\n').join(''));
+    if (this.haproxyStarted) await this.cluster.writeFile(pod, `${cfg}.bak`, await this.cluster.readFile(pod, cfg));
+    await this.cluster.writeFile(pod, `${cfg}.tmp`, config);
+    const check = await this.cluster.exec(pod, ['haproxy', '-c', '-q', '-f', `${cfg}.tmp`], { timeoutMs: 30_000 });
+    if (check.code !== 0) throw new Error(`tcp-router: haproxy rejected the generated config: ${(check.stderr || check.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+    await this.cluster.writeFile(pod, cfg, config);
+    this.lager.push(...logs.map((l) => formatLager(l) + '\n'));
+    await this.cluster.writeFile(pod, join(this.cluster.runDir, 'logs', `${CF_NAMESPACE}_${TCP_ROUTER}`, 'tcp-router.log'), this.lager.join(''), { mode: 0o644 });
     const master = join(dir, 'master.sock');
     if (!this.haproxyStarted) {
       await this.cluster.startContainer(TCP_ROUTER_KEY, {
@@ -290,14 +308,14 @@ export class CfFoundation {
       });
       this.haproxyStarted = true;
     } else {
-      await reloadHaproxy(master, () => this.cluster.signalContainer(TCP_ROUTER_KEY, 'haproxy', 'SIGUSR2'));
+      await reloadHaproxy((command) => this.masterCommand(command), () => this.cluster.signalContainer(TCP_ROUTER_KEY, 'haproxy', 'SIGUSR2'));
     }
     return { config, logs };
   }
 
   /** The pid of HAProxy's current worker (the container's pid is the master; the worker does the work). */
   async haproxyWorkerPid(): Promise<number> {
-    const { workers } = parseShowProc(await masterCommand(join(this.dir, 'tcp-router', 'master.sock'), 'show proc'));
+    const { workers } = parseShowProc(await this.masterCommand('show proc'));
     if (workers.length !== 1) throw new Error(`tcp-router: expected one HAProxy worker, the master lists ${workers.length}`);
     return workers[0]!;
   }
@@ -308,13 +326,26 @@ export class CfFoundation {
 
   /**
    * One command on HAProxy's runtime API (the stats socket; HAProxy 2.6 management.txt), sent from inside the tcp-router
-   * pod by a node one-liner (no socat here): HAProxy's own account of what it loaded, e.g. `show servers state`.
+   * pod: HAProxy's own account of what it loaded, e.g. `show servers state`.
    */
   async haproxyRuntime(command: string): Promise<string> {
     if (!this.haproxyStarted) throw new Error(`tcp-router: HAProxy is not running; no runtime API to ask "${command}"`);
-    const socket = join(this.dir, 'tcp-router', 'stats.sock');
-    const r = await this.cluster.exec(TCP_ROUTER_KEY, [process.execPath, '-e', RUNTIME_CLIENT, socket, command], { timeoutMs: 10_000 });
-    if (r.code !== 0) throw new Error(`tcp-router: HAProxy runtime API "${command}" failed (exit ${r.code}): ${r.stderr.trim()}`);
+    return this.socketCommand('stats.sock', 'runtime API', command, 10_000);
+  }
+
+  /** One command on HAProxy's master CLI (`-S master.sock`), sent from inside the tcp-router pod; resolves with its answer. */
+  private masterCommand(command: string): Promise<string> {
+    return this.socketCommand('master.sock', 'master CLI', command, 5_000);
+  }
+
+  /**
+   * A command on one of HAProxy's Unix sockets, by a node one-liner run in the tcp-router pod (the pod bundle's node;
+   * no socat there): it half-closes after the command, and HAProxy answers and hangs up.
+   */
+  private async socketCommand(socket: string, what: string, command: string, timeoutMs: number): Promise<string> {
+    const path = join(this.dir, 'tcp-router', socket);
+    const r = await this.cluster.exec(TCP_ROUTER_KEY, [process.execPath, '-e', SOCKET_CLIENT, path, command], { timeoutMs });
+    if (r.code !== 0) throw new Error(`tcp-router: HAProxy ${what} "${command}" failed (exit ${r.code}): ${r.stderr.trim()}`);
     return r.stdout;
   }
 
@@ -323,17 +354,17 @@ export class CfFoundation {
     return parseServersState(await this.haproxyRuntime(`show servers state ${backend}`));
   }
 
-  /** HAProxy's own output (session lines with termination state and backend TLS error). */
-  get haproxyLog(): string {
+  /** HAProxy's own output so far (session lines with termination state and backend TLS error). */
+  haproxyLog(): Promise<string> {
     return this.cluster.containerLog(TCP_ROUTER_KEY, 'haproxy');
   }
 
   /** HAProxy's session lines (TCP_LOG_FORMAT) of the frontend on `port`, oldest first; none before HAProxy runs. */
-  haproxySessions(port: number): string[] {
+  async haproxySessions(port: number): Promise<string[]> {
     if (!this.haproxyStarted) return [];
     // session lines only: `<client ip:port> [<date>] frontend_<port> …`, not HAProxy's "Proxy frontend_<port> stopped"
     const mine = new RegExp(`^\\S+ \\[[^\\]]*\\] frontend_${port} `);
-    return readFileSync(this.haproxyLog, 'utf8').split('\n').filter((l) => mine.test(l));
+    return (await this.haproxyLog()).split('\n').filter((l) => mine.test(l));
   }
 
   /**
@@ -343,7 +374,7 @@ export class CfFoundation {
   async newHaproxySessions(port: number, seen: number, timeoutMs: number): Promise<string[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const lines = this.haproxySessions(port);
+      const lines = await this.haproxySessions(port);
       if (lines.length > seen || Date.now() > deadline) return lines.slice(seen);
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -358,7 +389,6 @@ export class CfFoundation {
    */
   async configureGorouter(routes: FrontRoute[], opts: { ca?: 'identity' | 'other'; clientCert?: boolean } = {}): Promise<void> {
     const dir = join(this.dir, 'gorouter');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const config = renderFrontRouter({
       port: GOROUTER_PORT,
       adminPort: GOROUTER_ADMIN,
@@ -369,24 +399,19 @@ export class CfFoundation {
       },
     });
     const file = join(dir, 'envoy.yaml');
-    writeFileSync(file, config, { mode: 0o600 });
+    await this.cluster.writeFile(GOROUTER_KEY, file, config);
     await this.cluster.stopContainer(GOROUTER_KEY, 'envoy');
     await this.cluster.startContainer(GOROUTER_KEY, envoyContainer(this.envoyBin, file, GOROUTER_ADMIN, { name: 'envoy' }));
   }
 
+  /** Tears the run down; its state (keys, configs) goes with it. */
   async down(): Promise<void> {
-    this.pki.removeKeys();
     await this.cluster.down();
   }
 }
 
-function writeSecret(path: string, text: string, mode = 0o600): void {
-  writeFileSync(`${path}.tmp`, text, { mode });
-  renameSync(`${path}.tmp`, path);
-}
-
-/** A Unix-socket client for HAProxy's CLI: argv[1] the socket, argv[2] the command; prints the answer. */
-const RUNTIME_CLIENT = [
+/** A Unix-socket client for HAProxy's CLIs: argv[1] the socket, argv[2] the command; prints the answer. */
+const SOCKET_CLIENT = [
   "const c = require('node:net').connect(process.argv[1]); let out = '';",
   "c.on('connect', () => c.end(process.argv[2] + '\\n'));",
   "c.on('data', (d) => (out += d));",
@@ -447,28 +472,6 @@ export function parseHaproxySession(line: string): HaproxySession {
   return { client: m[1]!, frontend: m[2]!, backend: m[3]!, server: m[4]!, bytes: Number(m[5]), termination: m[6]!, sslError: m[7]! };
 }
 
-/** One command on HAProxy's master CLI (`-S <socket>`); resolves with its answer. */
-export function masterCommand(socket: string, command: string, timeoutMs = 2000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = connect(socket);
-    let out = '';
-    const timer = setTimeout(() => {
-      c.destroy();
-      reject(new Error(`haproxy master CLI ${socket}: no answer to "${command}" within ${timeoutMs} ms`));
-    }, timeoutMs);
-    c.on('connect', () => c.end(`${command}\n`)); // half-close: the master answers and hangs up
-    c.on('data', (d) => (out += d.toString('utf8')));
-    c.on('close', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-    c.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
-
 /** `show proc`: the master's reload count and the pids of the current workers. */
 export function parseShowProc(text: string): { reloads: number; workers: number[] } {
   let reloads = -1;
@@ -488,14 +491,14 @@ export function parseShowProc(text: string): { reloads: number; workers: number[
 }
 
 /** Signals a master-worker reload and waits until the master reports a new reload with a live worker. */
-async function reloadHaproxy(master: string, signal: () => void): Promise<void> {
-  const before = parseShowProc(await masterCommand(master, 'show proc'));
+async function reloadHaproxy(masterCommand: (command: string) => Promise<string>, signal: () => void): Promise<void> {
+  const before = parseShowProc(await masterCommand('show proc'));
   signal();
   const deadline = Date.now() + 10_000;
   for (;;) {
     await new Promise((r) => setTimeout(r, 20));
     try {
-      const now = parseShowProc(await masterCommand(master, 'show proc'));
+      const now = parseShowProc(await masterCommand('show proc'));
       if (now.reloads > before.reloads && now.workers.length > 0 && !now.workers.some((w) => before.workers.includes(w))) return;
     } catch {
       // the master re-executes itself on reload; its socket comes back

@@ -2,10 +2,11 @@
 // "node" namespace that routes between pods and holds the service VIP rules (kube-proxy style
 // DNAT). Nothing is added to the host namespace but the namespace mounts: no bridge, no uplink,
 // no NAT out, no default route. Pods only have routes to the pod and service ranges.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chownSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Cluster, ContainerSpec, ExecResult, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
+import type { Cluster, ContainerSample, ContainerSpec, ExecResult, FileOptions, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
 import { AgentClient } from '../../probe/client.ts';
 import { newToken, WireCanary } from '../../probe/canary.ts';
@@ -13,6 +14,7 @@ import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
 import { mountStateTmpfs, newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, stopNetnsProcesses, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
 import { buildPodBundle } from '../bundle.ts';
+import { sampleContainer, sampleMachine } from './proc.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { validateTopology, podKey } from '../topology.ts';
 import { requireRoot, requireTools } from '../../cli/doctor.ts';
@@ -378,11 +380,46 @@ export class NetnsCluster implements Cluster {
     proc.child.kill(signal);
   }
 
-  /** The log file of a container (reports/<run>/logs/<pod>/<name>.log). */
-  containerLog(pod: string, name: string): string {
+  /** Its log file, reports/<run>/logs/<pod>/<name>.log. */
+  async containerLog(pod: string, name: string): Promise<string> {
     const proc = this.pod(pod).procs.get(name);
     if (!proc) throw new Error(`pod ${pod}: no container ${name}`);
-    return proc.logFile;
+    return readFile(proc.logFile, 'utf8');
+  }
+
+  /** Pods share the host's files: the file is written where the pod sees it, which must be in the run's state or reports dir. */
+  async writeFile(pod: string, path: string, content: string, opts: FileOptions = {}): Promise<void> {
+    this.pod(pod);
+    const inside = (dir: string): boolean => {
+      const rel = relative(dir, path);
+      return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+    };
+    if (!isAbsolute(path) || !(inside(this.stateDir) || inside(this.runDir))) throw new Error(`pod ${pod}: ${path} is not a file in the run's state dir ${this.stateDir} or its reports ${this.runDir}`);
+    // 0711: a process of another uid may reach its own file, but not list the directory
+    mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
+    const tmp = `${path}.tmp`;
+    writeFileSync(tmp, content, { mode: opts.mode ?? 0o600 });
+    if (opts.uid !== undefined || opts.gid !== undefined) chownSync(tmp, opts.uid ?? 0, opts.gid ?? opts.uid ?? 0);
+    renameSync(tmp, path);
+  }
+
+  readFile(pod: string, path: string): Promise<string> {
+    this.pod(pod);
+    return readFile(path, 'utf8');
+  }
+
+  /** From /proc (the pods share the host's): the container's main process and its descendants. */
+  async sample(pod: string, name: string): Promise<ContainerSample> {
+    const proc = this.pod(pod).procs.get(name);
+    const s = proc && proc.exitCode === undefined && proc.child.pid !== undefined ? sampleContainer(proc.child.pid) : undefined;
+    if (!s) throw new Error(`pod ${pod}: container ${name} is not running`);
+    return s;
+  }
+
+  /** From /proc/stat; the processes of this run's pods (and the harness) are not among `others`. */
+  async machine(): Promise<MachineSample> {
+    const own = [...this.pods.values()].flatMap((p) => [...p.procs.values()].filter((x) => x.exitCode === undefined && x.child.pid !== undefined).map((x) => x.child.pid!));
+    return sampleMachine(own);
   }
 
   private async waitReady(p: PodRuntime, c: ContainerSpec, proc: Proc): Promise<void> {

@@ -1,12 +1,13 @@
-// The cost of processes during a load, from /proc: utime+stime (all threads of a process and of
-// its descendants) over the load window, and the resident set size (VmRSS sampled during the
-// window, the largest kept); and what the whole machine did meanwhile (/proc/stat), so CPU used
-// by processes outside the run (another job on a shared machine) shows as `foreignS`.
-// The parsers are pure; ProcWatch reads /proc. The in-pod `load` workload uses ProcWatch too (the
-// pod shares the host's /proc), so its window is exactly autocannon's measured run.
+// The cost of processes, from /proc (proc(5)): utime+stime (all threads of a process and of its descendants) and the
+// resident set size; and what the whole machine did (/proc/stat), so CPU used by processes outside the run (another
+// job on a shared machine) shows. On netns the pods share the host's /proc: NetnsCluster.sample and .machine read it
+// here (the one reader of /proc), and so does the in-pod `load` workload (ProcWatch), over exactly autocannon's
+// measured run. The parsers are pure.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import type { ContainerSample, MachineSample } from '../types.ts';
+import type { MachineReading, ProcReading } from '../../load/machine.ts';
 
 export interface StatFields {
   pid: number;
@@ -141,30 +142,6 @@ export function selfAndChildrenCpuS(): { selfS: number; childrenS: number } {
   return { selfS: (f.utime + f.stime) / hz, childrenS: (f.cutime + f.cstime) / hz };
 }
 
-/** What a watched process cost over the window. */
-export interface ProcReading {
-  pid: number;
-  comm: string;
-  /** CPU seconds used during the window. */
-  cpuS: number;
-  /** Largest VmRSS seen during the window, MiB. */
-  rssMiB: number;
-}
-
-/** What the machine did over the window, seconds of CPU (summed over all CPUs). */
-export interface MachineReading {
-  cpus: number;
-  wallS: number;
-  /** user + nice + system. */
-  busyS: number;
-  /** irq + softirq (packet processing of the pods' veths lands here). */
-  irqS: number;
-  idleS: number;
-  stealS: number;
-  /** busyS not accounted for by the run's own processes (foreignCpuS), when computed. */
-  foreignS?: number;
-}
-
 export function machineDelta(a: CpuTimes, b: CpuTimes, wallS: number, hz = clockTicks(), ncpu = cpus().length): MachineReading {
   const d = (k: keyof CpuTimes) => (b[k] - a[k]) / hz;
   return {
@@ -175,31 +152,6 @@ export function machineDelta(a: CpuTimes, b: CpuTimes, wallS: number, hz = clock
     idleS: d('idle') + d('iowait'),
     stealS: d('steal'),
   };
-}
-
-/**
- * CPU the machine spent in processes outside the ones accounted for: busy and irq time of
- * /proc/stat (a process's stime includes the softirq ticks that /proc/stat files under softirq:
- * the packet processing of its own sends) minus the watched processes, the load generator and the
- * harness. A few percent of one CPU is bookkeeping noise; more is another job on the machine.
- */
-export function foreignCpuS(machine: MachineReading, accountedS: number): number {
-  return Math.max(0, machine.busyS + machine.irqS - accountedS);
-}
-
-/**
- * CPUs the machine is busy (user, nice, system, irq, softirq) over a short window, less this
- * process's own use: between two runs the run's processes idle, so this is another job's load.
- */
-export async function machineBusyCpus(windowMs = 300): Promise<number> {
-  const a = parseProcStatCpu(readFileSync('/proc/stat', 'utf8'));
-  const self0 = process.cpuUsage();
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, windowMs));
-  const b = parseProcStatCpu(readFileSync('/proc/stat', 'utf8'));
-  const self = process.cpuUsage(self0);
-  const m = machineDelta(a, b, (performance.now() - t0) / 1000);
-  return Math.max(0, (m.busyS + m.irqS - (self.user + self.system) / 1e6) / m.wallS);
 }
 
 /**
@@ -273,39 +225,37 @@ export function cpuSnapshot(): Map<number, { comm: string; ticks: number }> {
   return out;
 }
 
-/** A process outside the watched ones and the CPU it used during a run. */
-export interface OtherProcess {
-  pid: number;
-  comm: string;
-  cpuS: number;
+/** The command line of each process of a tree (proc(5) /proc/<pid>/cmdline), those still running. */
+export function treeCommands(tree: readonly number[]): string[][] {
+  return tree.map((p) => read(`/proc/${p}/cmdline`)).filter((c): c is string => c !== undefined && c !== '').map((c) => c.replace(/\0$/, '').split('\0'));
 }
 
-/**
- * The processes that used the most CPU between two snapshots, leaving out `exclude` (the watched trees, the load
- * generator, this process): who else was busy during a run. At most `top`, each at least `minS` CPU seconds.
- */
-export function othersBetween(a: Map<number, { comm: string; ticks: number }>, b: Map<number, { comm: string; ticks: number }>, exclude: ReadonlySet<number>, top = 3, minS = 0.02, hz = clockTicks()): OtherProcess[] {
-  const out: OtherProcess[] = [];
-  for (const [pid, x] of b) {
-    if (exclude.has(pid)) continue;
-    const cpuS = (x.ticks - (a.get(pid)?.ticks ?? 0)) / hz;
-    if (cpuS >= minS) out.push({ pid, comm: x.comm, cpuS: Math.round(cpuS * 1000) / 1000 });
-  }
-  return out.sort((p, q) => q.cpuS - p.cpuS).slice(0, top);
+/** A container's cost from its main process's tree; undefined when that process is gone. */
+export function sampleContainer(pid: number): ContainerSample | undefined {
+  const s = sampleTree(pid);
+  if (!s) return undefined;
+  return { cpuSeconds: s.cpuTicks / clockTicks(), rssBytes: s.rssKiB * 1024, commands: treeCommands(processTree(pid)) };
 }
 
-/**
- * Envoy's worker threads in a process tree: `--concurrency N` on the command line of its envoy process
- * (pilot-agent passes its own; Istio's figures are for 2 workers); null when no envoy in the tree names it.
- */
-export function envoyWorkers(pid: number): number | null {
-  for (const p of processTree(pid)) {
-    const argv = (read(`/proc/${p}/cmdline`) ?? '').split('\0');
-    if (!/(^|\/)envoy$/.test(argv[0] ?? '')) continue;
-    const i = argv.indexOf('--concurrency');
-    if (i >= 0 && /^\d+$/.test(argv[i + 1] ?? '')) return Number(argv[i + 1]);
-    const eq = argv.find((x) => x.startsWith('--concurrency='));
-    if (eq) return Number(eq.slice('--concurrency='.length));
-  }
-  return null;
+/** The machine now; `own` are the roots of the run's process trees (with this process, left out of `others`). */
+export function sampleMachine(own: readonly number[]): MachineSample {
+  const at = performance.now();
+  const cpu = parseProcStatCpu(readFileSync('/proc/stat', 'utf8'));
+  const hz = clockTicks();
+  const self = selfAndChildrenCpuS();
+  const mine = new Set<number>([process.pid]);
+  for (const pid of own) for (const p of processTree(pid)) mine.add(p);
+  const others = new Map<string, number>();
+  for (const [pid, x] of cpuSnapshot()) if (!mine.has(pid)) others.set(`${x.comm}[${pid}]`, x.ticks / hz);
+  return {
+    at,
+    cpus: cpus().length,
+    busyS: (cpu.user + cpu.nice + cpu.system) / hz,
+    irqS: (cpu.irq + cpu.softirq) / hz,
+    idleS: (cpu.idle + cpu.iowait) / hz,
+    stealS: cpu.steal / hz,
+    harnessS: self.selfS,
+    reapedS: self.childrenS,
+    others,
+  };
 }
