@@ -7,12 +7,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { EXIT, UserError } from './errors.ts';
 import { DEFAULT_ENVOY_VERSION, DOCTOR_SUBSTRATES, parseDoctorSubstrates, requireRoot, runDoctor } from './doctor.ts';
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION, ISTIO_VERSIONS, parseIstioVersions } from '../controlplane/versions.ts';
-import { runCommand, SUBSTRATES, type RunFlags } from './run.ts';
+import { runCommand, type RunFlags } from './run.ts';
 import { diffCommand, mergeCommand, reportCommand, type MergeFlags } from './reports.ts';
 import { PROFILE_PREFIXES } from './suites.ts';
 import { callerUid, janitor, ownerAlive, readRecords, stateDirOf, teardownRun, type RunRecord } from '../substrate/state.ts';
 import { loadTopology } from '../substrate/topology.ts';
-import { upNetns, type NetnsCluster } from '../substrate/netns/index.ts';
+import type { NetnsCluster } from '../substrate/netns/index.ts';
+import { DEFAULT_SUBSTRATE, netnsCluster, RUNNABLE_SUBSTRATES, SUBSTRATES, upCluster } from '../substrate/index.ts';
 import { apply, loadIstio, type InjectOverride } from '../profiles/istio/resources.ts';
 import { IstioMesh } from '../profiles/istio/index.ts';
 import { IstiodMesh } from '../controlplane/istiod/mesh.ts';
@@ -104,7 +105,8 @@ function isIstioInput(path: string, opts: UpFlags): boolean {
 async function startFor(path: string, opts: UpFlags): Promise<{ cluster: NetnsCluster; kubeconfig?: string }> {
   // a user's topology gets a longer settle window: a container that dies a second after start is still caught
   const upOpts = { log, wire: opts.wire, reportsDir: opts.reports, origin: 'up' as const, settleMs: 1000 };
-  if (!isIstioInput(path, opts)) return { cluster: await upNetns(loadTopology(path), upOpts) };
+  // up's run record, exec and down work on netns pods (their namespaces)
+  if (!isIstioInput(path, opts)) return { cluster: netnsCluster(await upCluster(loadTopology(path), upOpts), 'meshproof up') };
   const model = istioModelFor(path, opts);
   if ((opts.controlPlane ?? 'istiod') === 'emulated') return { cluster: (await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster };
   // IstiodMesh registers its own teardown: the keeper's Ctrl-C or SIGTERM stops the node agent and the API server too
@@ -333,7 +335,7 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('run')
     .description('provision what is missing, run the conformance suites (mocha) and write the reports of the run into one directory')
-    .option('--substrate <name>', `where pods run: ${SUBSTRATES.join(', ')}`, 'netns')
+    .option('--substrate <name>', `where pods run: ${SUBSTRATES.join(', ')} (suites run on ${RUNNABLE_SUBSTRATES.join(', ')} today; ${SUBSTRATES.filter((s) => !RUNNABLE_SUBSTRATES.includes(s)).join(' and ')}: not yet)`, DEFAULT_SUBSTRATE)
     .option('--profile <names>', `comma-separated profiles to run (by suite file prefix: ${[...new Set(PROFILE_PREFIXES.map((p) => p[1]))].join(', ')}); default all`)
     .option('--suite <names>', 'comma-separated suite names, e.g. istio-strict-denial,substrate (default: all)')
     .option('--envoy-version <versions>', `comma-separated Envoy versions (default ${DEFAULT_ENVOY_VERSION}); several: the suites run once per version, each installed on demand, and the reports get a column per version`)

@@ -27,9 +27,8 @@ import { columnLabel, varyingAxes, type PlannedUnit, type ResultsFile, type RunM
 import { diffRuns, loadResults, machineInfo, mergeResults, patchResultsFile, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
 import { RESULTS_DIR_ENV } from '../report/results.ts';
 import { REPORTS_DIR_ENV } from '../substrate/state.ts';
+import { assertSubstrate, DEFAULT_SUBSTRATE, SUBSTRATE_ENV } from '../substrate/index.ts';
 import { requireRoot } from './doctor.ts';
-
-export const SUBSTRATES = ['netns'] as const;
 
 /** The profiles whose suites run on the run's control plane (istiod or the emulation): Istio's own, cf-for-k8s on Istio, the load suite's Istio bed. */
 export const ISTIOD_PROFILES: readonly string[] = ['istio', 'cf-for-k8s', 'load'];
@@ -89,10 +88,8 @@ export function newRunId(now = new Date()): string {
 }
 
 export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
-  const substrate = flags.substrate ?? 'netns';
-  if (!(SUBSTRATES as readonly string[]).includes(substrate)) {
-    throw new UserError(`unknown substrate ${JSON.stringify(substrate)}: known substrates are ${SUBSTRATES.join(', ')}`);
-  }
+  // a substrate that cannot run suites yet is refused here, never run on another
+  const substrate = assertSubstrate(flags.substrate ?? DEFAULT_SUBSTRATE);
   const givenEnvoy = parseList(flags.envoyVersion);
   for (const v of givenEnvoy ?? []) assertEnvoyVersion(v);
   const controlPlane = (flags.controlPlane ?? 'istiod') as ControlPlaneKind | 'both';
@@ -334,6 +331,8 @@ async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: strin
   process.env.MESHPROOF_ENVOY_VERSION = envoyVersion;
   process.env[CONTROL_PLANE_ENV] = plan.controlPlane;
   process.env[ISTIO_VERSION_ENV] = plan.istioVersion;
+  // the suites start their clusters with upCluster, which reads it
+  process.env[SUBSTRATE_ENV] = plan.substrate;
   const meta = await metadata(plan, ctx, started, [...new Set(suites.map((s) => s.profile))], [envoyVersion]);
   const unit = (s: SuiteFile) => unitOf(s, envoyVersion, plan.controlPlane, plan.istioVersion);
   const planned = suites.map(unit);

@@ -1,0 +1,69 @@
+// The substrate port (DESIGN.md seam 1): the run chooses where pods run (`meshproof run --substrate`,
+// passed to the suites it runs as MESHPROOF_SUBSTRATE), and everything above this file starts a
+// Cluster through upCluster — no profile, suite or bench names a substrate.
+import { UserError } from '../cli/errors.ts';
+import type { Cluster, Topology } from './types.ts';
+import { NetnsCluster, upNetns, type UpOptions } from './netns/index.ts';
+
+/** The options every substrate takes (defined with netns until the port's types carry them). */
+export type { UpOptions };
+
+/** Set by `meshproof run --substrate` for the suites it runs. */
+export const SUBSTRATE_ENV = 'MESHPROOF_SUBSTRATE';
+
+/** Every substrate DESIGN.md names, with the issue that adds one that cannot run suites yet. */
+export const SUBSTRATES = ['netns', 'docker', 'kind'] as const;
+export type SubstrateName = (typeof SUBSTRATES)[number];
+const NOT_YET: Partial<Record<SubstrateName, string>> = {
+  docker: 'issue 12 adds its Cluster (its engine and images exist: meshproof doctor --fix --substrate docker)',
+  kind: 'issue 14 adds it',
+};
+/** What a run without --substrate (or a plain `mocha suites/x`) runs on: the fastest. */
+export const DEFAULT_SUBSTRATE: SubstrateName = 'netns';
+/** The substrates suites can run on today. */
+export const RUNNABLE_SUBSTRATES: readonly SubstrateName[] = SUBSTRATES.filter((s) => NOT_YET[s] === undefined);
+
+/**
+ * A substrate name as given (`from`: the `--substrate` flag or the MESHPROOF_SUBSTRATE variable, named in the line): one
+ * that can run suites is returned; a known one that cannot yet, or an unknown one, is one line naming the fix (exit 2) —
+ * never netns instead.
+ */
+export function assertSubstrate(name: string, from: 'flag' | 'env' = 'flag'): SubstrateName {
+  const runnable = RUNNABLE_SUBSTRATES.join(', ');
+  const given = from === 'flag' ? `--substrate ${name}` : `${SUBSTRATE_ENV}=${name}`;
+  const fix = from === 'flag' ? `use --substrate ${runnable}` : `set ${SUBSTRATE_ENV}=${runnable} or unset it`;
+  if (!(SUBSTRATES as readonly string[]).includes(name)) {
+    throw new UserError(`${given}: unknown substrate; the substrates are ${SUBSTRATES.join(', ')}: ${fix}`);
+  }
+  const why = NOT_YET[name as SubstrateName];
+  if (why) throw new UserError(`${given}: the ${name} substrate cannot run suites yet, ${why}: ${fix}`);
+  return name as SubstrateName;
+}
+
+/** The run's substrate: the environment's, else the default (what a plain `mocha suites/x` runs on). */
+export function substrateOfRun(env: NodeJS.ProcessEnv = process.env): SubstrateName {
+  const v = env[SUBSTRATE_ENV];
+  if (v === undefined || v === '') return DEFAULT_SUBSTRATE;
+  return assertSubstrate(v, 'env');
+}
+
+/** Starts `topology` on the run's substrate (`env`: where the choice is read, the process's by default). */
+export async function upCluster(topology: Topology, opts: UpOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Cluster> {
+  const substrate = substrateOfRun(env);
+  switch (substrate) {
+    case 'netns':
+      return upNetns(topology, opts);
+    default:
+      // assertSubstrate refused the others already; a substrate added to RUNNABLE_SUBSTRATES needs its case here
+      throw new Error(`substrate ${substrate} has no Cluster in substrate/index.ts`);
+  }
+}
+
+/**
+ * `cluster` as the netns substrate's, for code that still uses members the Cluster port does not offer yet (`who` names
+ * that code and the members): on another substrate this is one line naming the fix, not a missing method mid-run.
+ */
+export function netnsCluster(cluster: Cluster, who: string): NetnsCluster {
+  if (cluster instanceof NetnsCluster) return cluster;
+  throw new UserError(`${who} needs the netns substrate (members the Cluster port does not offer yet); this run is on ${cluster.substrate}: use --substrate netns`);
+}
