@@ -7,10 +7,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
-import { upNetns, type NetnsCluster } from '../src/harness/substrate/netns/index.ts';
+import { netnsCluster, upCluster } from '../src/harness/substrate/index.ts';
 import { pidsInNetns } from '../src/harness/substrate/state.ts';
 import { versions } from '../src/harness/cli/doctor.ts';
-import type { PodSpec, Topology } from '../src/harness/substrate/types.ts';
+import type { Cluster, PodSpec, Topology } from '../src/harness/substrate/types.ts';
 import { runBudgets } from '../src/harness/load/index.ts';
 import { renderRateTable, renderTable } from '../src/harness/load/report.ts';
 import { RATE_SPREAD_MAX } from '../src/harness/load/rate-summary.ts';
@@ -34,7 +34,7 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 }
 
-function rssMiB(cluster: NetnsCluster): number {
+function rssMiB(cluster: Cluster): number {
   let kb = 0;
   for (const pid of pidsInNetns([...cluster.pods.values()].map((p) => p.netns))) {
     try {
@@ -49,7 +49,7 @@ function rssMiB(cluster: NetnsCluster): number {
 async function upDown(n: number) {
   const topology: Topology = { name: `bench-${n}`, pods: echoPods(n), services: [] };
   const t0 = performance.now();
-  const cluster = await upNetns(topology, { wire: false });
+  const cluster = await upCluster(topology, { wire: false });
   const upMs = performance.now() - t0;
   const mem = rssMiB(cluster);
   const t1 = performance.now();
@@ -60,7 +60,8 @@ async function upDown(n: number) {
 }
 
 async function matrix(n: number, wire: boolean) {
-  const cluster = await upNetns({ name: 'bench-matrix', pods: echoPods(n), services: [] }, { wire });
+  // the matrix is probed in batches, one wire-canary sync each (probeMany)
+  const cluster = netnsCluster(await upCluster({ name: 'bench-matrix', pods: echoPods(n), services: [] }, { wire }), 'the bench matrix (probeMany)');
   try {
     const calls = [];
     for (const a of cluster.pods.values()) for (const b of cluster.pods.values()) calls.push({ from: a.key, req: { protocol: 'http' as const, host: b.ip, port: 8080, path: '/echo' } });
@@ -160,7 +161,7 @@ async function denyLatency(count: number) {
     },
     { name: 'closed', namespace: 'default' },
   ];
-  const cluster = await upNetns({ name: 'bench-deny', pods, services: [] }, { wire: false });
+  const cluster = await upCluster({ name: 'bench-deny', pods, services: [] }, { wire: false });
   try {
     const out: Record<string, { count: number; verdicts: string[]; p50Ms: number; p95Ms: number }> = {};
     for (const [label, to] of [['reset', 'resetter'], ['refused', 'closed']] as const) {

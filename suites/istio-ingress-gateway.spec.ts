@@ -56,7 +56,7 @@ describe(`${SUITE}: ${table.scenario} (real Envoy)`, function () {
       const result = await mesh.cluster.probe('default/sleep-naked', { protocol: 'https', host: vip, port: 443, path: '/', headers: { host: HOST }, tls });
       outcomes.push({ row, result });
     }
-    const meta = { run: mesh.cluster.runId, substrate: 'netns', profile: 'istio' };
+    const meta = { run: mesh.cluster.runId, substrate: mesh.cluster.substrate, profile: 'istio' };
     const records = outcomes.map(({ row, result }) =>
       toRecord(meta, { suite: SUITE, scenario: `${row.gateway} client=${row.client}`, from: `sleep-naked ${row.gateway.includes('simple') ? 'SIMPLE' : 'MUTUAL'} cert=${row.client}`, to: 'istio-ingressgateway', port: 443, protocol: 'https' }, row.expected, result, result.verdict === row.verdict),
     );

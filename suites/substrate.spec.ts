@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadTopology } from '../src/harness/substrate/topology.ts';
-import { upNetns, type NetnsCluster } from '../src/harness/substrate/netns/index.ts';
+import { netnsCluster, substrateOfRun, upCluster } from '../src/harness/substrate/index.ts';
+import type { Cluster } from '../src/harness/substrate/types.ts';
 import { leftovers, janitor, ownerAlive, readRecords } from '../src/harness/substrate/state.ts';
 import { CertificateAuthority, issueServer, issueClient, PkiStore } from '../src/harness/pki/index.ts';
 import { appendResults, toRecord, truthTable } from '../src/harness/report/results.ts';
@@ -14,6 +15,8 @@ import type { ResultRecord, Verdict, Wire } from '../src/harness/model/verdict.t
 import type { ProbeRequest } from '../src/harness/probe/types.ts';
 
 const SUITE = 'substrate';
+/** The run's substrate (`meshproof run --substrate`), named in the titles. */
+const SUBSTRATE = substrateOfRun();
 
 // Hand-written expectations: what the kernel and the servers signal for each case.
 interface Row {
@@ -36,9 +39,9 @@ const TABLE: Row[] = [
   { scenario: 'iptables DROP (silent)', from: 'client', to: 'dropper', port: 8080, protocol: 'http', verdict: 'denied:timeout' },
 ];
 
-describe('substrate (netns): the foundation on live traffic', function () {
+describe(`substrate (${SUBSTRATE}): the foundation on live traffic`, function () {
   this.timeout(120_000);
-  let cluster: NetnsCluster;
+  let cluster: Cluster;
   let pki: PkiStore;
   let ids: { ca: string; clientCert: string; clientKey: string };
   const records: ResultRecord[] = [];
@@ -52,7 +55,7 @@ describe('substrate (netns): the foundation on live traffic', function () {
       { name: 'mtls', namespace: 'default', labels: { app: 'mtls' } },
       { name: 'sidecar-like', namespace: 'default', labels: { app: 'sidecar-like' } },
     );
-    cluster = await upNetns(topology, { log: (l) => console.log(`    ${l}`) });
+    cluster = await upCluster(topology, { log: (l) => console.log(`    ${l}`) });
     const ca = await CertificateAuthority.create('substrate');
     pki = new PkiStore(join(cluster.stateDir, 'pki'));
     const caPath = pki.writeCa(ca);
@@ -81,7 +84,7 @@ describe('substrate (netns): the foundation on live traffic', function () {
         if (row.tls) req.tls = { ca: ids.ca, servername: row.to, ...(row.tls === 'ca+client' ? { cert: ids.clientCert, key: ids.clientKey } : {}) };
         const r = await cluster.probe(row.from, req);
         const expected = row.verdict.startsWith('allowed') ? 'allowed' : 'denied';
-        records.push(toRecord({ run: cluster.runId, substrate: 'netns', profile: 'none' }, { suite: SUITE, scenario: row.scenario, from: row.from, to: row.to, port: row.port, protocol: row.protocol }, expected, r, r.verdict === row.verdict && (!row.wire || r.evidence.wire === row.wire)));
+        records.push(toRecord({ run: cluster.runId, substrate: cluster.substrate, profile: 'none' }, { suite: SUITE, scenario: row.scenario, from: row.from, to: row.to, port: row.port, protocol: row.protocol }, expected, r, r.verdict === row.verdict && (!row.wire || r.evidence.wire === row.wire)));
         expect(r.verdict, JSON.stringify(r.evidence)).to.equal(row.verdict);
         if (row.wire) expect(r.evidence.wire).to.equal(row.wire);
         // an active deny is never found by waiting for the timeout
@@ -92,7 +95,7 @@ describe('substrate (netns): the foundation on live traffic', function () {
 
   it('a service VIP spreads a naked client over both endpoints (kube-proxy style)', async () => {
     const calls = Array.from({ length: 24 }, () => ({ from: 'client', req: { protocol: 'http' as const, host: 'web', port: 80, path: '/echo' } }));
-    const results = await cluster.probeMany(calls, { wire: false });
+    const results = await Promise.all(calls.map((c) => cluster.probe(c.from, c.req, { wire: false })));
     expect(results.map((r) => r.verdict)).to.deep.equal(Array(24).fill('allowed:plaintext'));
     const servedBy = new Set(results.map((r) => r.evidence.servedBy));
     expect([...servedBy].sort()).to.deep.equal(['web-1', 'web-2']);
@@ -120,7 +123,7 @@ describe('substrate (netns): the foundation on live traffic', function () {
 
   it('runs processes as the chosen uid with the chosen capabilities, logging to reports/<run>/logs/<pod>/', async () => {
     await cluster.startContainer('sidecar-like', { name: 'proxy', command: ['sleep', '60'], uid: 1337, gid: 1337, caps: ['net_admin'] });
-    const proc = cluster.pods.get('default/sidecar-like')!.procs.get('proxy')!;
+    const proc = netnsCluster(cluster, 'the substrate suite (a process\'s uid and capabilities read from /proc)').pods.get('default/sidecar-like')!.procs.get('proxy')!;
     // the pid becomes `sleep` once ip netns exec and setpriv have exec'd into it
     for (let i = 0; i < 200 && readFileSync(`/proc/${proc.child.pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
     const status = readFileSync(`/proc/${proc.child.pid}/status`, 'utf8');
@@ -148,14 +151,16 @@ describe('substrate (netns): the foundation on live traffic', function () {
   });
 });
 
-describe('substrate (netns): two runs at once, and nothing left behind', function () {
+describe(`substrate (${SUBSTRATE}): two runs at once, and nothing left behind`, function () {
   this.timeout(120_000);
 
   it('two runs at once do not collide', async () => {
     const t = loadTopology('fixtures/substrate/topology.yaml');
     t.pods = t.pods.filter((p) => ['client', 'web-1'].includes(p.name));
     t.services = [];
-    const [a, b] = await Promise.all([upNetns(structuredClone(t), { wire: false }), upNetns(structuredClone(t), { wire: false })]);
+    // leftovers() is the netns substrate's own inventory of a run (namespaces, links, state), found by its short id
+    const up = async () => netnsCluster(await upCluster(structuredClone(t), { wire: false }), 'the substrate suite (leftovers of a run)');
+    const [a, b] = await Promise.all([up(), up()]);
     try {
       expect(a.short).to.not.equal(b.short);
       for (const c of [a, b]) {
@@ -208,7 +213,7 @@ describe('substrate (netns): two runs at once, and nothing left behind', functio
   });
 });
 
-describe('substrate (netns): the meshproof command a user debugs with', function () {
+describe(`substrate (${SUBSTRATE}): the meshproof command a user debugs with`, function () {
   this.timeout(60_000);
   const cli = (...args: string[]) =>
     new Promise<{ code: number | null; out: string; err: string }>((resolve) => {

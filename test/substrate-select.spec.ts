@@ -78,8 +78,8 @@ describe('substrate selection: the run chooses, suites never name one', () => {
   it('code that still needs the netns Cluster refuses another substrate in one line naming itself', async () => {
     const other = { substrate: 'docker' } as unknown as Cluster;
     expectLine(
-      await refusal(() => netnsCluster(other, 'the cf profile (containerLog, signalContainer)')),
-      'the cf profile (containerLog, signalContainer) needs the netns substrate (members the Cluster port does not offer yet); this run is on docker: use --substrate netns',
+      await refusal(() => netnsCluster(other, 'the cf profile (probeMany)')),
+      'the cf profile (probeMany) needs the netns substrate (members the Cluster port does not offer yet); this run is on docker: use --substrate netns',
     );
   });
 });

@@ -69,7 +69,7 @@ export function urlProbe(url: string, opts: { proxy?: { host: string; port: numb
 }
 
 export function record(f: C2cFoundation, cell: CellRef, expected: Observed, verdict: Verdict, result: ProbeResult, pass: boolean): ResultRecord {
-  return toRecord({ run: f.cluster.runId, substrate: 'netns', profile: 'c2c' }, cell, expected, { ...result, verdict }, pass);
+  return toRecord({ run: f.cluster.runId, substrate: f.cluster.substrate, profile: 'c2c' }, cell, expected, { ...result, verdict }, pass);
 }
 
 export function report(f: C2cFoundation, suite: string, title: string, records: ResultRecord[]): void {

@@ -64,7 +64,7 @@ export function routedVerdict(cf: CfFoundation, result: ProbeResult, routerIp = 
 }
 
 export function record(cf: CfFoundation, cell: CellRef, expected: Observed, verdict: Verdict, result: ProbeResult, pass: boolean): ResultRecord {
-  return toRecord({ run: cf.cluster.runId, substrate: 'netns', profile: 'cf' }, cell, expected, { ...result, verdict }, pass);
+  return toRecord({ run: cf.cluster.runId, substrate: cf.cluster.substrate, profile: 'cf' }, cell, expected, { ...result, verdict }, pass);
 }
 
 export function report(cf: CfFoundation, suite: string, title: string, records: ResultRecord[]): void {

@@ -1,7 +1,7 @@
 // What every profile does with a rendered Envoy config: run it in a pod, and read its counters.
 // The process itself is started by the substrate; this only describes it.
 import { resolveEnvoy } from '../cli/doctor.ts';
-import type { NetnsCluster } from '../substrate/netns/index.ts';
+import type { Cluster } from '../substrate/types.ts';
 import type { ContainerSpec } from '../substrate/types.ts';
 
 /** The Envoy binary of `version`, else of MESHPROOF_ENVOY_VERSION (set by `meshproof run`), else the default; throws naming the fix when missing. */
@@ -25,7 +25,7 @@ export function envoyContainer(bin: string, configFile: string, adminPort: numbe
 }
 
 /** The sum of the counters whose name matches, from the admin API of the Envoy in `pod` (read from inside the pod). */
-export async function envoyStat(cluster: NetnsCluster, pod: string, adminPort: number, name: RegExp): Promise<number> {
+export async function envoyStat(cluster: Cluster, pod: string, adminPort: number, name: RegExp): Promise<number> {
   const r = await cluster.probe(pod, { protocol: 'http', host: '127.0.0.1', port: adminPort, path: '/stats?format=json', bodyLimit: 1 << 20 }, { wire: false });
   const stats = (JSON.parse(r.evidence.body ?? '{"stats":[]}') as { stats: { name: string; value?: number }[] }).stats;
   return stats.filter((s) => name.test(s.name)).reduce((n, s) => n + (s.value ?? 0), 0);

@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
-import { upNetns, type NetnsCluster, type UpOptions } from '../../substrate/netns/index.ts';
+import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
+import { netnsCluster, upCluster } from '../../substrate/index.ts';
 import { pollUntil } from '../../substrate/poll.ts';
 import { onTeardown } from '../../substrate/lifecycle.ts';
 import { keepUntilRunEnd } from '../shared.ts';
@@ -98,7 +99,7 @@ export class IstiodMesh implements Mesh {
     // a shared control plane's logs and capture belong to no one suite: `meshproof run` keeps them in <out>/control-plane
     const runOut = process.env[RESULTS_DIR_ENV];
     const reportsDir = opts.share && runOut && !opts.reportsDir ? join(runOut, 'control-plane') : opts.reportsDir;
-    const cluster = await upNetns({ name: `istiod-${version}`, pods: [] }, { ...opts, ...(reportsDir ? { reportsDir } : {}), dynamic: true });
+    const cluster = netnsCluster(await upCluster({ name: `istiod-${version}`, pods: [] }, { ...opts, ...(reportsDir ? { reportsDir } : {}), dynamic: true }), 'istiod (the kube layer runs its Pods as netns pods)');
     let api: KubeApi | undefined;
     let agent: NodeAgent | undefined;
     try {

@@ -11,7 +11,7 @@ import { UserError } from '../../cli/errors.ts';
 import { loadIstio, type IstioModel } from '../istio/resources.ts';
 import type { CellPlanner } from '../../matrix/istio.ts';
 import type { TruthRow } from '../istio/truth.ts';
-import type { NetnsCluster } from '../../substrate/netns/index.ts';
+import type { Cluster } from '../../substrate/types.ts';
 import type { ContainerSpec, PodSpec } from '../../substrate/types.ts';
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
 import { expectCf } from '../../model/cf-for-k8s/oracle.ts';
@@ -89,7 +89,7 @@ export function clusterStat(stat: string): RegExp {
  * The planner for one step: calls, oracle, evidence checks and record fields per row. `operatorCa` is the CA file a
  * client outside the platform checks the ingress gateway's wildcard certificates with.
  */
-export function cfPlanner(cluster: NetnsCluster, truth: CfTruth, step: CfStep, rowOf: Map<TruthRow, CfRow>, operatorCa: string): CellPlanner {
+export function cfPlanner(cluster: Cluster, truth: CfTruth, step: CfStep, rowOf: Map<TruthRow, CfRow>, operatorCa: string): CellPlanner {
   const cf = (row: TruthRow): CfRow => {
     const r = rowOf.get(row);
     if (!r) throw new Error(`cf-for-k8s: a runner row (${row.from} → ${row.to}) that is not the step's`);
@@ -146,7 +146,7 @@ export function cfPlanner(cluster: NetnsCluster, truth: CfTruth, step: CfStep, r
 }
 
 /** mtls_test.go's curl in the istio-proxy container: as its uid, so the pod's own iptables let it out uncaptured. */
-async function proxyContainerCurl(cluster: NetnsCluster, pod: string, req: ProbeRequest, https: boolean): Promise<ProbeResult> {
+async function proxyContainerCurl(cluster: Cluster, pod: string, req: ProbeRequest, https: boolean): Promise<ProbeResult> {
   const seconds = Math.max(1, Math.ceil((req.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000));
   const url = `${https ? 'https' : 'http'}://${req.host}:${req.port}${req.path ?? '/'}`;
   // -v: the TLS trace tells a refused client certificate from a reset (curl-verdict's rules)

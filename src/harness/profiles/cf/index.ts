@@ -5,7 +5,7 @@
 // the substrate to start containers, run commands in pods (`haproxy -c`, HAProxy's CLIs) and write and read files.
 import { join } from 'node:path';
 import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
-import { upNetns } from '../../substrate/netns/index.ts';
+import { netnsCluster, upCluster } from '../../substrate/index.ts';
 import { CertificateAuthority, issueInstanceIdentity, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
 import { requireTools } from '../../cli/doctor.ts';
 import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
@@ -74,6 +74,8 @@ export class CfFoundation {
   private gorouterClient!: IdentityPaths;
   private otherCaPath!: string;
   private haproxyStarted = false;
+  /** haproxy.cfg exists: the next configuration backs it up first. */
+  private haproxyConfigured = false;
   private readonly credentials = new Map<string, InstanceCredentials>();
   /** The tcp-router's lager lines so far (its log file is rewritten with each configuration). */
   private readonly lager: string[] = [];
@@ -95,7 +97,7 @@ export class CfFoundation {
     const envoyBin = envoyBinary(opts.envoyVersion);
     await requireTools(['haproxy']);
     const cell = { ...DEFAULT_CELL, ...opts.cell };
-    const cluster = await upNetns(toCfTopology(model, cell, { runningEnvironment: opts.runningEnvironment, extraPods: opts.extraPods, routesMappedLater: opts.routesMappedLater }), opts);
+    const cluster = netnsCluster(await upCluster(toCfTopology(model, cell, { runningEnvironment: opts.runningEnvironment, extraPods: opts.extraPods, routesMappedLater: opts.routesMappedLater }), opts), 'the cf profile (CfFoundation.cluster: probeMany, bundle, pids)');
     try {
       const f = new CfFoundation(cluster, model, cell, await CertificateAuthority.create('diego-instance-identity'), await CertificateAuthority.create('other-ca'), envoyBin);
       await f.init();
@@ -292,11 +294,12 @@ export class CfFoundation {
     const { text, logs } = buildHaproxyConfig(routes, props.backendTls, { caFile, clientPemFile });
     const config = haproxyBaseConfig({ statsSocket: join(dir, 'stats.sock'), requestTimeoutSeconds: 300, healthPort: TCP_ROUTER_HEALTH_PORT, logStdout: true }) + text;
     const cfg = join(dir, 'haproxy.cfg');
-    if (this.haproxyStarted) await this.cluster.writeFile(pod, `${cfg}.bak`, await this.cluster.readFile(pod, cfg));
+    if (this.haproxyConfigured) await this.cluster.writeFile(pod, `${cfg}.bak`, await this.cluster.readFile(pod, cfg));
     await this.cluster.writeFile(pod, `${cfg}.tmp`, config);
     const check = await this.cluster.exec(pod, ['haproxy', '-c', '-q', '-f', `${cfg}.tmp`], { timeoutMs: 30_000 });
     if (check.code !== 0) throw new Error(`tcp-router: haproxy rejected the generated config: ${(check.stderr || check.stdout).trim().split('\n').slice(-3).join(' | ')}`);
     await this.cluster.writeFile(pod, cfg, config);
+    this.haproxyConfigured = true;
     this.lager.push(...logs.map((l) => formatLager(l) + '\n'));
     await this.cluster.writeFile(pod, join(this.cluster.runDir, 'logs', `${CF_NAMESPACE}_${TCP_ROUTER}`, 'tcp-router.log'), this.lager.join(''), { mode: 0o644 });
     const master = join(dir, 'master.sock');

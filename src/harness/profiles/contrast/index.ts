@@ -1,5 +1,5 @@
 // The Contrast profile: Kubernetes Deployments and Services (the emojivoto reference deployment) injected as Contrast's
-// CLI injects them, on the netns substrate. Contrast's own service-mesh binary cannot be had here, so this renders what
+// CLI injects them, on the run's substrate. Contrast's own service-mesh binary cannot be had here, so this renders what
 // it does (model/contrast/annotations.ts, dataplane/envoy/contrast.ts, dataplane/iptables/contrast.ts) and runs the
 // real Envoy and real kernel rules. A pod's startup follows Contrast's:
 // 1. the podVM's default deny (packages/nixos/kata.nix) is the pod's iptables, in place before any container starts;
@@ -14,8 +14,8 @@
 // rendered Envoy config names those files (as the CF profile's Envoy names its SDS directory in the state dir).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
-import { upNetns } from '../../substrate/netns/index.ts';
+import type { NetnsCluster } from '../../substrate/netns/index.ts';
+import { netnsCluster, upCluster, type UpOptions } from '../../substrate/index.ts';
 import type { ContainerSpec, PodSpec, ServiceSpec, Topology } from '../../substrate/types.ts';
 import { pollUntil } from '../../substrate/poll.ts';
 import { CertificateAuthority, PkiStore, type IdentityPaths } from '../../pki/index.ts';
@@ -155,7 +155,8 @@ export class ContrastMesh {
     for (const h of opts.hold ?? []) if (!plans.some((p) => p.deployment.name === h)) throw new UserError(`hold: no Deployment ${h} (Deployments: ${plans.map((p) => p.deployment.name).join(', ')})`);
     // fail on a missing Envoy before anything is created
     const envoyBin = envoyBinary(opts.envoyVersion);
-    const cluster = await upNetns(contrastTopology(plans, model.services, opts), opts);
+    // the contrast suites probe a table's rows in one batch (probeMany: one wire-canary sync)
+    const cluster = netnsCluster(await upCluster(contrastTopology(plans, model.services, opts), opts), 'the contrast profile (probeMany)');
     try {
       const mesh = new ContrastMesh(cluster, plans, model.services, await CertificateAuthority.create('contrast-mesh', { cn: 'meshproof contrast mesh CA' }), envoyBin, opts.log ?? (() => undefined));
       await Promise.all(plans.filter((p) => !(opts.hold ?? []).includes(p.deployment.name)).map((p) => mesh.startPod(p.deployment.name)));

@@ -4,8 +4,8 @@
 // re-renders and restarts only the sidecars whose config changed.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
-import { upNetns } from '../../substrate/netns/index.ts';
+import type { NetnsCluster } from '../../substrate/netns/index.ts';
+import { netnsCluster, upCluster, type UpOptions } from '../../substrate/index.ts';
 import { CertificateAuthority, issueClient, issueServer, issueSpiffe, PkiStore, type IdentityPaths } from '../../pki/index.ts';
 import { renderSidecar } from '../../dataplane/envoy/sidecar.ts';
 import { renderGateway } from '../../dataplane/envoy/gateway.ts';
@@ -43,11 +43,12 @@ export class IstioMesh implements Mesh {
 
   readonly caPath: string;
 
-  /** Starts the model's pods on the netns substrate, then its sidecars. */
+  /** Starts the model's pods on the run's substrate, then its sidecars. */
   static async start(model: IstioModel, opts: UpOptions & { envoyVersion?: string } = {}): Promise<IstioMesh> {
     // fail on a missing Envoy before anything is created
     const envoyBin = envoyBinary(opts.envoyVersion);
-    const cluster = await upNetns(toTopology(model), opts);
+    // Mesh.cluster is still netns's: the truth-table runner probes in batches (probeMany), the load bed reads bundle and pids
+    const cluster = netnsCluster(await upCluster(toTopology(model), opts), 'the istio profile (Mesh.cluster: probeMany, bundle, pids)');
     try {
       const mesh = new IstioMesh(cluster, model, await CertificateAuthority.create('istio'), envoyBin);
       await mesh.sync();
