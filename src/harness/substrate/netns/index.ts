@@ -395,8 +395,8 @@ export class NetnsCluster implements Cluster {
       return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
     };
     if (!isAbsolute(path) || !(inside(this.stateDir) || inside(this.runDir))) throw new Error(`pod ${pod}: ${path} is not a file in the run's state dir ${this.stateDir} or its reports ${this.runDir}`);
-    // 0711: a process of another uid may reach its own file, but not list the directory
-    mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
+    // state: 0711, a process of another uid may reach its own file but not list the directory; reports are for people
+    mkdirSync(dirname(path), { recursive: true, mode: inside(this.stateDir) ? 0o711 : 0o755 });
     const tmp = `${path}.tmp`;
     writeFileSync(tmp, content, { mode: opts.mode ?? 0o600 });
     if (opts.uid !== undefined || opts.gid !== undefined) chownSync(tmp, opts.uid ?? 0, opts.gid ?? opts.uid ?? 0);
