@@ -13,7 +13,8 @@ import { parseLoadLine, parseWrk, summarizeAutocannon, type AutocannonResultLike
 import { BASELINE, PATH_CATALOG, type LoadPath } from '../src/harness/load/path.ts';
 import { machineDelta, parseProcStatCpu, parseStat, parseStatusRssKiB } from '../src/harness/substrate/netns/proc.ts';
 import { envoyWorkers, foreignCpuS, machineBetween, othersBetween } from '../src/harness/load/machine.ts';
-import type { MachineSample } from '../src/harness/substrate/types.ts';
+import type { ContainerSample, MachineSample } from '../src/harness/substrate/types.ts';
+import { commOf, ContainerWatch, type SampleHost } from '../src/harness/load/watch.ts';
 import { renderTable, skippedTests } from '../src/harness/load/report.ts';
 import { DEFAULT_FIXED_RATE } from '../src/harness/load/fortio.ts';
 import { DEFAULT_SETTINGS, type RoundsResult, type RunSample } from '../src/harness/load/runner.ts';
@@ -84,6 +85,36 @@ describe("load: figures from the substrate's samples (load/machine.ts)", () => {
       { pid: 9, comm: 'sshd', cpuS: 0.1 },
     ]);
     expect(othersBetween(a, b, 1)).to.have.length(1);
+  });
+
+  it('ContainerWatch: CPU used between the first and the last sample, the larger resident set, the name; an exited container named', async () => {
+    const samples: Record<string, ContainerSample[]> = {
+      'p/envoy': [{ cpuSeconds: 10, rssBytes: 60 * 2 ** 20, commands: [['/opt/envoy/bin/envoy', '--concurrency', '2']] }, { cpuSeconds: 10.75, rssBytes: 58 * 2 ** 20, commands: [['/opt/envoy/bin/envoy', '--concurrency', '2']] }],
+      'q/app': [{ cpuSeconds: 1, rssBytes: 40 * 2 ** 20, commands: [['/usr/bin/node', 'pod.mjs', 'echo']] }, { cpuSeconds: 1.5, rssBytes: 48 * 2 ** 20, commands: [['/usr/bin/node', 'pod.mjs', 'echo']] }],
+    };
+    const machines = [sample(0, 1, []), sample(2000, 3, [])];
+    const host: SampleHost = {
+      sample: async (pod, container) => {
+        const next = samples[`${pod}/${container}`]?.shift();
+        if (!next) throw new Error(`pod ${pod}: container ${container} is not running`);
+        return next;
+      },
+      machine: async () => machines.shift()!,
+    };
+    // no tick in between: the interval is longer than the test
+    const w = await ContainerWatch.start(host, [{ pod: 'p', container: 'envoy' }, { pod: 'q', container: 'app' }], 3_600_000);
+    const r = await w.stop();
+    expect(r.procs).to.deep.equal([
+      { comm: 'envoy', cpuS: 0.75, rssMiB: 60 },
+      { comm: 'node', cpuS: 0.5, rssMiB: 48 },
+    ]);
+    expect(envoyWorkers(r.commands[0]!)).to.equal(2);
+    expect(r.machine.map((m) => m.at)).to.deep.equal([0, 2000]);
+    // running at the start, gone at the end
+    samples['p/envoy']!.push({ cpuSeconds: 11, rssBytes: 2 ** 20, commands: [] });
+    const gone = await ContainerWatch.start({ ...host, machine: async () => sample(0, 1, []) }, [{ pod: 'p', container: 'envoy' }], 3_600_000).then((x) => x.stop()).then(() => '', (e: Error) => e.message);
+    expect(gone).to.equal('p container envoy exited during the load: pod p: container envoy is not running');
+    expect(commOf([['/usr/local/bin/a-very-long-command-name', 'x']])).to.equal('a-very-long-com');
   });
 
   it("Envoy's workers from a container's command lines: --concurrency N or =N of the envoy process, else null", () => {
