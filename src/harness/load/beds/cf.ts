@@ -5,6 +5,7 @@
 import { CfFoundation, TCP_ROUTER_KEY } from '../../profiles/cf/index.ts';
 import { parseCfModel } from '../../profiles/cf/model.ts';
 import { parseYamlFile } from '../../substrate/topology.ts';
+import { netnsCluster } from '../../substrate/index.ts';
 import { catalogPath, type LoadBed, type LoadHost, type StartedBed } from '../path.ts';
 
 export const CF_LOAD_FIXTURE = 'fixtures/cf/load/apps.yaml';
@@ -38,7 +39,8 @@ export const cfBed: LoadBed = {
       const route = cf.tcpRoute(PORT, 'echo', 0);
       await cf.configureTcpRouter(cf.tcpRouterProperties(ROUTER_PROPS), [route]);
       const worker = await workerPid(() => cf.haproxyWorkerPid());
-      const cluster = cf.cluster;
+      // the closed loop's in-pod watch needs the pod bundle and host pids (netns)
+      const cluster = netnsCluster(cf.cluster, 'the cf load bed (closed loop: bundle, pids)');
       // the HAProxy container's pid is its master; the load is carried by the worker
       // the closed loop's in-pod watch reads the worker; a sample of the container is the master and its worker
       const host: LoadHost = {

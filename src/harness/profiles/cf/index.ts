@@ -4,7 +4,8 @@
 // integrity), on the substrate. A profile never spawns a process, opens a socket or touches the host's files: it asks
 // the substrate to start containers, run commands in pods (`haproxy -c`, HAProxy's CLIs) and write and read files.
 import { join } from 'node:path';
-import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
+import type { UpOptions } from '../../substrate/index.ts';
+import type { Cluster } from '../../substrate/types.ts';
 import { netnsCluster, upCluster } from '../../substrate/index.ts';
 import { CertificateAuthority, issueInstanceIdentity, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
 import { requireTools } from '../../cli/doctor.ts';
@@ -81,7 +82,7 @@ export class CfFoundation {
   private readonly lager: string[] = [];
 
   private constructor(
-    readonly cluster: NetnsCluster,
+    readonly cluster: Cluster,
     readonly model: CfModel,
     readonly cell: CellOptions,
     private readonly ca: CertificateAuthority,
