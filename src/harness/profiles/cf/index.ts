@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { UpOptions } from '../../substrate/index.ts';
 import type { Cluster } from '../../substrate/types.ts';
-import { netnsCluster, upCluster } from '../../substrate/index.ts';
+import { upCluster } from '../../substrate/index.ts';
 import { CertificateAuthority, issueInstanceIdentity, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
 import { requireTools } from '../../cli/doctor.ts';
 import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
@@ -98,7 +98,7 @@ export class CfFoundation {
     const envoyBin = envoyBinary(opts.envoyVersion);
     await requireTools(['haproxy']);
     const cell = { ...DEFAULT_CELL, ...opts.cell };
-    const cluster = netnsCluster(await upCluster(toCfTopology(model, cell, { runningEnvironment: opts.runningEnvironment, extraPods: opts.extraPods, routesMappedLater: opts.routesMappedLater }), opts), 'the cf profile (CfFoundation.cluster: probeMany, bundle, pids)');
+    const cluster = await upCluster(toCfTopology(model, cell, { runningEnvironment: opts.runningEnvironment, extraPods: opts.extraPods, routesMappedLater: opts.routesMappedLater }), opts);
     try {
       const f = new CfFoundation(cluster, model, cell, await CertificateAuthority.create('diego-instance-identity'), await CertificateAuthority.create('other-ca'), envoyBin);
       await f.init();
