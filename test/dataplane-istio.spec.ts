@@ -365,12 +365,12 @@ describe('dataplane/envoy sidecar: renderSidecar', () => {
     const protoPlan = (): ReturnType<typeof plan> => {
       const p = plan('PERMISSIVE');
       p.inbound.push({ port: 17070, mode: 'PERMISSIVE', protocol: 'http', http2: true }, { port: 16061, mode: 'PERMISSIVE', protocol: 'auto' });
-      const b = (port: number, target: number): ReturnType<typeof plan>['outbound'][number]['subsets'] => [
+      const b = (target: number): ReturnType<typeof plan>['outbound'][number]['subsets'] => [
         { name: '', endpoints: [{ ...endpoint('10.0.0.5', true), port: target }], tls: 'ISTIO_MUTUAL', subjectAltNames: ['spiffe://cluster.local/ns/default/sa/b'] },
       ];
       p.outbound.push(
-        { fqdn: PROTO, vip: '10.96.0.12', port: 7070, protocol: 'http', http2: true, subsets: b(7070, 17070), routes: [] },
-        { fqdn: PROTO, vip: '10.96.0.12', port: 9093, protocol: 'auto', subsets: b(9093, 16061), routes: [] },
+        { fqdn: PROTO, vip: '10.96.0.12', port: 7070, protocol: 'http', http2: true, subsets: b(17070), routes: [] },
+        { fqdn: PROTO, vip: '10.96.0.12', port: 9093, protocol: 'auto', subsets: b(16061), routes: [] },
       );
       return p;
     };
