@@ -29,4 +29,21 @@ export default tseslint.config(
       }],
     },
   },
+  // DESIGN.md rules of the house: model/ and dataplane/ are pure (data in, text out: nothing that does I/O), and
+  // dataplane/ imports no profile (the profiles hand it plans from model/).
+  {
+    files: ['src/harness/model/**/*.ts', 'src/harness/dataplane/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: ['fs', 'fs/promises', 'child_process', 'net', 'dgram', 'http', 'https', 'http2', 'tls', 'os', 'worker_threads'].flatMap((m) => [m, `node:${m}`]).map((name) => ({
+          name,
+          message: 'DESIGN.md: model/ and dataplane/ import nothing that does I/O — the driver (profiles/) hands their output to the Cluster.',
+        })),
+        patterns: [{
+          group: ['**/substrate/**', '**/kube/**', '**/controlplane/**', '**/cli/**', '**/load/**', '**/report/**', '**/probe/client.ts', '**/profiles/**', '**/workloads/**'],
+          message: 'DESIGN.md: model/ and dataplane/ import only model/ (and each other): no profile, substrate, kube, control plane, CLI, load or report module.',
+        }],
+      }],
+    },
+  },
 );

@@ -4,7 +4,7 @@
 // Rows: fixtures/c2c/truth/reserved-ports.yaml. A refusal happens before any traffic, so it is a test (one it() per
 // row, asserting the sentence), not a cell; only the started app's probes are cells in results.json.
 import { expect } from 'chai';
-import { EXIT, UserError } from '../src/harness/cli/errors.ts';
+import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import { parseCfModel, type CfModel } from '../src/harness/profiles/cf/model.ts';
 import type { ResultRecord } from '../src/harness/model/verdict.ts';
 import type { ProbeResult } from '../src/harness/probe/types.ts';

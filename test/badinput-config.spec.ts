@@ -2,7 +2,7 @@
 // a DestinationRule MUTUAL without a client certificate (Istio's own validation), a routing-api
 // mapping routing-api would reject, malformed route JSON or budgets.yaml, a bad --inject. Pure.
 import { expect } from 'chai';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import { parseInject } from '../src/harness/cli/main.ts';
 import { parseBudgets } from '../src/harness/load/budgets.ts';
 import { parseRouteTable } from '../src/harness/model/cf/routes.ts';

@@ -3,7 +3,7 @@
 // words, internal routes, the app environment and cells. Expected values by hand from the RFC and
 // reference/cloudfoundry.md §3.
 import { expect } from 'chai';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import {
   appEnvironment,
   cellPorts,

@@ -2,7 +2,7 @@
 // renderer (dataplane/iptables/c2c.ts). Expected values are written by hand from the policy server's v1 API and
 // silk-release lib/rules/rules.go; the kernel's reading of the text is test/integration/c2c-policy.spec.ts.
 import { expect } from 'chai';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import { allowedByPolicy, containerRules, parsePolicies, PolicyServer, policiesJson } from '../src/harness/model/c2c/policy.ts';
 import { renderC2cIptables } from '../src/harness/dataplane/iptables/c2c.ts';
 import { parseYamlFile } from '../src/harness/substrate/topology.ts';

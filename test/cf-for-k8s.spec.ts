@@ -7,7 +7,7 @@ import { curlVerdict } from '../src/harness/model/cf-for-k8s/curl.ts';
 import { cellOf, cfRowName, loadCfTruth, parseCfTruth, stepTable } from '../src/harness/profiles/cf-for-k8s/truth.ts';
 import { clusterStat, outsidePod, platformModel, stepObjects } from '../src/harness/profiles/cf-for-k8s/index.ts';
 import { deployments, isInjected, peerAuthentications } from '../src/harness/profiles/istio/resources.ts';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import { profileOf } from '../src/harness/cli/suites.ts';
 
 const truth = loadCfTruth();

@@ -2,7 +2,7 @@
 // host ports (executor NetIn rules), and tcp_router job properties. Expected values are written by
 // hand from reference/cloudfoundry.md §1 and §3.
 import { expect } from 'chai';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import {
   BOSH_CA_PATH,
   BOSH_CLIENT_PEM_PATH,

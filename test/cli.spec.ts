@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { main } from '../src/harness/cli/main.ts';
-import { EXIT, UserError } from '../src/harness/cli/errors.ts';
+import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import { matrixUnits, parseList, parseShard, profileOf, selectSuites, suiteName, type SuiteFile } from '../src/harness/cli/suites.ts';
 import type { ResultsFile } from '../src/harness/report/meta.ts';
 import { diffRuns, regressions, REPORT_FILES } from '../src/harness/report/render.ts';

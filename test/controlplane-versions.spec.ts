@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT, UserError } from '../src/harness/cli/errors.ts';
+import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import {
   checkIstio, istioPaths, kubePaths, resolveIstio, resolveKube, verifyIstioOverrides, verifyKubeOverrides,
 } from '../src/harness/controlplane/provision.ts';

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { parse } from 'yaml';
 import { renderSidecar } from '../src/harness/dataplane/envoy/sidecar.ts';
 import { ISTIO_CHAINS, renderIstioIptables } from '../src/harness/dataplane/iptables/istio.ts';
-import type { MtlsMode } from '../src/harness/profiles/istio/plan.ts';
+import type { MtlsMode } from '../src/harness/model/istio/plan.ts';
 import { arr, endpoint, FQDN, listener, obj, plan, type Node } from './lib/istio-sidecar-plan.ts';
 
 // ------------------------------------------------------------------ iptables

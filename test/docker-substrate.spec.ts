@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { checkNames, parseDoctorSubstrates } from '../src/harness/cli/doctor.ts';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import { STATE_ROOT } from '../src/harness/substrate/state.ts';
 import {
   basePlan, contentHash, debootstrapArgv, fileLayerDockerfile, imageTag, packagesDockerfile, planLayers, podImageOf, sourcesList,

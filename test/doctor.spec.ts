@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import {
   assertEnvoyVersion, envoyCacheDir, envoyReleaseOf, formatCheck, requireTools, resolveEnvoy,
 } from '../src/harness/cli/doctor.ts';
-import { EXIT, UserError } from '../src/harness/cli/errors.ts';
+import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import {
   findOnPath, hasEffectiveCap, parseCurlVersion, parseEnvoyVersion, parseHaproxyVersion, parseIpVersion,
   parseIptablesVersion, parseOpensslVersion, parseTcpdumpVersion, parseUtilLinuxVersion, parseWrkVersion,

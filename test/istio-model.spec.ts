@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import { expectIstio } from '../src/harness/profiles/istio/oracle.ts';
 import { renderGateway } from '../src/harness/dataplane/envoy/gateway.ts';
 import { buildPlans, cellFor, clientTls, effectiveMtls, inferServiceMtls, meshPods, toTopology, type PlanInputs } from '../src/harness/profiles/istio/policy.ts';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Container } from '@kubernetes/client-node';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import { programsOf } from '../src/harness/kube/pods.ts';
 import { scenarioModel } from '../src/harness/matrix/istio.ts';
 import { buildPlans, cellFor, findService, toTopology } from '../src/harness/profiles/istio/policy.ts';

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import { scenarioModel } from '../src/harness/matrix/istio.ts';
 import { expectIstio } from '../src/harness/profiles/istio/oracle.ts';
 import { buildPlans, cellFor, toTopology, type PlanInputs } from '../src/harness/profiles/istio/policy.ts';

@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import {
   apiserverArgs,
   checkBins,

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import { checkFortio, FORTIO, fortioPaths, resolveFortio } from '../src/harness/cli/provision-fortio.ts';
 import { checkBudgets, describeBudget, loadBudgets, parseBudgets } from '../src/harness/load/budgets.ts';
 import { renderRateChart } from '../src/harness/load/chart.ts';

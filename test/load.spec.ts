@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import { checkBudgets, describeBudget, parseBudgets } from '../src/harness/load/budgets.ts';
 import { renderPathChart } from '../src/harness/load/chart.ts';
 import { parseLoadLine, parseWrk, summarizeAutocannon, type AutocannonResultLike, type LoadFigures } from '../src/harness/load/figures.ts';

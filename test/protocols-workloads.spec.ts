@@ -9,7 +9,7 @@ import { runProbe } from '../src/harness/workloads/agent.ts';
 import { decodeMessageField, encodeMessageField, frameMessage, unframeMessage } from '../src/harness/workloads/grpc.ts';
 import { acceptKey, decodeFrame, encodeFrame, OPCODE } from '../src/harness/workloads/websocket.ts';
 import { classifyGrpc } from '../src/harness/probe/classify.ts';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import type { WorkloadHandle } from '../src/harness/workloads/common.ts';
 
 const quiet = (): void => undefined;

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { EXIT, UserError } from '../src/harness/cli/errors.ts';
+import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import { diffCommand, mergeCommand, reportCommand } from '../src/harness/cli/reports.ts';
 import { completeness, incompleteLine, withUnfinishedAsFailures } from '../src/harness/report/completeness.ts';
 import { parseResultsFile, type CellRecord, type PlannedUnit, type ResultsFile, type RunMetadata } from '../src/harness/report/meta.ts';

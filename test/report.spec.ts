@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { UserError } from '../src/harness/cli/errors.ts';
+import { UserError } from '../src/harness/model/errors.ts';
 import type { Evidence, Observed, ResultRecord, Verdict } from '../src/harness/model/verdict.ts';
 import { conformanceReport, renderConformanceYaml } from '../src/harness/report/conformance.ts';
 import { badgeIcon, renderGraph } from '../src/harness/report/graph.ts';

@@ -3,7 +3,7 @@
 // naming the fix (exit 2) — never a silent netns. Pure: every refusal comes before anything starts.
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
-import { EXIT, UserError } from '../src/harness/cli/errors.ts';
+import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import { planRun } from '../src/harness/cli/run.ts';
 import { assertSubstrate, netnsCluster, substrateOfRun, upCluster } from '../src/harness/substrate/index.ts';
 import type { Cluster } from '../src/harness/substrate/types.ts';

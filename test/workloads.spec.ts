@@ -5,7 +5,7 @@
 
 import { expect } from 'chai';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { EXIT, UserError } from '../src/harness/cli/errors.ts';
+import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import type { Env, WorkloadHandle } from '../src/harness/workloads/common.ts';
 import { curl, startDora } from '../src/harness/workloads/dora.ts';
 import { startEcho } from '../src/harness/workloads/echo.ts';

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT } from '../../src/harness/cli/errors.ts';
+import { EXIT } from '../../src/harness/model/errors.ts';
 import type { ResultsFile } from '../../src/harness/report/meta.ts';
 import { SHARD2 } from '../lib/runs.ts';
 

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'n
 import { join } from 'node:path';
 import type { StartedNetwork, StartedTestContainer } from 'testcontainers';
 import { DEFAULT_ENVOY_VERSION, resolveEnvoy } from '../../src/harness/cli/doctor.ts';
-import { UserError } from '../../src/harness/cli/errors.ts';
+import { UserError } from '../../src/harness/model/errors.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { STATE_ROOT, teardownRun } from '../../src/harness/substrate/state.ts';
 import { createInternalNetwork, removeRun, RUN_LABEL, runtimeFor, startRunContainer } from '../../src/harness/substrate/docker/containers.ts';

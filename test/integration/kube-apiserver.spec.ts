@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, AuthenticationV1Api, CoreV1Api, type V1TokenReview } from '@kubernetes/client-node';
-import { UserError } from '../../src/harness/cli/errors.ts';
+import { UserError } from '../../src/harness/model/errors.ts';
 import { resolveKube } from '../../src/harness/controlplane/provision.ts';
 import { startKubeApi, type KubeApi, type KubeBins } from '../../src/harness/kube/apiserver.ts';
 import { parseStatusRssKiB } from '../../src/harness/substrate/netns/proc.ts';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { promisify } from 'node:util';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { UserError } from '../../src/harness/cli/errors.ts';
+import { UserError } from '../../src/harness/model/errors.ts';
 import { IstiodMesh } from '../../src/harness/controlplane/istiod/mesh.ts';
 import { resolveIstio, resolveKube } from '../../src/harness/controlplane/provision.ts';
 import { DEFAULT_ISTIO_VERSION } from '../../src/harness/controlplane/versions.ts';

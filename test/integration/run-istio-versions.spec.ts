@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { UserError } from '../../src/harness/cli/errors.ts';
+import { UserError } from '../../src/harness/model/errors.ts';
 import { resolveIstio } from '../../src/harness/controlplane/provision.ts';
 import { readRecords } from '../../src/harness/substrate/state.ts';
 

@@ -1,7 +1,7 @@
 // A sidecar plan for the Istio Envoy builder (dataplane/envoy/sidecar.ts), shared by the unit tests of its text and
 // the integration test that hands it to the real Envoy. Every value is written out by hand.
 import { join } from 'node:path';
-import type { Endpoint, MtlsMode, SidecarPlan } from '../../src/harness/profiles/istio/plan.ts';
+import type { Endpoint, MtlsMode, SidecarPlan } from '../../src/harness/model/istio/plan.ts';
 
 // The YAML is parsed back into loose objects; these helpers read them without `any`.
 export type Node = Record<string, unknown>;

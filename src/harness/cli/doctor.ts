@@ -12,7 +12,7 @@ import { homedir, release } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { checkIstio, checkKube, provisionEtcd, provisionIstio, provisionKube } from '../controlplane/provision.ts';
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../controlplane/versions.ts';
-import { UserError } from './errors.ts';
+import { UserError } from '../model/errors.ts';
 import { checkFortio, provisionFortio } from './provision-fortio.ts';
 import { checkDockerEngine, checkDockerImages, dockerPackagesFor, installDockerPackages, provisionDockerImages, type EnvoyBin } from '../substrate/docker/provision.ts';
 import {

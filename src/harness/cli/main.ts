@@ -4,7 +4,7 @@ import { openSync, mkdirSync, existsSync, statSync, readFileSync } from 'node:fs
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT, UserError } from './errors.ts';
+import { EXIT, UserError } from '../model/errors.ts';
 import { DEFAULT_ENVOY_VERSION, DOCTOR_SUBSTRATES, parseDoctorSubstrates, requireRoot, runDoctor } from './doctor.ts';
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION, ISTIO_VERSIONS, parseIstioVersions } from '../controlplane/versions.ts';
 import { runCommand, type RunFlags } from './run.ts';

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { goVersionAtLeast, parseGoVersion } from '../controlplane/versions.ts';
 import { runCapture } from '../substrate/sh.ts';
 import { DEFAULT_ENVOY_VERSION, envoyCacheDir, type Check } from './doctor.ts';
-import { UserError } from './errors.ts';
+import { UserError } from '../model/errors.ts';
 import { findOnPath } from './tools.ts';
 
 /**

@@ -2,7 +2,7 @@
 // the reports of finished runs. No root, no processes: files in, files and lines out.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { EXIT, UserError } from './errors.ts';
+import { EXIT, UserError } from '../model/errors.ts';
 import { completeness, incompleteLine } from '../report/completeness.ts';
 import { envoyVersionsOf, parseResultsFile, tally, type ResultsFile } from '../report/meta.ts';
 import { diffRuns, mergeResults, regressions, renderRunReports, RESULTS_FILE, writeResultsFile, type BudgetMove, type RunDiff } from '../report/render.ts';

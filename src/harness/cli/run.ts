@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { DEFAULT_ENVOY_VERSION, assertEnvoyVersion, runDoctor, versions as toolVersions } from './doctor.ts';
-import { EXIT, UserError } from './errors.ts';
+import { EXIT, UserError } from '../model/errors.ts';
 import { runSuiteFiles } from './mocha.ts';
 import { listSuites, matrixUnits, parseList, parseShard, selectSuites, type Shard, type SuiteFile, type Unit } from './suites.ts';
 import { conformanceFailures, printGate, printIncomplete, readResultsPath, resolveResultsPath } from './reports.ts';

@@ -3,7 +3,7 @@
 // Pure apart from listing the suites directory.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from './errors.ts';
+import { UserError } from '../model/errors.ts';
 
 /** Suite file-name prefix → profile (DESIGN.md "profile"); the first match wins. */
 export const PROFILE_PREFIXES: readonly (readonly [prefix: string, profile: string])[] = [

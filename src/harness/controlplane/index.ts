@@ -1,7 +1,7 @@
 // Which control plane programs an Istio run's sidecars: Istio's own istiod on a real API server
 // (controlplane/istiod) or meshproof's emulation (profiles/istio). `meshproof run --control-plane`
 // sets it for the suites it runs; a suite never names one.
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import { IstioMesh } from '../profiles/istio/index.ts';
 import type { ControlPlaneKind, Mesh } from '../profiles/istio/mesh.ts';
 import type { IstioModel } from '../profiles/istio/resources.ts';

@@ -16,7 +16,7 @@ import {
 import { setTimeout as delay } from 'node:timers/promises';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { DEFAULT_ENVOY_VERSION, envoyCacheDir, type Check } from '../cli/doctor.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import { execBrief, findOnPath, firstLine, isExecutableFile } from '../cli/tools.ts';
 import {
   ETCD, GO_BUILD_ENV, ISTIO_BINARIES, ISTIO_BOOTSTRAP_TEMPLATE, KUBE_BINARIES, KUBERNETES, assertIstioVersion,

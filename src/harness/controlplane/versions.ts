@@ -3,7 +3,7 @@
 // the ldflags, and the parsers of the version lines those binaries print. No I/O here (provision.ts does it).
 // Source of every row: ../shared/reference/real-control-planes.md §1 (Istio) and §2 (Kubernetes, etcd).
 
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 
 /** One `replace` line of a wrapper go.mod: `<path> => <to ?? path> <version>`. */
 export interface GoReplace {

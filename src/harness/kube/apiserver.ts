@@ -8,7 +8,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import { CertificateAuthority, newSigningKeyPair, PkiStore } from '../pki/index.ts';
 import type { NetnsCluster } from '../substrate/netns/index.ts';
 import { GATEWAY, SERVICE_CIDR } from '../substrate/netns/index.ts';

@@ -4,7 +4,7 @@
 // as istiod's validator) refuses fails with the server's own message.
 import { KubernetesObjectApi, PatchStrategy, loadYaml, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import { pollUntil } from '../substrate/poll.ts';
 
 export const FIELD_MANAGER = 'meshproof';

@@ -6,7 +6,7 @@
 // decided on the median of the rounds.
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import type { BudgetResult } from '../report/meta.ts';
 import { DEFAULT_FIXED_RATE, type FixedRateSettings } from './fortio.ts';
 import { BASELINE, PATH_CATALOG } from './path.ts';

@@ -4,7 +4,7 @@
 // (autocannon, runner.ts); summarize, check the budgets on the medians, write the results, tear everything down.
 // Used by suites/throughput-budget.spec.ts and bench/run.ts.
 import { resolveFortio } from '../cli/provision-fortio.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import type { BudgetResult } from '../report/meta.ts';
 import { LOAD_BEDS } from './beds/index.ts';
 import { checkBudgets, loadBudgets, BUDGETS_FILE, type BudgetsFile } from './budgets.ts';

@@ -5,13 +5,13 @@ import { apply, loadIstio, type IstioModel } from '../profiles/istio/resources.t
 import { cellFor, destinationRuleFor, findService, meshPods, podsOf, selects, spiffeId, type MeshPod } from '../profiles/istio/policy.ts';
 import { expectIstio } from '../profiles/istio/oracle.ts';
 import { expectProtocolCell, protocolSelection } from '../profiles/istio/protocol-oracle.ts';
-import { ISTIO_PORTS } from '../profiles/istio/plan.ts';
+import { ISTIO_PORTS } from '../model/istio/plan.ts';
 import type { NetnsCluster } from '../substrate/netns/index.ts';
 import type { PkiStore } from '../pki/index.ts';
 import { rowName, type ClientKind, type TruthRow, type TruthTable } from '../profiles/istio/truth.ts';
 import { CertificateAuthority, issueSpiffe, type IdentityPaths } from '../pki/index.ts';
 import { toRecord } from '../report/results.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import type { Evidence, ResultRecord, Verdict } from '../model/verdict.ts';
 import type { ProbeRequest, ProbeResult } from '../probe/types.ts';
 

@@ -1,7 +1,7 @@
 // Reading a Kubernetes-style YAML document field by field, as an API server's validation would:
 // each wrong or unknown field is one UserError naming the file, the object and the field path.
 // Pure; shared by every profile that reads users' Kubernetes YAML (istio, contrast).
-import { UserError } from '../cli/errors.ts';
+import { UserError } from './errors.ts';
 
 export type Obj = Record<string, unknown>;
 export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -1,6 +1,6 @@
 // What a run directory's results.json holds beside the records (DESIGN.md result-record
 // contract), and the small helpers every renderer shares. Pure: no files, no processes.
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import type { ResultRecord, Verdict } from '../model/verdict.ts';
 
 export interface MachineInfo {

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { availableParallelism, hostname, release, totalmem, platform, arch } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import { renderConformanceYaml, type ConformanceOptions } from './conformance.ts';
 import { renderHtml, type HtmlOptions } from './html.ts';
 import { renderJUnit } from './junit.ts';

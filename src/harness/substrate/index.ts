@@ -1,7 +1,7 @@
 // The substrate port (DESIGN.md seam 1): the run chooses where pods run (`meshproof run --substrate`,
 // passed to the suites it runs as MESHPROOF_SUBSTRATE), and everything above this file starts a
 // Cluster through upCluster — no profile, suite or bench names a substrate.
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import type { Cluster, Topology } from './types.ts';
 import { NetnsCluster, upNetns, type UpOptions } from './netns/index.ts';
 

@@ -1,6 +1,6 @@
 // What every in-pod workload shares: options, the listen/close lifecycle, CLI flag parsing.
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { EXIT, UserError } from '../cli/errors.ts';
+import { EXIT, UserError } from '../model/errors.ts';
 
 /** The environment a workload reads (process.env in a pod; an explicit object in tests). */
 export type Env = Readonly<Record<string, string | undefined>>;

@@ -4,7 +4,7 @@
 // one-shot: it runs the load generator once, prints its figures and exits.
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../model/errors.ts';
 import { usage, type Env, type WorkloadHandle } from './common.ts';
 import { runDora } from './dora.ts';
 import { runEcho } from './echo.ts';

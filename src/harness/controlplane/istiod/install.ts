@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import { runCapture } from '../../substrate/sh.ts';
 import { pollUntil } from '../../substrate/poll.ts';
 import { applyObjects, parseObjects } from '../../kube/apply.ts';

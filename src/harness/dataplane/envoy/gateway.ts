@@ -4,7 +4,7 @@
 // (buildGatewayListeners, buildGatewayHTTPRouteConfig), pilot/pkg/security/authn (gateway TLS contexts),
 // pilot/pkg/networking/util/proxy_headers.go (gateways: XFCC SANITIZE_SET).
 import { stringify } from 'yaml';
-import { ISTIO_PORTS, type GatewayServerPlan, type SidecarPlan } from '../../profiles/istio/plan.ts';
+import { ISTIO_PORTS, type GatewayServerPlan, type SidecarPlan } from '../../model/istio/plan.ts';
 import { checkPlan, outboundCluster, outboundClusterName, router, tlsParams, UPGRADE_CONFIGS } from './sidecar.ts';
 import { addr, T, type Obj } from './common.ts';
 

@@ -12,7 +12,7 @@ import {
   type OutboundSubset,
   type PortProtocol,
   type SidecarPlan,
-} from '../../profiles/istio/plan.ts';
+} from '../../model/istio/plan.ts';
 import { addr, T, type Obj } from './common.ts';
 
 

@@ -4,7 +4,7 @@
 // routing-release@6361914 src/code.cloudfoundry.org/cf-tcp-router/configurer/haproxy/config_marshaller.go (current
 // option order); routing-release jobs/tcp_router/templates/haproxy.conf.template.erb and jobs/tcp_router/spec.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import type { TcpMappingEntity } from '../../model/cf/routes.ts';
 
 // ---------------------------------------------------------------- lager

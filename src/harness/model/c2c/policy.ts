@@ -16,7 +16,7 @@
 //   without a policy is REJECTED with ICMP port unreachable (the caller sees "connection refused"), not dropped;
 //   CATS (security_groups/dynamic_asgs.go "client app cannot connect to the server app using the overlay") only
 //   asserts a non-zero curl exit.
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../errors.ts';
 
 export type PolicyProtocol = 'tcp' | 'udp';
 

@@ -1,7 +1,7 @@
 // Cloud Foundry TCP routes as routing-api models them, validates them and as their producers write them.
 // Pure: JSON in, typed routes out; no I/O. Sources: routing-api@44661ed models/tcp_route.go and
 // handlers/validator.go, route-emitter@26f4ea3 routingtable/endpoint.go, route-registrar@196da85 routingapi/api.go.
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../errors.ts';
 
 /** routing-api models/route.go ModificationTag. */
 export interface ModificationTag {

@@ -4,7 +4,7 @@
 // Sources (edgelesssys/contrast): service-mesh/config.go ParseProxyConfig (fd987523), service-mesh/iptables.go
 // (EnvoyIngressPort, a55a200b), internal/kuberesource/mutators.go (needsServiceMesh, AddServiceMesh, AddInitializer,
 // PatchServiceMeshAdminInterface), docs architecture/components/service-mesh.md.
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../errors.ts';
 
 export const INGRESS_ANNOTATION = 'contrast.edgeless.systems/servicemesh-ingress';
 export const EGRESS_ANNOTATION = 'contrast.edgeless.systems/servicemesh-egress';

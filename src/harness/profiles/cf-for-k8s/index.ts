@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { parseObjects } from '../../kube/apply.ts';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import { loadIstio, type IstioModel } from '../istio/resources.ts';
 import type { CellPlanner } from '../../matrix/istio.ts';
 import type { TruthRow } from '../istio/truth.ts';

@@ -2,7 +2,7 @@
 // scenario, each step the objects it applies and the cells it pins, written from the ADR, cf-for-k8s's files and its
 // acceptance tests (each row cites them) and independent of the oracle. Reading it is the one impure function here.
 import { parseYamlFile } from '../../substrate/topology.ts';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import { observedOf, type Observed, type Verdict, type Wire } from '../../model/verdict.ts';
 import { CALLER_KINDS, CATEGORIES, ENFORCERS, type CallerKind, type Category, type CfCell, type Enablement, type Enforcer } from '../../model/cf-for-k8s/oracle.ts';
 import type { TruthRow, TruthTable } from '../istio/truth.ts';

@@ -10,7 +10,7 @@ import { upCluster } from '../../substrate/index.ts';
 import { CertificateAuthority, issueInstanceIdentity, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
 import { requireTools } from '../../cli/doctor.ts';
 import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import { renderDiegoSdsFiles, renderDiegoSidecar } from '../../dataplane/envoy/diego.ts';
 import { renderFrontRouter, type FrontRoute } from '../../dataplane/envoy/front-router.ts';
 import { buildHaproxyConfig, formatLager, haproxyBaseConfig, validateBackendTls, type LagerLog } from '../../dataplane/haproxy/tcp-router.ts';

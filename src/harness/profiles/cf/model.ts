@@ -2,7 +2,7 @@
 // job properties (fixtures/cf/tcp-router/*.yml, BOSH style with credhub variables), and how both
 // become netns pods, cells and files. Sources: reference/cloudfoundry.md §1 (tcp-router config,
 // BOSH wiring), §3 (executor ports, instance identity, unproxied port mappings).
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import { allocateProxyPorts, adminPort, C2CMTLSPort, C2CTLSPort, type PortMapping } from '../../model/cf/diego.ts';
 import type { BackendTlsConfig } from '../../dataplane/haproxy/tcp-router.ts';
 import { CF_INSTANCE_MTLS_PROXY, DEFAULT_INTERNAL_DOMAINS, EGRESS_PROXY_PORT, normalizeInternalDomains } from '../../dataplane/envoy/egress-proxy.ts';

@@ -19,7 +19,7 @@ import { netnsCluster, upCluster, type UpOptions } from '../../substrate/index.t
 import type { ContainerSpec, PodSpec, ServiceSpec, Topology } from '../../substrate/types.ts';
 import { pollUntil } from '../../substrate/poll.ts';
 import { CertificateAuthority, PkiStore, type IdentityPaths } from '../../pki/index.ts';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import {
   ADMIN_ANNOTATION,
   ENVOY_INGRESS_PORT,

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import { FieldReader, isObj, type Obj } from '../../model/fields.ts';
 import type { Annotations } from '../../model/contrast/annotations.ts';
 

@@ -1,7 +1,7 @@
 // Hand-written Contrast truth tables (fixtures/contrast/truth/*.yaml): the rows the contrast-* suites pin to, written
 // from Contrast's code, docs and e2e test, independent of the oracle; and, pure, what the oracle says of a row.
 import { parseYamlFile } from '../../substrate/topology.ts';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import type { Observed, Verdict, Wire } from '../../model/verdict.ts';
 import { CALLERS, expectDirect, expectEgress, inboundPath, type Caller, type PodPhase } from '../../model/contrast/oracle.ts';
 import type { ContrastPodPlan } from './index.ts';

@@ -11,7 +11,7 @@ import { renderSidecar } from '../../dataplane/envoy/sidecar.ts';
 import { renderGateway } from '../../dataplane/envoy/gateway.ts';
 import { renderIstioIptables } from '../../dataplane/iptables/istio.ts';
 import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
-import { ISTIO_PORTS, type SidecarPlan } from './plan.ts';
+import { ISTIO_PORTS, type SidecarPlan } from '../../model/istio/plan.ts';
 import { buildPlans, meshPods, selects, toTopology } from './policy.ts';
 import { gateways, type IstioModel } from './resources.ts';
 import type { GatewayCredential, Mesh } from './mesh.ts';

@@ -4,7 +4,7 @@
 // mtls-migration tasks, the inbound filter chains per mode (listener_inbound.go), the inbound
 // TLS context (authn/utils BuildInboundTLS) and auto-mTLS's endpoint check (xds/endpoints/mtls_checker.go).
 import type { Observed, Verdict } from '../../model/verdict.ts';
-import type { ClientTlsMode, MtlsMode } from './plan.ts';
+import type { ClientTlsMode, MtlsMode } from '../../model/istio/plan.ts';
 import type { ClientKind } from './truth.ts';
 
 export interface IstioCell {

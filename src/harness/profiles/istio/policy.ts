@@ -1,11 +1,11 @@
 // Istio's policy semantics over the loaded model (pure): PeerAuthentication inheritance,
 // DestinationRule/VirtualService resolution for a client, the pods a Deployment becomes, and
 // the SidecarPlan of every injected pod.
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import type { ContainerSpec, PodSpec, ServiceSpec, Topology } from '../../substrate/types.ts';
 import type { IstioCell } from './oracle.ts';
 import type { ClientKind } from './truth.ts';
-import type { ClientTlsMode, Endpoint, GatewayServerPlan, InboundPort, MtlsMode, OutboundService, OutboundSubset, SidecarPlan, WeightedRoute } from './plan.ts';
+import type { ClientTlsMode, Endpoint, GatewayServerPlan, InboundPort, MtlsMode, OutboundService, OutboundSubset, SidecarPlan, WeightedRoute } from '../../model/istio/plan.ts';
 import { istioEchoPort } from '../../workloads/istio-echo.ts';
 import { declaresHttp2, protocolSelection } from './protocol-oracle.ts';
 import {

@@ -1,7 +1,7 @@
 // Hand-written Istio truth tables (fixtures/istio/truth/*.yaml and truth/reachability/*.yaml): the
 // rows suites pin to, written from Istio's documents and tests, independent of the oracle.
 import { parseYamlFile } from '../../substrate/topology.ts';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import type { Observed, Verdict, Wire } from '../../model/verdict.ts';
 import type { InjectOverride } from './resources.ts';
 

@@ -4,7 +4,7 @@
 import { request } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import { findOnPath } from '../../cli/tools.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { pollUntil } from '../poll.ts';

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { UserError } from '../../cli/errors.ts';
+import { UserError } from '../../model/errors.ts';
 import { findOnPath } from '../../cli/tools.ts';
 import { run, runCapture } from '../sh.ts';
 import { processStart } from '../state.ts';
