@@ -8,13 +8,11 @@
 // (HTTP/2 clusters for grpc/http2, WebSocket upgrades on every HCM, an http_inspector on a sniffed port's outbound
 // listener, no protocol-detection limit).
 import { expect } from 'chai';
-import { runTable, scenarioModel, type RowOutcome } from '../src/harness/matrix/istio.ts';
-import { loadTruthTables, rowName, type TruthRow } from '../src/harness/profiles/istio/truth.ts';
-import { cyclonusTable } from '../src/harness/report/cyclonus.ts';
-import { appendResults } from '../src/harness/report/results.ts';
+import type { RowOutcome } from '../src/harness/matrix/istio.ts';
+import { loadTruthTables, rowName } from '../src/harness/profiles/istio/truth.ts';
 import type { ProbeEvidence } from '../src/harness/probe/types.ts';
 import { SERVER_FIRST_BANNER } from '../src/harness/workloads/tcp-listener.ts';
-import { deploymentOf, useMesh } from './lib/istio.ts';
+import { deploymentOf, useMesh, useScenario } from './lib/istio.ts';
 
 const SUITE = 'istio-protocols';
 const TABLES = loadTruthTables('fixtures/istio/truth/protocols.yaml');
@@ -22,8 +20,6 @@ const TABLES = loadTruthTables('fixtures/istio/truth/protocols.yaml');
 const CELLS = [6, 10];
 /** The caller with a sidecar, as the server's sidecar names it in XFCC (fixtures/istio/reachability/clients.yaml). */
 const SLEEP_ID = 'spiffe://cluster.local/ns/default/sa/sleep';
-
-const indent = (text: string): string => text.replace(/^/gm, '    ');
 
 describe(`${SUITE}: h2c, gRPC, WebSocket and a server-first port through sidecars (real Envoy)`, function () {
   this.timeout(300_000);
@@ -42,26 +38,11 @@ describe(`${SUITE}: h2c, gRPC, WebSocket and a server-first port through sidecar
 
   for (const { t, cells } of cases) {
     describe(t.scenario, () => {
-      let outcomes: RowOutcome[] = [];
-      const of = (row: TruthRow): RowOutcome => {
-        const o = outcomes.find((x) => x.row === row);
-        if (!o) throw new Error(`${rowName(row)} was not probed`);
-        return o;
-      };
-
-      before(async () => {
-        await mesh().update(scenarioModel(t));
-        outcomes = await runTable(mesh(), t, SUITE);
-        all.push(...outcomes);
-        appendResults(mesh().cluster.runDir, outcomes.map((o) => o.record));
-        const detail = (o: RowOutcome): string =>
-          `want ${o.row.verdict}${o.row.wire ? ` ${o.row.wire}` : ''}, got ${o.result.verdict} ${o.result.evidence.wire}, oracle ${o.oracle} (${JSON.stringify(o.result.evidence)})`;
-        console.log(indent(`\n${cyclonusTable(`${SUITE}: ${t.scenario} [${mesh().controlPlane}]`, outcomes.map((o) => ({ ...o.record, detail: detail(o) })))}`));
-      });
+      const { outcomes, of } = useScenario(mesh, t, SUITE, all);
 
       it(`probes the ${cells} cells of the table`, () => {
-        expect(outcomes).to.have.length(cells);
-        expect(new Set(outcomes.map((o) => o.row)).size, 'one outcome per row').to.equal(cells);
+        expect(outcomes()).to.have.length(cells);
+        expect(new Set(outcomes().map((o) => o.row)).size, 'one outcome per row').to.equal(cells);
       });
 
       for (const row of t.rows) {

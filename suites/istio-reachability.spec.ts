@@ -6,11 +6,9 @@
 // case's config). Every cell is pinned to the hand-written rows of fixtures/istio/truth/reachability
 // (verdict and wire canary) and to the oracle, and printed Cyclonus-style.
 import { expect } from 'chai';
-import { runTable, scenarioModel, type RowOutcome } from '../src/harness/matrix/istio.ts';
-import { rowName, type TruthRow } from '../src/harness/profiles/istio/truth.ts';
-import { cyclonusTable } from '../src/harness/report/cyclonus.ts';
-import { appendResults } from '../src/harness/report/results.ts';
-import { deploymentOf, table, useMesh } from './lib/istio.ts';
+import type { RowOutcome } from '../src/harness/matrix/istio.ts';
+import { rowName } from '../src/harness/profiles/istio/truth.ts';
+import { deploymentOf, table, useMesh, useScenario } from './lib/istio.ts';
 
 const SUITE = 'istio-reachability';
 
@@ -29,8 +27,6 @@ const SERVER: Record<string, string> = { b: 'b', naked: 'naked', 'migration/vist
 /** The caller with a sidecar, as the server's sidecar names it in XFCC (fixtures/istio/reachability/clients.yaml). */
 const SLEEP_ID = 'spiffe://cluster.local/ns/default/sa/sleep';
 
-const indent = (text: string): string => text.replace(/^/gm, '    ');
-
 describe(`${SUITE}: reachability_test.go as one matrix (real Envoy)`, function () {
   this.timeout(180_000);
   const cases = CASES.map(([file, cells]) => ({ t: table(`reachability/${file}`), cells }));
@@ -44,26 +40,11 @@ describe(`${SUITE}: reachability_test.go as one matrix (real Envoy)`, function (
 
   for (const { t, cells } of cases) {
     describe(t.scenario, () => {
-      let outcomes: RowOutcome[] = [];
-      const of = (row: TruthRow): RowOutcome => {
-        const o = outcomes.find((x) => x.row === row);
-        if (!o) throw new Error(`${rowName(row)} was not probed`);
-        return o;
-      };
-
-      before(async () => {
-        await mesh().update(scenarioModel(t));
-        outcomes = await runTable(mesh(), t, SUITE);
-        all.push(...outcomes);
-        appendResults(mesh().cluster.runDir, outcomes.map((o) => o.record));
-        const detail = (o: RowOutcome): string =>
-          `want ${o.row.verdict} ${o.row.wire}, got ${o.result.verdict} ${o.result.evidence.wire}, oracle ${o.oracle} (${JSON.stringify(o.result.evidence)})`;
-        console.log(indent(`\n${cyclonusTable(`${SUITE}: ${t.scenario} [${mesh().controlPlane}]`, outcomes.map((o) => ({ ...o.record, detail: detail(o) })))}`));
-      });
+      const { outcomes, of } = useScenario(mesh, t, SUITE, all);
 
       it(`probes the ${cells} cells of the table`, () => {
-        expect(outcomes).to.have.length(cells);
-        expect(new Set(outcomes.map((o) => o.row)).size, 'one outcome per row').to.equal(cells);
+        expect(outcomes()).to.have.length(cells);
+        expect(new Set(outcomes().map((o) => o.row)).size, 'one outcome per row').to.equal(cells);
       });
 
       for (const row of t.rows) {

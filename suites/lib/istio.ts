@@ -6,9 +6,10 @@ import { expect } from 'chai';
 import { startMesh as startOnControlPlane } from '../../src/harness/controlplane/index.ts';
 import type { Mesh } from '../../src/harness/profiles/istio/mesh.ts';
 import type { IstioModel } from '../../src/harness/profiles/istio/resources.ts';
-import { loadTruthTable, type TruthRow, type TruthTable } from '../../src/harness/profiles/istio/truth.ts';
+import { loadTruthTable, rowName, type TruthRow, type TruthTable } from '../../src/harness/profiles/istio/truth.ts';
 import { runTable, scenarioModel, type RowOutcome } from '../../src/harness/matrix/istio.ts';
 import { appendResults, truthTable } from '../../src/harness/report/results.ts';
+import { cyclonusTable } from '../../src/harness/report/cyclonus.ts';
 
 export const table = (name: string): TruthTable => loadTruthTable(`fixtures/istio/truth/${name}.yaml`);
 
@@ -77,4 +78,32 @@ export function find(outcomes: RowOutcome[], from: string, to: string, subset?: 
   const o = outcomes.find((x) => x.row.from === from && x.row.to === to && x.row.subset === subset && (port === undefined || x.row.port === port));
   if (!o) throw new Error(`no row ${from} → ${to}${subset ? `/${subset}` : ''}${port ? `:${port}` : ''} in the table`);
   return o;
+}
+
+const indent = (text: string): string => text.replace(/^/gm, '    ');
+
+/**
+ * One scenario of a matrix suite on the describe block's shared mesh: before its tests, the mesh is updated to the
+ * table's model, every row probed, recorded and printed Cyclonus-style (asserts nothing). Returns the row → outcome
+ * lookup its it()s use; every outcome also goes into `all` for the suite's closing tally.
+ */
+export function useScenario(mesh: () => Mesh, t: TruthTable, suite: string, all: RowOutcome[]): { outcomes: () => RowOutcome[]; of: (row: TruthRow) => RowOutcome } {
+  let outcomes: RowOutcome[] = [];
+  before(async () => {
+    await mesh().update(scenarioModel(t));
+    outcomes = await runTable(mesh(), t, suite);
+    all.push(...outcomes);
+    appendResults(mesh().cluster.runDir, outcomes.map((o) => o.record));
+    const detail = (o: RowOutcome): string =>
+      `want ${o.row.verdict}${o.row.wire ? ` ${o.row.wire}` : ''}, got ${o.result.verdict} ${o.result.evidence.wire}, oracle ${o.oracle} (${JSON.stringify(o.result.evidence)})`;
+    console.log(indent(`\n${cyclonusTable(`${suite}: ${t.scenario} [${mesh().controlPlane}]`, outcomes.map((o) => ({ ...o.record, detail: detail(o) })))}`));
+  });
+  return {
+    outcomes: () => outcomes,
+    of: (row) => {
+      const o = outcomes.find((x) => x.row === row);
+      if (!o) throw new Error(`${rowName(row)} was not probed`);
+      return o;
+    },
+  };
 }
