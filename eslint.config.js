@@ -17,9 +17,6 @@ export default tseslint.config(
   // interface; which substrate runs is the run's choice (--substrate), so none of them imports an implementation.
   {
     files: ['suites/**/*.ts', 'src/harness/profiles/**/*.ts'],
-    // profiles still typed to NetnsCluster for members the Cluster port does not offer yet (probeMany for the suites'
-    // batches, bundle and pids for the load beds): remove a file from this list once its cluster is a Cluster
-    ignores: ['src/harness/profiles/istio/index.ts', 'src/harness/profiles/istio/mesh.ts', 'src/harness/profiles/contrast/index.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [{

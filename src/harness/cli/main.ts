@@ -108,7 +108,7 @@ async function startFor(path: string, opts: UpFlags): Promise<{ cluster: NetnsCl
   // up's run record, exec and down work on netns pods (their namespaces)
   if (!isIstioInput(path, opts)) return { cluster: netnsCluster(await upCluster(loadTopology(path), upOpts), 'meshproof up') };
   const model = istioModelFor(path, opts);
-  if ((opts.controlPlane ?? 'istiod') === 'emulated') return { cluster: (await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster };
+  if ((opts.controlPlane ?? 'istiod') === 'emulated') return { cluster: netnsCluster((await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster, 'meshproof up') };
   // IstiodMesh registers its own teardown: the keeper's Ctrl-C or SIGTERM stops the node agent and the API server too
   const mesh = await IstiodMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion, istioVersion: opts.istioVersion });
   return { cluster: mesh.cluster, kubeconfig: mesh.api.kubeconfigPath };

@@ -6,7 +6,7 @@ import { cellFor, destinationRuleFor, findService, meshPods, podsOf, selects, sp
 import { expectIstio } from '../profiles/istio/oracle.ts';
 import { expectProtocolCell, protocolSelection } from '../profiles/istio/protocol-oracle.ts';
 import { ISTIO_PORTS } from '../model/istio/plan.ts';
-import type { NetnsCluster } from '../substrate/netns/index.ts';
+import type { Cluster } from '../substrate/types.ts';
 import type { PkiStore } from '../pki/index.ts';
 import { rowName, type ClientKind, type TruthRow, type TruthTable } from '../profiles/istio/truth.ts';
 import { CertificateAuthority, issueSpiffe, type IdentityPaths } from '../pki/index.ts';
@@ -32,7 +32,7 @@ export interface ProbedMesh {
   readonly controlPlane: string;
   /** The Istio release whose istiod programmed the sidecars (istiod only). */
   readonly istioVersion?: string;
-  readonly cluster: NetnsCluster;
+  readonly cluster: Cluster;
   /** The model the oracle reads: the YAML the control plane was given. */
   readonly current: IstioModel;
   /** Where the run keeps its keys; the other-CA caller identity goes there. */

@@ -106,6 +106,11 @@ export interface Cluster {
   stopContainer(pod: string, name: string): Promise<void>;
   probe(from: string, req: ProbeRequest, opts?: { wire?: boolean }): Promise<ProbeResult>;
   /**
+   * Runs many probes at once (at most `concurrency`, default 32), in the order given; with the wire check (`wire`,
+   * default on) one canary sync proves all of them, so a truth table's batch costs one sync, not one per cell.
+   */
+  probeMany(calls: { from: string; req: ProbeRequest }[], opts?: { wire?: boolean; concurrency?: number }): Promise<ProbeResult[]>;
+  /**
    * Writes a file the pod sees at `path` (absolute, inside `stateDir`: keys and configs live only as long as the run;
    * or inside `runDir`: what the pod leaves for the report, e.g. a log its process would write),
    * atomically (written aside, then renamed) with `mode` (default 0600) and owned by `uid`/`gid` (default root): a

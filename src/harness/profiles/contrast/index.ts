@@ -14,8 +14,8 @@
 // rendered Envoy config names those files (as the CF profile's Envoy names its SDS directory in the state dir).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NetnsCluster } from '../../substrate/netns/index.ts';
-import { netnsCluster, upCluster, type UpOptions } from '../../substrate/index.ts';
+import type { Cluster } from '../../substrate/types.ts';
+import { upCluster, type UpOptions } from '../../substrate/index.ts';
 import type { ContainerSpec, PodSpec, ServiceSpec, Topology } from '../../substrate/types.ts';
 import { pollUntil } from '../../substrate/poll.ts';
 import { CertificateAuthority, PkiStore, type IdentityPaths } from '../../pki/index.ts';
@@ -132,7 +132,7 @@ export class ContrastMesh {
   readonly meshCaFile: string;
 
   private constructor(
-    readonly cluster: NetnsCluster,
+    readonly cluster: Cluster,
     readonly plans: ContrastPodPlan[],
     readonly services: ContrastService[],
     private readonly ca: CertificateAuthority,
@@ -155,8 +155,7 @@ export class ContrastMesh {
     for (const h of opts.hold ?? []) if (!plans.some((p) => p.deployment.name === h)) throw new UserError(`hold: no Deployment ${h} (Deployments: ${plans.map((p) => p.deployment.name).join(', ')})`);
     // fail on a missing Envoy before anything is created
     const envoyBin = envoyBinary(opts.envoyVersion);
-    // the contrast suites probe a table's rows in one batch (probeMany: one wire-canary sync)
-    const cluster = netnsCluster(await upCluster(contrastTopology(plans, model.services, opts), opts), 'the contrast profile (probeMany)');
+    const cluster = await upCluster(contrastTopology(plans, model.services, opts), opts);
     try {
       const mesh = new ContrastMesh(cluster, plans, model.services, await CertificateAuthority.create('contrast-mesh', { cn: 'meshproof contrast mesh CA' }), envoyBin, opts.log ?? (() => undefined));
       await Promise.all(plans.filter((p) => !(opts.hold ?? []).includes(p.deployment.name)).map((p) => mesh.startPod(p.deployment.name)));

@@ -4,8 +4,8 @@
 // re-renders and restarts only the sidecars whose config changed.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NetnsCluster } from '../../substrate/netns/index.ts';
-import { netnsCluster, upCluster, type UpOptions } from '../../substrate/index.ts';
+import type { Cluster } from '../../substrate/types.ts';
+import { upCluster, type UpOptions } from '../../substrate/index.ts';
 import { CertificateAuthority, issueClient, issueServer, issueSpiffe, PkiStore, type IdentityPaths } from '../../pki/index.ts';
 import { renderSidecar } from '../../dataplane/envoy/sidecar.ts';
 import { renderGateway } from '../../dataplane/envoy/gateway.ts';
@@ -32,7 +32,7 @@ export class IstioMesh implements Mesh {
   private readonly credentials = new Map<string, GatewayCredential>();
 
   private constructor(
-    readonly cluster: NetnsCluster,
+    readonly cluster: Cluster,
     private model: IstioModel,
     private readonly ca: CertificateAuthority,
     private readonly envoyBin: string,
@@ -47,8 +47,7 @@ export class IstioMesh implements Mesh {
   static async start(model: IstioModel, opts: UpOptions & { envoyVersion?: string } = {}): Promise<IstioMesh> {
     // fail on a missing Envoy before anything is created
     const envoyBin = envoyBinary(opts.envoyVersion);
-    // Mesh.cluster is still netns's: the truth-table runner probes in batches (probeMany), the load bed reads bundle and pids
-    const cluster = netnsCluster(await upCluster(toTopology(model), opts), 'the istio profile (Mesh.cluster: probeMany, bundle, pids)');
+    const cluster = await upCluster(toTopology(model), opts);
     try {
       const mesh = new IstioMesh(cluster, model, await CertificateAuthority.create('istio'), envoyBin);
       await mesh.sync();

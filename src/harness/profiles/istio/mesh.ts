@@ -1,7 +1,7 @@
 // What an Istio suite probes, whichever control plane programs the sidecars: meshproof's emulation
 // (IstioMesh, profiles/istio/index.ts) or Istio's own istiod on a real API server (IstiodMesh,
 // controlplane/istiod/mesh.ts). Suites and the truth-table runner see only this.
-import type { NetnsCluster } from '../../substrate/netns/index.ts';
+import type { Cluster } from '../../substrate/types.ts';
 import type { PkiStore } from '../../pki/index.ts';
 import type { IstioModel } from './resources.ts';
 
@@ -18,7 +18,7 @@ export interface Mesh {
   readonly controlPlane: ControlPlaneKind;
   /** The Istio release whose istiod programs the mesh (istiod only). */
   readonly istioVersion?: string;
-  readonly cluster: NetnsCluster;
+  readonly cluster: Cluster;
   /** The model the oracle reads: the same YAML the control plane was given. */
   readonly current: IstioModel;
   /** `kubectl apply` of a new model (resources removed from it are deleted); resolves once every sidecar has the new config. */
