@@ -40,7 +40,7 @@ describe(`${SUITE}: ${table.scenario} (real Envoy)`, function () {
   before(async () => {
     mesh = await startModel(withGateway(table.rows[0]!.gateway));
     const other = await CertificateAuthority.create('not-example');
-    otherCa = mesh.pkiStore.writeIdentity({ ...(await issueClient(other, { cn: 'client.example.com', o: 'ACMEorg' })), name: 'other-ca.client' });
+    otherCa = await mesh.pkiStore.writeIdentity({ ...(await issueClient(other, { cn: 'client.example.com', o: 'ACMEorg' })), name: 'other-ca.client' });
     const vip = mesh.cluster.services.get('istio-system/istio-ingressgateway')!.vip;
     let current = '';
     for (const row of table.rows) {

@@ -17,6 +17,7 @@ import {
   issueSpiffe,
   notYetValid,
   PkiStore,
+  PodPkiStore,
   spiffeId,
   type IssuedCert,
 } from '../src/harness/pki/index.ts';
@@ -281,7 +282,48 @@ describe('pki', function () {
       expect(() => store.writeIdentity(c)).to.throw(/would overwrite/);
       expect(readdirSync(join(dir, 'store', 'run2'))).to.deep.equal(['mesh-ca.crt']);
     });
+  });
 
+  describe('PodPkiStore', function () {
+    type Write = { path: string; content: string; opts: { mode: number; uid?: number; gid?: number } };
+    const recorder = (): { writes: Write[]; store: PodPkiStore } => {
+      const writes: Write[] = [];
+      const store = new PodPkiStore('/state/pki', async (path, content, opts) => {
+        writes.push({ path, content, opts });
+      });
+      return { writes, store };
+    };
+
+    it("hands every file to its write function with PkiStore's names and modes (keys 0600, owned by the reader) and touches no host file", async function () {
+      const { writes, store } = recorder();
+      expect(existsSync('/state/pki')).to.equal(false);
+      expect(await store.writeCa(ca)).to.equal('/state/pki/mesh-ca.crt');
+      const c = await issueSpiffe(ca, { ns: 'default', sa: 'sleep' });
+      const p = await store.writeIdentity({ ...c, name: 'default.sleep' }, { uid: 1337, gid: 1337 });
+      expect(p).to.deep.equal({ cert: '/state/pki/default.sleep.crt', key: '/state/pki/default.sleep.key', ca: '/state/pki/default.sleep.ca.crt', bundle: '/state/pki/default.sleep.pem' });
+      expect(await store.writeSecret('token', 't0k3n')).to.equal('/state/pki/token');
+      expect(await store.writePublicKey('sa.pub', 'PUB')).to.equal('/state/pki/sa.pub');
+      expect(writes).to.deep.equal([
+        { path: '/state/pki/mesh-ca.crt', content: ca.certPem, opts: { mode: 0o644 } },
+        { path: '/state/pki/default.sleep.crt', content: c.certPem, opts: { mode: 0o644 } },
+        { path: '/state/pki/default.sleep.ca.crt', content: ca.certPem, opts: { mode: 0o644 } },
+        { path: '/state/pki/default.sleep.key', content: c.keyPem, opts: { mode: 0o600, uid: 1337, gid: 1337 } },
+        { path: '/state/pki/default.sleep.pem', content: c.certPem + c.keyPem, opts: { mode: 0o600, uid: 1337, gid: 1337 } },
+        { path: '/state/pki/token', content: 't0k3n', opts: { mode: 0o600 } },
+        { path: '/state/pki/sa.pub', content: 'PUB', opts: { mode: 0o644 } },
+      ]);
+      expect(existsSync('/state/pki')).to.equal(false);
+    });
+
+    it('refuses a CA/identity file-name collision before writing anything of it', async function () {
+      const { writes, store } = recorder();
+      await store.writeCa(ca); // mesh-ca.crt
+      const c = await ca.issue('mesh-ca', { subject: { CN: 'x' } });
+      let refused: unknown;
+      await store.writeIdentity(c).catch((e: unknown) => (refused = e));
+      expect(String(refused)).to.match(/identity mesh-ca would overwrite \/state\/pki\/mesh-ca\.crt, already written for CA mesh; choose another name$/);
+      expect(writes.map((w) => w.path)).to.deep.equal(['/state/pki/mesh-ca.crt']);
+    });
   });
 
   describe('TLS handshake on 127.0.0.1 (node:tls)', function () {

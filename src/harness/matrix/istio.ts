@@ -7,7 +7,7 @@ import { expectIstio } from '../profiles/istio/oracle.ts';
 import { expectProtocolCell, protocolSelection } from '../profiles/istio/protocol-oracle.ts';
 import { ISTIO_PORTS } from '../model/istio/plan.ts';
 import type { Cluster } from '../substrate/types.ts';
-import type { PkiStore } from '../pki/index.ts';
+import type { CertificateStore } from '../pki/index.ts';
 import { rowName, type ClientKind, type TruthRow, type TruthTable } from '../profiles/istio/truth.ts';
 import { CertificateAuthority, issueSpiffe, type IdentityPaths } from '../pki/index.ts';
 import { toRecord } from '../report/results.ts';
@@ -36,7 +36,7 @@ export interface ProbedMesh {
   /** The model the oracle reads: the YAML the control plane was given. */
   readonly current: IstioModel;
   /** Where the run keeps its keys; the other-CA caller identity goes there. */
-  readonly pkiStore: PkiStore;
+  readonly pkiStore: CertificateStore;
   /** A counter from a sidecar's Envoy admin API. */
   stat(podRef: string, name: RegExp): Promise<number>;
 }

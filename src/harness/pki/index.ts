@@ -11,4 +11,4 @@ export {
   type InstanceIdentityOptions,
   type SpiffeOptions,
 } from './identities.ts';
-export { PkiStore, type IdentityPaths } from './store.ts';
+export { PkiStore, PodPkiStore, type CertificateStore, type FileOwner, type IdentityPaths, type PkiWriteFile } from './store.ts';

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { UpOptions } from '../../substrate/index.ts';
 import type { Cluster } from '../../substrate/types.ts';
 import { upCluster } from '../../substrate/index.ts';
-import { CertificateAuthority, issueInstanceIdentity, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
+import { CertificateAuthority, issueInstanceIdentity, PodPkiStore, type IdentityPaths, type IssuedCert, type LeafSpec } from '../../pki/index.ts';
+import { forEveryPod } from '../files.ts';
 import { requireTools } from '../../cli/doctor.ts';
 import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
 import { UserError } from '../../model/errors.ts';
@@ -68,8 +69,8 @@ export interface InstanceCredentials {
 }
 
 export class CfFoundation {
-  /** The run's PKI directory (certificates and keys the pods read). */
-  private readonly pkiDir: string;
+  /** The run's PKI directory (certificates and keys the pods read), written for every pod. */
+  private readonly pki: PodPkiStore;
   private readonly dir: string;
   private readonly vars: Record<string, string> = {};
   private gorouterClient!: IdentityPaths;
@@ -89,7 +90,7 @@ export class CfFoundation {
     private readonly otherCa: CertificateAuthority,
     private readonly envoyBin: string,
   ) {
-    this.pkiDir = join(cluster.stateDir, 'pki');
+    this.pki = new PodPkiStore(join(cluster.stateDir, 'pki'), forEveryPod(cluster));
     this.dir = join(cluster.stateDir, 'cf');
   }
 
@@ -110,8 +111,8 @@ export class CfFoundation {
   }
 
   private async init(): Promise<void> {
-    await this.writeCa(this.ca);
-    this.otherCaPath = await this.writeCa(this.otherCa);
+    await this.pki.writeCa(this.ca);
+    this.otherCaPath = await this.pki.writeCa(this.otherCa);
     const router = await this.routerCert('tcp-router-backend-tls', TCP_ROUTER_SAN);
     this.gorouterClient = await this.writeCredential(await this.routerCert('gorouter-backend-tls', GOROUTER_SAN));
     // credhub variable names cf-deployment uses; the tcp-router's files are rendered from them
@@ -163,28 +164,10 @@ export class CfFoundation {
 
   /**
    * Writes a credential to the run's PKI directory, for every pod (suites present it from any caller): `<name>.crt`,
-   * `<name>.ca.crt` (0644), `<name>.key` and `<name>.pem` (cert + key; 0600), as pki/store.ts PkiStore lays them out.
+   * `<name>.ca.crt` (0644), `<name>.key` and `<name>.pem` (cert + key; 0600), as pki/store.ts lays them out.
    */
-  async writeCredential(cert: IssuedCert): Promise<IdentityPaths> {
-    const at = (ext: string): string => join(this.pkiDir, `${cert.name}${ext}`);
-    const files: IdentityPaths = { cert: at('.crt'), key: at('.key'), ca: at('.ca.crt'), bundle: at('.pem') };
-    await this.writeForPods(files.cert, cert.certPem, 0o644);
-    await this.writeForPods(files.ca, cert.caPem, 0o644);
-    await this.writeForPods(files.key, cert.keyPem, 0o600);
-    await this.writeForPods(files.bundle, cert.certPem + cert.keyPem, 0o600);
-    return files;
-  }
-
-  /** `<dir>/<ca.name>-ca.crt` (0644), for every pod; the CA key is never written. */
-  private async writeCa(ca: CertificateAuthority): Promise<string> {
-    const path = join(this.pkiDir, `${ca.name}-ca.crt`);
-    await this.writeForPods(path, ca.certPem, 0o644);
-    return path;
-  }
-
-  /** A file every pod of the foundation sees at `path` (on netns one file: the pods share the host's). */
-  private async writeForPods(path: string, content: string, mode: number): Promise<void> {
-    for (const pod of this.cluster.pods.keys()) await this.cluster.writeFile(pod, path, content, { mode });
+  writeCredential(cert: IssuedCert): Promise<IdentityPaths> {
+    return this.pki.writeIdentity(cert);
   }
 
   /**
@@ -223,7 +206,7 @@ export class CfFoundation {
 
   /** CA file trusting the instance identity CA, and one of an unrelated CA (for "wrong CA" checks). */
   get caFiles(): { identity: string; other: string } {
-    return { identity: join(this.pkiDir, 'diego-instance-identity-ca.crt'), other: this.otherCaPath };
+    return { identity: join(this.pki.dir, 'diego-instance-identity-ca.crt'), other: this.otherCaPath };
   }
 
   // ------------------------------------------------------------------------ Diego cell

@@ -12,13 +12,13 @@
 // in any order, as the docs' "Contrast doesn't yet enforce the order in which the containers are started" allows.
 // On netns a pod has no filesystem of its own: /contrast/tls-config is <state>/contrast/<ns>_<pod>/tls-config, and the
 // rendered Envoy config names those files (as the CF profile's Envoy names its SDS directory in the state dir).
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '../../substrate/types.ts';
 import { upCluster, type UpOptions } from '../../substrate/index.ts';
 import type { ContainerSpec, PodSpec, ServiceSpec, Topology } from '../../substrate/types.ts';
 import { pollUntil } from '../../substrate/poll.ts';
-import { CertificateAuthority, PkiStore, type IdentityPaths } from '../../pki/index.ts';
+import { CertificateAuthority, PodPkiStore, type IdentityPaths } from '../../pki/index.ts';
+import { forEveryPod, forPod } from '../files.ts';
 import { UserError } from '../../model/errors.ts';
 import {
   ADMIN_ANNOTATION,
@@ -124,13 +124,9 @@ export interface TlsConfig {
 
 export class ContrastMesh {
   readonly controlPlane = CONTROL_PLANE;
-  private readonly stores: PkiStore[] = [];
   private readonly tls = new Map<string, TlsConfig>();
   private readonly meshed = new Set<string>();
   private otherCa?: Promise<IdentityPaths>;
-  /** The mesh CA as `contrast verify` hands it to a user outside the deployment. */
-  readonly meshCaFile: string;
-
   private constructor(
     readonly cluster: Cluster,
     readonly plans: ContrastPodPlan[],
@@ -138,11 +134,9 @@ export class ContrastMesh {
     private readonly ca: CertificateAuthority,
     private readonly envoyBin: string,
     private readonly log: (line: string) => void,
-  ) {
-    const pki = new PkiStore(join(cluster.stateDir, 'contrast', 'user'));
-    this.stores.push(pki);
-    this.meshCaFile = pki.writePublicKey(TLS_FILES.meshCa, ca.certPem);
-  }
+    /** The mesh CA as `contrast verify` hands it to a user outside the deployment. */
+    readonly meshCaFile: string,
+  ) {}
 
   /** Loads the YAML (files or directories) and starts it. */
   static async fromYaml(paths: string | string[], opts: ContrastStartOptions = {}): Promise<ContrastMesh> {
@@ -157,7 +151,9 @@ export class ContrastMesh {
     const envoyBin = envoyBinary(opts.envoyVersion);
     const cluster = await upCluster(contrastTopology(plans, model.services, opts), opts);
     try {
-      const mesh = new ContrastMesh(cluster, plans, model.services, await CertificateAuthority.create('contrast-mesh', { cn: 'meshproof contrast mesh CA' }), envoyBin, opts.log ?? (() => undefined));
+      const ca = await CertificateAuthority.create('contrast-mesh', { cn: 'meshproof contrast mesh CA' });
+      const user = new PodPkiStore(join(cluster.stateDir, 'contrast', 'user'), forEveryPod(cluster));
+      const mesh = new ContrastMesh(cluster, plans, model.services, ca, envoyBin, opts.log ?? (() => undefined), await user.writePublicKey(TLS_FILES.meshCa, ca.certPem));
       await Promise.all(plans.filter((p) => !(opts.hold ?? []).includes(p.deployment.name)).map((p) => mesh.startPod(p.deployment.name)));
       return mesh;
     } catch (e) {
@@ -198,14 +194,13 @@ export class ContrastMesh {
     const d = p.deployment;
     const leaf = await this.ca.issue(`${d.namespace}.${d.name}`, { subject: { CN: d.name }, dns: [d.name, '*'] });
     const dir = join(this.cluster.stateDir, 'contrast', `${d.namespace}_${d.name}`, 'tls-config');
-    const store = new PkiStore(dir);
-    this.stores.push(store);
-    // certificates 0644 (writePublicKey's mode), the key 0600; removed at teardown
+    // the pod's own tls-config: certificates 0644 (writePublicKey's mode), the key 0600 (root's: Envoy runs as root); gone with the run
+    const store = new PodPkiStore(dir, forPod(this.cluster, p.key));
     this.tls.set(p.key, {
       dir,
-      certChain: store.writePublicKey(TLS_FILES.certChain, leaf.certPem + leaf.caPem),
-      key: store.writeSecret(TLS_FILES.key, leaf.keyPem),
-      meshCa: store.writePublicKey(TLS_FILES.meshCa, this.ca.certPem),
+      certChain: await store.writePublicKey(TLS_FILES.certChain, leaf.certPem + leaf.caPem),
+      key: await store.writeSecret(TLS_FILES.key, leaf.keyPem),
+      meshCa: await store.writePublicKey(TLS_FILES.meshCa, this.ca.certPem),
     });
     if (initializerRemovesDefaultDeny(d)) await this.removeDefaultDeny(name, 'initializer');
   }
@@ -216,7 +211,7 @@ export class ContrastMesh {
     if (!p.injected || !p.proxy) throw new Error(`${name}: Contrast injects no service mesh into this pod`);
     const tls = this.tlsConfig(name);
     const file = join(tls.dir, '..', 'envoy-config.yml');
-    writeFileSync(file, renderContrastEnvoy(p.proxy, { tlsConfigDir: tls.dir }), { mode: 0o600 });
+    await this.cluster.writeFile(p.key, file, renderContrastEnvoy(p.proxy, { tlsConfigDir: tls.dir }), { mode: 0o600 });
     if (!p.proxy.ingressDisabled) await this.cluster.iptables(p.key, renderContrastIptables(p.proxy.ingress));
     this.meshed.add(p.key);
     await this.removeDefaultDeny(name, SIDECAR);
@@ -277,8 +272,8 @@ export class ContrastMesh {
   otherCaIdentity(): Promise<IdentityPaths> {
     this.otherCa ??= (async () => {
       const ca = await CertificateAuthority.create('other-ca', { cn: 'other CA' });
-      const store = new PkiStore(join(this.cluster.stateDir, 'contrast', 'other-ca'));
-      this.stores.push(store);
+      // a caller's: every pod may present it
+      const store = new PodPkiStore(join(this.cluster.stateDir, 'contrast', 'other-ca'), forEveryPod(this.cluster));
       return store.writeIdentity(await ca.issue('intruder', { subject: { CN: 'intruder' }, dns: ['intruder'] }));
     })();
     return this.otherCa;
@@ -292,7 +287,7 @@ export class ContrastMesh {
   }
 
   async down(): Promise<void> {
-    for (const s of this.stores) s.removeKeys();
+    // the keys are in the run's state dir: the substrate removes them with the run
     await this.cluster.down();
   }
 }

@@ -2,11 +2,11 @@
 // get a SPIFFE identity, the istio-iptables rules and a real Envoy (uid 1337) rendered from the
 // same plan istiod would compute. Changing the model (apply STRICT, inject one more workload)
 // re-renders and restarts only the sidecars whose config changed.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '../../substrate/types.ts';
 import { upCluster, type UpOptions } from '../../substrate/index.ts';
-import { CertificateAuthority, issueClient, issueServer, issueSpiffe, PkiStore, type IdentityPaths } from '../../pki/index.ts';
+import { CertificateAuthority, issueClient, issueServer, issueSpiffe, PodPkiStore, type IdentityPaths } from '../../pki/index.ts';
+import { forEveryPod, forPod } from '../files.ts';
 import { renderSidecar } from '../../dataplane/envoy/sidecar.ts';
 import { renderGateway } from '../../dataplane/envoy/gateway.ts';
 import { renderIstioIptables } from '../../dataplane/iptables/istio.ts';
@@ -24,7 +24,6 @@ export const SIDECAR = 'istio-proxy';
 export class IstioMesh implements Mesh {
   /** Where the sidecars' config comes from (DESIGN.md result record): meshproof's imitation of istiod. */
   readonly controlPlane = 'emulated' as const;
-  private readonly pki: PkiStore;
   private readonly identities = new Map<string, IdentityPaths>();
   /** pod key → rendered config of its running sidecar */
   private readonly running = new Map<string, string>();
@@ -35,13 +34,10 @@ export class IstioMesh implements Mesh {
     readonly cluster: Cluster,
     private model: IstioModel,
     private readonly ca: CertificateAuthority,
+    private readonly pki: PodPkiStore,
+    readonly caPath: string,
     private readonly envoyBin: string,
-  ) {
-    this.pki = new PkiStore(join(cluster.stateDir, 'pki'));
-    this.caPath = this.pki.writeCa(ca);
-  }
-
-  readonly caPath: string;
+  ) {}
 
   /** Starts the model's pods on the run's substrate, then its sidecars. */
   static async start(model: IstioModel, opts: UpOptions & { envoyVersion?: string } = {}): Promise<IstioMesh> {
@@ -49,7 +45,10 @@ export class IstioMesh implements Mesh {
     const envoyBin = envoyBinary(opts.envoyVersion);
     const cluster = await upCluster(toTopology(model), opts);
     try {
-      const mesh = new IstioMesh(cluster, model, await CertificateAuthority.create('istio'), envoyBin);
+      const ca = await CertificateAuthority.create('istio');
+      // keys and certificates in the run's state dir, written through the Cluster (every pod: callers present them too)
+      const pki = new PodPkiStore(join(cluster.stateDir, 'pki'), forEveryPod(cluster));
+      const mesh = new IstioMesh(cluster, model, ca, pki, await pki.writeCa(ca), envoyBin);
       await mesh.sync();
       return mesh;
     } catch (e) {
@@ -73,7 +72,7 @@ export class IstioMesh implements Mesh {
     if (!id) {
       const pod = meshPods(this.model).find((p) => p.key === podKey)!;
       const cert = await issueSpiffe(this.ca, { ns: pod.namespace, sa: pod.serviceAccount });
-      id = this.pki.writeIdentity({ ...cert, name: `${pod.namespace}.${pod.name}` }, { uid: ISTIO_PORTS.proxyUid, gid: ISTIO_PORTS.proxyUid });
+      id = await this.pki.writeIdentity({ ...cert, name: `${pod.namespace}.${pod.name}` }, { uid: ISTIO_PORTS.proxyUid, gid: ISTIO_PORTS.proxyUid });
       this.identities.set(podKey, id);
     }
     return id;
@@ -95,8 +94,8 @@ export class IstioMesh implements Mesh {
           const ca = await CertificateAuthority.create(`credential-${pod.namespace}-${server.tls.credentialName}`, { cn: 'example.com' });
           const host = server.hosts.map((h) => h.replace(/^[^/]*\//, '')).find((h) => !h.includes('*')) ?? 'gateway.example.com';
           const owner = { uid: ISTIO_PORTS.proxyUid, gid: ISTIO_PORTS.proxyUid };
-          const srv = this.pki.writeIdentity({ ...(await issueServer(ca, { cn: host, o: 'ACMEorg' })), name: `${pod.namespace}.${server.tls.credentialName}.server` }, owner);
-          const cli = this.pki.writeIdentity({ ...(await issueClient(ca, { cn: 'client.example.com', o: 'ACMEorg' })), name: `${pod.namespace}.${server.tls.credentialName}.client` });
+          const srv = await this.pki.writeIdentity({ ...(await issueServer(ca, { cn: host, o: 'ACMEorg' })), name: `${pod.namespace}.${server.tls.credentialName}.server` }, owner);
+          const cli = await this.pki.writeIdentity({ ...(await issueClient(ca, { cn: 'client.example.com', o: 'ACMEorg' })), name: `${pod.namespace}.${server.tls.credentialName}.client` });
           this.credentials.set(key, { cert: srv.cert, key: srv.key, cacert: srv.ca, client: { cert: cli.cert, key: cli.key } });
         }
       }
@@ -110,8 +109,8 @@ export class IstioMesh implements Mesh {
     return c;
   }
 
-  /** Where this run keeps its keys (removed at teardown), for a suite's extra identities. */
-  get pkiStore(): PkiStore {
+  /** Where this run keeps its keys (in the run's state dir, gone with the run), for a suite's extra identities. */
+  get pkiStore(): PodPkiStore {
     return this.pki;
   }
 
@@ -138,7 +137,6 @@ export class IstioMesh implements Mesh {
     await this.issueCredentials();
     const plans = this.plans();
     const dir = join(this.cluster.stateDir, 'istio');
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
     const wanted = new Set<string>();
     await Promise.all(
       plans.map(async (plan) => {
@@ -147,7 +145,7 @@ export class IstioMesh implements Mesh {
         const config = plan.gateway ? renderGateway(plan) : renderSidecar(plan);
         if (this.running.get(key) === config) return;
         const file = join(dir, `${plan.namespace}.${plan.pod}.yaml`);
-        writeFileSync(file, config, { mode: 0o644 });
+        await forPod(this.cluster, key)(file, config, { mode: 0o644 });
         if (this.running.has(key)) await this.cluster.stopContainer(key, SIDECAR);
         else if (!plan.gateway) await this.cluster.iptables(key, renderIstioIptables({}));
         await this.cluster.startContainer(key, envoyContainer(this.envoyBin, file, ISTIO_PORTS.admin, { name: SIDECAR, uid: ISTIO_PORTS.proxyUid, gid: ISTIO_PORTS.proxyUid }));
@@ -171,7 +169,7 @@ export class IstioMesh implements Mesh {
   }
 
   async down(): Promise<void> {
-    this.pki.removeKeys();
+    // the keys are in the run's state dir: the substrate removes them with the run
     await this.cluster.down();
   }
 }

@@ -2,7 +2,7 @@
 // (IstioMesh, profiles/istio/index.ts) or Istio's own istiod on a real API server (IstiodMesh,
 // controlplane/istiod/mesh.ts). Suites and the truth-table runner see only this.
 import type { Cluster } from '../../substrate/types.ts';
-import type { PkiStore } from '../../pki/index.ts';
+import type { CertificateStore } from '../../pki/index.ts';
 import type { IstioModel } from './resources.ts';
 
 export type ControlPlaneKind = 'emulated' | 'istiod';
@@ -26,8 +26,8 @@ export interface Mesh {
   /** A counter from a sidecar's Envoy admin API, summed over the names that match. */
   stat(podRef: string, name: RegExp): Promise<number>;
   hasSidecar(podRef: string): boolean;
-  /** Where this run keeps its keys (removed at teardown), for a suite's extra identities. */
-  readonly pkiStore: PkiStore;
+  /** Where this run keeps its keys (gone at teardown), for a suite's extra identities: await what it writes. */
+  readonly pkiStore: CertificateStore;
   gatewayCredential(namespace: string, name: string): GatewayCredential;
   down(): Promise<void>;
 }
