@@ -5,7 +5,6 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../src/harness/model/errors.ts';
 import {
   ADMIN_ANNOTATION,
   EGRESS_ANNOTATION,
@@ -22,21 +21,12 @@ import { expectDirect, inboundPath } from '../src/harness/model/contrast/oracle.
 import { planPods } from '../src/harness/profiles/contrast/index.ts';
 import { loadContrast, parseContrast } from '../src/harness/profiles/contrast/resources.ts';
 import { loadContrastTable, oracleFor, rowName } from '../src/harness/profiles/contrast/truth.ts';
+import { userError } from './lib/user-error.ts';
 
 const W = 'web.yaml: Deployment web';
 const WEB_EGRESS = 'emoji#127.137.0.1:8081#emoji-svc:8080##voting#127.137.0.2:8081#voting-svc:8080';
 
 /** The UserError message of `fn`, or a failure when it does not throw one. */
-function userError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).to.be.instanceOf(UserError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
-}
-
 describe('model/contrast annotations: Contrast\'s formats', () => {
   it('egress: emojivoto web\'s two entries, in order', () => {
     expect(parseEgress(WEB_EGRESS, W)).to.deep.equal([

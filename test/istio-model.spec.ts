@@ -5,13 +5,13 @@
 import { expect } from 'chai';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../src/harness/model/errors.ts';
 import { expectIstio } from '../src/harness/profiles/istio/oracle.ts';
 import { renderGateway } from '../src/harness/dataplane/envoy/gateway.ts';
 import { buildPlans, cellFor, clientTls, effectiveMtls, inferServiceMtls, meshPods, toTopology, type PlanInputs } from '../src/harness/profiles/istio/policy.ts';
 import { apply, deployments, isInjected, loadIstio, parseIstio, withInjection, type IstioModel } from '../src/harness/profiles/istio/resources.ts';
 import { loadTruthTable } from '../src/harness/profiles/istio/truth.ts';
 import { validateTopology } from '../src/harness/substrate/topology.ts';
+import { userError } from './lib/user-error.ts';
 
 const SENTENCES = 'fixtures/istio/sentences';
 const TRUTH = 'fixtures/istio/truth';
@@ -29,16 +29,6 @@ ${extra}
 `;
 
 const pod = { namespace: 'default', labels: { app: 'name', version: 'v1' } };
-
-function userError(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).to.be.instanceOf(UserError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
-}
 
 describe('istio profile: PeerAuthentication inheritance', () => {
   it('nothing set → PERMISSIVE', () => {

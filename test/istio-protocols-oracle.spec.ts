@@ -6,24 +6,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Container } from '@kubernetes/client-node';
-import { UserError } from '../src/harness/model/errors.ts';
 import { programsOf } from '../src/harness/kube/pods.ts';
 import { scenarioModel } from '../src/harness/matrix/istio.ts';
 import { buildPlans, cellFor, findService, toTopology } from '../src/harness/profiles/istio/policy.ts';
 import { expectProtocolCell, protocolSelection } from '../src/harness/profiles/istio/protocol-oracle.ts';
 import { loadTruthTable, loadTruthTables, rowName } from '../src/harness/profiles/istio/truth.ts';
+import { userError } from './lib/user-error.ts';
 
 const FILE = 'fixtures/istio/truth/protocols.yaml';
-
-function userError(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).to.be.instanceOf(UserError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
-}
 
 describe('istio-protocols table × the oracle', () => {
   const tables = loadTruthTables(FILE);

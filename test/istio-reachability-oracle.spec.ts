@@ -5,26 +5,16 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../src/harness/model/errors.ts';
 import { scenarioModel } from '../src/harness/matrix/istio.ts';
 import { expectIstio } from '../src/harness/profiles/istio/oracle.ts';
 import { buildPlans, cellFor, toTopology, type PlanInputs } from '../src/harness/profiles/istio/policy.ts';
 import { loadTruthTable, rowName } from '../src/harness/profiles/istio/truth.ts';
+import { userError } from './lib/user-error.ts';
 
 const DIR = 'fixtures/istio/truth/reachability';
 // hand-counted: six cases of reachability_test.go, 4 callers × 2 servers × 2 protocols each
 const TABLES = ['global-mtls-strict', 'global-mtls-permissive', 'global-plaintext-to-mtls-permissive', 'global-automtls-strict', 'mtls-port-override', 'migration'];
 const CELLS = 16;
-
-function userError(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).to.be.instanceOf(UserError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a UserError');
-}
 
 describe('istio-reachability tables × the oracle', () => {
   for (const name of TABLES) {
