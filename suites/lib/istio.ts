@@ -84,10 +84,11 @@ const indent = (text: string): string => text.replace(/^/gm, '    ');
 
 /**
  * One scenario of a matrix suite on the describe block's shared mesh: before its tests, the mesh is updated to the
- * table's model, every row probed, recorded and printed Cyclonus-style (asserts nothing). Returns the row → outcome
- * lookup its it()s use; every outcome also goes into `all` for the suite's closing tally.
+ * table's model, every row probed, recorded and printed Cyclonus-style (the hook asserts nothing); a first it()
+ * checks that exactly the hand-counted `cells` were probed, one per row. Returns the row → outcome lookup the
+ * suite's own it()s use; every outcome also goes into `all` for the suite's closing tally.
  */
-export function useScenario(mesh: () => Mesh, t: TruthTable, suite: string, all: RowOutcome[]): { outcomes: () => RowOutcome[]; of: (row: TruthRow) => RowOutcome } {
+export function useScenario(mesh: () => Mesh, t: TruthTable, suite: string, all: RowOutcome[], cells: number): { of: (row: TruthRow) => RowOutcome } {
   let outcomes: RowOutcome[] = [];
   before(async () => {
     await mesh().update(scenarioModel(t));
@@ -98,8 +99,11 @@ export function useScenario(mesh: () => Mesh, t: TruthTable, suite: string, all:
       `want ${o.row.verdict}${o.row.wire ? ` ${o.row.wire}` : ''}, got ${o.result.verdict} ${o.result.evidence.wire}, oracle ${o.oracle} (${JSON.stringify(o.result.evidence)})`;
     console.log(indent(`\n${cyclonusTable(`${suite}: ${t.scenario} [${mesh().controlPlane}]`, outcomes.map((o) => ({ ...o.record, detail: detail(o) })))}`));
   });
+  it(`probes the ${cells} cells of the table`, () => {
+    expect(outcomes).to.have.length(cells);
+    expect(new Set(outcomes.map((o) => o.row)).size, 'one outcome per row').to.equal(cells);
+  });
   return {
-    outcomes: () => outcomes,
     of: (row) => {
       const o = outcomes.find((x) => x.row === row);
       if (!o) throw new Error(`${rowName(row)} was not probed`);
