@@ -172,13 +172,13 @@ describe('docker provisioning: versions and doctor entries', function () {
     expect(checkNames('run', ['docker'])).to.deep.equal([...checkNames('run'), 'docker', 'docker images']);
   });
 
-  it('--substrate takes netns and docker (none given: docker too, as npm test uses it); anything else is one line naming the choices', function () {
+  it('--substrate takes netns, docker and kind (none given: docker too, as npm test uses it); anything else is one line naming the choices', function () {
     // no --substrate: what npm test uses, and its integration tests start the docker engine
     expect(parseDoctorSubstrates(undefined)).to.deep.equal(['docker']);
     expect(parseDoctorSubstrates('docker')).to.deep.equal(['docker']);
     expect(parseDoctorSubstrates('netns,docker')).to.deep.equal(['docker']);
     expect(parseDoctorSubstrates('netns')).to.deep.equal([]);
-    expect(() => parseDoctorSubstrates('kind')).to.throw(UserError, '--substrate kind: choose from netns, docker, e.g. --substrate docker');
-    expect(() => parseDoctorSubstrates(',')).to.throw(UserError, '--substrate ,: choose from netns, docker, e.g. --substrate docker');
+    expect(() => parseDoctorSubstrates('lxd')).to.throw(UserError, '--substrate lxd: choose from netns, docker, kind, e.g. --substrate docker');
+    expect(() => parseDoctorSubstrates(',')).to.throw(UserError, '--substrate ,: choose from netns, docker, kind, e.g. --substrate docker');
   });
 });

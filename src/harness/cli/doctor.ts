@@ -14,6 +14,7 @@ import { checkIstio, checkKube, provisionEtcd, provisionIstio, provisionKube } f
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../controlplane/versions.ts';
 import { UserError } from '../model/errors.ts';
 import { checkFortio, provisionFortio } from './provision-fortio.ts';
+import { checkKind, provisionKind } from '../substrate/kind/doctor.ts';
 import { checkDockerEngine, checkDockerImages, dockerPackagesFor, installDockerPackages, provisionDockerImages, type EnvoyBin } from '../substrate/docker/provision.ts';
 import {
   CAP_NET_ADMIN, execBrief, findOnPath, firstLine, hasEffectiveCap, isExecutableFile,
@@ -291,7 +292,7 @@ interface CheckContext {
 }
 
 /** The substrates doctor provisions beyond netns (which is always checked). */
-export const DOCTOR_SUBSTRATES = ['netns', 'docker'] as const;
+export const DOCTOR_SUBSTRATES = ['netns', 'docker', 'kind'] as const;
 
 /**
  * `--substrate docker` (comma-separated): the substrates whose entries doctor adds; an unknown one is one line naming
@@ -303,7 +304,9 @@ export function parseDoctorSubstrates(value: string | undefined): string[] {
   const names = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
   const unknown = names.filter((n) => !(DOCTOR_SUBSTRATES as readonly string[]).includes(n));
   if (unknown.length || names.length === 0) throw new UserError(`--substrate ${value}: choose from ${DOCTOR_SUBSTRATES.join(', ')}, e.g. --substrate docker`);
-  return names.filter((n) => n !== 'netns');
+  // kind's nodes run on meshproof's docker engine: its entries come with it
+  const out = names.filter((n) => n !== 'netns');
+  return out.includes('kind') && !out.includes('docker') ? ['docker', ...out] : out;
 }
 
 /** The Envoy binaries the docker images carry: every version the run checks; an error when one is not installed yet. */
@@ -326,7 +329,7 @@ interface CheckStep {
   name: string;
   scope: Scope;
   /** Made only when this substrate is asked for (`--substrate docker`). */
-  substrate?: 'docker';
+  substrate?: 'docker' | 'kind';
   run: (ctx: CheckContext) => Promise<Check | Check[]>;
 }
 
@@ -356,6 +359,8 @@ const CHECKS: CheckStep[] = [
   // debootstrap, and the offline pod images per Envoy version
   { name: 'docker', scope: 'run', substrate: 'docker', run: () => checkDockerEngine() },
   { name: 'docker images', scope: 'run', substrate: 'docker', run: (ctx) => checkDockerImages(dockerEnvoys(ctx)) },
+  // the kind substrate (substrate/kind/doctor.ts): kind, the node's binaries, the runc wrapper, the offline node image
+  { name: 'kind', scope: 'run', substrate: 'kind', run: () => checkKind() },
 ];
 
 const forSubstrates = (c: CheckStep, substrates: readonly string[]): boolean => c.substrate === undefined || substrates.includes(c.substrate);
@@ -592,6 +597,8 @@ const PROVISION: ProvisionStep[] = [
       await provisionDockerImages(c.log, envoys).catch((e: Error) => fail(c.log, 'docker images', { code: null, output: e.message }));
     },
   },
+  // kind entries: only a failed kind check (made with --substrate kind); the node image needs the docker engine first
+  { what: 'kind (Go modules, node image)', needed: (c) => [...c.missing].some((n) => n.startsWith('kind ')), run: (c) => provisionKind(c.log) },
   {
     what: 'Istio (Go modules)',
     needed: (c) => [...c.missing].some((n) => n.startsWith('istio ')),

