@@ -26,6 +26,21 @@ export default tseslint.config(
       }],
     },
   },
+  // DESIGN.md seam 3: the kube layer's node agent and the istiod control plane run Pods through the Cluster port
+  // (substrate/types.ts); only what is truly node-level stays netns-specific: the API server's processes in the node
+  // namespace (kube/apiserver.ts) and the kubelet API's relay and container processes (kube/node-netns.ts).
+  {
+    files: ['src/harness/kube/**/*.ts', 'src/harness/controlplane/**/*.ts'],
+    ignores: ['src/harness/kube/apiserver.ts', 'src/harness/kube/node-netns.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{
+          group: ['**/substrate/netns', '**/substrate/netns/**', '**/substrate/docker', '**/substrate/docker/**', '**/substrate/kind', '**/substrate/kind/**'],
+          message: "DESIGN.md seam 3: the kube layer runs Pods through the Cluster port (substrate/types.ts), not a substrate implementation; node-level netns code lives in kube/apiserver.ts and kube/node-netns.ts.",
+        }],
+      }],
+    },
+  },
   // DESIGN.md rules of the house: model/ and dataplane/ are pure (data in, text out: nothing that does I/O), and
   // dataplane/ imports no profile (the profiles hand it plans from model/).
   {

@@ -9,6 +9,7 @@ import { IstioMesh } from '../src/harness/profiles/istio/index.ts';
 import { scenarioModel } from '../src/harness/matrix/istio.ts';
 import { loadTruthTable } from '../src/harness/profiles/istio/truth.ts';
 import type { NetnsCluster } from '../src/harness/substrate/netns/index.ts';
+import { netnsCluster } from '../src/harness/substrate/index.ts';
 
 const TARGETS = { controlPlaneMs: 15_000, meshReadyMs: 30_000, istioProfileMs: 120_000 };
 
@@ -38,7 +39,7 @@ function istioProfile(controlPlane: 'istiod' | 'emulated'): { ms: number; exit: 
 export async function benchControlPlanes(log: (s: string) => void): Promise<Record<string, unknown>> {
   const model = scenarioModel(loadTruthTable('fixtures/istio/truth/strict.yaml'));
   const istiod = await IstiodMesh.start(model, { wire: false });
-  const idle = controlPlaneRss(istiod.cluster);
+  const idle = controlPlaneRss(netnsCluster(istiod.cluster, 'the control-plane bench (host pids of the node processes)'));
   const t = istiod.timings;
   await istiod.down();
   const t0 = performance.now();

@@ -15,6 +15,7 @@ import { DEFAULT_ISTIO_VERSION } from '../../src/harness/controlplane/versions.t
 import { loadIstio } from '../../src/harness/profiles/istio/resources.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { pidsInNetns } from '../../src/harness/substrate/state.ts';
+import { netnsCluster } from '../../src/harness/substrate/index.ts';
 
 const execFileAsync = promisify(execFile);
 const FIXTURE = 'fixtures/istio/sentences';
@@ -111,7 +112,7 @@ describe('kubelet API: kubectl logs/exec/port-forward and istioctl on a real ist
     const sleep = podOf('sleep');
     const name = sleep.metadata!.name!;
     // the file the Supervisor writes the container's output to
-    const logFile = mesh!.cluster.pod(`default/${name}`).procs.get('istio-proxy')!.logFile;
+    const logFile = netnsCluster(mesh!.cluster, 'this test (a container\'s log file)').pod(`default/${name}`).procs.get('istio-proxy')!.logFile;
     const all = await k('logs', name, '-c', 'istio-proxy');
     expect(all.code, all.stderr).to.equal(0);
     // pilot-agent's own start-up lines, through the API server from the kubelet API

@@ -111,7 +111,7 @@ async function startFor(path: string, opts: UpFlags): Promise<{ cluster: NetnsCl
   if ((opts.controlPlane ?? 'istiod') === 'emulated') return { cluster: netnsCluster((await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster, 'meshproof up') };
   // IstiodMesh registers its own teardown: the keeper's Ctrl-C or SIGTERM stops the node agent and the API server too
   const mesh = await IstiodMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion, istioVersion: opts.istioVersion });
-  return { cluster: mesh.cluster, kubeconfig: mesh.api.kubeconfigPath };
+  return { cluster: netnsCluster(mesh.cluster, 'meshproof up'), kubeconfig: mesh.api.kubeconfigPath };
 }
 
 async function up(topologyPath: string, opts: UpFlags): Promise<number> {

@@ -5,7 +5,7 @@ import { UserError } from '../model/errors.ts';
 import { IstioMesh } from '../profiles/istio/index.ts';
 import type { ControlPlaneKind, Mesh } from '../profiles/istio/mesh.ts';
 import type { IstioModel } from '../profiles/istio/resources.ts';
-import type { UpOptions } from '../substrate/netns/index.ts';
+import type { UpOptions } from '../substrate/index.ts';
 import { IstiodMesh } from './istiod/mesh.ts';
 
 /** Set by `meshproof run --control-plane` (and npm test's istiod pass) for the suites it runs. */

@@ -10,8 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { UserError } from '../model/errors.ts';
 import { CertificateAuthority, newSigningKeyPair, PkiStore } from '../pki/index.ts';
-import type { NetnsCluster } from '../substrate/netns/index.ts';
+import type { Cluster } from '../substrate/types.ts';
+// node-level: etcd, kube-apiserver and kube-controller-manager run in the netns run's node namespace, at its address
 import { GATEWAY, SERVICE_CIDR } from '../substrate/netns/index.ts';
+import { netnsCluster } from '../substrate/index.ts';
+import { nodeName } from './node-netns.ts';
 import { pollUntil } from '../substrate/poll.ts';
 import { runCapture } from '../substrate/sh.ts';
 import { Supervisor, type Proc } from '../substrate/supervisor.ts';
@@ -280,8 +283,9 @@ function get(url: string, caPem: string, token: string): Promise<{ status: numbe
  * ServiceAccount (so Pods can be created). Bad input (a binary missing, a port taken) is a
  * UserError before anything starts; on any other failure everything started is stopped.
  */
-export async function startKubeApi(cluster: NetnsCluster, bins: KubeBins, opts: KubeApiOptions = {}): Promise<KubeApi> {
+export async function startKubeApi(on: Cluster, bins: KubeBins, opts: KubeApiOptions = {}): Promise<KubeApi> {
   const t0 = Date.now();
+  const cluster = netnsCluster(on, 'the kube API (etcd, kube-apiserver and kube-controller-manager run in the node namespace)');
   const log = opts.log ?? (() => undefined);
   const budget = opts.readyTimeoutMs ?? 60_000;
   checkBins(bins);
@@ -320,7 +324,7 @@ export async function startKubeApi(cluster: NetnsCluster, bins: KubeBins, opts: 
     const servingPaths = store.writeIdentity(serving);
     // the kubelet API's pair: what kubeadm issues as apiserver-kubelet-client, and a kubelet serving certificate
     const kubeletClient = await ca.issue('apiserver-kubelet-client', { subject: { CN: KUBELET_CLIENT_USER, O: ['system:masters'] }, eku: ['clientAuth'] });
-    const kubeletServing = await ca.issue('kubelet-serving', { subject: { CN: `system:node:meshproof-${cluster.short}`, O: ['system:nodes'] }, ips: [GATEWAY], eku: ['serverAuth'] });
+    const kubeletServing = await ca.issue('kubelet-serving', { subject: { CN: `system:node:${nodeName(cluster)}`, O: ['system:nodes'] }, ips: [GATEWAY], eku: ['serverAuth'] });
     const kubeletClientPaths = store.writeIdentity(kubeletClient);
     const kubeletServingPaths = store.writeIdentity(kubeletServing);
     const expectTls = kubeletTlsFiles(cluster.stateDir);

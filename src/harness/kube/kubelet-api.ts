@@ -9,7 +9,6 @@
 //                                                in the pod, through its probe agent (no host port)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { TLSSocket } from 'node:tls';
@@ -40,7 +39,7 @@ export interface KubeletPod {
 export interface KubeletHost {
   pod(namespace: string, name: string): KubeletPod | undefined;
   /** A byte pipe to 127.0.0.1:<port> inside the pod; rejects with why it could not connect. */
-  tunnel(pod: KubeletPod, port: number): Promise<Socket>;
+  tunnel(pod: KubeletPod, port: number): Promise<Duplex>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -413,7 +412,7 @@ export class KubeletApi {
   private portForward(socket: Duplex, head: Buffer, protocol: string, pod: KubeletPod): void {
     const up = this.upgradeSocket(socket, head, protocol);
     const pairs = new Map<string, { error?: SpdyStream; data?: SpdyStream; timer: NodeJS.Timeout }>();
-    const tunnels = new Set<Socket>();
+    const tunnels = new Set<Duplex>();
     const conn = new SpdyConnection(up.socket, (s) => {
       // httpStreamReceived: a port and a stream type are required
       const portText = s.header('port') ?? '';
@@ -455,9 +454,9 @@ export class KubeletApi {
   }
 
   /** One forwarded connection: the data stream piped to the pod's port both ways, half-closes passed on (httpStreamHandler.portForward). */
-  private async forward(pod: KubeletPod, port: number, error: SpdyStream, data: SpdyStream, tunnels: Set<Socket>): Promise<void> {
+  private async forward(pod: KubeletPod, port: number, error: SpdyStream, data: SpdyStream, tunnels: Set<Duplex>): Promise<void> {
     error.resume(); // the client never writes to it: only its FIN comes
-    let sock: Socket;
+    let sock: Duplex;
     try {
       sock = await this.host.tunnel(pod, port);
     } catch (e) {

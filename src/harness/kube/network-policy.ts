@@ -4,7 +4,8 @@
 // one cluster are serialised: the node agent's and a suite's (after applying policies, so that it need not wait for the
 // next relist) never interleave their save/restore.
 import { CoreV1Api, NetworkingV1Api, type KubeConfig, type V1NetworkPolicy, type V1Pod } from '@kubernetes/client-node';
-import type { NetnsCluster } from '../substrate/netns/index.ts';
+import type { Cluster } from '../substrate/types.ts';
+import { netnsCluster } from '../substrate/index.ts';
 import { run } from '../substrate/sh.ts';
 import { currentRules, renderNetworkPolicy, type NetworkPolicy, type NetworkPolicyInput, type PolicyPod } from '../dataplane/iptables/network-policy.ts';
 
@@ -16,15 +17,15 @@ interface EngineState {
   versions: string[];
 }
 
-const states = new WeakMap<NetnsCluster, EngineState>();
+const states = new WeakMap<Cluster, EngineState>();
 
-function stateOf(cluster: NetnsCluster): EngineState {
+function stateOf(cluster: Cluster): EngineState {
   let s = states.get(cluster);
   if (!s) states.set(cluster, (s = { queue: Promise.resolve(), versions: [] }));
   return s;
 }
 
-function serialised<T>(cluster: NetnsCluster, job: () => Promise<T>): Promise<T> {
+function serialised<T>(cluster: Cluster, job: () => Promise<T>): Promise<T> {
   const s = stateOf(cluster);
   const next = s.queue.then(job, job);
   s.queue = next.catch(() => undefined);
@@ -32,15 +33,16 @@ function serialised<T>(cluster: NetnsCluster, job: () => Promise<T>): Promise<T>
 }
 
 /** Renders and applies the input in the cluster's node namespace (idempotent). Resolves true when rules changed. */
-export function applyNetworkPolicies(cluster: NetnsCluster, input: NetworkPolicyInput): Promise<boolean> {
+export function applyNetworkPolicies(cluster: Cluster, input: NetworkPolicyInput): Promise<boolean> {
   return serialised(cluster, () => applyNow(cluster, input));
 }
 
-async function applyNow(cluster: NetnsCluster, input: NetworkPolicyInput): Promise<boolean> {
+async function applyNow(cluster: Cluster, input: NetworkPolicyInput): Promise<boolean> {
   const s = stateOf(cluster);
   const key = JSON.stringify(input);
   if (s.applied === key) return false;
-  const node = ['ip', 'netns', 'exec', cluster.nodeNetns];
+  // node-level: the rules go into the netns run's node namespace, which routes between the pods
+  const node = ['ip', 'netns', 'exec', netnsCluster(cluster, 'the NetworkPolicy engine (iptables in the node namespace)').nodeNetns];
   const text = renderNetworkPolicy(input, currentRules(await run([...node, 'iptables-save', '-t', 'filter'])));
   await run([...node, 'iptables-restore', '--noflush'], { input: text });
   s.applied = key;
@@ -75,7 +77,7 @@ export function toPolicyPod(p: V1Pod): PolicyPod | null {
  * Lists NetworkPolicies and Namespaces (and Pods, unless given) and applies what they say on the node. Resolves once
  * the rules reflect that listing; a caller that just applied policies can await it instead of the next reconcile.
  */
-export async function syncNetworkPolicies(kc: KubeConfig, cluster: NetnsCluster, pods?: V1Pod[]): Promise<void> {
+export async function syncNetworkPolicies(kc: KubeConfig, cluster: Cluster, pods?: V1Pod[]): Promise<void> {
   const networking = kc.makeApiClient(NetworkingV1Api);
   const core = kc.makeApiClient(CoreV1Api);
   const [nps, nss, podList] = await Promise.all([
@@ -93,6 +95,6 @@ export async function syncNetworkPolicies(kc: KubeConfig, cluster: NetnsCluster,
 }
 
 /** `<ns>/<name>@<resourceVersion>` of the NetworkPolicies the node's rules were last rendered from. */
-export function appliedNetworkPolicies(cluster: NetnsCluster): string[] {
+export function appliedNetworkPolicies(cluster: Cluster): string[] {
   return [...stateOf(cluster).versions];
 }

@@ -6,22 +6,19 @@
 // confirms deletions, and programs Service VIPs and DNS names from Services and EndpointSlices. It serves the kubelet
 // API (kubelet-api.ts: logs, exec, port-forward) at the node's address for the API server.
 // Everything it reads or writes goes through the Kubernetes API (@kubernetes/client-node).
-import { chmodSync, chownSync, copyFileSync, linkSync, readdirSync, readFileSync, existsSync, mkdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, chownSync, copyFileSync, linkSync, readdirSync, readFileSync, existsSync, mkdirSync, rmdirSync, symlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import {
   CoreV1Api, DiscoveryV1Api, KubeConfig, PatchStrategy, Watch, setHeaderOptions,
   type V1Container, type V1EndpointSlice, type V1Pod, type V1Service, type V1Volume, type V1VolumeProjection,
 } from '@kubernetes/client-node';
-import type { NetnsCluster } from '../substrate/netns/index.ts';
-import { GATEWAY } from '../substrate/netns/index.ts';
-import { Supervisor, type Proc } from '../substrate/supervisor.ts';
-import { pollUntil } from '../substrate/poll.ts';
-import { openTunnel } from '../probe/client.ts';
+import { Supervisor } from '../substrate/supervisor.ts';
 import { KUBE_PORTS, KUBELET_CLIENT_USER, kubeletTlsFiles } from './apiserver.ts';
 import { KubeletApi, type KubeletHost, type KubeletPod } from './kubelet-api.ts';
+import type { KubeNode } from './node-netns.ts';
 import { onTeardown } from '../substrate/lifecycle.ts';
 import { STATE_ROOT } from '../substrate/state.ts';
-import type { ContainerSpec, RunningService } from '../substrate/types.ts';
+import type { Cluster, ContainerSpec, RunningService } from '../substrate/types.ts';
 import {
   containerEnv, fieldRef, formatMap, identityOf, ownerAppName, probeCheck, programsOf, serviceEnv, UnmappedImage, withEnvoyBinary,
   type ImageBinaries, type NodeFacts, type ProbeCheck, type Program,
@@ -35,6 +32,8 @@ const SA_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface NodeAgentOptions {
   bins: ImageBinaries & { bootstrapTemplate: string };
+  /** The node it runs on (kube/node-netns.ts): its name, its address, the kubelet API's relay and containers' processes. */
+  node: KubeNode;
   /** The API server as pods reach it (the node namespace's address). */
   apiServer: { host: string; port: number };
   log?: (line: string) => void;
@@ -74,18 +73,17 @@ export class NodeAgent {
   /** The run's copy of the cached Envoy, reachable by pilot-agent's uid. */
   private envoy = '';
   private kubelet?: KubeletApi;
-  private kubeletRelay?: Proc;
   readonly facts: NodeFacts;
 
   constructor(
-    readonly cluster: NetnsCluster,
+    readonly cluster: Cluster,
     readonly kc: KubeConfig,
     private readonly opts: NodeAgentOptions,
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.discovery = kc.makeApiClient(DiscoveryV1Api);
-    this.nodeName = `meshproof-${cluster.short}`;
-    this.facts = { nodeName: this.nodeName, hostIP: GATEWAY, cpu: 2, memory: 8 * 1024 ** 3 };
+    this.nodeName = opts.node.name;
+    this.facts = { nodeName: this.nodeName, hostIP: opts.node.address, cpu: 2, memory: 8 * 1024 ** 3 };
   }
 
   private log(line: string): void {
@@ -142,7 +140,7 @@ export class NodeAgent {
           status: {
             capacity: allocatable,
             allocatable,
-            addresses: [{ type: 'InternalIP', address: GATEWAY }, { type: 'Hostname', address: this.nodeName }],
+            addresses: [{ type: 'InternalIP', address: this.facts.hostIP }, { type: 'Hostname', address: this.nodeName }],
             conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'meshproof node agent is posting ready status', lastHeartbeatTime: now, lastTransitionTime: now }],
             // the port the API server dials at the InternalIP for logs, exec and port-forward (DaemonEndpoint's JSON name is `Port`)
             daemonEndpoints: { kubeletEndpoint: { Port: KUBE_PORTS.kubelet } },
@@ -162,36 +160,20 @@ export class NodeAgent {
     const files = kubeletTlsFiles(this.cluster.stateDir);
     const host: KubeletHost = {
       pod: (namespace, name) => this.kubeletPod(namespace, name),
-      tunnel: (pod, port) => openTunnel(this.cluster.pod(`${pod.namespace}/${pod.name}`).socket, port),
+      tunnel: (pod, port) => this.cluster.openTunnel(`${pod.namespace}/${pod.name}`, port),
     };
     this.kubelet = new KubeletApi(host, { ca: readFileSync(files.ca), cert: readFileSync(files.cert), key: readFileSync(files.key) }, KUBELET_CLIENT_USER, (l) => this.log(l));
     const sock = join(this.cluster.stateDir, 'kube', 'kubelet.sock');
     await this.kubelet.listen(sock);
-    const relay = this.cluster.supervisor.start({
-      pod: 'node',
-      name: 'kubelet-relay',
-      netns: this.cluster.nodeNetns,
-      // every address of the node namespace, as kubelet's --address 0.0.0.0: the node address (10.244.0.1) exists only
-      // once a pod's link is up, and the API server dials it then
-      argv: [process.execPath, this.cluster.bundle, 'relay', '--listen', `0.0.0.0:${KUBE_PORTS.kubelet}`, '--connect', sock],
-    });
-    this.kubeletRelay = relay;
-    await pollUntil(
-      () => {
-        if (relay.exitCode !== undefined) throw new Error(`kubelet API relay exited (code ${relay.exitCode}): ${Supervisor.tail(relay, 5)}`);
-        return Supervisor.tail(relay, 5).includes('relay listening on') ? true : undefined;
-      },
-      { timeoutMs: 20_000, intervalMs: 25, what: 'kubelet API relay', detail: () => Supervisor.tail(relay, 3) },
-    );
+    await this.opts.node.relay(KUBE_PORTS.kubelet, sock);
   }
 
   /** A Pod this node runs, with its containers' processes, for the kubelet API. */
   private kubeletPod(namespace: string, name: string): KubeletPod | undefined {
     const mine = this.local.get(`${namespace}/${name}`);
     if (!mine || mine.stopping || this.stopped) return undefined;
-    const procs = this.cluster.pods.get(mine.key)?.procs;
-    if (!procs) return undefined;
-    return { namespace, name, uid: mine.uid, containers: new Map(mine.containers.map((c) => [c, procs.get(c)])) };
+    if (!this.cluster.pods.has(mine.key)) return undefined;
+    return { namespace, name, uid: mine.uid, containers: new Map(mine.containers.map((c) => [c, this.opts.node.process(mine.key, c)])) };
   }
 
   /** Schedules a reconcile; reconciles never overlap, and a kick during one runs it once more. */
@@ -306,9 +288,10 @@ export class NodeAgent {
     const app = ownerAppName(pod);
     // claimed before the first await: a reconcile running meanwhile must not start the pod twice
     const containers = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => c.name);
+    const t0 = Date.now();
     const mine: LocalPod = { uid: m.uid!, key, ip: '', dir, containers, timers: [] };
     this.local.set(key, mine);
-    const status: Status = { phase: 'Pending', hostIP: GATEWAY, hostIPs: [{ ip: GATEWAY }], startTime: new Date(), conditions: [cond('PodScheduled', true), cond('Initialized', false), cond('ContainersReady', false), cond('Ready', false)] };
+    const status: Status = { phase: 'Pending', hostIP: this.facts.hostIP, hostIPs: [{ ip: this.facts.hostIP }], startTime: new Date(), conditions: [cond('PodScheduled', true), cond('Initialized', false), cond('ContainersReady', false), cond('Ready', false)] };
     try {
       const running = await this.cluster.addPod({
         name: m.name!,
@@ -353,7 +336,7 @@ export class NodeAgent {
       setCond(status, 'ContainersReady', true);
       setCond(status, 'Ready', true);
       await this.writeStatus(pod, status);
-      this.log(`node agent: pod ${key} ready (${mine.ip})`);
+      this.log(`node agent: pod ${key} ready (${mine.ip}) in ${Date.now() - t0} ms`);
     } catch (e) {
       if (mine.stopping || this.stopped) return;
       const reason = e instanceof PodFailure ? e.reason : e instanceof UnmappedImage ? e.reason : 'NodeAgentError';
@@ -402,7 +385,7 @@ export class NodeAgent {
   }
 
   private async waitExit(mine: LocalPod, c: V1Container, deadline: number): Promise<number | null> {
-    const proc = this.cluster.pod(mine.key).procs.get(c.name);
+    const proc = this.cluster.containerStatus(mine.key, c.name);
     if (!proc) throw new PodFailure('NodeAgentError', `container ${c.name} has no process`);
     const left = Math.max(0, deadline - Date.now());
     let timer: NodeJS.Timeout | undefined;
@@ -413,7 +396,7 @@ export class NodeAgent {
   }
 
   private tail(mine: LocalPod, c: V1Container): string {
-    const proc = this.cluster.pod(mine.key).procs.get(c.name);
+    const proc = this.opts.node.process(mine.key, c.name);
     return proc ? `log ${proc.logFile}: ${Supervisor.tail(proc, 6).replace(/\n/g, ' | ')}` : '';
   }
 
@@ -422,7 +405,7 @@ export class NodeAgent {
     const check = probeCheck(probe, c, mine.ip);
     if (!check) return;
     for (;;) {
-      const proc = this.cluster.pod(mine.key).procs.get(c.name);
+      const proc = this.cluster.containerStatus(mine.key, c.name);
       if (proc && proc.exitCode !== undefined) throw new PodFailure('CrashLoopBackOff', `container ${c.name} exited (code ${proc.exitCode}) before it was ready: ${this.tail(mine, c)}`);
       if (await this.probeOnce(mine, check)) return;
       if (Date.now() > deadline || mine.stopping || this.stopped) throw new PodFailure('NotReady', `container ${c.name}: ${describe(check)} did not pass in time: ${this.tail(mine, c)}`);
@@ -461,17 +444,14 @@ export class NodeAgent {
 
   private async fillVolume(pod: V1Pod, mine: LocalPod, v: V1Volume, dir: string, owner: { uid: number; gid: number }): Promise<void> {
     const ns = pod.metadata!.namespace!;
-    const write = (path: string, content: string, secret = false): void => {
-      const file = join(dir, path);
-      mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-      writeFileSync(file, content, { mode: secret ? 0o600 : 0o644 });
-      chownSync(file, owner.uid, owner.gid);
-    };
+    // through the port: written aside and renamed (a refreshed token is never seen half-written), owned by the reader
+    const write = (path: string, content: string, secret = false): Promise<void> =>
+      this.cluster.writeFile(mine.key, join(dir, path), content, { mode: secret ? 0o600 : 0o644, uid: owner.uid, gid: owner.gid });
     if (v.emptyDir) return;
     if (v.configMap) return this.writeConfigMap(ns, v.configMap.name!, v.configMap.items, v.configMap.optional, write);
     if (v.secret) return this.writeSecret(ns, v.secret.secretName!, v.secret.items, v.secret.optional, write);
     if (v.downwardAPI) {
-      for (const item of v.downwardAPI.items ?? []) if (item.fieldRef) write(item.path, fieldRef(item.fieldRef.fieldPath, pod, mine.ip, this.facts));
+      for (const item of v.downwardAPI.items ?? []) if (item.fieldRef) await write(item.path, fieldRef(item.fieldRef.fieldPath, pod, mine.ip, this.facts));
       return;
     }
     if (v.projected) {
@@ -481,7 +461,7 @@ export class NodeAgent {
     throw new PodFailure('VolumeNotSupported', `volume ${v.name}: only emptyDir, configMap, secret, downwardAPI and projected volumes are run by meshproof's node agent`);
   }
 
-  private async projectSource(pod: V1Pod, mine: LocalPod, src: V1VolumeProjection, write: (p: string, c: string, secret?: boolean) => void): Promise<void> {
+  private async projectSource(pod: V1Pod, mine: LocalPod, src: V1VolumeProjection, write: (p: string, c: string, secret?: boolean) => Promise<void>): Promise<void> {
     const ns = pod.metadata!.namespace!;
     if (src.serviceAccountToken) {
       const t = src.serviceAccountToken;
@@ -492,7 +472,7 @@ export class NodeAgent {
           namespace: ns,
           body: { spec: { audiences: t.audience ? [t.audience] : [], expirationSeconds, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
         });
-        write(t.path, res.status!.token, true);
+        await write(t.path, res.status!.token, true);
         // kubelet refreshes a projected token at 80% of its life (pkg/kubelet/token)
         const timer = setTimeout(() => void refresh().catch((e: Error) => this.log(`node agent: token refresh for ${mine.key}: ${e.message}`)), expirationSeconds * 800);
         timer.unref();
@@ -505,24 +485,24 @@ export class NodeAgent {
       await this.writeSecret(ns, src.secret.name!, src.secret.items, src.secret.optional, write);
     } else if (src.downwardAPI) {
       for (const item of src.downwardAPI.items ?? []) {
-        if (item.fieldRef) write(item.path, item.fieldRef.fieldPath.match(/^metadata\.(labels|annotations)$/) ? formatMap(item.fieldRef.fieldPath.endsWith('labels') ? pod.metadata?.labels : pod.metadata?.annotations) : fieldRef(item.fieldRef.fieldPath, pod, mine.ip, this.facts));
+        if (item.fieldRef) await write(item.path, item.fieldRef.fieldPath.match(/^metadata\.(labels|annotations)$/) ? formatMap(item.fieldRef.fieldPath.endsWith('labels') ? pod.metadata?.labels : pod.metadata?.annotations) : fieldRef(item.fieldRef.fieldPath, pod, mine.ip, this.facts));
       }
     }
   }
 
   /** A ConfigMap's keys as files; a missing one that is not optional is waited for (istiod writes istio-ca-root-cert after it starts). */
-  private async writeConfigMap(ns: string, name: string, items: { key: string; path: string }[] | undefined, optional: boolean | undefined, write: (p: string, c: string) => void): Promise<void> {
+  private async writeConfigMap(ns: string, name: string, items: { key: string; path: string }[] | undefined, optional: boolean | undefined, write: (p: string, c: string) => Promise<void>): Promise<void> {
     const cm = await this.waitObject(() => this.core.readNamespacedConfigMap({ name, namespace: ns }), optional, `ConfigMap ${ns}/${name}`);
     if (!cm) return;
     const data = cm.data ?? {};
-    for (const { key, path } of items ?? Object.keys(data).map((k) => ({ key: k, path: k }))) if (key in data) write(path, data[key]!);
+    for (const { key, path } of items ?? Object.keys(data).map((k) => ({ key: k, path: k }))) if (key in data) await write(path, data[key]!);
   }
 
-  private async writeSecret(ns: string, name: string, items: { key: string; path: string }[] | undefined, optional: boolean | undefined, write: (p: string, c: string, secret?: boolean) => void): Promise<void> {
+  private async writeSecret(ns: string, name: string, items: { key: string; path: string }[] | undefined, optional: boolean | undefined, write: (p: string, c: string, secret?: boolean) => Promise<void>): Promise<void> {
     const s = await this.waitObject(() => this.core.readNamespacedSecret({ name, namespace: ns }), optional, `Secret ${ns}/${name}`);
     if (!s) return;
     const data = s.data ?? {};
-    for (const { key, path } of items ?? Object.keys(data).map((k) => ({ key: k, path: k }))) if (key in data) write(path, Buffer.from(data[key]!, 'base64').toString(), true);
+    for (const { key, path } of items ?? Object.keys(data).map((k) => ({ key: k, path: k }))) if (key in data) await write(path, Buffer.from(data[key]!, 'base64').toString(), true);
   }
 
   private async waitObject<T>(read: () => Promise<T>, optional: boolean | undefined, what: string): Promise<T | null> {
@@ -544,10 +524,12 @@ export class NodeAgent {
 
   private stopPod(mine: LocalPod): Promise<void> {
     mine.stopping ??= (async () => {
+      const t0 = Date.now();
       for (const t of mine.timers) clearTimeout(t);
       const [namespace, name] = mine.key.split('/') as [string, string];
       this.kubelet?.closePod(namespace, name);
       await this.cluster.removePod(mine.key).catch(() => undefined);
+      this.log(`node agent: pod ${mine.key} stopped in ${Date.now() - t0} ms`);
       this.local.delete(mine.key);
       this.kick();
     })();
@@ -568,8 +550,8 @@ export class NodeAgent {
     await this.running?.catch(() => undefined);
     for (const mine of this.local.values()) for (const t of mine.timers) clearTimeout(t);
     await this.kubelet?.close();
-    if (this.kubeletRelay) await this.cluster.supervisor.stop(this.kubeletRelay);
-    removeSaMountpoint(this.cluster.short);
+    await this.opts.node.stop();
+    removeSaMountpoint(basename(this.cluster.stateDir));
   }
 }
 

@@ -1,5 +1,6 @@
 // The substrate contract: a topology of pods and services in, running pods out.
 // A substrate never knows what Envoy is: profiles hand it containers (argv + uid + readiness).
+import type { Duplex } from 'node:stream';
 import type { ProbeRequest, ProbeResult } from '../probe/types.ts';
 
 export type Labels = Record<string, string>;
@@ -127,7 +128,29 @@ export interface Cluster {
   sample(pod: string, container: string): Promise<ContainerSample>;
   /** Node-level: the machine the pods run on, now (a load run's "did another job use the CPU meanwhile"). */
   machine(): Promise<MachineSample>;
+  // What the kube layer's node agent runs Pods with (DESIGN.md seam 3): pods come and go while the cluster runs, and
+  // the Services come from the API. A substrate that cannot do one yet throws a UserError naming the one that can.
+  /**
+   * Adds a pod to the running cluster (a cluster started with `dynamic` may start empty): its network, address, DNS
+   * names and probe agent. Its containers are started with startContainer().
+   */
+  addPod(spec: PodSpec): Promise<RunningPod>;
+  /** Stops every process of a pod (and what they started) and removes it, its address and its names. */
+  removePod(pod: string): Promise<void>;
+  /** Replaces the services (VIPs and backends, e.g. from an API's Services and EndpointSlices), reprogramming VIPs and DNS names. */
+  setServices(services: RunningService[]): Promise<void>;
+  /** A container of a pod as started with startContainer: running (`exitCode` undefined) or exited; undefined if never started. */
+  containerStatus(pod: string, container: string): ContainerStatus | undefined;
+  /** A byte stream to 127.0.0.1:`port` inside the pod (port-forward); rejects with why it could not connect. */
+  openTunnel(pod: string, port: number): Promise<Duplex>;
   down(): Promise<void>;
+}
+
+export interface ContainerStatus {
+  /** undefined while it runs; its exit code once exited (null: killed by a signal). */
+  exitCode: number | null | undefined;
+  /** Resolves with the exit code when it exits. */
+  exited: Promise<number | null>;
 }
 
 export interface FileOptions {

@@ -6,8 +6,8 @@
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
-import type { NetnsCluster, UpOptions } from '../../substrate/netns/index.ts';
-import { netnsCluster, upCluster } from '../../substrate/index.ts';
+import type { Cluster } from '../../substrate/types.ts';
+import { upCluster, type UpOptions } from '../../substrate/index.ts';
 import { pollUntil } from '../../substrate/poll.ts';
 import { onTeardown } from '../../substrate/lifecycle.ts';
 import { keepUntilRunEnd } from '../shared.ts';
@@ -15,6 +15,7 @@ import { RESULTS_DIR_ENV } from '../../report/results.ts';
 import { CertificateAuthority, issueClient, issueServer, PkiStore } from '../../pki/index.ts';
 import { startKubeApi, type KubeApi } from '../../kube/apiserver.ts';
 import { NodeAgent } from '../../kube/node-agent.ts';
+import { kubeNode } from '../../kube/node-netns.ts';
 import { applyObjects, deleteObjects, inNamespace } from '../../kube/apply.ts';
 import { envoyBinary, envoyStat } from '../../profiles/envoy.ts';
 import { deployments, gateways, isInjected, services, type IstioModel, type Resource } from '../../profiles/istio/resources.ts';
@@ -68,7 +69,7 @@ export class IstiodMesh implements Mesh {
   private shareKey: string | undefined;
   private static readonly idle = new Map<string, IstiodMesh>();
   private constructor(
-    readonly cluster: NetnsCluster,
+    readonly cluster: Cluster,
     readonly api: KubeApi,
     readonly agent: NodeAgent,
     readonly istioVersion: string,
@@ -99,13 +100,13 @@ export class IstiodMesh implements Mesh {
     // a shared control plane's logs and capture belong to no one suite: `meshproof run` keeps them in <out>/control-plane
     const runOut = process.env[RESULTS_DIR_ENV];
     const reportsDir = opts.share && runOut && !opts.reportsDir ? join(runOut, 'control-plane') : opts.reportsDir;
-    const cluster = netnsCluster(await upCluster({ name: `istiod-${version}`, pods: [] }, { ...opts, ...(reportsDir ? { reportsDir } : {}), dynamic: true }), 'istiod (the kube layer runs its Pods as netns pods)');
+    const cluster = await upCluster({ name: `istiod-${version}`, pods: [] }, { ...opts, ...(reportsDir ? { reportsDir } : {}), dynamic: true });
     let api: KubeApi | undefined;
     let agent: NodeAgent | undefined;
     try {
       api = await startKubeApi(cluster, { kubeApiserver: kube.kubeApiserver, kubeControllerManager: kube.kubeControllerManager, etcd: kube.etcd }, { log });
       const kubeApiMs = Date.now() - t0;
-      agent = new NodeAgent(cluster, api.kc, { bins: { pilotAgent: istio.pilotAgent, pilotDiscovery: istio.pilotDiscovery, envoy, bootstrapTemplate: istio.bootstrapTemplate }, apiServer: api.podServer, log });
+      agent = new NodeAgent(cluster, api.kc, { node: kubeNode(cluster), bins: { pilotAgent: istio.pilotAgent, pilotDiscovery: istio.pilotDiscovery, envoy, bootstrapTemplate: istio.bootstrapTemplate }, apiServer: api.podServer, log });
       await agent.start();
       const install = await installIstio(api.kc, istio.istioctl, version, join(cluster.stateDir, 'istio'), log);
       const controlPlaneMs = Date.now() - t0;
@@ -165,7 +166,7 @@ export class IstiodMesh implements Mesh {
     const before = await this.syncz().catch(() => [] as SyncStatus[]);
     for (const o of objs) this.extras.set(objKey(inDefault(o)), inDefault(o));
     await applyObjects(this.api.kc, objs, { namespace: 'default', source });
-    await this.settleAfter(objs, before);
+    await this.settleAfter(objs, before, phases());
   }
 
   /** Deletes objects applied with applyExtra (absent ones are fine), then the same waits. */
@@ -173,15 +174,18 @@ export class IstiodMesh implements Mesh {
     const before = await this.syncz().catch(() => [] as SyncStatus[]);
     await deleteObjects(this.api.kc, objs.map(inDefault));
     for (const o of objs) this.extras.delete(objKey(inDefault(o)));
-    await this.settleAfter(objs, before);
+    await this.settleAfter(objs, before, phases());
   }
 
   /** Rollouts done, then istiod's push ACKed and settled; after Istio config (anything but the workloads), old connections retired. */
-  private async settleAfter(objs: KubernetesObject[], before: SyncStatus[]): Promise<void> {
+  private async settleAfter(objs: KubernetesObject[], before: SyncStatus[], phase: Phases): Promise<void> {
     await this.waitRollouts(this.model);
+    phase.mark('rollouts');
     const configChanged = objs.some((o) => !WORKLOAD_KINDS.has(o.kind ?? ''));
-    await this.waitSynced(before, configChanged);
+    await this.waitSynced(before, configChanged, phase);
     if (configChanged) await this.retireOldConnections(this.model);
+    phase.mark('retire');
+    this.log(`istiod: ${objs.length} objects changed; settled in ${phase.total()} ms (${phase.text()})`);
   }
 
   /** Applies the model's objects, deletes the ones it no longer has, then waits for rollouts and xDS ACKs. */
@@ -191,13 +195,16 @@ export class IstiodMesh implements Mesh {
     const gone = [...this.applied.entries()].filter(([k]) => !want.has(k)).map(([, o]) => o);
     const changed = [...want.entries()].filter(([k, o]) => JSON.stringify(this.applied.get(k)) !== JSON.stringify(o)).map(([, o]) => o);
     if (changed.length === 0 && gone.length === 0) return;
+    const phase = phases();
     await this.ensureCredentials(model);
+    phase.mark('credentials');
     await applyObjects(this.api.kc, changed, { namespace: 'default', source: 'istio model' });
+    phase.mark('apply');
     await deleteObjects(this.api.kc, gone.map(inDefault), { wait: true });
+    phase.mark('delete');
     this.applied = want;
-    const t0 = Date.now();
-    await this.settleAfter([...changed, ...gone], before);
-    this.log(`istiod: applied ${changed.length}, deleted ${gone.length} objects; rolled out and ACKed in ${Date.now() - t0} ms`);
+    this.log(`istiod: applied ${changed.length} (${changed.map((o) => o.kind).join(' ')}), deleted ${gone.length} (${gone.map((o) => o.kind).join(' ')})`);
+    await this.settleAfter([...changed, ...gone], before, phase);
   }
 
   /** Every Deployment of the model rolled out: its new pods Ready, its old ones gone. */
@@ -249,10 +256,10 @@ export class IstiodMesh implements Mesh {
    * "pushed" is some proxy ACKing a newer version (a config change) or new endpoints (a rollout), and "settled" is the
    * same nonces in two polls a debounce apart.
    */
-  private async waitSynced(before: SyncStatus[], configChanged: boolean): Promise<void> {
+  private async waitSynced(before: SyncStatus[], configChanged: boolean, phase: Phases): Promise<void> {
     const prior = new Map(before.map((s) => [s.proxy, s]));
     const v0 = Math.max(0, ...before.flatMap((s) => TYPES.map((t) => pushCounter(s[`${t}_sent`]))));
-    const expected = [...this.cluster.pods.values()].filter((p) => p.procs.has(SIDECAR)).map((p) => `${p.spec.name}.${p.spec.namespace}`);
+    const expected = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => `${p.spec.name}.${p.spec.namespace}`);
     const newProxies = expected.some((id) => !prior.has(id));
     let last = '';
     let seen = '';
@@ -282,8 +289,9 @@ export class IstiodMesh implements Mesh {
       // 300 ms between polls: longer than istiod's push debounce (PILOT_DEBOUNCE_AFTER, 100 ms)
       { timeoutMs: 30_000, intervalMs: 300, what: "every sidecar ACKing istiod's config", detail: () => last },
     );
+    phase.mark('ACKs');
     // an ACKed listener can still be warming (waiting for its SDS secrets, e.g. a gateway's credentialName)
-    const proxies = [...this.cluster.pods.values()].filter((p) => p.procs.has(SIDECAR)).map((p) => p.key);
+    const proxies = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => p.key);
     await pollUntil(
       async () => {
         const warming = await Promise.all(proxies.map((k) => envoyStat(this.cluster, k, ENVOY_ADMIN, /^listener_manager\.total_listeners_warming$/)));
@@ -292,6 +300,7 @@ export class IstiodMesh implements Mesh {
       },
       { timeoutMs: 30_000, intervalMs: 200, what: 'no sidecar listener warming', detail: () => last },
     );
+    phase.mark('warming');
   }
 
   /**
@@ -302,7 +311,7 @@ export class IstiodMesh implements Mesh {
    * framework retries each call until it converges (pkg/test/framework/components/echo: callConverge).
    */
   private async retireOldConnections(model: IstioModel): Promise<void> {
-    const clients = [...this.cluster.pods.values()].filter((p) => p.procs.has(SIDECAR)).map((p) => p.key);
+    const clients = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => p.key);
     const targets = services(model).flatMap((svc) => svc.ports.filter((port) => portProtocol(port) === 'http').map((port) => ({ host: `${svc.name}.${svc.namespace}`, port: port.port })));
     // each stale pooled connection takes one call to retire, and a runner may have opened as many as it made at once
     // (16 subset calls): the calls of one pair go one after another, the pairs side by side
@@ -323,7 +332,7 @@ export class IstiodMesh implements Mesh {
   }
 
   hasSidecar(podRef: string): boolean {
-    return this.cluster.pod(podRef).procs.has(SIDECAR);
+    return this.cluster.containerStatus(this.cluster.pod(podRef).key, SIDECAR) !== undefined;
   }
 
   gatewayCredential(namespace: string, name: string): GatewayCredential {
@@ -385,6 +394,28 @@ export class IstiodMesh implements Mesh {
     await this.api.stop();
     await this.cluster.down();
   }
+}
+
+/** Where a change's wait goes: each mark() names the time since the previous one (the istiod log's phase figures). */
+interface Phases {
+  mark(name: string): void;
+  total(): number;
+  text(): string;
+}
+
+function phases(): Phases {
+  const t0 = Date.now();
+  let at = t0;
+  const parts: string[] = [];
+  return {
+    mark(name) {
+      const now = Date.now();
+      parts.push(`${name} ${now - at}`);
+      at = now;
+    },
+    total: () => Date.now() - t0,
+    text: () => parts.join(', '),
+  };
 }
 
 /** An object as `kubectl apply -n default` names it (what applyExtra applies). */

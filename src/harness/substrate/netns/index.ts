@@ -6,9 +6,10 @@ import { chownSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync }
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Cluster, ContainerSample, ContainerSpec, ExecResult, FileOptions, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
+import type { Duplex } from 'node:stream';
+import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, FileOptions, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
-import { AgentClient } from '../../probe/client.ts';
+import { AgentClient, openTunnel as tunnelVia } from '../../probe/client.ts';
 import { newToken, WireCanary } from '../../probe/canary.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
@@ -505,6 +506,17 @@ export class NetnsCluster implements Cluster {
       r.evidence.plaintextLegs = seen.legs;
     });
     return results;
+  }
+
+  /** Its process (the supervisor's): running until `exited` resolves. */
+  containerStatus(pod: string, name: string): ContainerStatus | undefined {
+    const proc = this.pod(pod).procs.get(name);
+    return proc && { exitCode: proc.exitCode, exited: proc.exited };
+  }
+
+  /** Through the pod's probe agent, which connects inside the pod's namespace. */
+  openTunnel(pod: string, port: number): Promise<Duplex> {
+    return tunnelVia(this.pod(pod).socket, port);
   }
 
   down(): Promise<void> {
