@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { UserError } from '../src/harness/model/errors.ts';
 import { checkBudgets, describeBudget, parseBudgets } from '../src/harness/load/budgets.ts';
 import { renderPathChart } from '../src/harness/load/chart.ts';
-import { parseLoadLine, parseWrk, summarizeAutocannon, type AutocannonResultLike, type LoadFigures } from '../src/harness/load/figures.ts';
+import { ARMED_LINE, findLoadLine, parseLoadLine, parseWrk, summarizeAutocannon, type AutocannonResultLike, type LoadFigures } from '../src/harness/load/figures.ts';
 import { BASELINE, PATH_CATALOG, type LoadPath } from '../src/harness/load/path.ts';
 import { machineDelta, parseProcStatCpu, parseStat, parseStatusRssKiB } from '../src/harness/substrate/netns/proc.ts';
 import { envoyWorkers, foreignCpuS, machineBetween, othersBetween } from '../src/harness/load/machine.ts';
@@ -19,10 +19,10 @@ import { renderTable, skippedTests } from '../src/harness/load/report.ts';
 import { DEFAULT_FIXED_RATE } from '../src/harness/load/fortio.ts';
 import { DEFAULT_SETTINGS, type RoundsResult, type RunSample } from '../src/harness/load/runner.ts';
 import { median, percentile, spread } from '../src/harness/load/stats.ts';
+import { runSteps } from '../src/harness/load/steps.ts';
 import { bottleneckOf, skippedPaths, summarize } from '../src/harness/load/summary.ts';
 import { cannonTarget, parseLoadArgs } from '../src/harness/workloads/load.ts';
 import { xfccCallerEvidence } from '../src/harness/load/beds/c2c.ts';
-import { workerPid } from '../src/harness/load/beds/cf.ts';
 
 describe('load: statistics', () => {
   it('median of odd and even counts, NaN for none', () => {
@@ -196,9 +196,14 @@ describe('load: load-generator output', () => {
     expect(g).to.not.have.property('clientCpuS');
   });
 
-  it('finds the figures line in the workload output, and says so when there is none', () => {
-    const line = { ...summarizeAutocannon(AC_RESULT), procs: [], machine: { cpus: 2, wallS: 3, busyS: 4, irqS: 1, idleS: 1, stealS: 0, foreignS: 0 }, warmupRequests: 10 };
-    expect(parseLoadLine(`noise\n${JSON.stringify(line)}\n`).requests).to.equal(14448);
+  it('finds the figures line in the workload output (after its armed line), and says so when there is none', () => {
+    const line = { ...summarizeAutocannon(AC_RESULT), warmupRequests: 10 };
+    const log = `${ARMED_LINE}\nnoise\n${JSON.stringify(line)}\n`;
+    expect(parseLoadLine(log).requests).to.equal(14448);
+    expect(findLoadLine(log)?.warmupRequests).to.equal(10);
+    // armed, not yet done; or the line half written
+    expect(findLoadLine(`${ARMED_LINE}\n`)).to.equal(undefined);
+    expect(findLoadLine(`${ARMED_LINE}\n${JSON.stringify(line).slice(0, 40)}`)).to.equal(undefined);
     expect(() => parseLoadLine('{"tool":"wrk"}\n')).to.throw(/no figures line/);
   });
 
@@ -356,6 +361,47 @@ const ROUNDS: RoundsResult = {
   seconds: 50,
 };
 
+describe('load: the one step scheduler (steps.ts) of the fixed-rate and closed-loop runs', () => {
+  // no quiet wait (quietWaitS 0), so the machine is never asked; the deadline is far beyond what the steps need
+  const quiet = { machine: async (): Promise<MachineSample> => Promise.reject(new Error('not asked')) };
+  const settings = { deadlineS: 1000, quietWaitS: 0, foreignCpuMax: 0.3, retries: 2 };
+  const judge = { name: 'test load', fewer: 'fewer steps', line: (r: string) => r, reject: (r: string) => (r.endsWith('!') ? 'disturbed' : undefined) };
+  /** A step whose runs answer `answers` in turn; what it ran and kept is recorded in `trace`. */
+  const step = (what: string, round: number, answers: string[], trace: string[], needS = 1) => ({
+    what,
+    round,
+    needS,
+    run: async () => {
+      const r = answers.shift()!;
+      trace.push(`run ${r}`);
+      return r;
+    },
+    keep: (r: string, why: string | undefined) => trace.push(`keep ${r}${why ? ` (${why})` : ''}`),
+  });
+
+  it('pre-warm runs once and is never kept; a rejected run is measured again while retries last, then kept with why', async () => {
+    const trace: string[] = [];
+    const log: string[] = [];
+    const res = await runSteps([step('warm', 0, ['w!'], trace), step('a', 1, ['a1!', 'a2'], trace), step('b', 1, ['b1!', 'b2!', 'b3'], trace)], settings, quiet, judge, (l) => log.push(l));
+    expect(trace).to.deep.equal(['run w!', 'run a1!', 'run a2', 'keep a2', 'run b1!', 'run b2!', 'keep b2! (disturbed)']);
+    expect(res.discarded).to.deep.equal([
+      { r: 'a1!', why: 'disturbed' },
+      { r: 'b1!', why: 'disturbed' },
+    ]);
+    expect(log).to.deep.equal(['warm: w! (not measured)', 'a: a1!: disturbed; measuring again', 'a: a2', 'b: b1!: disturbed; measuring again', 'b: b2!: disturbed; kept (no retry or time left)']);
+    expect(res.waitedS).to.equal(0);
+  });
+
+  it('no retry when the spare time cannot hold another run of the step; a run past the deadline is refused before it starts', async () => {
+    const trace: string[] = [];
+    // 1000 s deadline: the step needs 900 s, so the 10 % reserve leaves less than another 900 s run
+    await runSteps([step('long', 1, ['x!'], trace, 900)], settings, quiet, judge);
+    expect(trace).to.deep.equal(['run x!', 'keep x! (disturbed)']);
+    const late = await runSteps([step('a', 1, ['a'], [], 600), step('b', 1, ['b'], [], 600)], settings, quiet, judge).then(() => '', (e: Error) => e.message);
+    expect(late).to.match(/^test load: a would end after the run's 1000 s deadline \([\d.]+ s spent, 2 runs left\): fewer steps$/);
+  });
+});
+
 describe('load: summary of the rounds', () => {
   const s = summarize(PATHS, ROUNDS, DEFAULT_SETTINGS, skippedPaths(PATH_CATALOG, new Set([BASELINE, 'istio-mtls', 'istio-permissive-plaintext'])), (p) => `${p.target}/bytes/1024`);
   const mtls = s.paths.find((p) => p.id === 'istio-mtls')!;
@@ -433,7 +479,7 @@ describe('load: results.json and the load workload', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('parses its command line; bad flags are usage errors', () => {
-    expect(parseLoadArgs(['--url', 'http://echo:8080/bytes/1024', '--watch', '12,34', '--warmup', '1'])).to.deep.equal({
+    expect(parseLoadArgs(['--url', 'http://echo:8080/bytes/1024', '--await-signal', '25', '--warmup', '1'])).to.deep.equal({
       url: 'http://echo:8080/bytes/1024',
       connections: 8,
       pipelining: 1,
@@ -441,11 +487,14 @@ describe('load: results.json and the load workload', () => {
       warmupS: 1,
       maxRequests: 5_000_000,
       timeoutS: 10,
-      watch: [12, 34],
+      awaitSignalS: 25,
     });
+    expect(parseLoadArgs(['--url', 'http://echo:8080/'])).to.not.have.property('awaitSignalS');
     expect(() => parseLoadArgs([])).to.throw(UserError, /--url is required/);
     expect(() => parseLoadArgs(['--url', 'http://x/', '--connections', '0'])).to.throw(UserError, /--connections must be an integer 1-1000/);
-    expect(() => parseLoadArgs(['--url', 'http://x/', '--watch', 'envoy'])).to.throw(UserError, /--watch takes pids/);
+    expect(() => parseLoadArgs(['--url', 'http://x/', '--await-signal', '0'])).to.throw(UserError, /--await-signal must be an integer 1-600/);
+    // the harness samples the path's containers itself (Cluster.sample): the workload watches no pid
+    expect(() => parseLoadArgs(['--url', 'http://x/', '--watch', '12'])).to.throw(UserError, /unknown flag --watch/);
   });
 
   it('--proxy: connections to the proxy, the target in absolute-form with its own Host (plain http:// only)', () => {
@@ -459,26 +508,6 @@ describe('load: results.json and the load workload', () => {
     expect(() => parseLoadArgs(['--url', 'http://x/', '--proxy', '127.0.0.1'])).to.throw(UserError, /--proxy takes host:port/);
     expect(() => parseLoadArgs(['--url', 'http://x/', '--proxy', 'p:99999'])).to.throw(UserError, /--proxy takes host:port/);
     expect(() => parseLoadArgs(['--url', 'https://x/', '--proxy', 'p:3128'])).to.throw(UserError, /only http:\/\/ targets/);
-  });
-
-  it('path (d): asks the HAProxy master for its worker until it answers, a bounded number of times', async () => {
-    let calls = 0;
-    const flaky = async (): Promise<number> => {
-      calls++;
-      if (calls < 3) throw new Error('connect ECONNREFUSED master.sock');
-      return 4242;
-    };
-    expect(await workerPid(flaky, 5, 1)).to.equal(4242);
-    expect(calls).to.equal(3);
-    calls = 0;
-    const never = async (): Promise<number> => {
-      calls++;
-      throw new Error('connect ECONNREFUSED master.sock');
-    };
-    let err: Error | undefined;
-    await workerPid(never, 4, 1).catch((e: Error) => (err = e));
-    expect(err?.message).to.match(/no HAProxy worker pid from the master CLI after 4 tries: connect ECONNREFUSED/);
-    expect(calls).to.equal(4);
   });
 
   it('path (e) evidence: the immediate caller in XFCC must be the calling instance, or it throws naming the difference', () => {

@@ -4,7 +4,6 @@
 // absolute-form with the target's Host, as an app's Go client sends it. Nothing here is a speed target.
 import { expect } from 'chai';
 import { hostname } from 'node:os';
-import { createServer, request, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { resolveFortio } from '../../src/harness/cli/provision-fortio.ts';
 import { DEFAULT_FIXED_RATE, runFortio } from '../../src/harness/load/fortio.ts';
 import type { LoadHost, LoadPath } from '../../src/harness/load/path.ts';
@@ -12,20 +11,27 @@ import { runCapture } from '../../src/harness/substrate/sh.ts';
 import { sampleContainer, sampleMachine } from '../../src/harness/substrate/netns/proc.ts';
 import { startEcho } from '../../src/harness/workloads/echo.ts';
 import type { WorkloadHandle } from '../../src/harness/workloads/common.ts';
+import { startForwardProxy } from '../lib/forward-proxy.ts';
 
 describe('load: fortio at a fixed rate against an echo on loopback', function () {
   this.timeout(60_000);
   let echo: WorkloadHandle;
-  // the "pod" is this machine: exec runs the argv here, the echo (and so the "app") is this process
+  // the "pod" is this machine: exec runs the argv here, the echo (and so the "app") is this process; fortio is
+  // exec'd, so the members that run a container are never called
+  const none = (): never => {
+    throw new Error('fortio runs by exec');
+  };
   const host: LoadHost = {
     runId: 'x',
     runDir: '/tmp',
-    bundle: '',
     exec: (_pod, argv, o) => runCapture(argv, { timeoutMs: o?.timeoutMs }),
+    startContainer: async () => none(),
+    stopContainer: async () => none(),
+    signalContainer: () => none(),
+    containerLog: async () => none(),
     // the netns substrate's own readers, on this process
     sample: async () => sampleContainer(process.pid)!,
     machine: async () => sampleMachine([]),
-    pids: () => ({ app: process.pid }),
   };
   const path = (target: string, proxy?: string): LoadPath => ({
     id: 'baseline',
@@ -63,38 +69,18 @@ describe('load: fortio at a fixed rate against an echo on loopback', function ()
   });
 
   it("a proxied path: Go's net/http client (-stdclient) through HTTP_PROXY, absolute-form with the target's Host", async () => {
-    const seen = new Set<string>();
-    const agent = new Agent({ keepAlive: true });
-    // absolute-form in, origin-form out to the echo (every stream has an error handler: fortio drops its connections at its end)
-    const forward = (req: IncomingMessage, res: ServerResponse): void => {
-      seen.add(`${req.method} ${req.url} host=${req.headers.host}`);
-      const up = request({ host: '127.0.0.1', port: echo.port, path: new URL(req.url!).pathname, agent }, (r) => {
-        r.on('error', () => res.destroy());
-        res.writeHead(r.statusCode!, r.headers);
-        r.pipe(res);
-      });
-      up.on('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
-      req.on('error', () => up.destroy());
-      res.on('error', () => up.destroy());
-      up.end();
-    };
-    const proxy: Server = createServer(forward);
-    proxy.on('clientError', (_e, socket) => socket.destroy());
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxy = await startForwardProxy(echo.port);
     try {
-      const port = (proxy.address() as { port: number }).port;
       // fortio looks the target's name up itself even through a proxy (in a C2C pod its hosts file names every
       // app): here the machine's own name stands in, which Go does not exempt from the proxy as it does localhost
       const name = hostname();
-      const r = await runFortio(resolveFortio(), path(`http://${name}:62443`, `127.0.0.1:${port}`), settings, 2, 1);
+      const r = await runFortio(resolveFortio(), path(`http://${name}:62443`, `127.0.0.1:${proxy.port}`), settings, 2, 1);
       expect(r.client).to.equal('std');
-      expect(r.figures.errors).to.equal(0);
+      expect(r.figures.errors, proxy.errors.join(' | ')).to.equal(0);
       expect(r.figures.requests).to.be.above(0);
-      expect([...seen]).to.deep.equal([`GET http://${name}:62443/bytes/1024 host=${name}:62443`]);
+      expect([...proxy.seen]).to.deep.equal([`GET http://${name}:62443/bytes/1024 host=${name}:62443`]);
     } finally {
-      proxy.closeAllConnections();
-      await new Promise((r) => proxy.close(r));
-      agent.destroy();
+      await proxy.close();
     }
   });
 });

@@ -1,13 +1,24 @@
 // The load machinery on this machine: ProcWatch reading /proc for this very process (it asks getconf
-// for USER_HZ), and the `load` workload running autocannon against an in-process echo on loopback,
-// directly and through a forward proxy. Nothing here is a speed target (those live in `npm run
+// for USER_HZ); the `load` workload running autocannon against an in-process echo on loopback, directly
+// and through a forward proxy; and the closed-loop runner (runAutocannon) starting the workload as a
+// "container" through a port-shaped host that runs it as a process here, its window bounded by the
+// workload's armed line and figures line. Nothing here is a speed target (those live in `npm run
 // bench`): CPU is burnt until node itself says it was, so a loaded machine only makes it slower.
 import { expect } from 'chai';
-import { createServer, request, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ProcWatch, sampleTree } from '../../src/harness/substrate/netns/proc.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { runCapture } from '../../src/harness/substrate/sh.ts';
+import { ProcWatch, sampleMachine, sampleTree } from '../../src/harness/substrate/netns/proc.ts';
+import type { ContainerSpec } from '../../src/harness/substrate/types.ts';
 import { startEcho } from '../../src/harness/workloads/echo.ts';
 import { parseLoadArgs, runLoadOnce } from '../../src/harness/workloads/load.ts';
 import type { WorkloadHandle } from '../../src/harness/workloads/common.ts';
+import { ARMED_LINE, DONE_LINE } from '../../src/harness/load/figures.ts';
+import type { LoadHost, LoadPath } from '../../src/harness/load/path.ts';
+import { DEFAULT_SETTINGS, runAutocannon } from '../../src/harness/load/runner.ts';
+import { startForwardProxy } from '../lib/forward-proxy.ts';
 
 /** CPU seconds node reports for this process (user + system, all threads). */
 const cpuS = (): number => {
@@ -61,59 +72,129 @@ describe('load: the load workload against an echo on loopback', function () {
     expect((await fetch(`http://127.0.0.1:${echo.port}/bytes/999999999`)).status).to.equal(400);
   });
 
-  it('runs autocannon (warm-up, then measured, bounded by --max-requests) and reads /proc over the measured run', async () => {
-    const line = await runLoadOnce(parseLoadArgs(['--url', `http://127.0.0.1:${echo.port}/bytes/1024`, '--connections', '2', '--duration', '1', '--warmup', '1', '--max-requests', '300', '--watch', String(process.pid)]));
+  it('runs autocannon (warm-up, then measured, bounded by --max-requests) and prints its figures and the warm-up count', async () => {
+    const line = await runLoadOnce(parseLoadArgs(['--url', `http://127.0.0.1:${echo.port}/bytes/1024`, '--connections', '2', '--duration', '1', '--warmup', '1', '--max-requests', '300']));
     expect(line.tool).to.equal('autocannon');
     expect(line.errors).to.equal(0);
     expect(line.warmupRequests).to.be.within(2, 300);
     expect(line.requests).to.be.within(2, 300);
     expect(line.latencyMs.p99).to.be.above(0);
     expect(line.bytesPerS).to.be.above(0);
-    expect(line.procs.map((p) => p.pid)).to.deep.equal([process.pid]); // the echo runs in this process
-    expect(line.procs[0]!.cpuS).to.be.above(0);
-    expect(line.machine.cpus).to.be.at.least(1);
+    expect(line.clientCpuS).to.be.above(0);
   });
 
   it('goes through a plain HTTP proxy with --proxy: every request absolute-form, Host the target', async () => {
-    const seen = new Set<string>();
-    const errors: string[] = [];
-    const agent = new Agent({ keepAlive: true });
-    // a forward proxy as small as it gets: absolute-form in, origin-form out to the echo. Every stream has an
-    // error handler: when autocannon stops it drops its connections mid-request, and an unhandled
-    // "socket hang up" on the upstream request would be an uncaught exception (mocha then stops the run).
-    const forward = (req: IncomingMessage, res: ServerResponse): void => {
-      seen.add(`${req.method} ${req.url} host=${req.headers.host}`);
-      const up = request({ host: '127.0.0.1', port: echo.port, path: new URL(req.url!).pathname, agent }, (r) => {
-        r.on('error', () => res.destroy());
-        res.writeHead(r.statusCode!, r.headers);
-        r.pipe(res);
-      });
-      up.on('error', (e) => {
-        errors.push(e.message);
-        if (res.headersSent) res.destroy();
-        else res.writeHead(502).end();
-      });
-      req.on('error', () => up.destroy());
-      res.on('error', () => up.destroy());
-      res.on('close', () => {
-        if (!res.writableFinished) up.destroy();
-      });
-      up.end();
-    };
-    const proxy: Server = createServer(forward);
-    proxy.on('clientError', (_e, socket) => socket.destroy());
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxy = await startForwardProxy(echo.port);
     try {
-      const port = (proxy.address() as { port: number }).port;
-      const line = await runLoadOnce(parseLoadArgs(['--url', 'http://backend.apps.internal:62443/bytes/1024', '--proxy', `127.0.0.1:${port}`, '--connections', '2', '--duration', '1', '--max-requests', '200']));
-      expect(line.errors, errors.join(' | ')).to.equal(0);
+      const line = await runLoadOnce(parseLoadArgs(['--url', 'http://backend.apps.internal:62443/bytes/1024', '--proxy', `127.0.0.1:${proxy.port}`, '--connections', '2', '--duration', '1', '--max-requests', '200']));
+      expect(line.errors, proxy.errors.join(' | ')).to.equal(0);
       expect(line.requests).to.be.within(2, 200);
       expect(line.bytesPerS).to.be.above(0);
-      expect([...seen]).to.deep.equal(['GET http://backend.apps.internal:62443/bytes/1024 host=backend.apps.internal:62443']);
+      expect([...proxy.seen]).to.deep.equal(['GET http://backend.apps.internal:62443/bytes/1024 host=backend.apps.internal:62443']);
     } finally {
-      proxy.closeAllConnections();
-      await new Promise((r) => proxy.close(r));
-      agent.destroy();
+      await proxy.close();
     }
+  });
+});
+
+describe('load: the closed-loop run through the port (runAutocannon: the workload as a container, its window)', function () {
+  this.timeout(60_000);
+  // the "app": a server that counts the requests it received; its "CPU seconds" as the host samples it are that
+  // count, so the watch's figure for it is exactly the requests that arrived inside the window
+  let received = 0;
+  let app: Server;
+  let port: number;
+  const children = new Map<string, { child: ChildProcess; log: string }>();
+  const entry = join(process.cwd(), 'src/harness/workloads/main.ts');
+  const started: string[] = [];
+  const host: LoadHost = {
+    runId: 'x',
+    runDir: '/tmp',
+    exec: (_pod, argv, o) => runCapture(argv, { timeoutMs: o?.timeoutMs }),
+    startContainer: async (_pod, c: ContainerSpec) => {
+      expect(c.workload).to.equal('load');
+      started.push(c.name);
+      const child = spawn(process.execPath, ['--import', 'tsx', entry, c.workload!, ...(c.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const x = { child, log: '' };
+      child.stdout!.on('data', (d: Buffer) => (x.log += d.toString('utf8')));
+      child.stderr!.on('data', (d: Buffer) => (x.log += d.toString('utf8')));
+      children.set(c.name, x);
+    },
+    stopContainer: async (_pod, name) => {
+      const x = children.get(name);
+      if (x && x.child.exitCode === null && x.child.signalCode === null) {
+        const gone = new Promise((r) => x.child.once('exit', r));
+        x.child.kill('SIGTERM');
+        await gone;
+      }
+    },
+    signalContainer: (_pod, name, signal) => {
+      children.get(name)!.child.kill(signal);
+    },
+    containerLog: async (_pod, name) => children.get(name)!.log,
+    sample: async (_pod, container) => {
+      if (container === 'app') return { cpuSeconds: received, rssBytes: 2 ** 20, commands: [['node', 'counting-app']] };
+      const x = children.get(container);
+      if (!x || x.child.exitCode !== null || x.child.signalCode !== null) throw new Error(`pod here: container ${container} is not running`);
+      return { cpuSeconds: 0, rssBytes: 0, commands: [] };
+    },
+    machine: async () => sampleMachine([]),
+  };
+  const path = (proxy?: string): LoadPath => ({
+    id: 'baseline',
+    letter: 'a',
+    description: 'loopback',
+    host,
+    client: 'here',
+    target: `http://127.0.0.1:${port}`,
+    ...(proxy ? { proxy } : {}),
+    procs: [{ role: 'server-app', kind: 'app', pod: 'here', container: 'app' }],
+    verify: async () => 'ok',
+  });
+  before(async () => {
+    app = createServer((req, res) => {
+      received++;
+      const n = Number(/^\/bytes\/(\d+)$/.exec(req.url ?? '')?.[1] ?? NaN);
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(Buffer.alloc(Number.isFinite(n) ? n : 0));
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    port = (app.address() as AddressInfo).port;
+  });
+  after(async () => {
+    for (const name of children.keys()) await host.stopContainer('here', name);
+    app.closeAllConnections();
+    await new Promise((r) => app.close(r));
+  });
+
+  it('samples the path over the measured run only: every measured request inside the window, none of the warm-up', async () => {
+    const s = { ...DEFAULT_SETTINGS, connections: 2, durationS: 1, warmupS: 1, maxRequests: 400 };
+    const before = received;
+    const r = await runAutocannon(path(), s);
+    const f = r.figures;
+    expect(f.tool).to.equal('autocannon');
+    expect(f.errors).to.equal(0);
+    expect(f.requests).to.be.within(2, 400);
+    // the warm-up's requests arrived before the window opened (the workload waited, armed, for the signal)
+    const warmup = received - before - (r.costs[0]!.cpuS as number);
+    expect(warmup, `received ${received - before} in all, ${r.costs[0]!.cpuS} in the window, ${f.requests} measured`).to.be.at.least(2);
+    // inside the window: the measured requests, and at most one more in flight per connection when autocannon stopped
+    expect(r.costs[0]!.cpuS).to.be.within(f.requests, f.requests + s.connections);
+    expect(r.costs.map((c) => [c.role, c.comm, c.rssMiB])).to.deep.equal([['server-app', 'node', 1]]);
+    expect(r.machine.wallS).to.be.above(0);
+    expect(started).to.have.length(1);
+    const log = children.get(started[0]!)!.log;
+    // armed after the warm-up, done as the measured run ended, then the figures
+    expect(log.split('\n').slice(0, 2)).to.deep.equal([ARMED_LINE, DONE_LINE]);
+    expect(JSON.parse(log.split('\n')[2]!)).to.include({ tool: 'autocannon', requests: f.requests });
+  });
+
+  it('names the workload error from its log when the run fails, and stops the container', async () => {
+    const s = { ...DEFAULT_SETTINGS, connections: 2, durationS: 1, warmupS: 0, maxRequests: 100 };
+    // a proxy for an https:// target is a usage error of the workload
+    const bad: LoadPath = { ...path('127.0.0.1:1'), target: `https://127.0.0.1:${port}` };
+    const err = await runAutocannon(bad, s).then(() => undefined, (e: Error) => e);
+    expect(err?.message).to.match(/^path baseline: the load workload in here failed: meshproof workload: load --proxy: only http:\/\/ targets/);
+    const x = children.get(started[started.length - 1]!)!;
+    expect(x.child.exitCode ?? x.child.signalCode).to.not.equal(null);
   });
 });

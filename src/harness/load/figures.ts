@@ -1,6 +1,5 @@
 // What one load run measured, from either load generator: autocannon's result object (as the
 // in-pod `load` workload prints it) or wrk's text output. Pure: text and objects in, figures out.
-import type { MachineReading, ProcReading } from './machine.ts';
 import { percentileSorted, round } from './stats.ts';
 
 export type LoadTool = 'autocannon' | 'wrk';
@@ -36,14 +35,16 @@ export interface LoadFigures {
   clientCpuS?: number;
 }
 
-/** What the in-pod `load` workload prints: the figures, and /proc readings over the measured run. */
+/** What the in-pod `load` workload prints: the figures of its measured run (the path's costs are sampled by the harness). */
 export interface LoadLine extends LoadFigures {
-  /** The processes it was asked to watch (--watch). */
-  procs: ProcReading[];
-  machine: MachineReading;
   /** Requests of the unmeasured warm-up run before (same process, so autocannon's JIT is warm). */
   warmupRequests: number;
 }
+
+/** The line the `load` workload prints once warm with --await-signal, before it waits for SIGUSR2 to start the measured run. */
+export const ARMED_LINE = 'load: armed, waiting for SIGUSR2';
+/** ... and the line it prints (with --await-signal) the moment the measured run has ended, before it summarizes it. */
+export const DONE_LINE = 'load: measured run done';
 
 /** The part of autocannon's Result this reads (autocannon 8: lib/aggregateResult.js). */
 export interface AutocannonResultLike {
@@ -94,19 +95,26 @@ export function summarizeAutocannon(r: AutocannonResultLike, extra: { latenciesM
   return out;
 }
 
-/** The one JSON line the `load` workload prints (the last line of its stdout that parses as figures). */
-export function parseLoadLine(stdout: string): LoadLine {
+/** The one JSON line the `load` workload prints (the last line of its output that parses as figures), if there is one yet. */
+export function findLoadLine(stdout: string): LoadLine | undefined {
   const lines = stdout.trim().split('\n').reverse();
   for (const line of lines) {
     if (!line.startsWith('{')) continue;
     try {
       const v = JSON.parse(line) as Partial<LoadLine>;
-      if (v.tool === 'autocannon' && typeof v.rps === 'number' && typeof v.requests === 'number' && v.latencyMs && Array.isArray(v.procs) && v.machine) return v as LoadLine;
+      if (v.tool === 'autocannon' && typeof v.rps === 'number' && typeof v.requests === 'number' && v.latencyMs && typeof v.warmupRequests === 'number') return v as LoadLine;
     } catch {
-      // not the figures line
+      // not the figures line (or one still being written)
     }
   }
-  throw new Error(`load workload: no figures line in its output: ${JSON.stringify(stdout.slice(-400))}`);
+  return undefined;
+}
+
+/** The figures line of the `load` workload's output; throws when there is none. */
+export function parseLoadLine(stdout: string): LoadLine {
+  const line = findLoadLine(stdout);
+  if (!line) throw new Error(`load workload: no figures line in its output: ${JSON.stringify(stdout.slice(-400))}`);
+  return line;
 }
 
 const TIME_UNITS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

@@ -6,14 +6,15 @@
 // as an app's Go client does), and its added latency is taken against the baseline measured with the same client.
 //
 // runFixedRate: every path per round and connection count (a b c d e a b c d e …, so a drift of the machine lands
-// on every path alike), a disturbed run (other processes busy) or a void one (the generator fell below
-// minRateRatio × the rate) measured again while the bounded retries and the deadline allow.
+// on every path alike), on the one step scheduler (steps.ts): a disturbed run (other processes busy) or a void one
+// (the generator fell below minRateRatio × the rate) measured again while the bounded retries and the deadline allow.
 import type { FortioProvenance } from '../cli/provision-fortio.ts';
-import { envoyWorkers, foreignCpuS, machineBetween, othersBetween, type MachineReading, type OtherProcess } from './machine.ts';
+import { envoyWorkers, foreignCpuS, foreignCpus, machineBetween, othersBetween, type MachineReading, type OtherProcess } from './machine.ts';
 import type { LoadPath } from './path.ts';
-import { foreignCpus, waitQuiet, type ProcCost } from './runner.ts';
+import type { ProcCost } from './runner.ts';
 import { round } from './stats.ts';
-import { startWatch } from './watch.ts';
+import { runSteps, type Step } from './steps.ts';
+import { watched } from './watch.ts';
 
 export interface FixedRateSettings {
   /** Requests per second over all connections (fortio -qps). */
@@ -184,14 +185,8 @@ export const clientOf = (p: Pick<LoadPath, 'proxy'>): FortioClient => (p.proxy =
 export async function runFortio(fortio: Pick<FortioProvenance, 'path'>, path: LoadPath, s: FixedRateSettings, connections: number, durationS: number, client: FortioClient = clientOf(path)): Promise<Omit<RateSample, 'round'>> {
   const env = path.proxy !== undefined ? ['env', `HTTP_PROXY=http://${path.proxy}`, 'NO_PROXY='] : [];
   const argv = [...env, fortio.path, ...fortioArgs(s, rateUrl(path, s), connections, durationS, client)];
-  const watch = await startWatch(path);
-  let r;
-  let reading;
-  try {
-    r = await path.host.exec(path.client, argv, { timeoutMs: (durationS + 20) * 1000 });
-  } finally {
-    reading = await watch.stop();
-  }
+  // the window is fortio's exec: its start and exit (an idle path) are inside it, beside the -t seconds of load
+  const { value: r, reading } = await watched(path, () => path.host.exec(path.client, argv, { timeoutMs: (durationS + 20) * 1000 }));
   if (r.code !== 0) throw new Error(`path ${path.id}: fortio in ${path.client} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-4).join(' | ')}`);
   const figures = parseFortio(r.stdout, client);
   const [m0, m1] = reading.machine;
@@ -207,13 +202,6 @@ export async function runFortio(fortio: Pick<FortioProvenance, 'path'>, path: Lo
   return { path: path.id, connections, client, figures, costs, machine, others: othersBetween(m0, m1) };
 }
 
-interface Step {
-  what: string;
-  round: number;
-  needS: number;
-  run(): Promise<Omit<RateSample, 'round'>>;
-}
-
 export interface FixedRateResult {
   fortio: Pick<FortioProvenance, 'path' | 'module' | 'moduleVersion' | 'sha256'>;
   samples: RateSample[];
@@ -225,69 +213,38 @@ export interface FixedRateResult {
 
 /** The rounds, on paths already verified (baseline first). Bounded: rounds × connections × paths runs, the retries, the deadline. */
 export async function runFixedRate(fortio: FixedRateResult['fortio'], paths: LoadPath[], s: FixedRateSettings, log: (line: string) => void = () => undefined): Promise<FixedRateResult> {
-  const t0 = performance.now();
-  const deadline = t0 + s.deadlineS * 1000;
   const baseline = paths[0]!;
   // a proxied path compares with the baseline measured by the same client
   const stdBaseline = paths.some((p) => clientOf(p) === 'std') && clientOf(baseline) === 'fast';
-  const steps: Step[] = [];
+  const samples: RateSample[] = [];
+  const steps: Step<RateSample>[] = [];
+  const at = (round: number, p: LoadPath, c: number, durationS: number, client?: FortioClient) => async (): Promise<RateSample> => {
+    const r: RateSample = { round, ...(await runFortio(fortio, p, s, c, durationS, client)) };
+    const notHeld = rateNotHeld(r.figures, s.minRateRatio);
+    if (notHeld && round > 0) r.void = notHeld;
+    return r;
+  };
+  const keep = (r: RateSample): number => samples.push(r);
   if (s.prewarmS > 0) {
-    for (const p of paths) steps.push({ what: `fixed-rate pre-warm ${p.id}`, round: 0, needS: s.prewarmS + 0.5, run: () => runFortio(fortio, p, s, s.connections[0]!, s.prewarmS) });
+    for (const p of paths) steps.push({ what: `fixed-rate pre-warm ${p.id}`, round: 0, needS: s.prewarmS + 0.5, run: at(0, p, s.connections[0]!, s.prewarmS) });
   }
   for (let round = 1; round <= s.rounds; round++) {
     for (const c of s.connections) {
       for (const p of paths) {
-        steps.push({ what: `round ${round} c=${c} ${p.id}`, round, needS: s.durationS + 0.6, run: () => runFortio(fortio, p, s, c, s.durationS) });
-        if (p === baseline && stdBaseline) steps.push({ what: `round ${round} c=${c} ${p.id} (net/http client)`, round, needS: s.durationS + 0.6, run: () => runFortio(fortio, p, s, c, s.durationS, 'std') });
+        steps.push({ what: `round ${round} c=${c} ${p.id}`, round, needS: s.durationS + 0.6, run: at(round, p, c, s.durationS), keep });
+        if (p === baseline && stdBaseline) steps.push({ what: `round ${round} c=${c} ${p.id} (net/http client)`, round, needS: s.durationS + 0.6, run: at(round, p, c, s.durationS, 'std'), keep });
       }
     }
   }
-  const samples: RateSample[] = [];
-  const discarded: FixedRateResult['discarded'] = [];
-  let retries = s.retries;
-  let waitedS = 0;
-  for (let i = 0; i < steps.length; i++) {
-    const step = steps[i]!;
-    const need = (): number => steps.slice(i).reduce((n, x) => n + x.needS, 0);
-    const slack = (): number => (deadline - performance.now()) / 1000 - need();
-    const spare = (): number => slack() - Math.max(2, 0.1 * need());
-    for (;;) {
-      if (slack() < 0) {
-        throw new Error(`fixed-rate load: ${step.what} would end after the run's ${s.deadlineS} s deadline (${((performance.now() - t0) / 1000).toFixed(1)} s spent, ${steps.length - i} runs left): fewer paths, rounds, connection counts or seconds per run`);
-      }
-      if (step.round === 0) {
-        const r = await step.run();
-        log(`${step.what}: ${r.figures.achievedRps.toFixed(0)} req/s, p90 ${r.figures.latencyMs.p90.toFixed(3)} ms (not measured)`);
-        break;
-      }
-      const waitS = Math.min(s.quietWaitS, spare());
-      if (waitS >= 0.2) {
-        const quiet = await waitQuiet(baseline.host, waitS, s.foreignCpuMax);
-        waitedS += quiet.waitedS;
-        if (quiet.waitedS >= 0.5) log(`${step.what}: waited ${quiet.waitedS.toFixed(1)} s for other processes to calm down (${quiet.busy.toFixed(2)} CPUs busy)`);
-      }
-      const r: RateSample = { round: step.round, ...(await step.run()) };
-      const notHeld = rateNotHeld(r.figures, s.minRateRatio);
-      if (notHeld) r.void = notHeld;
+  const res = await runSteps(steps, s, baseline.host, {
+    name: 'fixed-rate load',
+    fewer: 'fewer paths, rounds, connection counts or seconds per run',
+    line: ({ figures: f }) => `${f.achievedRps.toFixed(0)}/${f.requestedRps} req/s, p50 ${f.latencyMs.p50.toFixed(3)} p90 ${f.latencyMs.p90.toFixed(3)} p99 ${f.latencyMs.p99.toFixed(3)} ms, ${f.errors} errors`,
+    reject: (r) => {
       const foreign = foreignCpus(r.machine);
       const others = r.others.map((o) => `${o.comm}[${o.pid}] ${o.cpuS.toFixed(2)} s`).join(', ');
-      const f = r.figures;
-      const line = `${step.what}: ${f.achievedRps.toFixed(0)}/${f.requestedRps} req/s, p50 ${f.latencyMs.p50.toFixed(3)} p90 ${f.latencyMs.p90.toFixed(3)} p99 ${f.latencyMs.p99.toFixed(3)} ms, ${f.errors} errors`;
-      const why = notHeld ?? (foreign > s.foreignCpuMax ? `other processes used ${foreign.toFixed(2)} CPUs meanwhile (${others || 'short-lived ones'})` : undefined);
-      if (!why) {
-        log(line);
-        samples.push(r);
-        break;
-      }
-      if (retries <= 0 || spare() < s.durationS + 1) {
-        log(`${line}: ${why}; kept${r.void ? ' as void' : ' as disturbed'} (no retry or time left)`);
-        samples.push(r);
-        break;
-      }
-      retries--;
-      discarded.push({ ...r, why });
-      log(`${line}: ${why}; measuring again`);
-    }
-  }
-  return { fortio, samples, discarded, waitedS: round(waitedS, 1), seconds: round((performance.now() - t0) / 1000, 1) };
+      return r.void ?? (foreign > s.foreignCpuMax ? `other processes used ${foreign.toFixed(2)} CPUs meanwhile (${others || 'short-lived ones'})` : undefined);
+    },
+  }, log);
+  return { fortio, samples, discarded: res.discarded.map(({ r, why }) => ({ ...r, why })), waitedS: round(res.waitedS, 1), seconds: round(res.seconds, 1) };
 }

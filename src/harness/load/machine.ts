@@ -4,7 +4,7 @@ import type { MachineSample } from '../substrate/types.ts';
 
 /** What a watched container cost over a window. */
 export interface ProcReading {
-  /** The in-pod `load` workload's readings carry the pid it watched; the harness's own carry none. */
+  /** netns's ProcWatch (substrate/netns/proc.ts) carries the pid it watched; readings through the port (watch.ts) carry none. */
   pid?: number;
   comm: string;
   /** CPU seconds used during the window. */
@@ -25,6 +25,11 @@ export interface MachineReading {
   stealS: number;
   /** busyS not accounted for by the run's own processes (foreignCpuS), when computed. */
   foreignS?: number;
+}
+
+/** Average CPUs used by processes outside the run during a window (foreignS over the wall time). */
+export function foreignCpus(m: Pick<MachineReading, 'wallS' | 'foreignS'>): number {
+  return m.wallS > 0 ? (m.foreignS ?? 0) / m.wallS : 0;
 }
 
 /** A process outside the run and the CPU it used during a run. */

@@ -8,16 +8,12 @@
 // The catalog below already names the path, so budgets.yaml may give it budgets.
 import type { Cluster } from '../substrate/types.ts';
 
-/** What the runner needs of the substrate a path's pods run on: exec in a pod, sample its containers and the machine. */
-export interface LoadHost extends Pick<Cluster, 'runId' | 'runDir' | 'exec' | 'sample' | 'machine'> {
-  /** The pod bundle: the `load` workload runs as `node <bundle> load ...` inside the client pod. */
-  readonly bundle: string;
-  /**
-   * Running containers of a pod → their host pid: netns only, for the closed-loop maximum, whose in-pod `load`
-   * workload reads the path's processes over exactly autocannon's measured run (the pod shares the host's /proc).
-   */
-  pids(pod: string): Record<string, number>;
-}
+/**
+ * What the runner needs of the substrate a path's pods run on, all of it the substrate port: exec a generator in the
+ * client pod (fortio, wrk), start the `load` workload there as a container, signal it and read its log (autocannon),
+ * sample the path's containers and the machine. No host pid, path or netns: a path runs on any substrate.
+ */
+export type LoadHost = Pick<Cluster, 'runId' | 'runDir' | 'exec' | 'startContainer' | 'stopContainer' | 'signalContainer' | 'containerLog' | 'sample' | 'machine'>;
 
 /** A container whose cost is sampled during the load (Cluster.sample). */
 export interface ProcRef {

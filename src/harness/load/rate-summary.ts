@@ -5,8 +5,7 @@
 import { BASELINE, type LoadPath } from './path.ts';
 import type { FixedRateResult, FixedRateSettings, FortioClient, RateSample } from './fortio.ts';
 import { clientOf } from './fortio.ts';
-import type { OtherProcess } from './machine.ts';
-import { foreignCpus } from './runner.ts';
+import { foreignCpus, type OtherProcess } from './machine.ts';
 import { median, round, spread } from './stats.ts';
 
 export interface Percentiles {

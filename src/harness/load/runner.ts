@@ -1,12 +1,16 @@
-// Runs the load: for each round, every path in turn (ABC ABC ABC: interleaved, so a drift of
+// Runs the closed-loop load: for each round, every path in turn (ABC ABC ABC: interleaved, so a drift of
 // the machine lands on every path alike), the generator inside the path's client pod, the
-// path's containers sampled through the substrate over the run. Every loop is bounded: a fixed number of
-// rounds, each run bounded by its duration and a request count, and the whole run by a deadline.
+// path's containers sampled through the substrate port over the run (watch.ts: Cluster.sample, Cluster.machine).
+// Every loop is bounded: a fixed number of rounds, each run bounded by its duration and a request count, every
+// wait for the generator by a timeout, and the whole run by a deadline (steps.ts).
 import { createRequire } from 'node:module';
-import { parseLoadLine, parseWrk, type LoadFigures } from './figures.ts';
-import { foreignCpuS, machineBetween, type MachineReading, type ProcReading } from './machine.ts';
-import type { LoadHost, LoadPath, ProcRef } from './path.ts';
-import { startWatch } from './watch.ts';
+import { pollUntil } from '../substrate/poll.ts';
+import { ARMED_LINE, DONE_LINE, findLoadLine, parseWrk, type LoadFigures, type LoadLine } from './figures.ts';
+import { foreignCpuS, foreignCpus, machineBetween, type MachineReading, type ProcReading } from './machine.ts';
+import type { LoadPath, ProcRef } from './path.ts';
+import { round } from './stats.ts';
+import { runSteps, type Step } from './steps.ts';
+import { watched, type WatchReading } from './watch.ts';
 
 export interface WrkSettings {
   threads: number;
@@ -75,8 +79,8 @@ export interface RoundsResult {
   samples: RunSample[];
   /** wrk on the baseline path, one per round. */
   wrk: RunSample[];
-  /** Runs measured again because another job used the machine meanwhile. */
-  discarded: RunSample[];
+  /** Runs measured again because another job used the machine meanwhile, with why. */
+  discarded: (RunSample & { why: string })[];
   /** Seconds spent waiting for the machine to be quiet before runs. */
   waitedS: number;
   /** Evidence of each path's verify(). */
@@ -96,101 +100,127 @@ export function targetUrl(path: LoadPath, s: Pick<LoadSettings, 'payloadBytes'>)
   return `${path.target}/bytes/${s.payloadBytes}`;
 }
 
-/** The host pids of the path's containers, for the in-pod `load` workload's watch (netns: the pod shares the host's /proc). */
-function pidsOf(path: LoadPath): number[] {
-  return path.procs.map((ref) => {
-    const pid = path.host.pids(ref.pod)[ref.container];
-    if (pid === undefined) throw new Error(`path ${path.id}: ${ref.pod} has no running container ${ref.container} (${ref.role})`);
-    return pid;
+/** The path's containers' costs over a window, with their roles. */
+function costsOf(path: LoadPath, reading: WatchReading): ProcCost[] {
+  return path.procs.map((ref, i) => {
+    const x = reading.procs[i]!;
+    return { ...ref, ...x, cpuS: round(x.cpuS), rssMiB: round(x.rssMiB, 1) };
   });
 }
 
-function costsOf(path: LoadPath, pids: number[], readings: ProcReading[]): ProcCost[] {
-  return path.procs.map((ref, i) => {
-    const r = readings.find((x) => x.pid === pids[i]);
-    if (!r) throw new Error(`path ${path.id}: no /proc reading of ${ref.role} (pid ${pids[i]})`);
-    return { ...ref, ...r };
-  });
+/** The machine over a window, with the CPU no process of the run accounts for. */
+function machineOf(reading: WatchReading, accountedS: number): MachineReading {
+  const [m0, m1] = reading.machine;
+  const m = machineBetween(m0, m1);
+  const foreignS = foreignCpuS(m, accountedS + (m1.harnessS - m0.harnessS));
+  return { cpus: m.cpus, wallS: round(m.wallS), busyS: round(m.busyS), irqS: round(m.irqS), idleS: round(m.idleS), stealS: round(m.stealS), foreignS: round(foreignS) };
 }
 
 function failed(path: LoadPath, what: string, r: { code: number; stdout: string; stderr: string }): Error {
   return new Error(`path ${path.id}: ${what} in ${path.client} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-4).join(' | ')}`);
 }
 
-/** One autocannon run (warm-up, then measured) from the path's client pod; the pod's `load` workload reads /proc itself. */
+/** Seconds the load container may take beyond its own warm-up or measured run (node's start, autocannon's hard stop). */
+const LOAD_SLACK_S = 25;
+let loadRuns = 0;
+
+/** How often the harness reads the load container's log: the end of a window is late by at most this (an idle path). */
+const LOOK_MS = 10;
+/** How often it asks whether the container still runs (a sample costs more than a look at the log). */
+const ALIVE_MS = 1000;
+
+/**
+ * Waits until the load container's log shows what `pick` looks for (a look every LOOK_MS, bounded by `timeoutMs`);
+ * rejects at once with the workload's own error line, or when the container is gone without it (asked every ALIVE_MS).
+ */
+async function awaitLoadLog<T>(path: LoadPath, name: string, what: string, timeoutMs: number, pick: (log: string) => T | undefined): Promise<T> {
+  const { host, client } = path;
+  let asked = performance.now();
+  let last = '';
+  const look = async (): Promise<T | undefined> => {
+    last = await host.containerLog(client, name);
+    const v = pick(last);
+    if (v !== undefined) return v;
+    const err = /^meshproof workload: .*$/m.exec(last);
+    if (err) throw new Error(`path ${path.id}: the load workload in ${client} failed: ${err[0]}`);
+    return undefined;
+  };
+  return pollUntil(
+    async () => {
+      const v = await look();
+      if (v !== undefined || performance.now() - asked < ALIVE_MS) return v;
+      asked = performance.now();
+      const alive = await host.sample(client, name).then(
+        () => true,
+        () => false,
+      );
+      // it may have printed and exited between the two looks
+      if (!alive) return (await look()) ?? Promise.reject(new Error(`path ${path.id}: the load workload in ${client} exited before it was ${what}: ${tail(last)}`));
+      return undefined;
+    },
+    { timeoutMs, intervalMs: LOOK_MS, what: `path ${path.id}: the load workload in ${client} ${what}`, detail: () => tail(last) },
+  );
+}
+
+const tail = (log: string): string => log.trim().split('\n').slice(-4).join(' | ') || '(empty log)';
+
+/**
+ * One autocannon run (warm-up, then measured) by the `load` workload, started as a container of the path's client
+ * pod (Cluster.startContainer; one container per run, its log is the run's record). The window the path's
+ * containers are sampled over (Cluster.sample, Cluster.machine) is bounded by the measured run: the workload warms
+ * up, prints ARMED_LINE and waits; the harness samples every container and the machine, then sends SIGUSR2
+ * (Cluster.signalContainer); the workload prints DONE_LINE the moment autocannon's measured run ends, and the
+ * harness closes the window when it sees that line (a look at the log every LOOK_MS). So node's start, the warm-up
+ * and the summary are outside the window, which exceeds autocannon's measured duration only by the signal's
+ * delivery and the last look (tens of ms, the path idle): the CPU and RSS are the data plane's over the measured run.
+ */
 export async function runAutocannon(path: LoadPath, s: LoadSettings): Promise<Omit<RunSample, 'round'>> {
-  const pids = pidsOf(path);
-  const argv = [
-    process.execPath,
-    path.host.bundle,
-    'load',
+  const { host, client } = path;
+  const name = `load-${++loadRuns}`;
+  const args = [
     '--url', targetUrl(path, s),
     '--connections', String(s.connections),
     '--pipelining', String(s.pipelining),
     '--duration', String(s.durationS),
     '--warmup', String(s.warmupS),
     '--max-requests', String(s.maxRequests),
-    '--watch', pids.join(','),
+    '--await-signal', String(LOAD_SLACK_S),
     '--autocannon', resolveAutocannon(),
     ...(path.proxy !== undefined ? ['--proxy', path.proxy] : []),
   ];
-  const r = await path.host.exec(path.client, argv, { timeoutMs: (s.warmupS + s.durationS + 30) * 1000 });
-  if (r.code !== 0) throw failed(path, 'autocannon', r);
-  const line = parseLoadLine(r.stdout);
-  const { procs, machine, warmupRequests: _w, ...figures } = line;
-  return { path: path.id, figures, costs: costsOf(path, pids, procs), machine };
+  await host.startContainer(client, { name, workload: 'load', args });
+  try {
+    await awaitLoadLog(path, name, 'armed', (s.warmupS + LOAD_SLACK_S) * 1000, (log) => (log.includes(ARMED_LINE) ? true : undefined));
+    const { reading } = await watched(path, () => {
+      host.signalContainer(client, name, 'SIGUSR2');
+      return awaitLoadLog(path, name, 'done', (s.durationS + LOAD_SLACK_S) * 1000, (log) => (log.includes(DONE_LINE) ? true : undefined));
+    });
+    const line: LoadLine = await awaitLoadLog(path, name, 'summarized', LOAD_SLACK_S * 1000, findLoadLine);
+    const { warmupRequests: _w, ...figures } = line;
+    const costs = costsOf(path, reading);
+    // the generator's own CPU over the measured run is its process.cpuUsage(); the harness's (its looks) is counted too
+    const accounted = costs.reduce((n, c) => n + c.cpuS, 0) + (figures.clientCpuS ?? 0);
+    return { path: path.id, figures, costs, machine: machineOf(reading, accounted) };
+  } finally {
+    await host.stopContainer(client, name);
+  }
 }
 
-/** One wrk run (Debian's wrk, HTTP/1.1 keep-alive) from the path's client pod, watched from here. */
+/** One wrk run (Debian's wrk, HTTP/1.1 keep-alive) from the path's client pod (Cluster.exec), the window its exec. */
 export async function runWrk(path: LoadPath, s: LoadSettings, w: WrkSettings): Promise<Omit<RunSample, 'round'>> {
   if (path.proxy !== undefined) throw new Error(`path ${path.id}: wrk does not go through the proxy ${path.proxy}`);
   const url = targetUrl(path, s);
   const connections = Math.max(s.connections, w.threads);
-  const watch = await startWatch(path);
-  let r;
-  let reading;
-  try {
-    r = await path.host.exec(path.client, ['wrk', `-t${w.threads}`, `-c${connections}`, `-d${w.durationS}s`, '--latency', url], { timeoutMs: (w.durationS + 15) * 1000 });
-  } finally {
-    reading = await watch.stop();
-  }
+  const { value: r, reading } = await watched(path, () => path.host.exec(path.client, ['wrk', `-t${w.threads}`, `-c${connections}`, `-d${w.durationS}s`, '--latency', url], { timeoutMs: (w.durationS + 15) * 1000 }));
   if (r.code !== 0) throw failed(path, 'wrk', r);
   const [m0, m1] = reading.machine;
   // on netns `ip netns exec` execs wrk: once reaped, its CPU is among the harness's reaped children
   const clientCpuS = m1.reapedS - m0.reapedS;
   const figures: LoadFigures = { ...parseWrk(r.stdout, { url, connections }), clientCpuS };
-  const accounted = reading.procs.reduce((n, p) => n + p.cpuS, 0) + clientCpuS + (m1.harnessS - m0.harnessS);
+  const costs = path.procs.map((ref, i) => ({ ...ref, ...reading.procs[i]! }));
   const machine = machineBetween(m0, m1);
-  return { path: path.id, figures, costs: path.procs.map((ref, i) => ({ ...ref, ...reading.procs[i]! })), machine: { ...machine, foreignS: foreignCpuS(machine, accounted) } };
-}
-
-/** Average CPUs used by processes outside the run during a sample. */
-export function foreignCpus(m: MachineReading): number {
-  return m.wallS > 0 ? (m.foreignS ?? 0) / m.wallS : 0;
-}
-
-/**
- * CPUs the machine is busy (user, nice, system, irq, softirq) over a short window, less the harness's own use: between
- * two runs the run's processes idle, so this is another job's load.
- */
-export async function machineBusyCpus(host: Pick<LoadHost, 'machine'>, windowMs = 300): Promise<number> {
-  const a = await host.machine();
-  await new Promise((r) => setTimeout(r, windowMs));
-  const b = await host.machine();
-  const m = machineBetween(a, b);
-  return Math.max(0, (m.busyS + m.irqS - (b.harnessS - a.harnessS)) / m.wallS);
-}
-
-/** Waits until other processes use at most `cpus` CPUs (200 ms looks, at most `maxS`); resolves with the seconds waited and the last reading. */
-export async function waitQuiet(host: Pick<LoadHost, 'machine'>, maxS: number, cpus: number): Promise<{ waitedS: number; busy: number }> {
-  const t0 = performance.now();
-  const looks = Math.max(1, Math.floor(maxS / 0.2));
-  let busy = NaN;
-  for (let i = 0; i < looks; i++) {
-    busy = await machineBusyCpus(host, 200);
-    if (busy <= cpus) break;
-  }
-  return { waitedS: (performance.now() - t0) / 1000, busy };
+  const accounted = reading.procs.reduce((n, p) => n + p.cpuS, 0) + clientCpuS + (m1.harnessS - m0.harnessS);
+  return { path: path.id, figures, costs, machine: { ...machine, foreignS: foreignCpuS(machine, accounted) } };
 }
 
 /** One request per path before any load, proving each is what it claims; path id → evidence. */
@@ -203,79 +233,40 @@ export async function verifyPaths(paths: readonly LoadPath[], log: (line: string
   return verified;
 }
 
-interface Step {
-  what: string;
-  /** 0: the unmeasured pre-warm run (no quiet wait, no retry, nothing kept). */
-  round: number;
-  /** Seconds the step takes (generator start, warm-up, measured run). */
-  needS: number;
-  run(): Promise<Omit<RunSample, 'round'>>;
-  keep(r: RunSample): void;
-}
-
 /**
  * Verifies every path, warms each once (prewarmS), then runs the rounds: per round the baseline
- * (and wrk on it), then every other path, in the given order. Another job on the machine: before each run the runner waits
- * for quiet, and a run disturbed anyway (foreignCpuMax) is measured again while retries last; the
- * disturbed run is kept in `discarded`. Waits and retries only spend the deadline's slack.
+ * (and wrk on it), then every other path, in the given order, on the one step scheduler (steps.ts): another job
+ * on the machine is waited out before each run, and a run disturbed anyway (foreignCpuMax) is measured again while
+ * retries and the deadline's slack last; the disturbed run is kept in `discarded`.
  */
 export async function runRounds(paths: LoadPath[], s: LoadSettings, log: (line: string) => void = () => undefined, proven?: Record<string, string>): Promise<RoundsResult> {
   const t0 = performance.now();
-  const deadline = t0 + s.deadlineS * 1000;
   // paths already proven (the fixed-rate run verified them) are not asked again
   const verified: Record<string, string> = proven ? { ...proven } : await verifyPaths(paths, log);
   const samples: RunSample[] = [];
   const wrk: RunSample[] = [];
-  const discarded: RunSample[] = [];
-  const steps: Step[] = [];
+  const steps: Step<RunSample>[] = [];
   const baseline = paths[0]!;
+  const at = (round: number, run: () => Promise<Omit<RunSample, 'round'>>) => async (): Promise<RunSample> => ({ round, ...(await run()) });
   if (s.prewarmS > 0) {
     const warm: LoadSettings = { ...s, durationS: s.prewarmS, warmupS: 0 };
-    for (const p of paths) steps.push({ what: `pre-warm ${p.id}`, round: 0, needS: s.prewarmS + 0.6, run: () => runAutocannon(p, warm), keep: () => undefined });
+    for (const p of paths) steps.push({ what: `pre-warm ${p.id}`, round: 0, needS: s.prewarmS + 0.6, run: at(0, () => runAutocannon(p, warm)) });
   }
   for (let round = 1; round <= s.rounds; round++) {
     for (const p of paths) {
-      steps.push({ what: `round ${round} ${p.id}`, round, needS: s.warmupS + s.durationS + 0.8, run: () => runAutocannon(p, s), keep: (r) => samples.push(r) });
+      steps.push({ what: `round ${round} ${p.id}`, round, needS: s.warmupS + s.durationS + 0.8, run: at(round, () => runAutocannon(p, s)), keep: (r) => samples.push(r) });
       const w = s.wrk;
-      if (p === baseline && w) steps.push({ what: `round ${round} ${p.id} (wrk)`, round, needS: w.durationS + 0.5, run: () => runWrk(p, s, w), keep: (r) => wrk.push(r) });
+      if (p === baseline && w) steps.push({ what: `round ${round} ${p.id} (wrk)`, round, needS: w.durationS + 0.5, run: at(round, () => runWrk(p, s, w)), keep: (r) => wrk.push(r) });
     }
   }
-  let retries = s.retries;
-  let waitedS = 0;
-  for (let i = 0; i < steps.length; i++) {
-    const step = steps[i]!;
-    const need = (): number => steps.slice(i).reduce((n, x) => n + x.needS, 0);
-    // seconds left beyond what the remaining steps need; waits and retries only spend `spare`,
-    // which keeps a reserve for steps that take longer than their estimate
-    const slack = (): number => (deadline - performance.now()) / 1000 - need();
-    const spare = (): number => slack() - Math.max(2, 0.1 * need());
-    for (;;) {
-      if (slack() < 0) {
-        throw new Error(`load: ${step.what} would end after the run's ${s.deadlineS} s deadline (${((performance.now() - t0) / 1000).toFixed(1)} s spent, ${steps.length - i} runs left): fewer paths, rounds or seconds per run`);
-      }
-      if (step.round === 0) {
-        const r: RunSample = { round: 0, ...(await step.run()) };
-        log(`${step.what}: ${r.figures.rps.toFixed(0)} req/s (not measured)`);
-        break;
-      }
-      const waitS = Math.min(s.quietWaitS, spare());
-      if (waitS >= 0.2) {
-        const quiet = await waitQuiet(baseline.host, waitS, s.foreignCpuMax);
-        waitedS += quiet.waitedS;
-        if (quiet.waitedS >= 0.5) log(`${step.what}: waited ${quiet.waitedS.toFixed(1)} s for other processes to calm down (${quiet.busy.toFixed(2)} CPUs busy)`);
-      }
-      const r: RunSample = { round: step.round, ...(await step.run()) };
+  const res = await runSteps(steps, s, baseline.host, {
+    name: 'load',
+    fewer: 'fewer paths, rounds or seconds per run',
+    line: (r) => `${r.figures.rps.toFixed(0)} req/s, p99 ${r.figures.latencyMs.p99.toFixed(2)} ms, ${r.figures.errors} errors`,
+    reject: (r) => {
       const foreign = foreignCpus(r.machine);
-      const line = `${step.what}: ${r.figures.rps.toFixed(0)} req/s, p99 ${r.figures.latencyMs.p99.toFixed(2)} ms, ${r.figures.errors} errors`;
-      if (foreign <= s.foreignCpuMax || retries <= 0 || spare() < 0) {
-        log(foreign > s.foreignCpuMax ? `${line} (other processes used ${foreign.toFixed(2)} CPUs meanwhile; kept: no retry or time left)` : line);
-        step.keep(r);
-        break;
-      }
-      retries--;
-      discarded.push(r);
-      log(`${line}: discarded, other processes used ${foreign.toFixed(2)} CPUs meanwhile; measuring again`);
-    }
-  }
-  return { samples, wrk, discarded, verified, waitedS, seconds: (performance.now() - t0) / 1000 };
+      return foreign > s.foreignCpuMax ? `other processes used ${foreign.toFixed(2)} CPUs meanwhile` : undefined;
+    },
+  }, log);
+  return { samples, wrk, discarded: res.discarded.map(({ r, why }) => ({ ...r, why })), verified, waitedS: res.waitedS, seconds: (performance.now() - t0) / 1000 };
 }

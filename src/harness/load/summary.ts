@@ -4,7 +4,8 @@
 // figures mean (the load generator was the limit, the machine was shared, the rounds disagree).
 // Pure: samples in, summary out.
 import { BASELINE, type CatalogPath, type LoadPath } from './path.ts';
-import { foreignCpus, type LoadSettings, type RoundsResult, type RunSample } from './runner.ts';
+import { foreignCpus } from './machine.ts';
+import type { LoadSettings, RoundsResult, RunSample } from './runner.ts';
 import { median, round, spread } from './stats.ts';
 
 /** One figure over the rounds. `spread` is (max − min) / median, a fraction. */

@@ -77,9 +77,25 @@ export class ContainerWatch {
 }
 
 /** Watches the path's containers; one not running is named with its role. */
-export function startWatch(path: LoadPath): Promise<ContainerWatch> {
+export function startWatch(path: Pick<LoadPath, 'id' | 'host' | 'procs'>): Promise<ContainerWatch> {
   return ContainerWatch.start(path.host, path.procs).catch((e: Error) => {
     const ref = path.procs.find((p) => e.message.includes(`container ${p.container} `) && e.message.includes(p.pod));
     throw new Error(`path ${path.id}: ${e.message}${ref ? ` (${ref.role})` : ''}`, { cause: e });
   });
+}
+
+/**
+ * The path's containers watched over `during`: the window opens (every container and the machine sampled) before
+ * `during` starts and closes after it settles; the watch is stopped even when `during` fails (its error wins).
+ */
+export async function watched<T>(path: Pick<LoadPath, 'id' | 'host' | 'procs'>, during: () => Promise<T>): Promise<{ value: T; reading: WatchReading }> {
+  const watch = await startWatch(path);
+  let value: T;
+  try {
+    value = await during();
+  } catch (e) {
+    await watch.stop().catch(() => undefined);
+    throw e;
+  }
+  return { value, reading: await watch.stop() };
 }

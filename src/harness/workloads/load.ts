@@ -1,23 +1,22 @@
 // The load generator, run inside the client pod's network namespace (so its traffic takes the
 // pod's own path: its sidecar's iptables capture, its routes, its hosts file):
 //   load --url U [--connections 8] [--pipelining 1] [--duration 3] [--warmup 1] [--rate R]
-//        [--max-requests N] [--timeout 10] [--watch pid,pid,...] [--autocannon /path/autocannon.js]
-//        [--proxy host:port]
+//        [--max-requests N] [--timeout 10] [--autocannon /path/autocannon.js] [--proxy host:port]
+//        [--await-signal S]
 // runs autocannon (HTTP/1.1 keep-alive): an unmeasured warm-up run, then the measured run in the
-// same process (autocannon's JIT is warm by then), with the --watch processes and the machine read
-// from /proc exactly over the measured run (the pod shares the host's /proc). Prints ONE JSON line
-// (load/figures.ts LoadLine) and exits. Bounded in time (--duration, plus a hard stop) and in
-// count (--max-requests). With --proxy the connections go to that plain HTTP proxy and every
-// request is sent in absolute-form (`GET http://host:port/path`, Host: host:port), as an app's HTTP
-// client does through an HTTP_PROXY (autocannon cannot tunnel through CONNECT; it need not here).
+// same process (autocannon's JIT is warm by then). With --await-signal the workload prints ARMED_LINE after
+// the warm-up, starts the measured run only on SIGUSR2 (waiting at most S seconds) and prints DONE_LINE as
+// it ends: the harness samples the path's containers through the substrate port (load/runner.ts) between its
+// signal and that line, so the window holds the measured run and no warm-up. Prints ONE JSON line (load/figures.ts
+// LoadLine) and exits. Bounded in time (--duration, --await-signal, plus a hard stop) and in count
+// (--max-requests). With --proxy the connections go to that plain HTTP proxy and every request is sent in
+// absolute-form (`GET http://host:port/path`, Host: host:port), as an app's HTTP client does through an
+// HTTP_PROXY (autocannon cannot tunnel through CONNECT; it need not here).
 // autocannon is CommonJS with its own dependencies; it is not bundled into the pod bundle but
 // required at run time from the harness's node_modules (the harness passes --autocannon).
 import { createRequire } from 'node:module';
 import type autocannonFn from 'autocannon';
-import { summarizeAutocannon, type LoadLine } from '../load/figures.ts';
-import { foreignCpuS } from '../load/machine.ts';
-import { ProcWatch } from '../substrate/netns/proc.ts';
-import { round } from '../load/stats.ts';
+import { ARMED_LINE, DONE_LINE, summarizeAutocannon, type LoadLine } from '../load/figures.ts';
 import { parseFlags, usage } from './common.ts';
 
 export interface LoadArgs {
@@ -33,8 +32,8 @@ export interface LoadArgs {
   maxRequests: number;
   /** Per-request timeout, seconds. */
   timeoutS: number;
-  /** Processes read from /proc over the measured run. */
-  watch: number[];
+  /** After the warm-up, print ARMED_LINE and wait at most this many seconds for SIGUSR2 before the measured run. */
+  awaitSignalS?: number;
   autocannon?: string;
   /** A plain HTTP proxy (host:port) the requests go through in absolute-form. */
   proxy?: string;
@@ -48,10 +47,8 @@ function int(flag: string, v: string | undefined, dflt: number, min: number, max
 }
 
 export function parseLoadArgs(args: readonly string[]): LoadArgs {
-  const f = parseFlags('load', args, ['url', 'connections', 'pipelining', 'duration', 'warmup', 'rate', 'max-requests', 'timeout', 'watch', 'autocannon', 'proxy'] as const);
+  const f = parseFlags('load', args, ['url', 'connections', 'pipelining', 'duration', 'warmup', 'rate', 'max-requests', 'timeout', 'await-signal', 'autocannon', 'proxy'] as const);
   if (!f.url || !/^https?:\/\//.test(f.url)) throw usage(`load --url is required (http://host:port/path), got '${f.url ?? ''}'`);
-  const watch = (f.watch ?? '').split(',').filter(Boolean);
-  if (watch.some((p) => !/^\d+$/.test(p))) throw usage(`load --watch takes pids separated by commas, got '${f.watch}'`);
   const out: LoadArgs = {
     url: f.url,
     connections: int('connections', f.connections, 8, 1, 1000),
@@ -60,8 +57,8 @@ export function parseLoadArgs(args: readonly string[]): LoadArgs {
     warmupS: int('warmup', f.warmup, 0, 0, 60),
     maxRequests: int('max-requests', f['max-requests'], 5_000_000, 1, 100_000_000),
     timeoutS: int('timeout', f.timeout, 10, 1, 120),
-    watch: watch.map(Number),
   };
+  if (f['await-signal'] !== undefined) out.awaitSignalS = int('await-signal', f['await-signal'], 0, 1, 600);
   if (f.rate !== undefined) out.rate = int('rate', f.rate, 0, 1, 10_000_000);
   if (f.autocannon !== undefined) out.autocannon = f.autocannon;
   if (f.proxy !== undefined) {
@@ -112,33 +109,37 @@ function cannon(autocannon: typeof autocannonFn, a: LoadArgs, durationS: number,
   });
 }
 
-/** Warm-up, then the measured run under /proc watch; resolves with the figures line (not yet printed). */
+/** Prints ARMED_LINE, then resolves on SIGUSR2 (node keeps SIGUSR1 for its inspector); rejects after `s` seconds. */
+function armed(s: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const go = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      process.off('SIGUSR2', go);
+      reject(new Error(`load: no SIGUSR2 within ${s} s of being armed`));
+    }, s * 1000);
+    // the listener before the line: a SIGUSR2 with none would kill the process
+    process.once('SIGUSR2', go);
+    process.stdout.write(`${ARMED_LINE}\n`);
+  });
+}
+
+/** Warm-up, then (on SIGUSR2 with --await-signal) the measured run; resolves with the figures line (not yet printed). */
 export async function runLoadOnce(a: LoadArgs): Promise<LoadLine> {
   const autocannon = loadAutocannon(a.autocannon);
   const warmupRequests = a.warmupS > 0 ? (await cannon(autocannon, a, a.warmupS)).requests.total : 0;
+  if (a.awaitSignalS !== undefined) await armed(a.awaitSignalS);
   const latencies: number[] = [];
-  const watch = new ProcWatch(a.watch);
   const cpu0 = process.cpuUsage();
-  let result: autocannonFn.Result;
-  let reading: ReturnType<ProcWatch['stop']>;
-  try {
-    result = await cannon(autocannon, a, a.durationS, (status, ms) => {
-      if (status >= 200 && status < 300 && latencies.length < a.maxRequests) latencies.push(ms);
-    });
-  } finally {
-    reading = watch.stop();
-  }
+  const result = await cannon(autocannon, a, a.durationS, (status, ms) => {
+    if (status >= 200 && status < 300 && latencies.length < a.maxRequests) latencies.push(ms);
+  });
   const cpu = process.cpuUsage(cpu0);
+  if (a.awaitSignalS !== undefined) process.stdout.write(`${DONE_LINE}\n`);
   const clientCpuS = (cpu.user + cpu.system) / 1e6;
-  const figures = summarizeAutocannon(result, { latenciesMs: latencies, clientCpuS });
-  const accounted = reading.procs.reduce((n, p) => n + p.cpuS, 0) + clientCpuS;
-  const m = reading.machine;
-  return {
-    ...figures,
-    procs: reading.procs.map((p) => ({ ...p, cpuS: round(p.cpuS), rssMiB: round(p.rssMiB, 1) })),
-    machine: { cpus: m.cpus, wallS: round(m.wallS), busyS: round(m.busyS), irqS: round(m.irqS), idleS: round(m.idleS), stealS: round(m.stealS), foreignS: round(foreignCpuS(m, accounted)) },
-    warmupRequests,
-  };
+  return { ...summarizeAutocannon(result, { latenciesMs: latencies, clientCpuS }), warmupRequests };
 }
 
 export async function runLoad(args: readonly string[]): Promise<void> {

@@ -9,7 +9,6 @@ import { parseCfModel, CF_INTERNAL_DOMAIN } from '../../profiles/cf/model.ts';
 import { EGRESS_PROXY_PORT } from '../../dataplane/envoy/egress-proxy.ts';
 import { cfIdentity, immediateCaller, type CfIdentity } from '../../model/xfcc.ts';
 import { parseYamlFile } from '../../substrate/topology.ts';
-import { netnsCluster } from '../../substrate/index.ts';
 import { catalogPath, type LoadBed, type LoadPath, type StartedBed } from '../path.ts';
 
 export const C2C_LOAD_FIXTURE = 'fixtures/cf/load/c2c.yaml';
@@ -40,8 +39,7 @@ export const c2cBed: LoadBed = {
       const a = f.cf.instance('client', 0);
       const b = f.cf.instance('backend', 0);
       await f.addPolicies([{ sourceId: a.app.guid, destinationId: b.app.guid, protocol: 'tcp', startPort: PORT, endPort: PORT }]);
-      // the closed loop's in-pod watch needs the pod bundle and host pids (netns)
-      const cluster = netnsCluster(f.cluster, 'the c2c load bed (closed loop: bundle, pids)');
+      const cluster = f.cluster;
       const host = `${b.app.name}.${CF_INTERNAL_DOMAIN}`;
       const proxy = { host: '127.0.0.1', port: EGRESS_PROXY_PORT };
       const want: CfIdentity = { instanceGuid: a.guid, appGuid: a.app.guid, spaceGuid: model.space, organizationGuid: model.organization };

@@ -5,29 +5,12 @@
 import { CfFoundation, TCP_ROUTER_KEY } from '../../profiles/cf/index.ts';
 import { parseCfModel } from '../../profiles/cf/model.ts';
 import { parseYamlFile } from '../../substrate/topology.ts';
-import { netnsCluster } from '../../substrate/index.ts';
-import { catalogPath, type LoadBed, type LoadHost, type StartedBed } from '../path.ts';
+import { catalogPath, type LoadBed, type LoadPath, type StartedBed } from '../path.ts';
 
 export const CF_LOAD_FIXTURE = 'fixtures/cf/load/apps.yaml';
 const ROUTER_PROPS = 'fixtures/cf/tcp-router/tls-mtls.yml';
 const PORT = 1024;
 const ID = 'cf-tcp-router';
-
-/**
- * HAProxy's worker pid, asked of the master CLI until it answers (bounded: 50 tries, 5 s). The
- * container is ready when the worker answers /health, which can be before the master accepts on
- * its -S socket (ECONNREFUSED) or lists the worker.
- */
-export async function workerPid(ask: () => Promise<number>, tries = 50, stepMs = 100): Promise<number> {
-  for (let i = 1; ; i++) {
-    try {
-      return await ask();
-    } catch (e) {
-      if (i >= tries) throw new Error(`tcp-router: no HAProxy worker pid from the master CLI after ${tries} tries: ${(e as Error).message}`, { cause: e });
-    }
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
 
 export const cfBed: LoadBed = {
   profile: 'cf',
@@ -38,20 +21,7 @@ export const cfBed: LoadBed = {
       const inst = cf.instance('echo', 0);
       const route = cf.tcpRoute(PORT, 'echo', 0);
       await cf.configureTcpRouter(cf.tcpRouterProperties(ROUTER_PROPS), [route]);
-      const worker = await workerPid(() => cf.haproxyWorkerPid());
-      // the closed loop's in-pod watch needs the pod bundle and host pids (netns)
-      const cluster = netnsCluster(cf.cluster, 'the cf load bed (closed loop: bundle, pids)');
-      // the HAProxy container's pid is its master; the load is carried by the worker
-      // the closed loop's in-pod watch reads the worker; a sample of the container is the master and its worker
-      const host: LoadHost = {
-        runId: cluster.runId,
-        runDir: cluster.runDir,
-        bundle: cluster.bundle,
-        exec: (pod, argv, o) => cluster.exec(pod, argv, o),
-        sample: (pod, container) => cluster.sample(pod, container),
-        machine: () => cluster.machine(),
-        pids: (pod) => (pod === TCP_ROUTER_KEY ? { ...cluster.pids(pod), haproxy: worker } : cluster.pids(pod)),
-      };
+      const cluster = cf.cluster;
       const c = catalogPath(ID)!;
       const tlsServer = ` backend_${PORT}/server_${route.backend_ip}_${route.backend_tls_port} `;
       const verify = async (): Promise<string> => {
@@ -64,17 +34,18 @@ export const cfBed: LoadBed = {
         if (!/ ssl_err=-$/.test(line)) throw new Error(`path ${ID}: HAProxy's session shows a TLS error: ${line}`);
         return `200 via HAProxy${tlsServer.trimEnd()} (ssl verify required, verifyhost ${inst.guid}), ssl_err=-`;
       };
-      const path = {
+      const path: LoadPath = {
         id: ID,
         letter: c.letter,
         description: c.description,
-        host,
+        host: cluster,
         client: 'cf/client',
         target: `http://${cf.tcpRouterIp}:${PORT}`,
         procs: [
-          { role: 'tcp-router', kind: 'dataplane' as const, pod: TCP_ROUTER_KEY, container: 'haproxy' },
-          { role: 'server-sidecar', kind: 'dataplane' as const, pod: inst.key, container: 'envoy' },
-          { role: 'server-app', kind: 'app' as const, pod: inst.key, container: 'app' },
+          // the container is HAProxy's master and its worker (which carries the load): the router's cost is both
+          { role: 'tcp-router', kind: 'dataplane', pod: TCP_ROUTER_KEY, container: 'haproxy' },
+          { role: 'server-sidecar', kind: 'dataplane', pod: inst.key, container: 'envoy' },
+          { role: 'server-app', kind: 'app', pod: inst.key, container: 'app' },
         ],
         // config rendered the way the CF components' own code does (profiles/cf)
         controlPlane: 'rendered:cf-tcp-router',

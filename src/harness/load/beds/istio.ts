@@ -6,7 +6,6 @@
 //   (b) istio-mtls                  sleep → echo                      both sidecars, STRICT: mTLS
 //   (c) istio-permissive-plaintext  sleep → echo-permissive           both sidecars, PERMISSIVE + DR DISABLE
 import { startMesh } from '../../controlplane/index.ts';
-import { netnsCluster } from '../../substrate/index.ts';
 import { SIDECAR } from '../../profiles/istio/index.ts';
 import { deployments, loadIstio } from '../../profiles/istio/resources.ts';
 import type { Verdict } from '../../model/verdict.ts';
@@ -23,8 +22,7 @@ export const istioBed: LoadBed = {
     const model = loadIstio(ISTIO_LOAD_FIXTURE);
     const mesh = await startMesh(model, { wire: false, log: opts.log, reportsDir: opts.reportsDir });
     try {
-      // the closed loop's in-pod watch needs the pod bundle and host pids (netns)
-      const cluster = netnsCluster(mesh.cluster, 'the istio load bed (closed loop: bundle, pids)');
+      const cluster = mesh.cluster;
       // the app: the emulation's topology lists it (`app-<port>`); on istiod the node agent starts the Pod's
       // containers under the names the user's Deployment gives them (and a probe agent beside them)
       const app = (pod: string): ProcRef => {
