@@ -29,6 +29,7 @@ describe('load: fortio at a fixed rate against an echo on loopback', function ()
     stopContainer: async () => none(),
     signalContainer: () => none(),
     containerLog: async () => none(),
+    containerStatus: () => none(),
     // the netns substrate's own readers, on this process
     sample: async () => sampleContainer(process.pid)!,
     machine: async () => sampleMachine([]),

@@ -124,42 +124,45 @@ function failed(path: LoadPath, what: string, r: { code: number; stdout: string;
 const LOAD_SLACK_S = 25;
 let loadRuns = 0;
 
-/** How often the harness reads the load container's log: the end of a window is late by at most this (an idle path). */
-const LOOK_MS = 10;
-/** How often it asks whether the container still runs (a sample costs more than a look at the log). */
-const ALIVE_MS = 1000;
+/**
+ * How often the harness reads the load container's log while the window is open: the window closes late by at most
+ * this (the path idle). A look costs the substrate something (a file read on netns, a logs call on docker), so the
+ * interval is ten looks' time, within these bounds: at most a tenth of the harness's time goes to looking.
+ */
+const LOOK_MS = { min: 10, max: 100 };
 
 /**
- * Waits until the load container's log shows what `pick` looks for (a look every LOOK_MS, bounded by `timeoutMs`);
- * rejects at once with the workload's own error line, or when the container is gone without it (asked every ALIVE_MS).
+ * Waits until the load container's log shows what `pick` looks for (a look every `intervalMs`, bounded by
+ * `timeoutMs`); rejects at once with the workload's own error line, or when the container exited without it
+ * (Cluster.containerStatus). Resolves with the value and how long a look took (mean ms).
  */
-async function awaitLoadLog<T>(path: LoadPath, name: string, what: string, timeoutMs: number, pick: (log: string) => T | undefined): Promise<T> {
+async function awaitLoadLog<T>(path: LoadPath, name: string, what: string, o: { timeoutMs: number; intervalMs: number }, pick: (log: string) => T | undefined): Promise<{ value: T; lookMs: number }> {
   const { host, client } = path;
-  let asked = performance.now();
   let last = '';
+  let looks = 0;
+  let lookMs = 0;
   const look = async (): Promise<T | undefined> => {
+    const t = performance.now();
     last = await host.containerLog(client, name);
+    lookMs += performance.now() - t;
+    looks++;
     const v = pick(last);
     if (v !== undefined) return v;
     const err = /^meshproof workload: .*$/m.exec(last);
     if (err) throw new Error(`path ${path.id}: the load workload in ${client} failed: ${err[0]}`);
     return undefined;
   };
-  return pollUntil(
+  const value = await pollUntil(
     async () => {
+      const exitCode = host.containerStatus(client, name)?.exitCode;
       const v = await look();
-      if (v !== undefined || performance.now() - asked < ALIVE_MS) return v;
-      asked = performance.now();
-      const alive = await host.sample(client, name).then(
-        () => true,
-        () => false,
-      );
-      // it may have printed and exited between the two looks
-      if (!alive) return (await look()) ?? Promise.reject(new Error(`path ${path.id}: the load workload in ${client} exited before it was ${what}: ${tail(last)}`));
-      return undefined;
+      if (v !== undefined || exitCode === undefined) return v;
+      // exited before that look: what it printed is all there is
+      throw new Error(`path ${path.id}: the load workload in ${client} exited (code ${exitCode}) before it was ${what}: ${tail(last)}`);
     },
-    { timeoutMs, intervalMs: LOOK_MS, what: `path ${path.id}: the load workload in ${client} ${what}`, detail: () => tail(last) },
+    { timeoutMs: o.timeoutMs, intervalMs: o.intervalMs, what: `path ${path.id}: the load workload in ${client} ${what}`, detail: () => tail(last) },
   );
+  return { value, lookMs: lookMs / looks };
 }
 
 const tail = (log: string): string => log.trim().split('\n').slice(-4).join(' | ') || '(empty log)';
@@ -170,7 +173,7 @@ const tail = (log: string): string => log.trim().split('\n').slice(-4).join(' | 
  * containers are sampled over (Cluster.sample, Cluster.machine) is bounded by the measured run: the workload warms
  * up, prints ARMED_LINE and waits; the harness samples every container and the machine, then sends SIGUSR2
  * (Cluster.signalContainer); the workload prints DONE_LINE the moment autocannon's measured run ends, and the
- * harness closes the window when it sees that line (a look at the log every LOOK_MS). So node's start, the warm-up
+ * harness closes the window when it sees that line (a look at the log every 10-100 ms: LOOK_MS). So node's start, the warm-up
  * and the summary are outside the window, which exceeds autocannon's measured duration only by the signal's
  * delivery and the last look (tens of ms, the path idle): the CPU and RSS are the data plane's over the measured run.
  */
@@ -190,12 +193,13 @@ export async function runAutocannon(path: LoadPath, s: LoadSettings): Promise<Om
   ];
   await host.startContainer(client, { name, workload: 'load', args });
   try {
-    await awaitLoadLog(path, name, 'armed', (s.warmupS + LOAD_SLACK_S) * 1000, (log) => (log.includes(ARMED_LINE) ? true : undefined));
+    const armed = await awaitLoadLog(path, name, 'armed', { timeoutMs: (s.warmupS + LOAD_SLACK_S) * 1000, intervalMs: LOOK_MS.max }, (log) => (log.includes(ARMED_LINE) ? true : undefined));
+    const intervalMs = Math.min(LOOK_MS.max, Math.max(LOOK_MS.min, 10 * armed.lookMs));
     const { reading } = await watched(path, () => {
       host.signalContainer(client, name, 'SIGUSR2');
-      return awaitLoadLog(path, name, 'done', (s.durationS + LOAD_SLACK_S) * 1000, (log) => (log.includes(DONE_LINE) ? true : undefined));
+      return awaitLoadLog(path, name, 'done', { timeoutMs: (s.durationS + LOAD_SLACK_S) * 1000, intervalMs }, (log) => (log.includes(DONE_LINE) ? true : undefined));
     });
-    const line: LoadLine = await awaitLoadLog(path, name, 'summarized', LOAD_SLACK_S * 1000, findLoadLine);
+    const line: LoadLine = (await awaitLoadLog(path, name, 'summarized', { timeoutMs: LOAD_SLACK_S * 1000, intervalMs }, findLoadLine)).value;
     const { warmupRequests: _w, ...figures } = line;
     const costs = costsOf(path, reading);
     // the generator's own CPU over the measured run is its process.cpuUsage(); the harness's (its looks) is counted too
