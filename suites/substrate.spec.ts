@@ -3,18 +3,21 @@
 // uids and capabilities, and cleanup after SIGINT and SIGKILL.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { readFileSync, existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadTopology } from '../src/harness/substrate/topology.ts';
-import { netnsCluster, substrateOfRun, upCluster } from '../src/harness/substrate/index.ts';
+import { substrateOfRun, upCluster } from '../src/harness/substrate/index.ts';
+import { pollUntil } from '../src/harness/substrate/poll.ts';
 import type { Cluster } from '../src/harness/substrate/types.ts';
-import { leftovers, janitor, ownerAlive, readRecords } from '../src/harness/substrate/state.ts';
+import { leftovers, janitor, ownerAlive, readRecords, shortOf } from '../src/harness/substrate/state.ts';
 import { CertificateAuthority, issueServer, issueClient, PkiStore } from '../src/harness/pki/index.ts';
 import { appendResults, toRecord, truthTable } from '../src/harness/report/results.ts';
 import type { ResultRecord, Verdict, Wire } from '../src/harness/model/verdict.ts';
 import type { ProbeRequest } from '../src/harness/probe/types.ts';
 
 const SUITE = 'substrate';
+/** Prints /proc/<pid>/status of the process whose command line is exactly `sleep 60.25`. */
+const FIND_SLEEP = 'for d in /proc/[0-9]*; do [ "$(tr \'\\0\' \' \' < $d/cmdline 2>/dev/null)" = "sleep 60.25 " ] && cat $d/status; done; true';
 /** The run's substrate (`meshproof run --substrate`), named in the titles. */
 const SUBSTRATE = substrateOfRun();
 
@@ -122,11 +125,13 @@ describe(`substrate (${SUBSTRATE}): the foundation on live traffic`, function ()
   });
 
   it('runs processes as the chosen uid with the chosen capabilities, logging to reports/<run>/logs/<pod>/', async () => {
-    await cluster.startContainer('sidecar-like', { name: 'proxy', command: ['sleep', '60'], uid: 1337, gid: 1337, caps: ['net_admin'] });
-    const proc = netnsCluster(cluster, 'the substrate suite (a process\'s uid and capabilities read from /proc)').pods.get('default/sidecar-like')!.procs.get('proxy')!;
-    // the pid becomes `sleep` once ip netns exec and setpriv have exec'd into it
-    for (let i = 0; i < 200 && readFileSync(`/proc/${proc.child.pid}/comm`, 'utf8').trim() !== 'sleep'; i++) await new Promise((r) => setTimeout(r, 10));
-    const status = readFileSync(`/proc/${proc.child.pid}/status`, 'utf8');
+    await cluster.startContainer('sidecar-like', { name: 'proxy', command: ['sleep', '60.25'], uid: 1337, gid: 1337, caps: ['net_admin'] });
+    // the process's own status as the kernel shows it inside the pod (every substrate lets a pod see its processes);
+    // it is `sleep` once setpriv has exec'd into it
+    const status = await pollUntil(async () => {
+      const r = await cluster.exec('sidecar-like', ['sh', '-c', FIND_SLEEP]);
+      return /^Uid:/m.test(r.stdout) ? r.stdout : undefined;
+    }, { timeoutMs: 5000, intervalMs: 50, what: 'the process sleep 60.25 in pod sidecar-like' });
     expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).to.equal('1337');
     expect(/^Gid:\s+(\d+)/m.exec(status)?.[1]).to.equal('1337');
     // CAP_NET_ADMIN is bit 12
@@ -158,9 +163,9 @@ describe(`substrate (${SUBSTRATE}): two runs at once, and nothing left behind`, 
     const t = loadTopology('fixtures/substrate/topology.yaml');
     t.pods = t.pods.filter((p) => ['client', 'web-1'].includes(p.name));
     t.services = [];
-    // leftovers() is the netns substrate's own inventory of a run (namespaces, links, state), found by its short id
-    const up = async () => netnsCluster(await upCluster(structuredClone(t), { wire: false }), 'the substrate suite (leftovers of a run)');
-    const [a, b] = await Promise.all([up(), up()]);
+    // leftovers() is the inventory of a run found by its short id: namespaces, links, state, processes naming its files
+    const up = () => upCluster(structuredClone(t), { wire: false });
+    const [a, b] = (await Promise.all([up(), up()])).map((c) => Object.assign(c, { short: shortOf(c.runId) }));
     try {
       expect(a.short).to.not.equal(b.short);
       for (const c of [a, b]) {

@@ -72,8 +72,8 @@ describe('cli: --help and usage errors', () => {
       ['bad shard', ['--shard', '0/3'], /^meshproof: invalid --shard "0\/3": expected i\/n/],
       ['shard past n', ['--shard', '4/3'], /invalid --shard/],
       ['gate without baseline', ['--gate'], /^meshproof: --gate needs --baseline/],
-      ['unknown substrate', ['--substrate', 'lxc'], /^meshproof: --substrate lxc: unknown substrate; the substrates are netns, docker, kind: use --substrate netns$/m],
-      ['a substrate that cannot run suites yet', ['--substrate', 'kind'], /^meshproof: --substrate kind: the kind substrate cannot run suites yet, issue 14 adds it: use --substrate netns$/m],
+      ['unknown substrate', ['--substrate', 'lxc'], /^meshproof: --substrate lxc: unknown substrate; the substrates are netns, docker, kind: use --substrate netns, docker$/m],
+      ['a substrate that cannot run suites yet', ['--substrate', 'kind'], /^meshproof: --substrate kind: the kind substrate cannot run suites yet, issue 14 adds it: use --substrate netns, docker$/m],
       ['bad envoy version', ['--envoy-version', '1.36.4,latest'], /^meshproof: invalid envoy version "latest"/],
       ['missing baseline', ['--baseline', '/nonexistent/results.json'], /does not exist/],
     ];

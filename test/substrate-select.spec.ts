@@ -10,13 +10,11 @@ import type { Cluster } from '../src/harness/substrate/types.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
-// The lines a user sees (hand-written: the issues that add docker and kind are 12 and 14).
-const DOCKER_FLAG = '--substrate docker: the docker substrate cannot run suites yet, issue 12 adds its Cluster (its engine and images exist: meshproof doctor --fix --substrate docker): use --substrate netns';
-const KIND_FLAG = '--substrate kind: the kind substrate cannot run suites yet, issue 14 adds it: use --substrate netns';
-const UNKNOWN_FLAG = '--substrate lxc: unknown substrate; the substrates are netns, docker, kind: use --substrate netns';
-const DOCKER_ENV = 'MESHPROOF_SUBSTRATE=docker: the docker substrate cannot run suites yet, issue 12 adds its Cluster (its engine and images exist: meshproof doctor --fix --substrate docker): set MESHPROOF_SUBSTRATE=netns or unset it';
-const KIND_ENV = 'MESHPROOF_SUBSTRATE=kind: the kind substrate cannot run suites yet, issue 14 adds it: set MESHPROOF_SUBSTRATE=netns or unset it';
-const UNKNOWN_ENV = 'MESHPROOF_SUBSTRATE=Netns: unknown substrate; the substrates are netns, docker, kind: set MESHPROOF_SUBSTRATE=netns or unset it';
+// The lines a user sees (hand-written: the issue that adds kind is 14; docker runs suites since issue 12).
+const KIND_FLAG = '--substrate kind: the kind substrate cannot run suites yet, issue 14 adds it: use --substrate netns, docker';
+const UNKNOWN_FLAG = '--substrate lxc: unknown substrate; the substrates are netns, docker, kind: use --substrate netns, docker';
+const KIND_ENV = 'MESHPROOF_SUBSTRATE=kind: the kind substrate cannot run suites yet, issue 14 adds it: set MESHPROOF_SUBSTRATE=netns, docker or unset it';
+const UNKNOWN_ENV = 'MESHPROOF_SUBSTRATE=Netns: unknown substrate; the substrates are netns, docker, kind: set MESHPROOF_SUBSTRATE=netns, docker or unset it';
 
 /** The UserError `f` throws (or its promise rejects with). */
 async function refusal(f: () => unknown): Promise<UserError> {
@@ -36,15 +34,16 @@ function expectLine(e: UserError, line: string): void {
 }
 
 describe('substrate selection: the run chooses, suites never name one', () => {
-  it('no MESHPROOF_SUBSTRATE (or an empty one) is netns; netns is netns', () => {
+  it('no MESHPROOF_SUBSTRATE (or an empty one) is netns; netns is netns, docker is docker', () => {
     expect(substrateOfRun({})).to.equal('netns');
     expect(substrateOfRun({ MESHPROOF_SUBSTRATE: '' })).to.equal('netns');
     expect(substrateOfRun({ MESHPROOF_SUBSTRATE: 'netns' })).to.equal('netns');
+    expect(substrateOfRun({ MESHPROOF_SUBSTRATE: 'docker' })).to.equal('docker');
     expect(assertSubstrate('netns')).to.equal('netns');
+    expect(assertSubstrate('docker')).to.equal('docker');
   });
 
-  it('--substrate docker and kind are known but refused in one line naming the issue that adds them', async () => {
-    expectLine(await refusal(() => assertSubstrate('docker')), DOCKER_FLAG);
+  it('--substrate kind is known but refused in one line naming the issue that adds it', async () => {
     expectLine(await refusal(() => assertSubstrate('kind')), KIND_FLAG);
   });
 
@@ -53,24 +52,22 @@ describe('substrate selection: the run chooses, suites never name one', () => {
   });
 
   it('MESHPROOF_SUBSTRATE is refused the same way, naming the variable (a name is exact: Netns is not netns)', async () => {
-    expectLine(await refusal(() => substrateOfRun({ MESHPROOF_SUBSTRATE: 'docker' })), DOCKER_ENV);
     expectLine(await refusal(() => substrateOfRun({ MESHPROOF_SUBSTRATE: 'kind' })), KIND_ENV);
     expectLine(await refusal(() => substrateOfRun({ MESHPROOF_SUBSTRATE: 'Netns' })), UNKNOWN_ENV);
   });
 
-  it('upCluster on docker or kind rejects with that line before starting anything (no fallback to netns)', async () => {
+  it('upCluster on kind rejects with that line before starting anything (no fallback to netns)', async () => {
     const topology = { name: 'never-started', pods: [] };
     let logged = 0;
     const opts = { wire: false, log: () => void logged++ };
-    expectLine(await refusal(() => upCluster(topology, opts, { MESHPROOF_SUBSTRATE: 'docker' })), DOCKER_ENV);
     expectLine(await refusal(() => upCluster(topology, opts, { MESHPROOF_SUBSTRATE: 'kind' })), KIND_ENV);
     expect(logged, 'no substrate phase ran').to.equal(0);
   });
 
-  it('meshproof run plans netns by default and refuses docker and kind before anything is provisioned', async () => {
+  it('meshproof run plans netns by default, docker when asked, and refuses kind before anything is provisioned', async () => {
     expect(planRun({ suite: 'substrate' }, REPO).substrate).to.equal('netns');
     expect(planRun({ suite: 'substrate', substrate: 'netns' }, REPO).substrate).to.equal('netns');
-    expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'docker' }, REPO)), DOCKER_FLAG);
+    expect(planRun({ suite: 'substrate', substrate: 'docker' }, REPO).substrate).to.equal('docker');
     expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'kind' }, REPO)), KIND_FLAG);
     expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'lxc' }, REPO)), UNKNOWN_FLAG);
   });

@@ -10,10 +10,10 @@ import { assertIstioVersion, DEFAULT_ISTIO_VERSION, ISTIO_VERSIONS, parseIstioVe
 import { runCommand, type RunFlags } from './run.ts';
 import { diffCommand, mergeCommand, reportCommand, type MergeFlags } from './reports.ts';
 import { PROFILE_PREFIXES } from './suites.ts';
-import { callerUid, janitor, ownerAlive, readRecords, stateDirOf, teardownRun, type RunRecord } from '../substrate/state.ts';
+import { callerUid, janitor, ownerAlive, readRecords, shortOf, stateDirOf, teardownRun, type RunRecord } from '../substrate/state.ts';
 import { loadTopology } from '../substrate/topology.ts';
-import type { NetnsCluster } from '../substrate/netns/index.ts';
-import { DEFAULT_SUBSTRATE, netnsCluster, RUNNABLE_SUBSTRATES, SUBSTRATES, upCluster } from '../substrate/index.ts';
+import type { Cluster } from '../substrate/types.ts';
+import { assertSubstrate, DEFAULT_SUBSTRATE, RUNNABLE_SUBSTRATES, SUBSTRATE_ENV, SUBSTRATES, upCluster } from '../substrate/index.ts';
 import { apply, loadIstio, type InjectOverride } from '../profiles/istio/resources.ts';
 import { IstioMesh } from '../profiles/istio/index.ts';
 import { IstiodMesh } from '../controlplane/istiod/mesh.ts';
@@ -102,16 +102,15 @@ function isIstioInput(path: string, opts: UpFlags): boolean {
   }
 }
 
-async function startFor(path: string, opts: UpFlags): Promise<{ cluster: NetnsCluster; kubeconfig?: string }> {
+async function startFor(path: string, opts: UpFlags): Promise<{ cluster: Cluster; kubeconfig?: string }> {
   // a user's topology gets a longer settle window: a container that dies a second after start is still caught
   const upOpts = { log, wire: opts.wire, reportsDir: opts.reports, origin: 'up' as const, settleMs: 1000 };
-  // up's run record, exec and down work on netns pods (their namespaces)
-  if (!isIstioInput(path, opts)) return { cluster: netnsCluster(await upCluster(loadTopology(path), upOpts), 'meshproof up') };
+  if (!isIstioInput(path, opts)) return { cluster: await upCluster(loadTopology(path), upOpts) };
   const model = istioModelFor(path, opts);
-  if ((opts.controlPlane ?? 'istiod') === 'emulated') return { cluster: netnsCluster((await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster, 'meshproof up') };
+  if ((opts.controlPlane ?? 'istiod') === 'emulated') return { cluster: (await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster };
   // IstiodMesh registers its own teardown: the keeper's Ctrl-C or SIGTERM stops the node agent and the API server too
   const mesh = await IstiodMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion, istioVersion: opts.istioVersion });
-  return { cluster: netnsCluster(mesh.cluster, 'meshproof up'), kubeconfig: mesh.api.kubeconfigPath };
+  return { cluster: mesh.cluster, kubeconfig: mesh.api.kubeconfigPath };
 }
 
 async function up(topologyPath: string, opts: UpFlags): Promise<number> {
@@ -171,7 +170,7 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
     process.stdout.write(result.text);
     return EXIT.ok;
   }
-  let cluster: NetnsCluster;
+  let cluster: Cluster;
   let kubeconfig: string | undefined;
   try {
     ({ cluster, kubeconfig } = await startFor(topologyPath, opts));
@@ -181,8 +180,8 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
     if (send && process.connected) await new Promise<void>((res) => send({ ok: false, text: firstLineOf(e) }, () => res()));
     throw e;
   }
-  const lines = [`run ${cluster.runId} (${cluster.short}) is up: ${cluster.runDir}`];
-  for (const p of cluster.pods.values()) lines.push(`  pod ${p.key.padEnd(28)} ${p.ip.padEnd(12)} netns ${p.netns}`);
+  const lines = [`run ${cluster.runId} (${shortOf(cluster.runId)}) is up on ${cluster.substrate}: ${cluster.runDir}`];
+  for (const p of cluster.pods.values()) lines.push(`  pod ${p.key.padEnd(28)} ${p.ip.padEnd(12)} ${p.netns.startsWith('docker:') ? `container ${p.netns.slice('docker:'.length)}` : `netns ${p.netns}`}`);
   for (const s of cluster.services.values()) lines.push(`  svc ${`${s.spec.namespace}/${s.spec.name}`.padEnd(28)} ${s.vip.padEnd(12)} ports ${s.spec.ports.map((x) => x.port).join(',')} -> ${s.endpoints.map((e) => e.spec.name).join(',')}`);
   if (kubeconfig) lines.push(`Kubernetes API (loopback only): export KUBECONFIG=${kubeconfig}   then kubectl get pods -A, kubectl apply -f ..., istioctl proxy-status`);
   lines.push(`explore: meshproof exec <pod> -- <cmd...>   stop: meshproof down`, '');
@@ -218,7 +217,10 @@ async function execIn(pod: string, argv: string[], opts: { run?: string }): Prom
   const netns = rec.pods[key];
   if (!netns) throw new UserError(`no pod ${pod} in run ${rec.short} (pods: ${Object.keys(rec.pods).join(', ')})`);
   if (argv.length === 0) throw new UserError('nothing to run: meshproof exec <pod> -- <cmd...>');
-  const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: 'inherit' });
+  // a docker pod (`docker:<infra container>`) is entered through the run's own engine, whose socket is in its state dir
+  const child = netns.startsWith('docker:')
+    ? spawn('docker', ['exec', '-i', netns.slice('docker:'.length), ...argv], { stdio: 'inherit', env: { ...process.env, DOCKER_HOST: `unix://${join(stateDirOf(rec.short), 'docker', 'docker.sock')}` } })
+    : spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: 'inherit' });
   return new Promise((res) => child.on('exit', (code, signal) => res(code ?? (signal ? 128 : 1))));
 }
 
@@ -285,7 +287,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--control-plane <name>', 'for Istio YAML: istiod (Istio\'s own istiod on a real kube-apiserver; prints a KUBECONFIG) or emulated', 'istiod')
     .option('--istio-version <version>', `the Istio release whose istiod runs (supported: ${Object.keys(ISTIO_VERSIONS).join(', ')})`, DEFAULT_ISTIO_VERSION)
     .option('--inject <all|names>', "remove the sidecar.istio.io/inject: 'false' annotation from every Deployment (all) or from those named (age,name), as the workshop's grep -v inject does; the namespace's istio-injection=enabled then injects them")
-    .action(async (t: string, o: UpFlags) => {
+    .option('--substrate <name>', `where pods run: ${RUNNABLE_SUBSTRATES.join(', ')}`)
+    .action(async (t: string, o: UpFlags & { substrate?: string }) => {
+      // the keeper (a detached copy of this command) inherits the choice with the environment
+      if (o.substrate !== undefined) process.env[SUBSTRATE_ENV] = assertSubstrate(o.substrate);
       code = await up(t, o);
     });
 

@@ -91,6 +91,11 @@ function claimAlive(short: string): boolean {
   }
 }
 
+/** A run id's short name (its last four hex digits, newRunId). */
+export function shortOf(runId: string): string {
+  return runId.slice(-4);
+}
+
 export function stateDirOf(short: string): string {
   return join(STATE_ROOT, short);
 }
@@ -208,11 +213,28 @@ function pidsUsingStateDir(short: string): number[] {
   return pids;
 }
 
+/** Pids of processes whose command line names `path` (this process aside). */
+function pidsNaming(path: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(path)) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
 /**
  * Removes everything a run created: its processes, namespaces (their veths go with them),
  * /etc/netns/<name> files used for per-pod DNS, and the state directory with its keys.
  */
 export async function teardownRun(short: string, graceMs = 1000): Promise<void> {
+  // a run on the docker substrate: its engine's containers live in cgroups and namespaces of their own (loaded only
+  // for such a run; docker/janitor.ts builds on this module)
+  if (existsSync(join(stateDirOf(short), 'docker'))) await (await import('./docker/janitor.ts')).removeEngineLeftovers(short, { graceMs });
   const prefix = netnsPrefix(short);
   const names = listNetns().filter((n) => n.startsWith(prefix));
   // also a process left in a namespace already deleted (a removed pod's Envoy): it still runs the run's files
@@ -325,5 +347,7 @@ export async function leftovers(short?: string): Promise<string[]> {
   }
   if (existsSync('/etc/netns')) for (const d of readdirSync('/etc/netns')) if (d.startsWith(prefix)) found.push(`/etc/netns/${d}`);
   if (short && existsSync(stateDirOf(short))) found.push(stateDirOf(short));
+  // any process still naming the run's files: a pod's process, or (docker) its engine, containerd and shims
+  if (short) for (const pid of pidsNaming(`${stateDirOf(short)}/`)) found.push(`process ${pid}`);
   return found;
 }

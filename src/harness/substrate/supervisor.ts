@@ -38,20 +38,28 @@ const MOUNT_SCRIPT =
  * Supervisor.start runs it with its output in the log file; the kubelet API's exec runs a command the same way.
  */
 export function launchArgv(spec: Pick<ProcessSpec, 'netns' | 'argv' | 'uid' | 'gid' | 'caps' | 'mounts' | 'env'>): { argv: string[]; env: Record<string, string> } {
+  const mounts = spec.mounts?.length ? ['sh', '-c', MOUNT_SCRIPT, 'sh', ...spec.mounts.flatMap((m) => [m.source, m.target]), '--'] : [];
+  return {
+    argv: ['ip', 'netns', 'exec', spec.netns, ...mounts, ...setprivArgv(spec, true), ...spec.argv],
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/tmp', ...spec.env },
+  };
+}
+
+/**
+ * `setpriv … --` that drops root to the spec's uid/gid keeping its capabilities as ambient ones (a non-root process
+ * keeps no capability across exec otherwise), and with `pdeathsig` dies with its parent; every substrate starts a
+ * container's process through it.
+ */
+export function setprivArgv(spec: Pick<ProcessSpec, 'uid' | 'gid' | 'caps'>, pdeathsig: boolean): string[] {
   const uid = spec.uid ?? 0;
   const gid = spec.gid ?? uid;
-  const setpriv = ['setpriv', '--pdeathsig', 'KILL'];
+  const setpriv = ['setpriv', ...(pdeathsig ? ['--pdeathsig', 'KILL'] : [])];
   if (uid !== 0 || gid !== 0) setpriv.push('--reuid', String(uid), '--regid', String(gid), '--clear-groups');
   if (spec.caps?.length) {
     const caps = spec.caps.map((c) => `+${c.toLowerCase()}`).join(',');
     setpriv.push('--inh-caps', caps, '--ambient-caps', caps);
   }
-  const [bin, ...rest] = spec.argv;
-  const mounts = spec.mounts?.length ? ['sh', '-c', MOUNT_SCRIPT, 'sh', ...spec.mounts.flatMap((m) => [m.source, m.target]), '--'] : [];
-  return {
-    argv: ['ip', 'netns', 'exec', spec.netns, ...mounts, ...setpriv, '--', bin!, ...rest],
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/tmp', ...spec.env },
-  };
+  return [...setpriv, '--'];
 }
 
 export interface Proc {

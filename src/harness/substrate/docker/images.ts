@@ -22,8 +22,8 @@ export const DEBIAN_SUITE = 'bookworm';
 export const debianMirror = (): string => process.env.MESHPROOF_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
 const securityMirror = (mirror: string): string => mirror.replace(/\/debian\/?$/, '/debian-security');
 
-/** What every pod image carries from Debian (DESIGN.md: HAProxy is Debian's; iptables rules are real kernel rules). */
-export const POD_PACKAGES = ['iptables', 'iproute2', 'tcpdump', 'haproxy'] as const;
+/** What every pod image carries from Debian (DESIGN.md: HAProxy is Debian's; iptables rules are real kernel rules; curl for `meshproof exec <pod> -- curl`, as the workshop's sleep pod). */
+export const POD_PACKAGES = ['iptables', 'iproute2', 'tcpdump', 'haproxy', 'curl'] as const;
 
 /** sha256 of canonical JSON (keys sorted at every level): the same inputs always give the same hash. */
 export function contentHash(inputs: unknown): string {
@@ -318,4 +318,19 @@ export async function ensureImages(engine: DockerEngine, o: { envoys: { version:
   }
   const podImages = Object.fromEntries(o.envoys.map((e) => [e.version, podImageOf(layers, e.version)!]));
   return { images, podImages };
+}
+
+/**
+ * The base rootfs and the .debs of `packages` on top of it, fetched once (cached like ensureImages' own), for a layer
+ * another substrate builds itself (the kind node: systemd pre-depends on libssl3 from the same closure, which one
+ * `dpkg -i` pass refuses). No engine needed.
+ */
+export async function fetchDebs(packages: readonly string[], log: (l: string) => void = () => undefined, mirror?: string): Promise<{ base: BasePlan; debs: { name: string; src: string; sha256: string }[] }> {
+  const base = basePlan(mirror);
+  mkdirSync(imagesCacheDir(), { recursive: true });
+  await ensureBaseRootfs(base, log);
+  await ensureDebs(base, packages, log);
+  const inputs = await currentInputs({ envoys: [], packages, mirror });
+  if (!inputs) throw new Error(`the .debs of ${packages.join(' ')} are missing from ${imagesCacheDir()}`);
+  return { base, debs: inputs.debs };
 }

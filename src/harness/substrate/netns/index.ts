@@ -2,15 +2,15 @@
 // "node" namespace that routes between pods and holds the service VIP rules (kube-proxy style
 // DNAT). Nothing is added to the host namespace but the namespace mounts: no bridge, no uplink,
 // no NAT out, no default route. Pods only have routes to the pod and service ranges.
-import { chownSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, FileOptions, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
 import { AgentClient, openTunnel as tunnelVia } from '../../probe/client.ts';
-import { newToken, WireCanary } from '../../probe/canary.ts';
+import { WireCanary } from '../../probe/canary.ts';
+import { POD_DEV, assertPortFree, captureArgv, captureDrops, diedAfterStart, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
 import { mountStateTmpfs, newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, stopNetnsProcesses, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
@@ -20,12 +20,8 @@ import { onTeardown } from '../lifecycle.ts';
 import { validateTopology, podKey } from '../topology.ts';
 import { requireRoot, requireTools } from '../../cli/doctor.ts';
 
-/** Gateway address every pod routes through; it sits on each node-side veth. */
-export const GATEWAY = '10.244.0.1';
-export const POD_CIDR = '10.244.0.0/16';
-export const SERVICE_CIDR = '10.96.0.0/16';
-/** UDP port the wire-canary markers are sent to (discard). */
-const MARKER_PORT = 9;
+/** The node namespace holds the gateway address on each node-side veth (pods.ts). */
+export { GATEWAY, POD_CIDR, SERVICE_CIDR };
 
 export interface UpOptions {
   /** Where reports/<run>/ goes (default $MESHPROOF_REPORTS_DIR, else ./reports). */
@@ -44,13 +40,6 @@ export interface UpOptions {
   dynamic?: boolean;
 }
 
-function podIp(i: number): string {
-  return `10.244.${Math.floor(i / 250)}.${(i % 250) + 2}`;
-}
-
-function serviceVip(i: number): string {
-  return `10.96.${Math.floor(i / 250)}.${(i % 250) + 10}`;
-}
 
 /** Host namespace commands: the pod's namespace and its veth pair, created directly inside their namespaces. */
 function hostLinkCmds(p: PodRuntime, nodeNetns: string): string[] {
@@ -62,15 +51,6 @@ function nodeLinkCmds(p: PodRuntime): string[] {
   return [`addr add ${GATEWAY}/32 dev mpv${p.index}`, `link set mpv${p.index} up`, `route add ${p.ip}/32 dev mpv${p.index}`];
 }
 
-/** Pod namespace commands: its address and routes to the pod and service ranges only (no default route). */
-function podAddrCmds(p: PodRuntime): string[] {
-  return ['link set lo up', `addr add ${p.ip}/32 dev mpeth0`, 'link set mpeth0 up', `route add ${POD_CIDR} via ${GATEWAY} dev mpeth0 onlink`, `route add ${SERVICE_CIDR} via ${GATEWAY} dev mpeth0 onlink`];
-}
-
-function matches(selector: Record<string, string>, labels: Record<string, string> = {}): boolean {
-  const keys = Object.keys(selector);
-  return keys.length > 0 && keys.every((k) => labels[k] === selector[k]);
-}
 
 interface PodRuntime extends RunningPod {
   index: number;
@@ -161,7 +141,7 @@ export class NetnsCluster implements Cluster {
     await this.nodeServiceRules();
 
     // 3. the pods: address, routes to the pod and service ranges only, DNS files
-    await Promise.all([...this.pods.values()].map((p) => run(['ip', '-n', p.netns, '-batch', '-'], { input: podAddrCmds(p).join('\n') + '\n' })));
+    await Promise.all([...this.pods.values()].map((p) => run(['ip', '-n', p.netns, '-batch', '-'], { input: podAddrCmds(p.ip, POD_DEV).join('\n') + '\n' })));
     this.writeDns();
     this.log(`netns: ${this.pods.size} pods, ${this.services.size} services wired in ${Date.now() - t0} ms`);
 
@@ -193,25 +173,7 @@ export class NetnsCluster implements Cluster {
 
   /** (Re)programs the service VIPs: declaring a chain in iptables-restore --noflush flushes it, so this can run again. */
   private async nodeServiceRules(): Promise<void> {
-    const lines = ['*nat', ':MP-SERVICES - [0:0]'];
-    if (!this.servicesJumped) lines.push('-A PREROUTING -j MP-SERVICES');
-    let n = 0;
-    for (const svc of this.services.values()) {
-      for (const port of svc.spec.ports) {
-        const targets = svc.backends?.[port.port] ?? svc.endpoints.map((ep) => ({ ip: ep.ip, port: port.targetPort }));
-        if (targets.length === 0) continue;
-        const chain = `MP-SVC-${n++}`;
-        lines.push(`:${chain} - [0:0]`);
-        lines.push(`-A MP-SERVICES -d ${svc.vip}/32 -p tcp --dport ${port.port} -m comment --comment "${svc.spec.namespace}/${svc.spec.name}:${port.port}" -j ${chain}`);
-        targets.forEach((t, i) => {
-          const left = targets.length - i;
-          const stat = left > 1 ? `-m statistic --mode random --probability ${(1 / left).toFixed(5)} ` : '';
-          lines.push(`-A ${chain} -p tcp ${stat}-j DNAT --to-destination ${t.ip}:${t.port}`);
-        });
-      }
-    }
-    lines.push('COMMIT', '');
-    await run(['ip', 'netns', 'exec', this.nodeNetns, 'iptables-restore', '--noflush'], { input: lines.join('\n') });
+    await run(['ip', 'netns', 'exec', this.nodeNetns, 'iptables-restore', '--noflush'], { input: serviceRules(this.services.values(), this.servicesJumped) });
     this.servicesJumped = true;
   }
 
@@ -228,7 +190,7 @@ export class NetnsCluster implements Cluster {
     this.record();
     await run(['ip', '-batch', '-'], { input: hostLinkCmds(p, this.nodeNetns).join('\n') + '\n' });
     await run(['ip', '-n', this.nodeNetns, '-batch', '-'], { input: nodeLinkCmds(p).join('\n') + '\n' });
-    await run(['ip', '-n', p.netns, '-batch', '-'], { input: podAddrCmds(p).join('\n') + '\n' });
+    await run(['ip', '-n', p.netns, '-batch', '-'], { input: podAddrCmds(p.ip, POD_DEV).join('\n') + '\n' });
     this.writeDns();
     await this.startPod(p, false);
     return p;
@@ -258,19 +220,10 @@ export class NetnsCluster implements Cluster {
   /** Names resolvable in a pod: /etc/netns/<netns>/hosts, bind-mounted by `ip netns exec`. */
   private writeDns(): void {
     for (const p of this.pods.values()) {
-      const lines = ['127.0.0.1 localhost', `${p.ip} ${p.spec.name}`];
-      for (const svc of this.services.values()) {
-        const { name, namespace } = svc.spec;
-        const names = [`${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`];
-        if (namespace === p.spec.namespace) names.unshift(name);
-        lines.push(`${svc.vip} ${names.join(' ')}`);
-      }
-      for (const other of this.pods.values()) for (const alias of other.spec.hostAliases ?? []) lines.push(`${other.ip} ${alias}`);
       const dir = join('/etc/netns', p.netns);
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'hosts'), lines.join('\n') + '\n');
-      // no resolver inside: names are the hosts file; a DNS query fails at once on loopback
-      writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
+      writeFileSync(join(dir, 'hosts'), hostsFile(p, this.services.values(), this.pods.values()));
+      writeFileSync(join(dir, 'resolv.conf'), RESOLV_CONF);
     }
   }
 
@@ -280,10 +233,7 @@ export class NetnsCluster implements Cluster {
       pod: 'node',
       name: 'tcpdump',
       netns: this.nodeNetns,
-      // -B: a 64 MiB kernel ring (KiB units); bursts of 64 KiB GSO segments overflow the 2 MiB default. The node's own
-      // loopback is not the wire between pods, and it carries etcd's plaintext client traffic (Secrets such as istiod's
-      // CA key): a pcap in the reports must hold no key
-      argv: ['tcpdump', '-i', 'any', '-U', '--immediate-mode', '-B', '65536', '-s', '0', '-Z', 'root', '-w', pcap, `(tcp and not (src net 127.0.0.0/8 and dst net 127.0.0.0/8)) or (udp and dst port ${MARKER_PORT})`],
+      argv: captureArgv(pcap),
     });
     const deadline = Date.now() + 5000;
     while (!Supervisor.tail(proc, 5).includes('listening on')) {
@@ -337,16 +287,11 @@ export class NetnsCluster implements Cluster {
   async startContainer(pod: string, c: ContainerSpec): Promise<void> {
     const p = this.pod(pod);
     if (p.procs.get(c.name)?.exitCode === undefined && p.procs.has(c.name)) throw new Error(`pod ${p.key}: container ${c.name} is already running`);
-    // a readiness port that answers before the container exists is another container's: its check would lie
-    const port = c.ready && c.ready.kind !== 'none' ? c.ready.port : undefined;
-    if (port !== undefined && p.agent && (await p.agent.probe({ protocol: 'tcp', host: '127.0.0.1', port, timeoutMs: 300 })).verdict !== 'denied:refused') {
-      const holder = [...p.procs].find(([, x]) => x.exitCode === undefined && x.spec.argv.includes(String(port)))?.[0];
-      throw new Error(`pod ${p.key}: container ${c.name}: port ${port} is already taken in the pod${holder ? ` by container ${holder}` : ''}: give each container of a pod its own port`);
-    }
+    await assertPortFree(p.agent, p.key, c, (port) => [...p.procs].find(([, x]) => x.exitCode === undefined && x.spec.argv.includes(String(port)))?.[0]);
     const proc = this.spawn(p, c);
-    await this.waitReady(p, c, proc);
+    await waitReady(p.agent!, p.key, c, started(proc), this.opts.readyTimeoutMs ?? 20000);
     // "ready" on a port another container of the pod holds, then dead of EADDRINUSE
-    if (proc.exitCode !== undefined) throw new Error(diedAfterStart(p.key, c.name, proc));
+    if (proc.exitCode !== undefined) throw new Error(await diedAfterStart(p.key, c.name, started(proc)));
   }
 
   /**
@@ -358,7 +303,7 @@ export class NetnsCluster implements Cluster {
     const procs = [...this.pods.values()].flatMap((p) => [...p.procs.values()].map((proc) => ({ pod: p.key, proc })));
     await Promise.race([new Promise((r) => setTimeout(r, this.opts.settleMs ?? SETTLE_MS)), ...procs.map((x) => x.proc.exited)]);
     const dead = procs.find((x) => x.proc.exitCode !== undefined);
-    if (dead) throw new Error(diedAfterStart(dead.pod, dead.proc.spec.name, dead.proc));
+    if (dead) throw new Error(await diedAfterStart(dead.pod, dead.proc.spec.name, started(dead.proc)));
   }
 
   /** Running containers of a pod → the pid of their process (`ip netns exec` and `setpriv` exec into it). */
@@ -391,17 +336,7 @@ export class NetnsCluster implements Cluster {
   /** Pods share the host's files: the file is written where the pod sees it, which must be in the run's state or reports dir. */
   async writeFile(pod: string, path: string, content: string, opts: FileOptions = {}): Promise<void> {
     this.pod(pod);
-    const inside = (dir: string): boolean => {
-      const rel = relative(dir, path);
-      return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-    };
-    if (!isAbsolute(path) || !(inside(this.stateDir) || inside(this.runDir))) throw new Error(`pod ${pod}: ${path} is not a file in the run's state dir ${this.stateDir} or its reports ${this.runDir}`);
-    // state: 0711, a process of another uid may reach its own file but not list the directory; reports are for people
-    mkdirSync(dirname(path), { recursive: true, mode: inside(this.stateDir) ? 0o711 : 0o755 });
-    const tmp = `${path}.tmp`;
-    writeFileSync(tmp, content, { mode: opts.mode ?? 0o600 });
-    if (opts.uid !== undefined || opts.gid !== undefined) chownSync(tmp, opts.uid ?? 0, opts.gid ?? opts.uid ?? 0);
-    renameSync(tmp, path);
+    writeRunFile(this, pod, path, content, opts);
   }
 
   readFile(pod: string, path: string): Promise<string> {
@@ -423,29 +358,6 @@ export class NetnsCluster implements Cluster {
     return sampleMachine(own);
   }
 
-  private async waitReady(p: PodRuntime, c: ContainerSpec, proc: Proc): Promise<void> {
-    const check = c.ready ?? { kind: 'none' as const };
-    if (check.kind === 'none') return;
-    const budget = this.opts.readyTimeoutMs ?? 20000;
-    const deadline = Date.now() + budget;
-    for (;;) {
-      if (proc.exitCode !== undefined) {
-        throw new Error(`pod ${p.key}: container ${c.name} exited (code ${proc.exitCode}) before it was ready; log ${proc.logFile}:\n${Supervisor.tail(proc)}`);
-      }
-      const req: ProbeRequest =
-        check.kind === 'tcp'
-          ? { protocol: 'tcp', host: '127.0.0.1', port: check.port, timeoutMs: 300 }
-          : { protocol: 'http', host: '127.0.0.1', port: check.port, path: check.path, timeoutMs: 500 };
-      const r = await p.agent!.probe(req);
-      const ok = check.kind === 'tcp' ? r.verdict !== 'denied:refused' : r.evidence.status === (check.status ?? 200);
-      if (ok) return;
-      if (Date.now() > deadline) {
-        throw new Error(`pod ${p.key}: container ${c.name} not ready after ${budget} ms (${check.kind} check on port ${check.port}: ${r.verdict}); log ${proc.logFile}:\n${Supervisor.tail(proc)}`);
-      }
-      await new Promise((r2) => setTimeout(r2, 25));
-    }
-  }
-
   private execArgv(p: RunningPod, argv: string[], uid?: number): string[] {
     const priv = uid ? ['setpriv', '--reuid', String(uid), '--regid', String(uid), '--clear-groups', '--'] : [];
     return ['ip', 'netns', 'exec', p.netns, ...priv, ...argv];
@@ -465,47 +377,9 @@ export class NetnsCluster implements Cluster {
     return r!;
   }
 
-  /** Runs many probes concurrently, then one canary sync for all of them. */
-  async probeMany(calls: { from: string; req: ProbeRequest }[], opts: { wire?: boolean; concurrency?: number } = {}): Promise<ProbeResult[]> {
-    if (calls.length === 0) return [];
-    const wire = opts.wire !== false && this.canary !== undefined;
-    const results: ProbeResult[] = new Array(calls.length);
-    const tokens: string[] = new Array(calls.length);
-    let todo = calls.map((_, i) => i);
-    // a sync window in which the capture lost packets says nothing of its unseen tokens: those
-    // probes are sent again (with new tokens), up to three times, before the canary gives up
-    for (let attempt = 1; ; attempt++) {
-      let next = 0;
-      const worker = async () => {
-        while (next < todo.length) {
-          const i = todo[next++]!;
-          const { from, req } = calls[i]!;
-          const token = (tokens[i] = attempt === 1 && req.token !== undefined ? req.token : newToken());
-          if (wire) this.canary!.watch(token);
-          results[i] = await this.pod(from).agent!.probe({ ...req, token });
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 32, todo.length) }, worker));
-      if (!wire) break;
-      const marker = `mpmarker-${randomBytes(6).toString('hex')}`;
-      const agent = this.pod(calls[calls.length - 1]!.from).agent!;
-      const { lost } = await this.canary!.sync(marker, () => agent.marker(GATEWAY, MARKER_PORT, marker));
-      if (!lost) break;
-      todo = todo.filter((i) => !this.canary!.hasSeen(tokens[i]!));
-      if (todo.length === 0) break;
-      if (attempt === 3) throw new Error(`wire canary: the capture kept dropping packets (${todo.length} probes unproven after 3 attempts); the machine is overloaded`);
-      for (const i of todo) this.canary!.forget(tokens[i]!);
-    }
-    results.forEach((r, i) => {
-      if (!wire) {
-        r.evidence.wire = null;
-        return;
-      }
-      const seen = this.canary!.result(tokens[i]!);
-      r.evidence.wire = seen.wire;
-      r.evidence.plaintextLegs = seen.legs;
-    });
-    return results;
+  /** Runs many probes concurrently, then one canary sync for all of them (pods.ts probeBatch). */
+  probeMany(calls: { from: string; req: ProbeRequest }[], opts: { wire?: boolean; concurrency?: number } = {}): Promise<ProbeResult[]> {
+    return probeBatch(calls, (from) => this.pod(from).agent!, this.canary, opts);
   }
 
   /** Its process (the supervisor's): running until `exited` resolves. */
@@ -533,32 +407,12 @@ export class NetnsCluster implements Cluster {
 /** How long every container of a new topology must stay up after start (see NetnsCluster.settle). */
 const SETTLE_MS = 300;
 
-/** One line: the pod, the container, its exit code and the end of its log. */
-function diedAfterStart(pod: string, name: string, proc: Proc): string {
-  const tail = Supervisor.tail(proc, 3).split('\n').map((l) => l.trim()).filter(Boolean).join(' | ');
-  return `pod ${pod}: container ${name} exited (code ${proc.exitCode}) right after it started: ${tail || '(no output)'} (log ${proc.logFile})`;
+/** A supervised process as pods.ts's readiness checks see it. */
+function started(proc: Proc): Started {
+  return { exitCode: () => proc.exitCode, tail: async () => Supervisor.tail(proc), log: proc.logFile };
 }
 
 /** Starts a topology on the netns substrate. On any failure, everything started is removed. */
-/**
- * tcpdump prints its pcap_stats ("N packets dropped by kernel", cumulative) on SIGUSR1 (its
- * SIGINFO stand-in on Linux); this asks and reads the answer from its log.
- */
-async function captureDrops(proc: Proc): Promise<number> {
-  const drops = () => [...readFileSync(proc.logFile, 'utf8').matchAll(/(\d+) packets? dropped by kernel/g)].map((m) => Number(m[1]));
-  const before = drops().length;
-  proc.child.kill('SIGUSR1');
-  const deadline = Date.now() + 2000;
-  for (;;) {
-    const all = drops();
-    if (all.length > before) return all[all.length - 1]!;
-    if (proc.exitCode !== undefined || Date.now() > deadline) {
-      throw new Error(`wire canary: tcpdump did not report its drop counter: ${Supervisor.tail(proc)}`);
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 export async function upNetns(topology: Topology, opts: UpOptions = {}): Promise<NetnsCluster> {
   requireRoot();
   await requireTools(['ip', 'iptables-restore', 'setpriv', ...(opts.wire === false ? [] : ['tcpdump'])]);

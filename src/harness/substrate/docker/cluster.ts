@@ -1,0 +1,528 @@
+// The docker substrate: every pod is a group of containers on the run's own `internal` docker network, sharing one
+// network namespace as a Kubernetes pod does — an infra container holding the pod's address and its probe agent (the
+// pause container's place), and one container per ContainerSpec joined to it (`container:<infra>` network mode).
+// The engine is meshproof's own dockerd in a private network namespace (engine.ts); the run's bridge there is the
+// pods' gateway and plays the netns node's part: pods hold /32 addresses routed through it (as on netns), the service
+// VIPs are DNAT rules in its namespace, and the wire canary captures on the bridge. Pods see the run's state and
+// reports directories at the same paths as the harness (bind mounts), so profiles' files and sockets need no mapping.
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
+import type Dockerode from 'dockerode';
+import { UserError } from '../../model/errors.ts';
+import { AgentClient, openTunnel } from '../../probe/client.ts';
+import { WireCanary } from '../../probe/canary.ts';
+import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
+import { DEFAULT_ENVOY_VERSION, requireRoot, resolveEnvoy } from '../../cli/doctor.ts';
+import { buildPodBundle } from '../bundle.ts';
+import { onTeardown } from '../lifecycle.ts';
+import { sampleContainer, sampleMachine } from '../netns/proc.ts';
+import { POD_DEV, assertPortFree, captureArgv, captureDrops, diedAfterStart, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
+import { pollUntil } from '../poll.ts';
+import { run, runCapture } from '../sh.ts';
+import { mountStateTmpfs, newRunId, processStart, REPORTS_DIR_ENV, stateDirOf, teardownRun, writeRecord } from '../state.ts';
+import { setprivArgv, Supervisor } from '../supervisor.ts';
+import { podKey, validateTopology } from '../topology.ts';
+import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, FileOptions, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
+import type { UpOptions } from '../netns/index.ts';
+import { RUN_LABEL, runtimeFor } from './containers.ts';
+import { startEngine, type DockerEngine } from './engine.ts';
+import { builtLayers, currentInputs, ensureImages } from './images.ts';
+
+/** Where the pod images put node (images.ts planLayers); the harness's own node path is mapped to it. */
+const IMAGE_NODE = '/usr/local/bin/node';
+const IMAGE_ENVOY = '/usr/local/bin/envoy';
+/** What every pod's infra container may do: its probe agent sets the pod's address and applies the pod's iptables. */
+const INFRA_CAPS = ['NET_ADMIN', 'NET_RAW'];
+const FIX_IMAGES = 'run meshproof doctor --fix --substrate docker';
+
+interface DockerContainer extends ContainerStatus {
+  name: string;
+  id: string;
+  spec: ContainerSpec;
+  /** Where its output is copied as it comes (followLog): reports/<run>/logs/<pod>/<name>.log, as on netns. */
+  logFile: string;
+}
+
+interface DockerPod extends RunningPod {
+  index: number;
+  /** Its infra container, once created. */
+  infra?: DockerContainer;
+  agent?: AgentClient;
+  socket: string;
+  hostsFile: string;
+  containers: Map<string, DockerContainer>;
+  /** How many containers of this pod were ever started (a restarted container gets a fresh docker name). */
+  started: number;
+}
+
+const infraName = (short: string, index: number): string => `mp${short}-${index}-infra`;
+
+/** Docker's multiplexed log stream (8-byte frame headers, no TTY) as text. */
+function demux(buf: Buffer): string {
+  const out: Buffer[] = [];
+  for (let at = 0; at + 8 <= buf.length; ) {
+    const len = buf.readUInt32BE(at + 4);
+    out.push(buf.subarray(at + 8, at + 8 + len));
+    at += 8 + len;
+  }
+  return Buffer.concat(out).toString('utf8');
+}
+
+export class DockerCluster implements Cluster {
+  readonly substrate = 'docker';
+  readonly pods = new Map<string, DockerPod>();
+  readonly services = new Map<string, RunningService>();
+  canary?: WireCanary;
+  engine?: DockerEngine;
+  private docker?: Dockerode;
+  private readonly supervisor: Supervisor;
+  private bundle = '';
+  private nodeImage = '';
+  /** Host Envoy binary → the pod image that carries it at /usr/local/bin/envoy. */
+  private readonly envoyImages = new Map<string, string>();
+  private networkId = '';
+  private servicesJumped = false;
+  private nextIndex: number;
+  private downPromise?: Promise<void>;
+  private unregister: () => void = () => undefined;
+
+  constructor(
+    readonly runId: string,
+    readonly short: string,
+    readonly runDir: string,
+    readonly stateDir: string,
+    readonly topology: Topology,
+    private readonly opts: UpOptions,
+  ) {
+    this.supervisor = new Supervisor(join(runDir, 'logs'));
+    this.nextIndex = topology.pods.length;
+  }
+
+  /** The run's bridge in the engine's namespace (its name is ours, so the capture and sysctls can name it). */
+  get bridge(): string {
+    return `mp${this.short}br`;
+  }
+
+  private get engineNetns(): string {
+    return this.engine!.layout!.netns;
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  pod(ref: string): DockerPod {
+    const key = ref.includes('/') ? ref : `default/${ref}`;
+    const [ns, name] = key.split('/') as [string, string];
+    const byAlias = () => [...this.pods.values()].filter((x) => x.spec.namespace === ns && x.spec.aliases?.includes(name)).sort((a, b) => b.index - a.index)[0];
+    const p = this.pods.get(key) ?? [...this.pods.values()].find((x) => x.spec.name === ref) ?? byAlias();
+    if (!p) throw new Error(`no pod ${ref} in this topology (pods: ${[...this.pods.keys()].join(', ')})`);
+    return p;
+  }
+
+  async start(): Promise<void> {
+    this.unregister = onTeardown(() => this.down());
+    const t0 = Date.now();
+    await mountStateTmpfs(this.short);
+    mkdirSync(this.runDir, { recursive: true });
+    mkdirSync(join(this.stateDir, 'sock'), { recursive: true, mode: 0o711 });
+    mkdirSync(join(this.stateDir, 'dns'), { recursive: true, mode: 0o711 });
+    this.record();
+    const bundling = buildPodBundle(join(this.stateDir, 'pod.mjs'));
+    this.engine = await startEngine({ short: this.short, log: (l) => this.log(l) });
+    this.docker = (await runtimeFor(this.engine)).container.dockerode;
+    await this.images();
+    const net = await this.docker.createNetwork({
+      Name: `mp${this.short}`,
+      Driver: 'bridge',
+      Internal: true,
+      CheckDuplicate: true,
+      IPAM: { Driver: 'default', Config: [{ Subnet: POD_CIDR, Gateway: GATEWAY }] },
+      Options: { 'com.docker.network.bridge.name': this.bridge },
+      Labels: { [RUN_LABEL]: this.runId },
+    });
+    this.networkId = net.id;
+    await this.node();
+    this.topology.pods.forEach((spec, index) => this.pods.set(podKey(spec), this.newPod(spec, index)));
+    (this.topology.services ?? []).forEach((spec, i) => {
+      const endpoints = [...this.pods.values()].filter((p) => p.spec.namespace === spec.namespace && matches(spec.selector, p.spec.labels));
+      this.services.set(`${spec.namespace}/${spec.name}`, { spec, vip: serviceVip(i), endpoints });
+    });
+    await this.programServices();
+    this.writeDns();
+    this.log(`docker: network ${this.bridge} (${POD_CIDR}) and engine ready in ${Date.now() - t0} ms`);
+    if (this.opts.wire !== false) await this.startCapture();
+    this.bundle = await bundling;
+    await Promise.all([...this.pods.values()].map((p) => this.startPod(p)));
+    await this.settle();
+    this.record();
+    this.log(`docker: run ${this.runId} up in ${Date.now() - t0} ms (${this.pods.size} pods)`);
+  }
+
+  /** The pod images must be built (meshproof doctor --fix --substrate docker); an engine without them (a second run's own data root) gets them from the cache. */
+  private async images(): Promise<void> {
+    const versions = [...new Set([DEFAULT_ENVOY_VERSION, process.env.MESHPROOF_ENVOY_VERSION].filter((v): v is string => !!v))];
+    const envoys = versions.map((version) => ({ version, bin: resolveEnvoy(version).bin }));
+    const inputs = await currentInputs({ envoys });
+    const missing = inputs ? builtLayers(inputs).filter((l) => !l.built).map((l) => l.layer.tag) : ['the .debs of the pod packages'];
+    if (missing.length) throw new UserError(`the docker pod images are not built (${missing.join(', ')}): ${FIX_IMAGES}`);
+    const { images, podImages } = await ensureImages(this.engine!, { envoys, log: (l) => this.log(`docker: ${l.trim()}`) });
+    this.nodeImage = images.find((i) => i.name === 'node')!.tag;
+    for (const e of envoys) this.envoyImages.set(e.bin, podImages[e.version]!);
+  }
+
+  /**
+   * The engine's namespace as the pods' node: the service range local (a declared port is DNATed before routing, any
+   * other meets its TCP stack and is refused with a RST, as on netns), and no ICMP redirect: pods hold /32 addresses
+   * and every packet between them is routed in and out of the bridge, which the kernel would otherwise "correct".
+   */
+  private async node(): Promise<void> {
+    const ns = this.engineNetns;
+    await runCapture(['ip', '-n', ns, 'route', 'add', 'local', SERVICE_CIDR, 'dev', 'lo']).then((r) => {
+      if (r.code !== 0 && !/File exists/.test(r.stderr)) throw new Error(`ip route add local ${SERVICE_CIDR} in ${ns}: ${r.stderr.trim()}`);
+    });
+    // the kernel sends a redirect when `all` or the interface says so; the bridge may be made after this, from `default`
+    await run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.default.send_redirects=0', 'net.ipv4.ip_forward=1']);
+    await pollUntil(async () => ((await runCapture(['ip', '-n', ns, 'link', 'show', this.bridge])).code === 0 ? true : undefined), { timeoutMs: 10_000, what: `the run's bridge ${this.bridge} in ${ns}` });
+    await run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${this.bridge}.send_redirects=0`]);
+  }
+
+  private newPod(spec: PodSpec, index: number): DockerPod {
+    const key = podKey(spec);
+    return {
+      spec,
+      key,
+      index,
+      ip: podIp(index),
+      // what `meshproof exec` enters (cli/main.ts execIn): the pod's infra container on the run's engine
+      netns: `docker:${infraName(this.short, index)}`,
+      socket: join(this.stateDir, 'sock', `${index}.sock`),
+      hostsFile: join(this.stateDir, 'dns', `${index}.hosts`),
+      containers: new Map(),
+      started: 0,
+    };
+  }
+
+  private record(): void {
+    writeRecord({
+      runId: this.runId,
+      short: this.short,
+      ownerPid: process.pid,
+      ownerStart: processStart(process.pid) ?? '',
+      runDir: this.runDir,
+      topology: this.topology.name,
+      origin: this.opts.origin ?? 'run',
+      created: new Date().toISOString(),
+      pods: Object.fromEntries([...this.pods.values()].map((p) => [p.key, p.netns])),
+    });
+  }
+
+  /** What every container of the run sees at the harness's own paths: the run's files, and the pod's names. */
+  private binds(p: DockerPod): string[] {
+    return [`${this.stateDir}:${this.stateDir}`, `${this.runDir}:${this.runDir}`, `${p.hostsFile}:/etc/hosts:ro`, `${join(this.stateDir, 'dns', 'resolv.conf')}:/etc/resolv.conf:ro`];
+  }
+
+  private async createAndStart(p: DockerPod, dockerName: string, body: Dockerode.ContainerCreateOptions, spec: ContainerSpec): Promise<DockerContainer> {
+    const c = await this.docker!.createContainer({ ...body, name: dockerName, Labels: { [RUN_LABEL]: this.runId, 'io.meshproof.pod': p.key } });
+    const rec: DockerContainer = { name: spec.name, id: c.id, spec, exitCode: undefined, exited: Promise.resolve(null), logFile: join(this.runDir, 'logs', p.key.replace('/', '_'), `${spec.name}.log`) };
+    // next-exit: a created container is "not running" yet, and the default condition would answer at once
+    rec.exited = c.wait({ condition: 'next-exit' }).then(
+      (r: { StatusCode: number }) => (rec.exitCode = r.StatusCode >= 128 ? null : r.StatusCode),
+      () => (rec.exitCode = -1),
+    );
+    await c.start();
+    this.followLog(c, rec.logFile);
+    return rec;
+  }
+
+  /** The pod's infra container: sets the pod's /32 address and routes (pods.ts podAddrCmds), then runs its probe agent. */
+  private async startPod(p: DockerPod, containers = true): Promise<void> {
+    const batch = join(this.stateDir, 'dns', `${p.index}.ip`);
+    // the pod's link is named as on netns (mpeth0): a pod's iptables rules name it
+    writeFileSync(batch, ['link set eth0 down', `link set eth0 name ${POD_DEV}`, `addr flush dev ${POD_DEV}`, ...podAddrCmds(p.ip, POD_DEV)].join('\n') + '\n');
+    const agentSpec: ContainerSpec = { name: 'mp-agent' };
+    p.infra = await this.createAndStart(p, infraName(this.short, p.index), {
+      Image: this.nodeImage,
+      Hostname: p.spec.name,
+      Cmd: ['sh', '-c', 'ip -batch "$0" && exec "$@"', batch, IMAGE_NODE, this.bundle, 'agent', '--socket', p.socket],
+      Env: this.env(p, {}),
+      HostConfig: { NetworkMode: this.networkId, CapAdd: INFRA_CAPS, Binds: this.binds(p), Init: true, AutoRemove: false },
+      NetworkingConfig: { EndpointsConfig: { [this.networkId]: { IPAMConfig: { IPv4Address: p.ip } } } },
+    }, agentSpec);
+    try {
+      p.agent = await AgentClient.connect(p.socket, { timeoutMs: this.opts.readyTimeoutMs ?? 20000 });
+    } catch (e) {
+      throw new Error(`pod ${p.key}: probe agent not ready: ${(e as Error).message}\n${await this.logOf(p.infra!)}`, { cause: e });
+    }
+    if (p.spec.iptables) await this.iptables(p.key, p.spec.iptables);
+    if (containers) for (const c of p.spec.containers ?? []) await this.startContainer(p.key, c);
+  }
+
+  private env(p: DockerPod, own: Record<string, string>): string[] {
+    const env: Record<string, string> = {
+      LANG: 'C.UTF-8',
+      HOME: '/tmp',
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      POD_NAME: p.spec.name,
+      POD_NAMESPACE: p.spec.namespace,
+      POD_IP: p.ip,
+      SERVICE_ACCOUNT: p.spec.serviceAccount ?? 'default',
+      ...(p.spec.labels?.version ? { VERSION: p.spec.labels.version } : {}),
+      ...own,
+    };
+    return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  }
+
+  /**
+   * A container's image and argv: a meshproof workload runs the pod bundle with the image's node; the harness's node
+   * and a cached Envoy map to the copies the images carry; any other absolute host binary is bind-mounted read-only
+   * at its own path (a static tool such as fortio); a bare name is the image's (haproxy, iptables, sh).
+   */
+  private imageOf(c: ContainerSpec): { image: string; argv: string[]; binds: string[] } {
+    if (c.workload) return { image: this.nodeImage, argv: [IMAGE_NODE, this.bundle, c.workload, ...(c.args ?? [])], binds: [] };
+    const [bin, ...rest] = [...(c.command ?? []), ...(c.args ?? [])];
+    if (!bin) throw new Error(`container ${c.name} has neither workload nor command`);
+    const envoy = this.envoyImages.get(bin);
+    if (envoy) return { image: envoy, argv: [IMAGE_ENVOY, ...rest], binds: [] };
+    const mapped = this.mapArgv([bin, ...rest]);
+    const binds = mapped[0] === bin && isAbsolute(bin) && !/^\/(usr|bin|sbin)\//.test(bin) ? [`${bin}:${bin}:ro`] : [];
+    return { image: this.nodeImage, argv: mapped, binds };
+  }
+
+  /** The harness's node is the image's node. */
+  private mapArgv(argv: string[]): string[] {
+    return argv[0] === process.execPath ? [IMAGE_NODE, ...argv.slice(1)] : argv;
+  }
+
+  async startContainer(pod: string, c: ContainerSpec): Promise<void> {
+    const p = this.pod(pod);
+    if (p.containers.get(c.name)?.exitCode === undefined && p.containers.has(c.name)) throw new Error(`pod ${p.key}: container ${c.name} is already running`);
+    await assertPortFree(p.agent, p.key, c, (port) => [...p.containers].find(([, x]) => x.exitCode === undefined && JSON.stringify(x.spec).includes(String(port)))?.[0]);
+    const { image, argv, binds } = this.imageOf(c);
+    const rec = await this.createAndStart(p, `mp${this.short}-${p.index}-${c.name}-${p.started++}`, {
+      Image: image,
+      // root first: setpriv drops to the container's uid keeping its capabilities as ambient ones (docker gives a
+      // non-root user none that survive exec)
+      User: '0:0',
+      Cmd: [...setprivArgv(c, false), ...argv],
+      // docker-init is not pid 1 in the pod's shared pid namespace: as a subreaper it still reaps (and says nothing)
+      Env: this.env(p, { TINI_SUBREAPER: '1', ...c.env }),
+      ...(c.cwd ? { WorkingDir: c.cwd } : {}),
+      HostConfig: {
+        // one network and pid namespace per pod (a pod with shareProcessNamespace): exec in the pod sees its processes
+        NetworkMode: `container:${p.infra!.id}`,
+        PidMode: `container:${p.infra!.id}`,
+        CapAdd: (c.caps ?? []).map((x) => x.toUpperCase()),
+        Binds: [...this.binds(p), ...binds, ...(c.mounts ?? []).map((m) => `${m.source}:${m.target}`)],
+        Init: true,
+      },
+    }, c);
+    p.containers.set(c.name, rec);
+    const s = this.started(rec);
+    await waitReady(p.agent!, p.key, c, s, this.opts.readyTimeoutMs ?? 20000);
+    if (rec.exitCode !== undefined) throw new Error(await diedAfterStart(p.key, c.name, s));
+  }
+
+  private started(rec: DockerContainer): Started {
+    return { exitCode: () => rec.exitCode, tail: async () => (await this.logOf(rec)).trimEnd().split('\n').slice(-8).join('\n'), log: rec.logFile };
+  }
+
+  /** Every container must outlive a short settle window after start (see NetnsCluster.settle). */
+  private async settle(): Promise<void> {
+    const all = [...this.pods.values()].flatMap((p) => [...p.containers.values()].map((c) => ({ pod: p.key, c })));
+    await Promise.race([new Promise((r) => setTimeout(r, this.opts.settleMs ?? 300)), ...all.map((x) => x.c.exited)]);
+    const dead = all.find((x) => x.c.exitCode !== undefined);
+    if (dead) throw new Error(await diedAfterStart(dead.pod, dead.c.name, this.started(dead.c)));
+  }
+
+  private async logOf(rec: DockerContainer): Promise<string> {
+    try {
+      return demux(await this.docker!.getContainer(rec.id).logs({ stdout: true, stderr: true, follow: false }) as unknown as Buffer);
+    } catch {
+      return '';
+    }
+  }
+
+  /**
+   * Copies a container's output, as it comes, to reports/<run>/logs/<pod>/<name>.log, where netns writes it (the
+   * container and its docker log go with the run); the stream ends when the container exits.
+   */
+  private followLog(c: Dockerode.Container, file: string): void {
+    mkdirSync(dirname(file), { recursive: true });
+    const out = createWriteStream(file, { flags: 'a' });
+    c.logs({ stdout: true, stderr: true, follow: true }).then(
+      (stream) => {
+        this.docker!.modem.demuxStream(stream, out, out);
+        stream.on('end', () => out.end());
+        stream.on('error', () => out.end());
+      },
+      () => out.end(),
+    );
+  }
+
+  async stopContainer(pod: string, name: string): Promise<void> {
+    const rec = this.pod(pod).containers.get(name);
+    if (!rec || rec.exitCode !== undefined) return;
+    await this.docker!.getContainer(rec.id).stop({ t: 1 }).catch((e: { statusCode?: number }) => {
+      if (e.statusCode !== 304) throw e;
+    });
+    await rec.exited;
+  }
+
+  signalContainer(pod: string, name: string, signal: NodeJS.Signals): void {
+    const rec = this.pod(pod).containers.get(name);
+    if (!rec || rec.exitCode !== undefined) throw new Error(`pod ${pod}: container ${name} is not running`);
+    // docker-init (the container's pid 1) passes it on to the container's process
+    void this.docker!.getContainer(rec.id).kill({ signal }).catch((e: Error) => this.log(`docker: signal ${signal} to ${pod}/${name}: ${e.message}`));
+  }
+
+  containerStatus(pod: string, name: string): ContainerStatus | undefined {
+    return this.pod(pod).containers.get(name);
+  }
+
+  async containerLog(pod: string, name: string): Promise<string> {
+    const rec = this.pod(pod).containers.get(name);
+    if (!rec) throw new Error(`pod ${pod}: no container ${name}`);
+    return this.logOf(rec);
+  }
+
+  async writeFile(pod: string, path: string, content: string, opts: FileOptions = {}): Promise<void> {
+    this.pod(pod);
+    writeRunFile(this, pod, path, content, opts);
+  }
+
+  readFile(pod: string, path: string): Promise<string> {
+    this.pod(pod);
+    return readFile(path, 'utf8');
+  }
+
+  /** The container's process tree, read from the host's /proc (the engine runs on this kernel, in its pid namespace). */
+  async sample(pod: string, name: string): Promise<ContainerSample> {
+    const rec = this.pod(pod).containers.get(name);
+    const pid = rec && rec.exitCode === undefined ? (await this.docker!.getContainer(rec.id).inspect()).State.Pid : 0;
+    const s = pid ? sampleContainer(pid) : undefined;
+    if (!s) throw new Error(`pod ${pod}: container ${name} is not running`);
+    // docker-init is the container's pid 1: its own cost is none of the container's process, but its commands would be
+    return { ...s, commands: s.commands.filter((c) => !/docker-init$/.test(c[0] ?? '')) };
+  }
+
+  async machine(): Promise<MachineSample> {
+    const live = [...this.pods.values()].flatMap((p) => [...(p.infra ? [p.infra] : []), ...p.containers.values()]).filter((c) => c.exitCode === undefined);
+    const pids = await Promise.all(live.map(async (c) => (await this.docker!.getContainer(c.id).inspect()).State.Pid));
+    return sampleMachine(pids.filter((x) => x > 0));
+  }
+
+  exec(pod: string, argv: string[], opts: { input?: string; uid?: number; timeoutMs?: number } = {}): Promise<ExecResult> {
+    const p = this.pod(pod);
+    const user = opts.uid ? ['--user', `${opts.uid}:${opts.uid}`] : [];
+    return runCapture(['docker', 'exec', '-i', ...user, this.infraOf(p).id, ...this.mapArgv(argv)], { env: this.engine!.env(), input: opts.input, timeoutMs: opts.timeoutMs ?? 30000 });
+  }
+
+  private infraOf(p: DockerPod): DockerContainer {
+    if (!p.infra) throw new Error(`pod ${p.key} is not started yet`);
+    return p.infra;
+  }
+
+  async iptables(pod: string, rules: string): Promise<void> {
+    const r = await this.exec(pod, ['iptables-restore', '--noflush'], { input: rules.endsWith('\n') ? rules : rules + '\n' });
+    if (r.code !== 0) throw new Error(`pod ${pod}: iptables-restore failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  }
+
+  async probe(from: string, req: ProbeRequest, opts: { wire?: boolean } = {}): Promise<ProbeResult> {
+    const [r] = await this.probeMany([{ from, req }], opts);
+    return r!;
+  }
+
+  probeMany(calls: { from: string; req: ProbeRequest }[], opts: { wire?: boolean; concurrency?: number } = {}): Promise<ProbeResult[]> {
+    return probeBatch(calls, (from) => this.pod(from).agent!, this.canary, opts);
+  }
+
+  openTunnel(pod: string, port: number): Promise<Duplex> {
+    return openTunnel(this.pod(pod).socket, port);
+  }
+
+  async addPod(spec: PodSpec): Promise<RunningPod> {
+    const key = podKey(spec);
+    if (this.pods.has(key)) throw new Error(`pod ${key} already exists in run ${this.runId}`);
+    const p = this.newPod(spec, this.nextIndex++);
+    this.pods.set(key, p);
+    this.record();
+    this.writeDns();
+    await this.startPod(p, false);
+    return p;
+  }
+
+  async removePod(ref: string): Promise<void> {
+    const p = this.pod(ref);
+    p.agent?.close();
+    await Promise.all([...p.containers.values()].map((c) => this.stopContainer(p.key, c.name)));
+    if (p.infra) await this.docker!.getContainer(p.infra.id).remove({ force: true, v: true });
+    this.pods.delete(p.key);
+    this.record();
+    this.writeDns();
+  }
+
+  async setServices(services: RunningService[]): Promise<void> {
+    this.services.clear();
+    for (const s of services) this.services.set(`${s.spec.namespace}/${s.spec.name}`, s);
+    await this.programServices();
+    this.writeDns();
+  }
+
+  private async programServices(): Promise<void> {
+    await run(['ip', 'netns', 'exec', this.engineNetns, 'iptables-restore', '--noflush'], { input: serviceRules(this.services.values(), this.servicesJumped) });
+    this.servicesJumped = true;
+  }
+
+  /** The pods' hosts files, bind-mounted at /etc/hosts: rewritten in place, so every container sees the new names. */
+  private writeDns(): void {
+    writeFileSync(join(this.stateDir, 'dns', 'resolv.conf'), RESOLV_CONF, { mode: 0o644 });
+    for (const p of this.pods.values()) writeFileSync(p.hostsFile, hostsFile(p, this.services.values(), this.pods.values()), { mode: 0o644 });
+  }
+
+  /** tcpdump in the engine's namespace on the run's bridge: every packet between pods is routed through it. */
+  private async startCapture(): Promise<void> {
+    const pcap = join(this.runDir, 'wire.pcap');
+    const proc = this.supervisor.start({ pod: 'node', name: 'tcpdump', netns: this.engineNetns, argv: captureArgv(pcap, this.bridge) });
+    const deadline = Date.now() + 5000;
+    while (!Supervisor.tail(proc, 5).includes('listening on')) {
+      if (proc.exitCode !== undefined || Date.now() > deadline) throw new Error(`wire canary: tcpdump did not start on ${this.bridge}: ${Supervisor.tail(proc)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.canary = new WireCanary(pcap, () => captureDrops(proc));
+  }
+
+  down(): Promise<void> {
+    this.downPromise ??= (async () => {
+      for (const p of this.pods.values()) p.agent?.close();
+      await this.supervisor.stopAll(1000);
+      // the engine removes every container and network of the run, then stops (engine.ts stop)
+      await this.engine?.stop();
+      await teardownRun(this.short);
+      this.unregister();
+    })();
+    return this.downPromise;
+  }
+}
+
+/**
+ * Starts a topology on the docker substrate, on meshproof's own engine. A user's DOCKER_HOST engine is refused: the
+ * run programs VIPs and captures in the engine's network namespace, which on a user's engine is the host's own.
+ */
+export async function upDocker(topology: Topology, opts: UpOptions = {}): Promise<DockerCluster> {
+  requireRoot();
+  if (process.env.DOCKER_HOST) throw new UserError(`--substrate docker runs on meshproof's own engine (it programs service VIPs and the wire capture in the engine's network namespace, which on DOCKER_HOST=${process.env.DOCKER_HOST} would be that engine's host): unset DOCKER_HOST`);
+  if (!(opts.dynamic && topology.pods.length === 0)) validateTopology(topology);
+  const { runId, short } = newRunId();
+  const runDir = resolve(opts.reportsDir ?? process.env[REPORTS_DIR_ENV] ?? 'reports', runId);
+  const cluster = new DockerCluster(runId, short, runDir, stateDirOf(short), topology, opts);
+  try {
+    await cluster.start();
+  } catch (e) {
+    await cluster.down();
+    throw e;
+  }
+  return cluster;
+}
