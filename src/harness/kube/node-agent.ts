@@ -289,6 +289,13 @@ export class NodeAgent {
     // claimed before the first await: a reconcile running meanwhile must not start the pod twice
     const containers = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => c.name);
     const t0 = Date.now();
+    let at = t0;
+    const marks: string[] = [];
+    const mark = (what: string): void => {
+      const now = Date.now();
+      marks.push(`${what} ${now - at}`);
+      at = now;
+    };
     const mine: LocalPod = { uid: m.uid!, key, ip: '', dir, containers, timers: [] };
     this.local.set(key, mine);
     const status: Status = { phase: 'Pending', hostIP: this.facts.hostIP, hostIPs: [{ ip: this.facts.hostIP }], startTime: new Date(), conditions: [cond('PodScheduled', true), cond('Initialized', false), cond('ContainersReady', false), cond('Ready', false)] };
@@ -301,11 +308,13 @@ export class NodeAgent {
         annotations: { ...(m.annotations ?? {}) },
         ...(app ? { aliases: [app] } : {}),
       });
+      mark('network');
       mine.ip = running.ip;
       status.podIP = running.ip;
       status.podIPs = [{ ip: running.ip }];
       await this.writeStatus(pod, status);
       const vols = await this.materialiseVolumes(pod, mine);
+      mark('volumes');
       const svcEnv = serviceEnv(this.servicesList, m.namespace!);
       const initStatuses: NonNullable<Status['initContainerStatuses']> = [];
       const deadline = Date.now() + (this.opts.podTimeoutMs ?? 90_000);
@@ -324,6 +333,7 @@ export class NodeAgent {
         }
         status.initContainerStatuses = [...initStatuses];
         await this.writeStatus(pod, status);
+        mark(c.name);
       }
       setCond(status, 'Initialized', true);
       const containers = pod.spec?.containers ?? [];
@@ -331,12 +341,14 @@ export class NodeAgent {
       status.phase = 'Running';
       status.containerStatuses = containers.map((c) => containerStatus(c, false, true));
       await this.writeStatus(pod, status);
+      mark('start');
       for (const c of containers) await this.waitProbe(mine, c, c.readinessProbe, deadline);
+      mark('ready');
       status.containerStatuses = containers.map((c) => containerStatus(c, true, true));
       setCond(status, 'ContainersReady', true);
       setCond(status, 'Ready', true);
       await this.writeStatus(pod, status);
-      this.log(`node agent: pod ${key} ready (${mine.ip}) in ${Date.now() - t0} ms`);
+      this.log(`node agent: pod ${key} ready (${mine.ip}) in ${Date.now() - t0} ms (${marks.join(', ')})`);
     } catch (e) {
       if (mine.stopping || this.stopped) return;
       const reason = e instanceof PodFailure ? e.reason : e instanceof UnmappedImage ? e.reason : 'NodeAgentError';
@@ -409,7 +421,8 @@ export class NodeAgent {
       if (proc && proc.exitCode !== undefined) throw new PodFailure('CrashLoopBackOff', `container ${c.name} exited (code ${proc.exitCode}) before it was ready: ${this.tail(mine, c)}`);
       if (await this.probeOnce(mine, check)) return;
       if (Date.now() > deadline || mine.stopping || this.stopped) throw new PodFailure('NotReady', `container ${c.name}: ${describe(check)} did not pass in time: ${this.tail(mine, c)}`);
-      await new Promise((r) => setTimeout(r, 200));
+      // a pod's gates (the native sidecar's startup probe, then each container's readiness) follow one another
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 
@@ -428,6 +441,7 @@ export class NodeAgent {
   private async materialiseVolumes(pod: V1Pod, mine: LocalPod): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     const all = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
+    const filling: Promise<void>[] = [];
     for (const v of pod.spec?.volumes ?? []) {
       const dir = join(mine.dir, 'vol', v.name);
       mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -436,9 +450,11 @@ export class NodeAgent {
       const uid = Math.max(0, ...users.map((u) => u.uid));
       const gid = users[0]?.fsGroup ?? Math.max(0, ...users.map((u) => u.gid));
       chownSync(dir, uid, gid);
-      await this.fillVolume(pod, mine, v, dir, { uid, gid });
+      // each volume its own directory, filled by its own API reads (TokenRequests, ConfigMaps, Secrets): side by side
+      filling.push(this.fillVolume(pod, mine, v, dir, { uid, gid }));
       out.set(v.name, dir);
     }
+    await Promise.all(filling);
     return out;
   }
 
@@ -455,7 +471,7 @@ export class NodeAgent {
       return;
     }
     if (v.projected) {
-      for (const src of v.projected.sources ?? []) await this.projectSource(pod, mine, src, write);
+      await Promise.all((v.projected.sources ?? []).map((src) => this.projectSource(pod, mine, src, write)));
       return;
     }
     throw new PodFailure('VolumeNotSupported', `volume ${v.name}: only emptyDir, configMap, secret, downwardAPI and projected volumes are run by meshproof's node agent`);

@@ -198,10 +198,11 @@ export class IstiodMesh implements Mesh {
     const phase = phases();
     await this.ensureCredentials(model);
     phase.mark('credentials');
-    await applyObjects(this.api.kc, changed, { namespace: 'default', source: 'istio model' });
-    phase.mark('apply');
-    await deleteObjects(this.api.kc, gone.map(inDefault), { wait: true });
-    phase.mark('delete');
+    // what goes and what comes have different names (objKey): the deleted pods stop while the new ones start
+    await Promise.all([
+      applyObjects(this.api.kc, changed, { namespace: 'default', source: 'istio model' }).then(() => phase.mark('apply')),
+      deleteObjects(this.api.kc, gone.map(inDefault), { wait: true }).then(() => phase.mark('delete')),
+    ]);
     this.applied = want;
     this.log(`istiod: applied ${changed.length} (${changed.map((o) => o.kind).join(' ')}), deleted ${gone.length} (${gone.map((o) => o.kind).join(' ')})`);
     await this.settleAfter([...changed, ...gone], before, phase);
@@ -215,14 +216,20 @@ export class IstiodMesh implements Mesh {
     await pollUntil(
       async () => {
         const pending: string[] = [];
+        // one listing each: the API server is on the same two cores as the pods it is starting
+        const [deps, podList] = await Promise.all([apps.listDeploymentForAllNamespaces({}), core.listPodForAllNamespaces({})]);
         for (const d of deployments(model)) {
-          const dep = await apps.readNamespacedDeployment({ name: d.name, namespace: d.namespace });
+          const dep = deps.items.find((x) => x.metadata?.namespace === d.namespace && x.metadata?.name === d.name);
+          if (!dep) {
+            pending.push(`${d.namespace}/${d.name} (no Deployment)`);
+            continue;
+          }
           const s = dep.status ?? {};
           const want = dep.spec?.replicas ?? 1;
           const done = (s.observedGeneration ?? 0) >= (dep.metadata?.generation ?? 1) && s.updatedReplicas === want && s.readyReplicas === want && (s.replicas ?? 0) === want;
           if (!done) pending.push(`${d.namespace}/${d.name} (${s.readyReplicas ?? 0}/${want} ready, ${s.replicas ?? 0} pods)`);
         }
-        const pods = (await core.listPodForAllNamespaces({})).items;
+        const pods = podList.items;
         const failed = pods.find((p) => p.status?.phase === 'Failed' && !p.metadata?.deletionTimestamp);
         if (failed) throw new Error(`pod ${failed.metadata?.namespace}/${failed.metadata?.name}: ${failed.status?.reason}: ${failed.status?.message}`);
         // a Deployment's status stops counting a replaced pod once it is terminating, but its sidecar runs until the
@@ -263,6 +270,7 @@ export class IstiodMesh implements Mesh {
     const newProxies = expected.some((id) => !prior.has(id));
     let last = '';
     let seen = '';
+    let seenAt = 0;
     await pollUntil(
       async () => {
         const now = await this.syncz();
@@ -282,19 +290,29 @@ export class IstiodMesh implements Mesh {
         if (!pushed) waiting.push('istiod has pushed nothing since the change');
         last = waiting.join(', ');
         const nonces = JSON.stringify(now.map((s) => TYPES.map((t) => s[`${t}_sent`])));
-        const settled = waiting.length === 0 && nonces === seen;
-        seen = waiting.length === 0 ? nonces : '';
-        return settled ? true : undefined;
+        if (waiting.length > 0 || nonces !== seen) {
+          seen = waiting.length === 0 ? nonces : '';
+          seenAt = Date.now();
+          return undefined;
+        }
+        // the same nonces, all ACKed, in every poll for SETTLE_MS: longer than istiod's push debounce (PILOT_DEBOUNCE_AFTER, 100 ms)
+        return Date.now() - seenAt >= SETTLE_MS ? true : undefined;
       },
-      // 300 ms between polls: longer than istiod's push debounce (PILOT_DEBOUNCE_AFTER, 100 ms)
-      { timeoutMs: 30_000, intervalMs: 300, what: "every sidecar ACKing istiod's config", detail: () => last },
+      // polled often, so the ACKs are seen soon after they come; settled only after SETTLE_MS without a change
+      { timeoutMs: 30_000, intervalMs: 100, what: "every sidecar ACKing istiod's config", detail: () => last },
     );
     phase.mark('ACKs');
     // an ACKed listener can still be warming (waiting for its SDS secrets, e.g. a gateway's credentialName)
     const proxies = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => p.key);
     await pollUntil(
       async () => {
-        const warming = await Promise.all(proxies.map((k) => envoyStat(this.cluster, k, ENVOY_ADMIN, /^listener_manager\.total_listeners_warming$/)));
+        const warming = await Promise.all(
+          proxies.map(async (k) => {
+            const st = await this.adminStats(k, '^listener_manager\\.total_listeners_warming$');
+            // a gauge Envoy does not show says nothing: that proxy is not known to be done
+            return st.length === 1 ? (st[0]!.value ?? 0) : Infinity;
+          }),
+        );
         last = proxies.filter((_, i) => warming[i]! > 0).join(', ');
         return warming.every((n) => n === 0) ? true : undefined;
       },
@@ -307,24 +325,58 @@ export class IstiodMesh implements Mesh {
    * A client sidecar keeps its pooled upstream HTTP connections across a config change, and the server sidecar
    * drains a connection accepted under its old filter chains only after that connection's next response
    * (`--drain-strategy immediate`; drain time 45 s). So the first call after a change may still travel under the old
-   * policy. One unrecorded call per (sidecar, HTTP Service port) retires those connections, as Istio's own echo
-   * framework retries each call until it converges (pkg/test/framework/components/echo: callConverge).
+   * policy. Unrecorded calls per (sidecar, HTTP Service port) retire those connections, as Istio's own echo
+   * framework retries each call until it converges (pkg/test/framework/components/echo: callConverge). Which pairs
+   * hold connections, and when they are gone, the client's Envoy says: its clusters `outbound|<port>|<subset>|<host>`
+   * count the connections open (upstream_cx_active) and closed (upstream_cx_destroy). A pair is done once as many
+   * have closed as were open when the change was ACKed (a connection opened since was accepted under the new
+   * policy), or after RETIRE_CALLS calls (a server without a sidecar never drains its connections).
    */
   private async retireOldConnections(model: IstioModel): Promise<void> {
     const clients = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => p.key);
-    const targets = services(model).flatMap((svc) => svc.ports.filter((port) => portProtocol(port) === 'http').map((port) => ({ host: `${svc.name}.${svc.namespace}`, port: port.port })));
-    // each stale pooled connection takes one call to retire, and a runner may have opened as many as it made at once
-    // (16 subset calls): the calls of one pair go one after another, the pairs side by side
-    const pairs = clients.flatMap((from) => targets.map((t) => ({ from, req: { protocol: 'http' as const, host: t.host, port: t.port, path: '/', timeoutMs: 1000 } })));
+    const targets = services(model).flatMap((svc) => svc.ports.filter((port) => portProtocol(port) === 'http').map((port) => ({ host: `${svc.name}.${svc.namespace}`, port: port.port, cluster: `${port.port}|${svc.name}.${svc.namespace}.svc.cluster.local` })));
     await Promise.all(
-      pairs.map(async (call) => {
-        for (let i = 0; i < RETIRE_CALLS; i++) {
-          const [r] = await this.cluster.probeMany([call], { wire: false });
-          // a call that times out made no connection and has none pooled: nothing to retire on this pair
-          if (r?.verdict === 'denied:timeout') break;
+      clients.map(async (from) => {
+        const at0 = await this.upstreamConnections(from);
+        const old = (t: (typeof targets)[number]): number => at0.get(t.cluster)?.active ?? 0;
+        let pending = targets.filter((t) => old(t) > 0);
+        // the calls of one pair go one after another (each retires one connection), the pairs side by side
+        for (let i = 0; i < RETIRE_CALLS && pending.length > 0; i++) {
+          const timedOut = await Promise.all(
+            pending.map(async (t) => {
+              const [r] = await this.cluster.probeMany([{ from, req: { protocol: 'http' as const, host: t.host, port: t.port, path: '/', timeoutMs: 1000 } }], { wire: false });
+              // a call that times out made no connection: the pool's connections lead nowhere, nothing to retire
+              return r?.verdict === 'denied:timeout';
+            }),
+          );
+          const now = await this.upstreamConnections(from);
+          pending = pending.filter((t, j) => !timedOut[j] && (now.get(t.cluster)?.destroyed ?? 0) - (at0.get(t.cluster)?.destroyed ?? 0) < old(t));
         }
       }),
     );
+  }
+
+  /** A sidecar's upstream connections per `<port>|<host>` (its subsets' clusters summed): open now, and closed so far. */
+  private async upstreamConnections(pod: string): Promise<Map<string, { active: number; destroyed: number }>> {
+    const out = new Map<string, { active: number; destroyed: number }>();
+    for (const st of await this.adminStats(pod, '^cluster\\.outbound.*\\.upstream_cx_(active|destroy)$')) {
+      // cluster.outbound|5000|v1|name.default.svc.cluster.local;.upstream_cx_active (istiod's stats tag delimiter `;`)
+      const m = /^cluster\.outbound\|(\d+)\|[^|]*\|(.+?);?\.upstream_cx_(active|destroy)$/.exec(st.name ?? '');
+      if (!m) continue;
+      const key = `${m[1]}|${m[2]}`;
+      const c = out.get(key) ?? { active: 0, destroyed: 0 };
+      if (m[3] === 'active') c.active += st.value ?? 0;
+      else c.destroyed += st.value ?? 0;
+      out.set(key, c);
+    }
+    return out;
+  }
+
+  /** The stats whose name matches `filter` (a regular expression: Envoy's admin /stats?filter=) of a sidecar's Envoy. */
+  private async adminStats(pod: string, filter: string): Promise<{ name?: string; value?: number }[]> {
+    const r = await this.cluster.probe(pod, { protocol: 'http', host: '127.0.0.1', port: ENVOY_ADMIN, path: `/stats?format=json&filter=${encodeURIComponent(filter)}`, bodyLimit: 1 << 22, timeoutMs: 3000 }, { wire: false });
+    if (r.evidence.status !== 200) throw new Error(`${pod}: Envoy admin /stats answered ${r.verdict}: ${r.evidence.body ?? ''}`);
+    return (JSON.parse(r.evidence.body ?? '{"stats":[]}') as { stats: { name?: string; value?: number }[] }).stats;
   }
 
   stat(podRef: string, name: RegExp): Promise<number> {
@@ -422,7 +474,9 @@ function phases(): Phases {
 const inDefault = (o: KubernetesObject): KubernetesObject => inNamespace(o, 'default');
 
 const TYPES = ['cluster', 'listener', 'route', 'endpoint'] as const;
-/** Calls per (sidecar, HTTP port) after a config change: more than any runner makes at once to one service. */
+/** How long istiod's sync status must stay the same, every proxy ACKed, before a change counts as settled. */
+const SETTLE_MS = 300;
+/** Calls at most per (sidecar, HTTP port) after a config change: more than any runner makes at once to one service. */
 const RETIRE_CALLS = 20;
 const WORKLOAD_KINDS = new Set(['Deployment', 'Service', 'ServiceAccount', 'Namespace']);
 
