@@ -193,7 +193,8 @@ export async function runAutocannon(path: LoadPath, s: LoadSettings): Promise<Om
   ];
   await host.startContainer(client, { name, workload: 'load', args });
   try {
-    const armed = await awaitLoadLog(path, name, 'armed', { timeoutMs: (s.warmupS + LOAD_SLACK_S) * 1000, intervalMs: LOOK_MS.max }, (log) => (log.includes(ARMED_LINE) ? true : undefined));
+    // before the window a look's cost is not known yet: 25 ms looks (the run waits that long at most, the path idle)
+    const armed = await awaitLoadLog(path, name, 'armed', { timeoutMs: (s.warmupS + LOAD_SLACK_S) * 1000, intervalMs: 25 }, (log) => (log.includes(ARMED_LINE) ? true : undefined));
     const intervalMs = Math.min(LOOK_MS.max, Math.max(LOOK_MS.min, 10 * armed.lookMs));
     const { reading } = await watched(path, () => {
       host.signalContainer(client, name, 'SIGUSR2');
