@@ -2,6 +2,10 @@
 // real-control-planes.md §4 written out by hand, the CAP_SYS_RESOURCE test on CapBnd, the rendered containerd config
 // and node Dockerfile, and doctor's kind entries. The runc wrapper runs in test/integration/kind-runc-wrapper.spec.ts.
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { UserError } from '../src/harness/model/errors.ts';
+import { bridgeConflist, clusterNameOf, daemonConfigWithRuntime, nodeRoutes, renderKindConfig } from '../src/harness/substrate/kind/config.ts';
 import { checkNames, parseDoctorSubstrates } from '../src/harness/cli/doctor.ts';
 import {
   KIND_GO_TOOLS, KIND_NODE_PACKAGES, KUBEADM_IMAGES, containerdConfig, diffImages, hasCapSysResource, nodeDockerfile, parseImagesList,
@@ -140,5 +144,58 @@ describe('kind substrate: doctor entries', () => {
   it('adds the kind step only when asked for', () => {
     expect(checkNames('run', ['docker', 'kind'])).to.include('kind');
     expect(checkNames('run', ['docker'])).not.to.include('kind');
+  });
+});
+
+describe('kind substrate: the cluster\'s rendered inputs', () => {
+  const template = readFileSync(new URL('../clusters/kind.yaml', import.meta.url), 'utf8');
+
+  it('clusters/kind.yaml: one control-plane node and one worker, no default CNI, kind\'s pod and service subnets', () => {
+    const c = parse(template) as { kind: string; apiVersion: string; networking: Record<string, unknown>; nodes: { role: string }[] };
+    expect(c.kind).to.equal('Cluster');
+    expect(c.apiVersion).to.equal('kind.x-k8s.io/v1alpha4');
+    expect(c.networking).to.deep.equal({ disableDefaultCNI: true, podSubnet: '10.244.0.0/16', serviceSubnet: '10.96.0.0/16' });
+    expect(c.nodes.map((n) => n.role)).to.deep.equal(['control-plane', 'worker']);
+  });
+
+  it('sets the run\'s name and the node image on every node, keeping the rest', () => {
+    const out = parse(renderKindConfig(template, { name: 'meshproof-ab12', image: 'meshproof/kind-node:0123456789abcdef' })) as {
+      name: string; networking: { disableDefaultCNI: boolean }; nodes: { role: string; image: string }[];
+    };
+    expect(out.name).to.equal('meshproof-ab12');
+    expect(out.networking.disableDefaultCNI).to.equal(true);
+    expect(out.nodes).to.deep.equal([
+      { role: 'control-plane', image: 'meshproof/kind-node:0123456789abcdef' },
+      { role: 'worker', image: 'meshproof/kind-node:0123456789abcdef' },
+    ]);
+    expect(clusterNameOf('ab12')).to.equal('meshproof-ab12');
+  });
+
+  it('refuses a file that is not a kind Cluster in one line', () => {
+    expect(() => renderKindConfig('kind: Pod\n', { name: 'x', image: 'y' })).to.throw(UserError, 'clusters/kind.yaml is not a kind Cluster with nodes: restore it from git');
+  });
+
+  it('gives a node a bridge on its own podCIDR, no masquerading', () => {
+    const c = JSON.parse(bridgeConflist('10.244.1.0/24')) as { plugins: { type: string; ipMasq?: boolean; ipam?: { ranges: { subnet: string }[][] } }[] };
+    expect(c.plugins.map((p) => p.type)).to.deep.equal(['bridge', 'portmap']);
+    expect(c.plugins[0]!.ipMasq).to.equal(false);
+    expect(c.plugins[0]!.ipam!.ranges).to.deep.equal([[{ subnet: '10.244.1.0/24' }]]);
+  });
+
+  it('routes each node to every other node\'s podCIDR through that node', () => {
+    const routes = nodeRoutes([
+      { name: 'cp', ip: '172.18.0.2', podCIDR: '10.244.0.0/24' },
+      { name: 'w1', ip: '172.18.0.3', podCIDR: '10.244.1.0/24' },
+      { name: 'w2', ip: '172.18.0.4', podCIDR: '10.244.2.0/24' },
+    ]);
+    expect(routes).to.deep.equal({
+      cp: [['ip', 'route', 'replace', '10.244.1.0/24', 'via', '172.18.0.3'], ['ip', 'route', 'replace', '10.244.2.0/24', 'via', '172.18.0.4']],
+      w1: [['ip', 'route', 'replace', '10.244.0.0/24', 'via', '172.18.0.2'], ['ip', 'route', 'replace', '10.244.2.0/24', 'via', '172.18.0.4']],
+      w2: [['ip', 'route', 'replace', '10.244.0.0/24', 'via', '172.18.0.2'], ['ip', 'route', 'replace', '10.244.1.0/24', 'via', '172.18.0.3']],
+    });
+  });
+
+  it('makes the wrapper dockerd\'s default runtime', () => {
+    expect(JSON.parse(daemonConfigWithRuntime('meshproof-runc', '/c/runc'))).to.deep.equal({ runtimes: { 'meshproof-runc': { path: '/c/runc' } }, 'default-runtime': 'meshproof-runc' });
   });
 });

@@ -12,11 +12,11 @@ import { resolveKube, runLogged, stepFailed, type Log } from '../../controlplane
 import { UserError } from '../../model/errors.ts';
 import { run, runCapture } from '../sh.ts';
 import { dockerCapture, type DockerEngine } from '../docker/engine.ts';
-import { contentHash, currentInputs, ensureImages, fileSha256, imageTag, planLayers, POD_PACKAGES } from '../docker/images.ts';
-import { meshproofCache } from '../docker/layout.ts';
+import { baseRootfsTar, contentHash, currentInputs, DEBIAN_SUITE, fetchDebs, fileSha256, imageTag, layerHash } from '../docker/images.ts';
+import { meshproofCache, sharedDataRoot } from '../docker/layout.ts';
 import { KIND_FIX, kindBinary, needsRuncWrapper } from './provision.ts';
 import {
-  KIND_NODE_PACKAGES, KIND_VERSION, KUBEADM_IMAGES, NODE_ENTRYPOINT_CHANGES, NODE_RUNC_WRAPPER, containerdConfig, nodeDockerfile,
+  KIND_NODE_PACKAGES, KIND_VERSION, KUBEADM_IMAGES, NODE_ENTRYPOINT_CHANGES, NODE_RUNC_WRAPPER, containerdConfig, kindPackagesDockerfile, nodeDockerfile,
   preloadScript, runcWrapperScript, type KubeadmImage, type NodeFile,
 } from './versions.ts';
 import { KUBERNETES } from '../../controlplane/versions.ts';
@@ -38,9 +38,9 @@ export interface NodeImagePlan {
   /** `meshproof/kind-node:<hash>`: the node image kind runs. */
   tag: string;
   hash: string;
-  /** The Debian-packages layer under it (docker/images.ts), and the pod images' packages layer under kube-proxy's image. */
-  packagesTag: string;
-  podPackagesTag: string;
+  /** The node's Debian layer (.debs fetched by docker/images.ts; iptables under kube-proxy's image too), and the base under it. */
+  packages: { tag: string; dockerfile: string; debs: { name: string; src: string }[] };
+  base: { tag: string; rootfsTar: string };
   /** The node layer before the preload. */
   layerTag: string;
   dockerfile: string;
@@ -76,10 +76,10 @@ function kindModuleDir(): string {
  */
 export async function planNodeImage(): Promise<NodeImagePlan | null> {
   const kindInputs = await currentInputs({ envoys: [], packages: KIND_NODE_PACKAGES });
-  const podInputs = await currentInputs({ envoys: [] });
-  if (!kindInputs || !podInputs) return null;
-  const packagesTag = planLayers(kindInputs).find((l) => l.name === 'packages')!.tag;
-  const podPackagesTag = planLayers(podInputs).find((l) => l.name === 'packages')!.tag;
+  if (!kindInputs) return null;
+  const pkgFile = kindPackagesDockerfile(kindInputs.base.tag);
+  const pkgHash = layerHash(pkgFile, kindInputs.debs.map((d) => ({ name: `debs/${d.name}`, sha256: d.sha256 })));
+  const packages = { tag: imageTag('kind-packages', pkgHash), dockerfile: pkgFile, debs: kindInputs.debs.map((d) => ({ name: d.name, src: d.src })) };
   const kube = resolveKube();
   const hostBin = async (name: string, src: string): Promise<Bin> => ({ name, src, sha256: await fileSha256(src) });
   const cached = (name: string): Bin => { const r = kindBinary(name); return { name, src: r.path, sha256: r.sha256 }; };
@@ -92,7 +92,7 @@ export async function planNodeImage(): Promise<NodeImagePlan | null> {
 
   const preload = KUBEADM_IMAGES.map((image): PreloadPlan => {
     const bin = bins[image.binary]!;
-    const parent = image.withIptables ? podPackagesTag : null;
+    const parent = image.withIptables ? packages.tag : null;
     const hash = contentHash({ ref: image.ref, path: image.path, entrypoint: image.entrypoint ?? null, parent, sha256: bin.sha256 });
     return { image, tag: imageTag(`kind-${image.binary}`, hash), hash, bin, parent };
   });
@@ -114,11 +114,11 @@ export async function planNodeImage(): Promise<NodeImagePlan | null> {
     const w = runcWrapperScript(NODE_REAL_RUNC);
     files.push({ name: 'runc-wrapper', dest: NODE_RUNC_WRAPPER, mode: 0o755, text: w, sha256: sha(w) });
   }
-  const dockerfile = nodeDockerfile(packagesTag, files, { 'meshproof.kind-version': KIND_VERSION, 'meshproof.kubernetes-version': KUBERNETES.version });
-  const layerHash = contentHash({ dockerfile, base: baseFiles.map((f) => [f.rel, f.sha256, f.mode]), files: files.map((f) => [f.name, f.sha256, f.mode]) });
-  const layerTag = imageTag('kind-node-layer', layerHash);
-  const hash = contentHash({ layer: layerHash, preload: preload.map((p) => p.hash), script: preloadScript('/kind/preload'), changes: NODE_ENTRYPOINT_CHANGES });
-  return { tag: imageTag('kind-node', hash), hash, packagesTag, podPackagesTag, layerTag, dockerfile, baseFiles, files, preload, runcWrapper: needed };
+  const dockerfile = nodeDockerfile(packages.tag, files, { 'meshproof.kind-version': KIND_VERSION, 'meshproof.kubernetes-version': KUBERNETES.version });
+  const nodeLayerHash = contentHash({ dockerfile, base: baseFiles.map((f) => [f.rel, f.sha256, f.mode]), files: files.map((f) => [f.name, f.sha256, f.mode]) });
+  const layerTag = imageTag('kind-node-layer', nodeLayerHash);
+  const hash = contentHash({ layer: nodeLayerHash, preload: preload.map((p) => p.hash), script: preloadScript('/kind/preload'), changes: NODE_ENTRYPOINT_CHANGES });
+  return { tag: imageTag('kind-node', hash), hash, packages, base: { tag: kindInputs.base.tag, rootfsTar: baseRootfsTar(kindInputs.base) }, layerTag, dockerfile, baseFiles, files, preload, runcWrapper: needed };
 }
 
 /** doctor's line: the node image is built when its inputs' hash has a record (no engine needed). */
@@ -188,6 +188,18 @@ async function buildPreloadImage(engine: DockerEngine, p: PreloadPlan, dir: stri
   log(`     built  ${p.tag} (${p.image.ref})`);
 }
 
+async function buildPackagesLayer(engine: DockerEngine, plan: NodeImagePlan, dir: string, log: Log): Promise<void> {
+  const ctx = join(dir, 'ctx-packages');
+  for (const d of plan.packages.debs) place(d.src, join(ctx, 'debs', d.name), statSync(d.src).mode & 0o777);
+  writeFileSync(join(ctx, 'Dockerfile'), plan.packages.dockerfile);
+  const logFile = join(kindImagesDir(), 'build-node-packages.log');
+  log(`fix  docker build --network none -t ${plan.packages.tag} (Debian ${KIND_NODE_PACKAGES.join(' ')}; log ${logFile})`);
+  const started = Date.now();
+  await dockerStep(engine, 'building the kind node\'s Debian layer', ['build', '--network', 'none', '--rm', '--force-rm', '-t', plan.packages.tag, ctx], logFile);
+  writeRecord(plan.packages.tag, { dockerfile: plan.packages.dockerfile, debs: plan.packages.debs.map((d) => d.name) });
+  log(`     done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
 async function buildNodeLayer(engine: DockerEngine, plan: NodeImagePlan, dir: string, log: Log): Promise<void> {
   const ctx = join(dir, 'ctx-node');
   for (const f of plan.baseFiles) place(f.src, join(ctx, 'base', f.rel), f.mode);
@@ -248,21 +260,30 @@ export async function ensureNodeImage(engine: DockerEngine, log: Log): Promise<N
     return { tag: plan.tag, status: 'hit', seconds: (Date.now() - started) / 1000 };
   }
   log(`fix  kind node image (offline, cached by content hash in ${kindImagesDir()}): a cold build takes about 1-3 min once the Debian packages are fetched`);
-  // the Debian layers: the node's packages, and the pod images' (iptables) under kube-proxy's image
-  await ensureImages(engine, { envoys: [], packages: KIND_NODE_PACKAGES, log: (l) => log(`     ${l}`) });
-  await ensureImages(engine, { envoys: [], packages: POD_PACKAGES, log: (l) => log(`     ${l}`) });
+  // the bookworm rootfs and the node's .debs (docker/images.ts fetches and caches both)
+  await fetchDebs(KIND_NODE_PACKAGES, (l) => log(`     ${l}`));
   plan = await planNodeImage();
-  if (!plan) throw new Error('the Debian packages of the kind node are still not fetched after ensureImages');
+  if (!plan) throw new Error('the Debian packages of the kind node are still not fetched after fetchDebs');
   const dir = scratch();
   try {
+    if (!(await hasImage(engine, plan.base.tag))) {
+      log(`fix  docker import ${plan.base.rootfsTar} ${plan.base.tag}`);
+      await dockerStep(engine, 'importing the bookworm base', ['import', '--message', `debootstrap --variant=minbase ${DEBIAN_SUITE}`, plan.base.rootfsTar, plan.base.tag], join(kindImagesDir(), 'build-base.log'));
+    }
+    if (!(await hasImage(engine, plan.packages.tag))) await buildPackagesLayer(engine, plan, dir, log);
     for (const p of plan.preload) {
       if (await hasImage(engine, p.tag)) continue;
       await buildPreloadImage(engine, p, dir, log);
     }
     if (!(await hasImage(engine, plan.layerTag))) await buildNodeLayer(engine, plan, dir, log);
     await preloadAndCommit(engine, plan, dir, log);
+    // doctor's check reads this record: only an image kept in the shared image cache counts as built
+    if (engine.layout?.dataRoot !== sharedDataRoot()) {
+      log(`     ${plan.tag} is in this engine's own data root (the shared image cache was busy): not kept after it stops`);
+      return { tag: plan.tag, status: 'built', seconds: (Date.now() - started) / 1000 };
+    }
     writeRecord(plan.tag, {
-      hash: plan.hash, layer: plan.layerTag, packages: plan.packagesTag, runcWrapper: plan.runcWrapper,
+      hash: plan.hash, layer: plan.layerTag, packages: plan.packages.tag, runcWrapper: plan.runcWrapper,
       preload: plan.preload.map((p) => ({ ref: p.image.ref, tag: p.tag, sha256: p.bin.sha256 })),
       files: plan.files.map((f) => ({ dest: f.dest, sha256: f.sha256 })),
     });

@@ -78,7 +78,7 @@ export function checkRuncWrapper(): Check {
 }
 
 function writeRuncWrapper(log: Log): void {
-  if (!needsRuncWrapper().needed) return;
+  if (!needsRuncWrapper().needed || checkRuncWrapper().ok) return;
   const file = runcWrapperPath();
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(`${file}.tmp`, runcWrapperScript(HOST_RUNC), { mode: 0o755 });

@@ -182,6 +182,15 @@ version = 2
 `;
 }
 
+/**
+ * The node's Debian layer: dpkg installs the fetched closure with no network, in two passes where one is refused
+ * (systemd pre-depends on libssl3, which the first pass unpacks but configures only after; the second installs it).
+ */
+export function kindPackagesDockerfile(base: string): string {
+  const debs = '/var/cache/meshproof-debs';
+  return [`FROM ${base}`, `COPY debs/ ${debs}/`, `RUN dpkg -i ${debs}/*.deb || dpkg -i ${debs}/*.deb && rm -rf ${debs}`, ''].join('\n');
+}
+
 /** A file of the node image's build context: its name there, its mode, and where the Dockerfile copies it. */
 export interface NodeFile { name: string; dest: string; mode: number }
 

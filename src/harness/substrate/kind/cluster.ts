@@ -1,0 +1,162 @@
+// A real kind cluster on meshproof's own docker engine (dockerd in a private network namespace): the offline node
+// image (node-image.ts), the runc wrapper as dockerd's default runtime where the host lacks CAP_SYS_RESOURCE, an
+// internal docker network, clusters/kind.yaml with the run's name, a bridge CNI config per node from its podCIDR and
+// routes between the nodes. The API server is reached inside the engine's namespace only (no published port leaves it).
+// Not wired into the suites yet: substrate/index.ts still refuses kind.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveKube, runLogged, stepFailed, type Log } from '../../controlplane/provision.ts';
+import { UserError } from '../../model/errors.ts';
+import { pollUntil } from '../poll.ts';
+import { run, runCapture } from '../sh.ts';
+import { stateDirOf } from '../state.ts';
+import { docker, dockerCapture, startEngine, type DockerEngine } from '../docker/engine.ts';
+import { bridgeConflist, clusterNameOf, daemonConfigWithRuntime, nodeRoutes, renderKindConfig, type NodeNet } from './config.ts';
+import { ensureNodeImage } from './node-image.ts';
+import { KIND_FIX, kindBinary, needsRuncWrapper, runcWrapperPath } from './provision.ts';
+
+const REPO = new URL('../../../../', import.meta.url).pathname;
+export const KIND_CONFIG_TEMPLATE = join(REPO, 'clusters', 'kind.yaml');
+/** dockerd's name for the wrapper runtime. */
+const WRAPPER_RUNTIME = 'meshproof-runc';
+const logsDir = (): string => join(kindBinary('kind').path, '..', '..', 'logs');
+
+export interface KindCluster {
+  name: string;
+  engine: DockerEngine;
+  /** The kubeconfig (server: the control-plane node's IP on the internal network), usable inside `netns`. */
+  kubeconfig: string;
+  /** dockerd's private network namespace, where the nodes' addresses are reachable. */
+  netns: string;
+  /** The node containers (= Kubernetes node names), control plane first. */
+  nodes: NodeNet[];
+  /** The cached kubectl against the cluster, run inside the engine's namespace. */
+  kubectl(args: string[], timeoutMs?: number): Promise<string>;
+  /** kind delete cluster, then the engine goes (containers, networks, dockerd, its namespace). */
+  delete(): Promise<void>;
+}
+
+/** Makes the wrapper dockerd's default runtime: daemon.json rewritten, SIGHUP (a live-reloadable option), then checked. */
+async function useWrapperRuntime(engine: DockerEngine, log: Log): Promise<void> {
+  const l = engine.layout!;
+  writeFileSync(l.configFile, daemonConfigWithRuntime(WRAPPER_RUNTIME, runcWrapperPath()));
+  const pid = Number(readFileSync(l.pidfile, 'utf8').trim());
+  process.kill(pid, 'SIGHUP');
+  let seen = '';
+  await pollUntil(async () => {
+    seen = (await dockerCapture(engine, ['info', '--format', '{{.DefaultRuntime}}'])).stdout.trim();
+    return seen === WRAPPER_RUNTIME ? true : undefined;
+  }, { timeoutMs: 10_000, intervalMs: 100, what: `dockerd's default runtime ${WRAPPER_RUNTIME}`, detail: () => `docker info says ${seen}` });
+  log(`kind: dockerd's default runtime is ${runcWrapperPath()} (the host lacks CAP_SYS_RESOURCE)`);
+}
+
+async function inspectIp(engine: DockerEngine, container: string): Promise<string> {
+  const ip = (await docker(engine, ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', container])).trim();
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(ip)) throw new Error(`node ${container} has no IPv4 address (${JSON.stringify(ip)})`);
+  return ip;
+}
+
+/** The last lines of a node's kubelet journal, for a failed create (the issue's fault: "the node's kubelet journal tail shown"). */
+async function kubeletTail(engine: DockerEngine, node: string): Promise<string> {
+  const r = await dockerCapture(engine, ['exec', node, 'journalctl', '-u', 'kubelet', '--no-pager', '-n', '3', '-o', 'cat']);
+  return (r.stdout || r.stderr).trim().split('\n').slice(-3).map((l) => l.slice(0, 200)).join(' | ');
+}
+
+export interface CreateKindOptions { log?: Log; readyTimeoutMs?: number }
+
+/**
+ * Creates the cluster of clusters/kind.yaml (one control-plane node, one worker) with a per-run name, and waits until
+ * every node is Ready. Everything it made goes on failure and on Ctrl-C (the engine's teardown).
+ */
+export async function createKindCluster(opts: CreateKindOptions = {}): Promise<KindCluster> {
+  const log = opts.log ?? (() => undefined);
+  if (process.env.DOCKER_HOST) throw new UserError(`the kind substrate runs on meshproof's own docker engine: unset DOCKER_HOST=${process.env.DOCKER_HOST}`);
+  const kind = kindBinary('kind').path;
+  const kubectlBin = resolveKube().kubectl;
+  const wrapper = needsRuncWrapper();
+  if (wrapper.needed && !existsRunc()) throw new UserError(`the host lacks CAP_SYS_RESOURCE and ${runcWrapperPath()} is missing: run ${KIND_FIX}`);
+  const engine = await startEngine({ log: (l) => log(l) });
+  try {
+    const l = engine.layout!;
+    const name = clusterNameOf(l.short);
+    const dir = join(stateDirOf(l.short), 'kind');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(logsDir(), { recursive: true });
+    if (wrapper.needed) await useWrapperRuntime(engine, log);
+    const image = await ensureNodeImage(engine, log);
+    log(`kind: node image ${image.tag} (${image.status})`);
+    // no NAT (DESIGN.md): masquerading off; not --internal, since kind reads the API server's published port (which
+    // lives in the engine's namespace, whose only links are this bridge and lo: still no uplink)
+    const network = `${name}-net`;
+    await docker(engine, ['network', 'create', '--driver', 'bridge', '-o', 'com.docker.network.bridge.enable_ip_masquerade=false', network]);
+    const config = join(dir, 'kind.yaml');
+    writeFileSync(config, renderKindConfig(readFileSync(KIND_CONFIG_TEMPLATE, 'utf8'), { name, image: image.tag }));
+    const hostKubeconfig = join(dir, 'kubeconfig.host');
+    const logFile = join(logsDir(), `${name}-create.log`);
+    log(`kind: kind create cluster --name ${name} (log ${logFile})`);
+    const started = Date.now();
+    const env = { ...engine.env(), KIND_EXPERIMENTAL_DOCKER_NETWORK: network };
+    const created = await runLogged(kind, ['create', 'cluster', '--name', name, '--config', config, '--kubeconfig', hostKubeconfig, '--retain'], { env, logFile, shownEnv: { DOCKER_HOST: engine.host, KIND_EXPERIMENTAL_DOCKER_NETWORK: network } });
+    const nodeNames = (await runCapture([kind, 'get', 'nodes', '--name', name], { env })).stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+    if (created.code !== 0) {
+      const cp = nodeNames.find((n) => n.endsWith('-control-plane'));
+      const tail = cp ? await kubeletTail(engine, cp) : 'no node container';
+      throw stepFailed(`kind create cluster ${name} (kubelet: ${tail})`, created, logFile, KIND_FIX);
+    }
+    log(`kind: created ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s (nodes ${nodeNames.join(', ')})`);
+
+    const cpName = nodeNames.find((n) => n.endsWith('-control-plane'))!;
+    const internal = await run([kind, 'get', 'kubeconfig', '--internal', '--name', name], { env });
+    const cpIp = await inspectIp(engine, cpName);
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, internal.replace(`https://${cpName}:6443`, `https://${cpIp}:6443`), { mode: 0o600 });
+    const kubectl = (args: string[], timeoutMs = 60_000) => run(['ip', 'netns', 'exec', l.netns, kubectlBin, '--kubeconfig', kubeconfig, ...args], { timeoutMs });
+
+    // every node's podCIDR (kube-controller-manager allocates them) → its bridge config, and routes to the others
+    const cidrs = await kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.spec.podCIDR}{"\\n"}{end}']);
+    const byName = Object.fromEntries(cidrs.split('\n').filter(Boolean).map((line) => line.split(' ') as [string, string]));
+    const nodes: NodeNet[] = [];
+    for (const n of [cpName, ...nodeNames.filter((x) => x !== cpName)]) {
+      const podCIDR = byName[n];
+      if (!podCIDR) throw new Error(`node ${n} has no podCIDR (kubectl get nodes: ${cidrs.trim()})`);
+      nodes.push({ name: n, ip: await inspectIp(engine, n), podCIDR });
+    }
+    const routes = nodeRoutes(nodes);
+    for (const n of nodes) {
+      await docker(engine, ['exec', '-i', n.name, 'sh', '-c', 'cat > /etc/cni/net.d/10-meshproof-bridge.conflist'], { input: bridgeConflist(n.podCIDR) });
+      // pods' traffic to another node's pods is forwarded by the node (no sysctl binary in the node: procps is not installed)
+      await docker(engine, ['exec', n.name, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
+      for (const r of routes[n.name]!) await docker(engine, ['exec', n.name, ...r]);
+    }
+    let status = '';
+    await pollUntil(async () => {
+      status = await kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}']);
+      const ready = status.trim().split(' ').filter((s) => s.endsWith('=True'));
+      return ready.length === nodes.length ? true : undefined;
+    }, { timeoutMs: opts.readyTimeoutMs ?? 120_000, intervalMs: 500, what: `kind nodes of ${name} Ready`, detail: () => status });
+    log(`kind: ${nodes.length} nodes Ready ${((Date.now() - started) / 1000).toFixed(1)} s after create began`);
+
+    let deleted = false;
+    return {
+      name, engine, kubeconfig, netns: l.netns, nodes, kubectl,
+      delete: async () => {
+        if (deleted) return;
+        deleted = true;
+        await runCapture([kind, 'delete', 'cluster', '--name', name], { env, timeoutMs: 120_000 });
+        await engine.stop();
+      },
+    };
+  } catch (e) {
+    await engine.stop();
+    throw e;
+  }
+}
+
+function existsRunc(): boolean {
+  try {
+    readFileSync(runcWrapperPath());
+    return true;
+  } catch {
+    return false;
+  }
+}
