@@ -3,7 +3,7 @@
 // its image to the cached pilot-discovery) and injects sidecars through its own webhook.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { UserError } from '../../model/errors.ts';
 import { runCapture } from '../../substrate/sh.ts';
@@ -48,8 +48,8 @@ export interface IstioInstall {
   objects: number;
 }
 
-/** Generates and applies Istio's manifest, then waits for istiod to be Ready and its injector to be callable. */
-export async function installIstio(kc: KubeConfig, istioctl: string, version: string, workDir: string, log: (l: string) => void = () => undefined): Promise<IstioInstall> {
+/** `istioctl manifest generate` of the version's install (no API server needed: it can run while one starts). */
+export async function generateIstioManifest(istioctl: string, version: string, workDir: string): Promise<{ manifestPath: string; objects: KubernetesObject[] }> {
   mkdirSync(workDir, { recursive: true });
   const iop = join(workDir, 'istio-operator.yaml');
   writeFileSync(iop, stringify(istioOperator(version)));
@@ -57,7 +57,12 @@ export async function installIstio(kc: KubeConfig, istioctl: string, version: st
   if (gen.code !== 0) throw new UserError(`istioctl ${version} manifest generate failed: ${(gen.stderr || gen.stdout).trim().split('\n').slice(-2).join(' | ')}`);
   const manifestPath = join(workDir, 'istio-manifest.yaml');
   writeFileSync(manifestPath, gen.stdout);
-  const objects = parseObjects(gen.stdout, `istioctl ${version} manifest generate`);
+  return { manifestPath, objects: parseObjects(gen.stdout, `istioctl ${version} manifest generate`) };
+}
+
+/** Applies Istio's generated manifest, then waits for istiod to be Ready and its injector to be callable. */
+export async function installIstio(kc: KubeConfig, version: string, manifest: { manifestPath: string; objects: KubernetesObject[] }, log: (l: string) => void = () => undefined): Promise<IstioInstall> {
+  const { manifestPath, objects } = manifest;
   // the manifest has no Namespace object: create istio-system first (reference §2b)
   await applyObjects(kc, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } }, ...objects], { source: `Istio ${version} manifest` });
   log(`istiod: applied ${objects.length} objects of istioctl ${version} manifest generate (minimal profile)`);

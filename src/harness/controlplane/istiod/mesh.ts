@@ -23,7 +23,7 @@ import { portProtocol } from '../../profiles/istio/policy.ts';
 import type { GatewayCredential, Mesh } from '../../profiles/istio/mesh.ts';
 import { resolveIstio, resolveKube } from '../provision.ts';
 import { assertIstioVersion, DEFAULT_ISTIO_VERSION } from '../versions.ts';
-import { installIstio, type IstioInstall } from './install.ts';
+import { generateIstioManifest, installIstio, type IstioInstall } from './install.ts';
 import { INJECT_LABEL } from '../../profiles/istio/resources.ts';
 
 const SIDECAR = 'istio-proxy';
@@ -103,12 +103,15 @@ export class IstiodMesh implements Mesh {
     const cluster = await upCluster({ name: `istiod-${version}`, pods: [] }, { ...opts, ...(reportsDir ? { reportsDir } : {}), dynamic: true });
     let api: KubeApi | undefined;
     let agent: NodeAgent | undefined;
+    // istioctl needs no API server: its manifest is generated while etcd, kube-apiserver and kcm start
+    const manifest = generateIstioManifest(istio.istioctl, version, join(cluster.stateDir, 'istio'));
+    manifest.catch(() => undefined); // awaited below; a failure before that point must not be an unhandled rejection
     try {
       api = await startKubeApi(cluster, { kubeApiserver: kube.kubeApiserver, kubeControllerManager: kube.kubeControllerManager, etcd: kube.etcd }, { log });
       const kubeApiMs = Date.now() - t0;
       agent = new NodeAgent(cluster, api.kc, { node: kubeNode(cluster), bins: { pilotAgent: istio.pilotAgent, pilotDiscovery: istio.pilotDiscovery, envoy, bootstrapTemplate: istio.bootstrapTemplate }, apiServer: api.podServer, log });
       await agent.start();
-      const install = await installIstio(api.kc, istio.istioctl, version, join(cluster.stateDir, 'istio'), log);
+      const install = await installIstio(api.kc, version, await manifest, log);
       const controlPlaneMs = Date.now() - t0;
       const mesh = new IstiodMesh(cluster, api, agent, version, install, model, log);
       await mesh.converge(model);
@@ -122,6 +125,8 @@ export class IstiodMesh implements Mesh {
       log(`istiod ${version}: mesh ready in ${Date.now() - t0} ms (export KUBECONFIG=${api.kubeconfigPath})`);
       return mesh;
     } catch (e) {
+      // istioctl, if still running, is done before the run's state directory goes
+      await manifest.catch(() => undefined);
       await agent?.stop();
       await api?.stop();
       await cluster.down();
