@@ -1,6 +1,6 @@
 // A real kind cluster (kind v0.30.0, Kubernetes v1.34.4, one control-plane node and one worker) from the offline node
 // image, on meshproof's own docker engine in its private network namespace: both nodes Ready as the cached kubectl
-// sees them, and after delete no container, network, engine process, cgroup or namespace left and the host's iptables
+// sees them, a pod on the worker calling a pod on the control-plane node over TCP, and after delete no container, network, engine process, cgroup or namespace left and the host's iptables
 // unchanged. Needs root and
 // `meshproof doctor --fix --substrate kind` (skipped, saying so, without them).
 import { expect } from 'chai';
@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { checkKind } from '../../src/harness/substrate/kind/doctor.ts';
 import { createKindCluster, type KindCluster } from '../../src/harness/substrate/kind/cluster.ts';
+import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { stateDirOf } from '../../src/harness/substrate/state.ts';
 
 const iptablesSave = (): string => {
@@ -70,6 +71,46 @@ describe('kind substrate: a two-node kind cluster on meshproof\'s engine', funct
     expect(cidrs).to.have.length(2);
     expect(new Set(cidrs).size).to.equal(2);
     for (const c of cidrs) expect(c).to.match(/^10\.244\.\d+\.0\/24$/);
+  });
+
+  it('carries a pod\'s TCP call from the worker to a pod on the control-plane node (per-node bridge + routes)', async () => {
+    expect(cluster, 'no cluster').to.not.equal(undefined);
+    const c = cluster!;
+    const [cp, worker] = c.nodes;
+    // images preloaded in the node image: etcd serves HTTP (GET /version), kube-proxy's image has Debian's bash
+    const pod = (name: string, node: string, image: string, command: string[]) => ({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' },
+      spec: {
+        nodeName: node, automountServiceAccountToken: false, tolerations: [{ operator: 'Exists' }],
+        containers: [{ name, image, imagePullPolicy: 'Never', command }],
+      },
+    });
+    const manifests = JSON.stringify({
+      apiVersion: 'v1', kind: 'List', items: [
+        pod('server', cp!.name, 'registry.k8s.io/etcd:3.6.5-0', ['etcd', '--data-dir=/var/lib/etcd-test', '--listen-client-urls=http://0.0.0.0:2379',
+          '--advertise-client-urls=http://127.0.0.1:2379', '--listen-peer-urls=http://127.0.0.1:2380', '--initial-advertise-peer-urls=http://127.0.0.1:2380',
+          '--initial-cluster=default=http://127.0.0.1:2380']),
+        pod('client', worker!.name, 'registry.k8s.io/kube-proxy:v1.34.4', ['bash', '-c', 'sleep infinity']),
+      ],
+    });
+    // the default ServiceAccount appears a moment after the namespace (kube-controller-manager)
+    await pollUntil(async () => ((await c.kubectl(['apply', '-f', '-'], { input: manifests }).catch(() => null)) === null ? undefined : true),
+      { timeoutMs: 60_000, intervalMs: 1000, what: 'kubectl apply of the two pods' });
+    let seen = '';
+    const ips = await pollUntil(async () => {
+      seen = await c.kubectl(['get', 'pods', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.phase}={.status.podIP} {end}']);
+      const m = Object.fromEntries(seen.trim().split(' ').map((x) => x.split('=')).map(([n, ph, ip]) => [n, ph === 'Running' ? ip : undefined]));
+      return m.server && m.client ? { server: m.server as string, client: m.client as string } : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 1000, what: 'server and client pods Running', detail: () => seen });
+    expect(ips.server.startsWith(cp!.podCIDR.replace(/0\/24$/, ''))).to.equal(true);
+    expect(ips.client.startsWith(worker!.podCIDR.replace(/0\/24$/, ''))).to.equal(true);
+    const out = await pollUntil(async () => {
+      const r = await c.kubectl(['exec', 'client', '--', 'bash', '-c',
+        `exec 3<>/dev/tcp/${ips.server}/2379 && printf 'GET /version HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 cat <&3`]).catch((e: Error) => e.message);
+      seen = r;
+      return r.includes('etcdserver') ? r : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 1000, what: 'GET /version from the client pod', detail: () => seen });
+    expect(out).to.include('"etcdserver":"3.6.8"');
   });
 
   it('deletes it: no node container, no network, no engine process or namespace, host iptables unchanged', async () => {

@@ -598,7 +598,12 @@ const PROVISION: ProvisionStep[] = [
     },
   },
   // kind entries: only a failed kind check (made with --substrate kind); the node image needs the docker engine first
-  { what: 'kind (Go modules, node image)', needed: (c) => [...c.missing].some((n) => n.startsWith('kind ')), run: (c) => provisionKind(c.log) },
+  {
+    what: 'kind (Go modules, node image)',
+    needed: (c) => [...c.missing].some((n) => n.startsWith('kind ')),
+    // a build's UserError (one line, its log named) ends doctor as the control planes' do; anything else is a FAIL line
+    run: (c) => provisionKind(c.log).catch((e: Error) => (e instanceof UserError ? Promise.reject(e) : fail(c.log, 'kind', { code: null, output: e.message }))),
+  },
   {
     what: 'Istio (Go modules)',
     needed: (c) => [...c.missing].some((n) => n.startsWith('istio ')),

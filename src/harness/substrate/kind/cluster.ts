@@ -31,7 +31,7 @@ export interface KindCluster {
   /** The node containers (= Kubernetes node names), control plane first. */
   nodes: NodeNet[];
   /** The cached kubectl against the cluster, run inside the engine's namespace. */
-  kubectl(args: string[], timeoutMs?: number): Promise<string>;
+  kubectl(args: string[], o?: { timeoutMs?: number; input?: string }): Promise<string>;
   /** kind delete cluster, then the engine goes (containers, networks, dockerd, its namespace). */
   delete(): Promise<void>;
 }
@@ -110,7 +110,8 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
     const cpIp = await inspectIp(engine, cpName);
     const kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, internal.replace(`https://${cpName}:6443`, `https://${cpIp}:6443`), { mode: 0o600 });
-    const kubectl = (args: string[], timeoutMs = 60_000) => run(['ip', 'netns', 'exec', l.netns, kubectlBin, '--kubeconfig', kubeconfig, ...args], { timeoutMs });
+    const kubectl = (args: string[], o: { timeoutMs?: number; input?: string } = {}) =>
+      run(['ip', 'netns', 'exec', l.netns, kubectlBin, '--kubeconfig', kubeconfig, ...args], { timeoutMs: o.timeoutMs ?? 60_000, input: o.input });
 
     // every node's podCIDR (kube-controller-manager allocates them) → its bridge config, and routes to the others
     const cidrs = await kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.spec.podCIDR}{"\\n"}{end}']);
