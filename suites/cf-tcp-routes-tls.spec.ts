@@ -190,7 +190,7 @@ describe(`${SUITE}: tcp-router backend_tls × backend_tls_port × instance_id (r
       expect(c.body, `${c.config.name} ${c.port}`).to.match(/^server1:Time is /);
       const toCell = c.legs.filter((l) => l.startsWith(`${cf.tcpRouterIp}→${cellIp}:`));
       if (c.row.outcome === 'tls') expect(toCell, `${c.config.name} ${c.port}`).to.deep.equal([]);
-      else expect(toCell, `${c.config.name} ${c.port}`).to.deep.equal([`${cf.tcpRouterIp}→${cellIp}:${truth.backend_port}`]);
+      else expect(toCell, `${c.config.name} ${c.port} legs=${JSON.stringify(c.legs)}`).to.deep.equal([`${cf.tcpRouterIp}→${cellIp}:${truth.backend_port}`]);
     }
   });
 

@@ -6,7 +6,6 @@
 import { expect } from 'chai';
 import type { CfFoundation } from '../src/harness/profiles/cf/index.ts';
 import type { ProbeResult } from '../src/harness/probe/types.ts';
-import { netnsCluster } from '../src/harness/substrate/index.ts';
 import { record, report, routedVerdict, routerProps, routeTable, startCf } from './lib/cf.ts';
 
 const SUITE = 'cf-tcp-routing';
@@ -22,7 +21,7 @@ describe(`${SUITE}: CATS tcp_routing over TLS routes (real HAProxy, real Envoy)`
     const plan: [number, number][] = [[1024, 1], [1025, 10], [1026, 1], [1027, 1]];
     for (const [port, n] of plan) {
       // one connection per call, like SendAndReceive's net.Dial
-      const results = await netnsCluster(cf.cluster, 'cf-tcp-routing (probeMany)').probeMany(Array.from({ length: n }, () => ({ from: 'cf/client', req: { protocol: 'tcp' as const, host: cf.tcpRouterIp, port } })), { concurrency: 1 });
+      const results = await cf.cluster.probeMany(Array.from({ length: n }, () => ({ from: 'cf/client', req: { protocol: 'tcp' as const, host: cf.tcpRouterIp, port } })), { concurrency: 1 });
       calls.set(port, results);
     }
     const records = [...calls.entries()].flatMap(([port, rs]) =>

@@ -12,6 +12,7 @@ import {
 } from '../src/harness/substrate/docker/images.ts';
 import { dockerdArgv, engineArgv, engineLayout } from '../src/harness/substrate/docker/layout.ts';
 import { parseContainerdVersion, parseDebootstrapVersion, parseDockerdVersion, parseRuncVersion } from '../src/harness/substrate/docker/provision.ts';
+import { childrenCpuS } from '../src/harness/substrate/docker/cluster.ts';
 
 const MIRROR = 'http://deb.debian.org/debian';
 const sha = (c: string) => c.repeat(64);
@@ -180,5 +181,19 @@ describe('docker provisioning: versions and doctor entries', function () {
     expect(parseDoctorSubstrates('netns')).to.deep.equal([]);
     expect(() => parseDoctorSubstrates('lxd')).to.throw(UserError, '--substrate lxd: choose from netns, docker, kind, e.g. --substrate docker');
     expect(() => parseDoctorSubstrates(',')).to.throw(UserError, '--substrate ,: choose from netns, docker, kind, e.g. --substrate docker');
+  });
+});
+
+describe('docker cluster: what it reads from a command\'s shell', function () {
+  // a POSIX shell's `times`: the shell's user and system time, then its children's; Debian's dash prints six
+  // decimals (seen: `sh -c 'sleep 0.2; times'` → `0m0.000000s 0m0.000000s` twice), busybox and bash two or three
+  it('adds the children\'s user and system time of `times`, minutes included; the shell\'s own line is not counted', function () {
+    expect(childrenCpuS('0m0.01s 0m0.02s\n0m1.50s 1m0.25s\n')).to.be.closeTo(61.75, 1e-9);
+    expect(childrenCpuS('0m0.000000s 0m0.000000s\n0m2.125000s 0m0.500000s\n')).to.be.closeTo(2.625, 1e-9);
+    expect(childrenCpuS('0m0.00s 0m0.00s\n0m0.00s 0m0.00s\n')).to.equal(0);
+  });
+
+  it('reads nothing from a file the command never got to write', function () {
+    expect(childrenCpuS('')).to.equal(0);
   });
 });

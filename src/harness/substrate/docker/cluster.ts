@@ -3,13 +3,13 @@
 // pause container's place), and one container per ContainerSpec joined to it (`container:<infra>` network mode).
 // The engine is meshproof's own dockerd in a private network namespace (engine.ts); the run's bridge there is the
 // pods' gateway and plays the netns node's part: pods hold /32 addresses routed through it (as on netns), the service
-// VIPs are DNAT rules in its namespace, and the wire canary captures on the bridge. Pods see the run's state and
+// VIPs are DNAT rules in its namespace, and the wire canary captures on the pods' links there. Pods see the run's state and
 // reports directories at the same paths as the harness (bind mounts), so profiles' files and sockets need no mapping.
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type Dockerode from 'dockerode';
+import Dockerode from 'dockerode';
 import { UserError } from '../../model/errors.ts';
 import { AgentClient, openTunnel } from '../../probe/client.ts';
 import { WireCanary } from '../../probe/canary.ts';
@@ -26,7 +26,7 @@ import { setprivArgv, Supervisor } from '../supervisor.ts';
 import { podKey, validateTopology } from '../topology.ts';
 import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, FileOptions, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
 import type { UpOptions } from '../netns/index.ts';
-import { RUN_LABEL, runtimeFor } from './containers.ts';
+import { RUN_LABEL } from './containers.ts';
 import { startEngine, type DockerEngine } from './engine.ts';
 import { builtLayers, currentInputs, ensureImages } from './images.ts';
 
@@ -57,6 +57,12 @@ interface DockerPod extends RunningPod {
   started: number;
 }
 
+/** The children's user and system time from a POSIX shell's `times` (its second line: `0m1.23s 0m0.45s`), seconds. */
+export function childrenCpuS(text: string): number {
+  const line = text.trim().split('\n')[1] ?? '';
+  return [...line.matchAll(/(\d+)m([\d.]+)s/g)].reduce((n, m) => n + Number(m[1]) * 60 + Number(m[2]), 0);
+}
+
 const infraName = (short: string, index: number): string => `mp${short}-${index}-infra`;
 
 /** Docker's multiplexed log stream (8-byte frame headers, no TTY) as text. */
@@ -84,6 +90,9 @@ export class DockerCluster implements Cluster {
   private readonly envoyImages = new Map<string, string>();
   private networkId = '';
   private servicesJumped = false;
+  /** Commands run by exec so far, and the CPU seconds their processes used (see exec). */
+  private execs = 0;
+  private execCpuS = 0;
   private nextIndex: number;
   private downPromise?: Promise<void>;
   private unregister: () => void = () => undefined;
@@ -132,7 +141,8 @@ export class DockerCluster implements Cluster {
     this.record();
     const bundling = buildPodBundle(join(this.stateDir, 'pod.mjs'));
     this.engine = await startEngine({ short: this.short, log: (l) => this.log(l) });
-    this.docker = (await runtimeFor(this.engine)).container.dockerode;
+    // a client of this engine's own (testcontainers keeps one per process, and two runs in one process have two engines)
+    this.docker = new Dockerode({ socketPath: this.engine.host.slice('unix://'.length) });
     await this.images();
     const net = await this.docker.createNetwork({
       Name: `mp${this.short}`,
@@ -277,18 +287,32 @@ export class DockerCluster implements Cluster {
 
   /**
    * A container's image and argv: a meshproof workload runs the pod bundle with the image's node; the harness's node
-   * and a cached Envoy map to the copies the images carry; any other absolute host binary is bind-mounted read-only
-   * at its own path (a static tool such as fortio); a bare name is the image's (haproxy, iptables, sh).
+   * and a cached Envoy map to the copies the images carry; a bare name is the image's (haproxy, iptables, sh); host
+   * files the command names are bind-mounted read-only (hostBinds).
    */
   private imageOf(c: ContainerSpec): { image: string; argv: string[]; binds: string[] } {
-    if (c.workload) return { image: this.nodeImage, argv: [IMAGE_NODE, this.bundle, c.workload, ...(c.args ?? [])], binds: [] };
-    const [bin, ...rest] = [...(c.command ?? []), ...(c.args ?? [])];
-    if (!bin) throw new Error(`container ${c.name} has neither workload nor command`);
-    const envoy = this.envoyImages.get(bin);
-    if (envoy) return { image: envoy, argv: [IMAGE_ENVOY, ...rest], binds: [] };
-    const mapped = this.mapArgv([bin, ...rest]);
-    const binds = mapped[0] === bin && isAbsolute(bin) && !/^\/(usr|bin|sbin)\//.test(bin) ? [`${bin}:${bin}:ro`] : [];
-    return { image: this.nodeImage, argv: mapped, binds };
+    const argv = c.workload ? [IMAGE_NODE, this.bundle, c.workload, ...(c.args ?? [])] : [...(c.command ?? []), ...(c.args ?? [])];
+    if (argv.length === 0) throw new Error(`container ${c.name} has neither workload nor command`);
+    const envoy = this.envoyImages.get(argv[0]!);
+    if (envoy) return { image: envoy, argv: [IMAGE_ENVOY, ...argv.slice(1)], binds: this.hostBinds(argv.slice(1)) };
+    const mapped = this.mapArgv(argv);
+    return { image: this.nodeImage, argv: mapped, binds: this.hostBinds(mapped) };
+  }
+
+  /**
+   * Read-only binds of the host files a command names that a container would not have: a static tool such as
+   * fortio, or a module such as autocannon (its whole node_modules, which its dependencies are resolved in). The
+   * run's own directories are bound already; the images' system paths are the images'.
+   */
+  private hostBinds(argv: string[]): string[] {
+    const binds = new Set<string>();
+    for (const a of argv) {
+      if (!isAbsolute(a) || /^\/(usr|bin|sbin|etc|proc|sys|dev|tmp)(\/|$)/.test(a) || a.startsWith(`${this.stateDir}/`) || a.startsWith(`${this.runDir}/`) || !existsSync(a)) continue;
+      const at = a.indexOf('/node_modules/');
+      const src = at >= 0 ? a.slice(0, at + '/node_modules'.length) : a;
+      binds.add(`${src}:${src}:ro`);
+    }
+    return [...binds];
   }
 
   /** The harness's node is the image's node. */
@@ -411,13 +435,66 @@ export class DockerCluster implements Cluster {
   async machine(): Promise<MachineSample> {
     const live = [...this.pods.values()].flatMap((p) => [...(p.infra ? [p.infra] : []), ...p.containers.values()]).filter((c) => c.exitCode === undefined);
     const pids = await Promise.all(live.map(async (c) => (await this.docker!.getContainer(c.id).inspect()).State.Pid));
-    return sampleMachine(pids.filter((x) => x > 0));
+    const m = sampleMachine(pids.filter((x) => x > 0));
+    return { ...m, reapedS: m.reapedS + this.execCpuS };
   }
 
-  exec(pod: string, argv: string[], opts: { input?: string; uid?: number; timeoutMs?: number } = {}): Promise<ExecResult> {
+  /**
+   * Runs a command in the pod: `docker exec` in its infra container, or, when the command needs host files bound (a
+   * host tool such as fortio), as a one-shot container joined to the pod (`kubectl debug`'s way). Either runs under a
+   * shell that writes its children's CPU time (`times`, getrusage's RUSAGE_CHILDREN) to the run's state dir, which
+   * machine() reports as `reapedS`, as the harness's own reaped children are on netns.
+   */
+  async exec(pod: string, argv: string[], opts: { input?: string; uid?: number; timeoutMs?: number } = {}): Promise<ExecResult> {
     const p = this.pod(pod);
-    const user = opts.uid ? ['--user', `${opts.uid}:${opts.uid}`] : [];
-    return runCapture(['docker', 'exec', '-i', ...user, this.infraOf(p).id, ...this.mapArgv(argv)], { env: this.engine!.env(), input: opts.input, timeoutMs: opts.timeoutMs ?? 30000 });
+    const mapped = this.mapArgv(argv);
+    const binds = this.hostBinds(mapped);
+    const times = join(this.stateDir, 'exec', `${this.execs++}.times`);
+    mkdirSync(dirname(times), { recursive: true, mode: 0o711 });
+    // written by the command's uid (a sidecar's 1337 too)
+    writeFileSync(times, '');
+    chmodSync(times, 0o666);
+    const wrapped = ['sh', '-c', '"$@"; s=$?; times > "$0"; exit $s', times, ...mapped];
+    const timeoutMs = opts.timeoutMs ?? 30000;
+    let r: ExecResult;
+    if (binds.length === 0) {
+      const user = opts.uid ? ['--user', `${opts.uid}:${opts.uid}`] : [];
+      r = await runCapture(['docker', 'exec', '-i', ...user, this.infraOf(p).id, ...wrapped], { env: this.engine!.env(), input: opts.input, timeoutMs });
+    } else {
+      if (opts.input !== undefined) throw new Error(`pod ${pod}: a command with host files (${binds.join(', ')}) runs as a container of its own and takes no input`);
+      r = await this.oneShot(p, wrapped, binds, opts.uid, timeoutMs);
+    }
+    this.execCpuS += childrenCpuS(readFileSync(times, 'utf8'));
+    rmSync(times, { force: true });
+    return r;
+  }
+
+  /** A container joined to the pod that runs `argv` once; its stdout and stderr apart, its exit code, then it goes. */
+  private async oneShot(p: DockerPod, argv: string[], binds: string[], uid: number | undefined, timeoutMs: number): Promise<ExecResult> {
+    const infra = this.infraOf(p);
+    const c = await this.docker!.createContainer({
+      name: `mp${this.short}-${p.index}-exec-${this.execs}`,
+      Image: this.nodeImage,
+      User: uid ? `${uid}:${uid}` : '0:0',
+      Cmd: argv,
+      Env: this.env(p, {}),
+      Labels: { [RUN_LABEL]: this.runId, 'io.meshproof.pod': p.key },
+      HostConfig: { NetworkMode: `container:${infra.id}`, PidMode: `container:${infra.id}`, Binds: [...this.binds(p), ...binds] },
+    });
+    try {
+      const exited = c.wait({ condition: 'next-exit' }) as Promise<{ StatusCode: number }>;
+      await c.start();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<{ StatusCode: number }>((res) => {
+        timer = setTimeout(() => void c.kill().catch(() => undefined).then(() => res({ StatusCode: 137 })), timeoutMs);
+      });
+      const { StatusCode } = await Promise.race([exited, timedOut]);
+      clearTimeout(timer);
+      const [stdout, stderr] = await Promise.all([false, true].map(async (err) => demux(await c.logs({ stdout: !err, stderr: err, follow: false }) as unknown as Buffer)));
+      return { code: StatusCode, stdout: stdout!, stderr: stderr! };
+    } finally {
+      await c.remove({ force: true }).catch(() => undefined);
+    }
   }
 
   private infraOf(p: DockerPod): DockerContainer {
@@ -482,13 +559,17 @@ export class DockerCluster implements Cluster {
     for (const p of this.pods.values()) writeFileSync(p.hostsFile, hostsFile(p, this.services.values(), this.pods.values()), { mode: 0o644 });
   }
 
-  /** tcpdump in the engine's namespace on the run's bridge: every packet between pods is routed through it. */
+  /**
+   * tcpdump in the engine's namespace on every pod link (the bridge's ports, as on netns the node's veths): a packet
+   * is seen as it leaves its pod, before the service DNAT, and as it reaches the other. On the bridge device alone the
+   * kernel's bridge netfilter may have rewritten a VIP to the pod's address already, and the leg a suite names is lost.
+   */
   private async startCapture(): Promise<void> {
     const pcap = join(this.runDir, 'wire.pcap');
-    const proc = this.supervisor.start({ pod: 'node', name: 'tcpdump', netns: this.engineNetns, argv: captureArgv(pcap, this.bridge) });
+    const proc = this.supervisor.start({ pod: 'node', name: 'tcpdump', netns: this.engineNetns, argv: captureArgv(pcap) });
     const deadline = Date.now() + 5000;
     while (!Supervisor.tail(proc, 5).includes('listening on')) {
-      if (proc.exitCode !== undefined || Date.now() > deadline) throw new Error(`wire canary: tcpdump did not start on ${this.bridge}: ${Supervisor.tail(proc)}`);
+      if (proc.exitCode !== undefined || Date.now() > deadline) throw new Error(`wire canary: tcpdump did not start in ${this.engineNetns}: ${Supervisor.tail(proc)}`);
       await new Promise((r) => setTimeout(r, 10));
     }
     this.canary = new WireCanary(pcap, () => captureDrops(proc));
