@@ -1,4 +1,4 @@
-// npm run bench → reports/bench.json: substrate up/down for 2, 10 and 50 pods, probe throughput
+// npm run bench → reports/bench.json: substrate up/down for 2, 10 and 50 pods (and netns vs docker side by side: --substrates-only runs just that), probe throughput
 // over an N×N plaintext matrix, deny-verdict latency, memory per pod, and the throughput-budget
 // run (paths on real Envoy and HAProxy, interleaved rounds, fixtures/budgets.yaml), and the wall
 // time of each profile's suites (cf-*, c2c-*). Figures, never
@@ -7,8 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
-import { netnsCluster, upCluster } from '../src/harness/substrate/index.ts';
-import { pidsInNetns } from '../src/harness/substrate/state.ts';
+import { SUBSTRATE_ENV, upCluster } from '../src/harness/substrate/index.ts';
 import { versions } from '../src/harness/cli/doctor.ts';
 import type { Cluster, PodSpec, Topology } from '../src/harness/substrate/types.ts';
 import { runBudgets } from '../src/harness/load/index.ts';
@@ -34,34 +33,32 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 }
 
-function rssMiB(cluster: Cluster): number {
-  let kb = 0;
-  for (const pid of pidsInNetns([...cluster.pods.values()].map((p) => p.netns))) {
-    try {
-      kb += Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-    } catch {
-      // exited
-    }
-  }
-  return kb / 1024;
+/** The pods' echo containers' resident memory, through the port (Cluster.sample): the same reading on every substrate. */
+async function rssMiB(cluster: Cluster): Promise<number> {
+  const samples = await Promise.all([...cluster.pods.keys()].map((k) => cluster.sample(k, 'echo')));
+  return samples.reduce((n, x) => n + x.rssBytes, 0) / 2 ** 20;
 }
 
-async function upDown(n: number) {
+type SubstrateName = 'netns' | 'docker';
+/** The environment that makes upCluster (and a child mocha) use `substrate`. */
+const onSubstrate = (substrate: SubstrateName): NodeJS.ProcessEnv => ({ ...process.env, [SUBSTRATE_ENV]: substrate });
+
+async function upDown(n: number, substrate: SubstrateName = 'netns') {
   const topology: Topology = { name: `bench-${n}`, pods: echoPods(n), services: [] };
   const t0 = performance.now();
-  const cluster = await upCluster(topology, { wire: false });
+  const cluster = await upCluster(topology, { wire: false }, onSubstrate(substrate));
   const upMs = performance.now() - t0;
-  const mem = rssMiB(cluster);
+  const mem = await rssMiB(cluster);
   const t1 = performance.now();
   await cluster.down();
   const downMs = performance.now() - t1;
-  log(`${n} pods: up ${upMs.toFixed(0)} ms, down ${downMs.toFixed(0)} ms, ${(mem / n).toFixed(1)} MiB per pod`);
+  log(`${substrate}: ${n} pods: up ${upMs.toFixed(0)} ms, down ${downMs.toFixed(0)} ms, ${(mem / n).toFixed(1)} MiB per pod`);
   return { pods: n, upMs: Math.round(upMs), downMs: Math.round(downMs), rssMiBPerPod: +(mem / n).toFixed(1) };
 }
 
-async function matrix(n: number, wire: boolean) {
+async function matrix(n: number, wire: boolean, substrate: SubstrateName = 'netns') {
   // the matrix is probed in batches, one wire-canary sync each (probeMany)
-  const cluster = netnsCluster(await upCluster({ name: 'bench-matrix', pods: echoPods(n), services: [] }, { wire }), 'the bench matrix (probeMany)');
+  const cluster = await upCluster({ name: 'bench-matrix', pods: echoPods(n), services: [] }, { wire }, onSubstrate(substrate));
   try {
     const calls = [];
     for (const a of cluster.pods.values()) for (const b of cluster.pods.values()) calls.push({ from: a.key, req: { protocol: 'http' as const, host: b.ip, port: 8080, path: '/echo' } });
@@ -72,7 +69,7 @@ async function matrix(n: number, wire: boolean) {
     for (let r = 0; r < rounds; r++) allowed += (await cluster.probeMany(calls, { wire })).filter((x) => x.verdict === 'allowed:plaintext').length;
     const s = (performance.now() - t0) / 1000;
     const cellsPerS = (calls.length * rounds) / s;
-    log(`${n}x${n} matrix (wire ${wire ? 'on' : 'off'}): ${cellsPerS.toFixed(0)} cells/s, ${allowed}/${calls.length * rounds} allowed`);
+    log(`${substrate}: ${n}x${n} matrix (wire ${wire ? 'on' : 'off'}): ${cellsPerS.toFixed(0)} cells/s, ${allowed}/${calls.length * rounds} allowed`);
     return { size: `${n}x${n}`, wire, cells: calls.length * rounds, cellsPerS: Math.round(cellsPerS), allowed };
   } finally {
     await cluster.down();
@@ -182,32 +179,58 @@ async function denyLatency(count: number) {
 }
 
 /** One profile's suites, run by mocha in a child process as `npm test` runs them: wall time and outcome. */
-function profileSuites(glob: string) {
+function profileSuites(glob: string, substrate: SubstrateName = 'netns') {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [join('node_modules', 'mocha', 'bin', 'mocha.js'), glob], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [join('node_modules', 'mocha', 'bin', 'mocha.js'), glob], { encoding: 'utf8', maxBuffer: 64 << 20, env: onSubstrate(substrate) });
   const seconds = +((performance.now() - t0) / 1000).toFixed(1);
   const passing = Number(/(\d+) passing/.exec(r.stdout)?.[1] ?? 0);
   const failing = Number(/(\d+) failing/.exec(r.stdout)?.[1] ?? 0);
-  log(`${glob}: ${seconds} s, ${passing} passing, ${failing} failing`);
+  log(`${substrate}: ${glob}: ${seconds} s, ${passing} passing, ${failing} failing`);
   return { glob, seconds, passing, failing, exit: r.status };
+}
+
+/**
+ * netns and docker side by side (issue 12): pods up for 10 and 50, teardown, the 10×10 matrix with the wire off and on,
+ * and the CF profile's suites. No target for docker beyond "every suite passes".
+ */
+async function sideBySide() {
+  const out: Record<string, unknown> = {};
+  for (const substrate of ['netns', 'docker'] as const) {
+    const upDowns = [await upDown(10, substrate), await upDown(50, substrate)];
+    const matrices = [await matrix(10, false, substrate), await matrix(10, true, substrate)];
+    out[substrate] = { upDown: upDowns, matrices, cfProfile: profileSuites('suites/cf-*.spec.ts', substrate) };
+  }
+  return out;
+}
+
+/** The bench's report so far (a part run merges into it). */
+function priorReport(): { targets?: { name: string }[] } & Record<string, unknown> {
+  try {
+    return JSON.parse(readFileSync('reports/bench.json', 'utf8')) as { targets?: { name: string }[] } & Record<string, unknown>;
+  } catch {
+    return {};
+  }
 }
 
 const started = new Date();
 // `npm run bench -- --load-only`: only the throughput-budget part, merged into reports/bench.json
 if (process.argv.includes('--load-only')) {
   const budgetRun = await budgets();
-  let prior: { targets?: { name: string }[] } & Record<string, unknown> = {};
-  try {
-    prior = JSON.parse(readFileSync('reports/bench.json', 'utf8')) as typeof prior;
-  } catch {
-    // no full bench yet
-  }
+  const prior = priorReport();
   const isLoad = (t: { name: string }) => /^(spread of .*(vCPU per 1000 req\/s|p90 added)|throughput-budget run|throughput budgets met)/.test(t.name);
   const report = { ...prior, kind: 'meshproof-bench', loadFinished: new Date().toISOString(), budgets: budgetRun, targets: [...(prior.targets ?? []).filter((t) => !isLoad(t)), ...loadTargets(budgetRun)] };
   mkdirSync('reports', { recursive: true });
   writeFileSync('reports/bench.json', JSON.stringify(report, null, 2));
   for (const t of loadTargets(budgetRun)) log(`${t.met ? 'met ' : 'MISS'} ${t.name}: ${t.value} (target ${t.target})`);
   log('wrote reports/bench.json (load part)');
+  process.exit(0);
+}
+// `npm run bench -- --substrates-only`: only netns vs docker, merged into reports/bench.json
+if (process.argv.includes('--substrates-only')) {
+  const report = { ...priorReport(), kind: 'meshproof-bench', substratesFinished: new Date().toISOString(), substrates: await sideBySide() };
+  mkdirSync('reports', { recursive: true });
+  writeFileSync('reports/bench.json', JSON.stringify(report, null, 2));
+  log('wrote reports/bench.json (substrates part)');
   process.exit(0);
 }
 const upDowns: Awaited<ReturnType<typeof upDown>>[] = [];
@@ -217,6 +240,7 @@ const deny = await denyLatency(200);
 const budgetRun = await budgets();
 const profiles = { cf: profileSuites('suites/cf-*.spec.ts'), c2c: profileSuites('suites/c2c-*.spec.ts') };
 const controlPlanes = await benchControlPlanes(log);
+const substrates = await sideBySide();
 
 const by = (n: number) => upDowns.find((u) => u.pods === n)!;
 const targets = [
@@ -236,6 +260,7 @@ const report = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1) },
   versions: await versions(),
   substrate: { netns: { upDown: upDowns, matrices, deny } },
+  substrates,
   budgets: budgetRun,
   profiles,
   controlPlanes,

@@ -16,8 +16,11 @@ import { checkBudgets, describeBudget, loadBudgets } from '../src/harness/load/b
 import { runBudgets, type BudgetRun } from '../src/harness/load/index.ts';
 import { renderRateTable, renderTable, type WithLoadRuns } from '../src/harness/load/report.ts';
 import { RESULTS_DIR_ENV } from '../src/harness/report/results.ts';
+import { substrateOfRun } from '../src/harness/substrate/index.ts';
 
 const SUITE = 'throughput-budget';
+/** The run's substrate, which every row must name. */
+const SUBSTRATE = substrateOfRun();
 const PATHS = ['baseline', 'istio-mtls', 'istio-permissive-plaintext', 'cf-tcp-router', 'c2c-egress'];
 /** Each path's data-plane processes, by role (hand-written from the beds' descriptions). */
 const DATA_PLANE: Record<string, string[]> = {
@@ -37,7 +40,8 @@ describe(`${SUITE}: Istio's units — fortio at a fixed rate through every path,
   before(async () => {
     run = await runBudgets({ smoke: !gate, log: (l) => console.log(`    ${l}`) });
     const indent = (t: string) => t.replace(/\n/g, '\n    ');
-    console.log(`\n    ${SUITE}: ${run.runDir} (${run.seconds.toFixed(1)} s, ${gate ? 'gate' : 'smoke'} settings)\n    ${indent(renderRateTable(run.rate, run.budgets))}\n`);
+    const substrates = [...new Set(run.rate.rows.map((r) => r.substrate))].join(', ');
+    console.log(`\n    ${SUITE}: ${run.runDir} (${run.seconds.toFixed(1)} s, ${gate ? 'gate' : 'smoke'} settings, on ${substrates})\n    ${indent(renderRateTable(run.rate, run.budgets))}\n`);
     if (run.summary) console.log(`    closed-loop maximum (secondary):\n    ${indent(renderTable(run.summary))}\n`);
   });
 
@@ -49,6 +53,11 @@ describe(`${SUITE}: Istio's units — fortio at a fixed rate through every path,
     expect(v['istio-permissive-plaintext']).to.match(/^allowed:plaintext /);
     expect(v['cf-tcp-router']).to.match(/^200 via HAProxy backend_1024\/server_\S+_61001 \(ssl verify required, verifyhost 6a7b8c9d-0e1f-4a2b-8c3d-4e5f60718291\), ssl_err=-$/);
     expect(v['c2c-egress']).to.match(/^200 via 127\.0\.0\.1:61445 → backend\.apps\.internal:62443, xfcc CN=0c1d2e3f-4a5b-4c6d-8e7f-00000000a101 app:0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c401 Hash=[0-9a-f]{12}…, served by backend-0$/);
+  });
+
+  it('labels every figure with the substrate the run chose (meshproof run --substrate)', () => {
+    expect(run.rate.rows.map((r) => `${r.path} c=${r.connections} ${r.substrate}`)).to.deep.equal(run.rate.rows.map((r) => `${r.path} c=${r.connections} ${SUBSTRATE}`));
+    expect(run.rate.rows.length).to.be.above(0);
   });
 
   it('holds the fixed rate on every path and connection count: every round at ≥ 0.95 × the rate, every call answered 2xx', () => {

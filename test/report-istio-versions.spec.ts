@@ -173,7 +173,7 @@ describe('report: a column per Istio version', () => {
 
 describe('report: merging keeps the throughput figures in Istio\'s units', () => {
   const row = (istio: string): RatePathFigures => ({
-    path: 'istio-mtls', letter: 'b', description: 'sidecar pair under STRICT', controlPlane: 'istiod', istioVersion: istio, generator: 'fortio',
+    path: 'istio-mtls', letter: 'b', description: 'sidecar pair under STRICT', controlPlane: 'istiod', substrate: 'netns', istioVersion: istio, generator: 'fortio',
     rate: 1000, connections: 2, payloadBytes: 1024, achievedRps: 999.6, latencyMs: { p50: 0.5, p90: 0.8, p99: 1.2 }, latencyAddedMs: { p50: 0.2, p90: 0.25, p99: 0.4 },
     vcpuPer1kRps: { 'client-sidecar': 0.171 }, rssMiB: { 'client-sidecar': 48.5 }, dataplaneVcpuPer1kRps: 0.336, appVcpuPer1kRps: {},
     processes: [{ role: 'client-sidecar', kind: 'dataplane', pod: 'sleep', container: 'istio-proxy', comm: 'envoy', workers: 2 }],

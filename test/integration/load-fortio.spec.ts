@@ -24,6 +24,7 @@ describe('load: fortio at a fixed rate against an echo on loopback', function ()
   const host: LoadHost = {
     runId: 'x',
     runDir: '/tmp',
+    substrate: 'netns',
     exec: (_pod, argv, o) => runCapture(argv, { timeoutMs: o?.timeoutMs }),
     startContainer: async () => none(),
     stopContainer: async () => none(),

@@ -110,6 +110,7 @@ describe('load: the closed-loop run through the port (runAutocannon: the workloa
   const host: LoadHost = {
     runId: 'x',
     runDir: '/tmp',
+    substrate: 'netns',
     exec: (_pod, argv, o) => runCapture(argv, { timeoutMs: o?.timeoutMs }),
     startContainer: async (_pod, c: ContainerSpec) => {
       expect(c.workload).to.equal('load');

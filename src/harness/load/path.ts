@@ -13,7 +13,7 @@ import type { Cluster } from '../substrate/types.ts';
  * client pod (fortio, wrk), start the `load` workload there as a container, signal it, read its log and status (autocannon),
  * sample the path's containers and the machine. No host pid, path or netns: a path runs on any substrate.
  */
-export type LoadHost = Pick<Cluster, 'runId' | 'runDir' | 'exec' | 'startContainer' | 'stopContainer' | 'signalContainer' | 'containerLog' | 'containerStatus' | 'sample' | 'machine'>;
+export type LoadHost = Pick<Cluster, 'runId' | 'runDir' | 'substrate' | 'exec' | 'startContainer' | 'stopContainer' | 'signalContainer' | 'containerLog' | 'containerStatus' | 'sample' | 'machine'>;
 
 /** A container whose cost is sampled during the load (Cluster.sample). */
 export interface ProcRef {

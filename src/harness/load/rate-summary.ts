@@ -49,6 +49,8 @@ export interface RatePathFigures {
   description: string;
   /** Where the path's config came from: `istiod`, `emulated`, `rendered:cf-tcp-router`, `rendered:c2c`, `none`. */
   controlPlane: string;
+  /** Where the path's pods ran (`netns`, `docker`): a figure is the data plane's cost on that substrate. */
+  substrate: string;
   istioVersion?: string;
   generator: string;
   rate: number;
@@ -102,7 +104,7 @@ const sub = (a: Percentiles, b: Percentiles): Percentiles => ({ p50: round(a.p50
 const pick = (l: { p50: number; p90: number; p99: number }): Percentiles => ({ p50: l.p50, p90: l.p90, p99: l.p99 });
 
 /** Where a path's config came from (the row names it). */
-export type PathOrigin = Pick<LoadPath, 'id'> & { controlPlane?: string; istioVersion?: string };
+export type PathOrigin = Pick<LoadPath, 'id'> & { controlPlane?: string; istioVersion?: string; host?: Pick<LoadPath['host'], 'substrate'> };
 
 export function summarizeRate(paths: readonly (Pick<LoadPath, 'id' | 'letter' | 'description' | 'procs' | 'proxy'> & PathOrigin)[], res: FixedRateResult, s: FixedRateSettings): RateSummary {
   const baseOf = (round: number, connections: number, client: FortioClient): RateSample | undefined =>
@@ -143,6 +145,7 @@ export function summarizeRate(paths: readonly (Pick<LoadPath, 'id' | 'letter' | 
         letter: p.letter,
         description: p.description,
         controlPlane: p.controlPlane ?? 'none',
+        substrate: p.host?.substrate ?? 'netns',
         ...(p.istioVersion ? { istioVersion: p.istioVersion } : {}),
         generator: `fortio ${res.fortio.moduleVersion}${client === 'std' ? ` -stdclient via HTTP_PROXY=http://${p.proxy}` : ''}`,
         rate: s.rate,
