@@ -3,8 +3,9 @@
 // reuses): bookworm + the node's Debian packages (.debs fetched beforehand, dpkg in a `--network none` build), kind's
 // base files from the kind module zip, the containerd config, the binaries, and the images `kubeadm config images
 // list` names, built as tiny images from the cached binaries and preloaded into the node's containerd the way kind
-// does (`ctr images import --no-unpack` in a build container, then `docker commit`).
-import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+// does (`ctr images import --no-unpack` in a build container, then `docker commit`). The result is also saved as a
+// tarball named by its hash, which an engine without the image (a data root of its own) loads instead of rebuilding.
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import type { Check } from '../../cli/doctor.ts';
@@ -13,7 +14,7 @@ import { UserError } from '../../model/errors.ts';
 import { run, runCapture } from '../sh.ts';
 import { dockerCapture, type DockerEngine } from '../docker/engine.ts';
 import { baseRootfsTar, contentHash, currentInputs, DEBIAN_SUITE, fetchDebs, fileSha256, imageTag, layerHash } from '../docker/images.ts';
-import { meshproofCache, sharedDataRoot } from '../docker/layout.ts';
+import { meshproofCache } from '../docker/layout.ts';
 import { KIND_FIX, kindBinary, needsRuncWrapper } from './provision.ts';
 import {
   KIND_NODE_PACKAGES, KIND_VERSION, KUBEADM_IMAGES, NODE_ENTRYPOINT_CHANGES, NODE_RUNC_WRAPPER, containerdConfig, kindPackagesDockerfile, nodeDockerfile,
@@ -24,6 +25,11 @@ import { KUBERNETES } from '../../controlplane/versions.ts';
 /** `~/.cache/meshproof/kind/images`: a record per built image, and the build logs. */
 export const kindImagesDir = (): string => join(meshproofCache(), 'kind', 'images');
 const recordOf = (tag: string): string => join(kindImagesDir(), `${tag.replace(/^meshproof\//, '').replace(':', '-')}.json`);
+/**
+ * The node image saved by its content hash (`docker save`): an engine without it loads it in seconds instead of a
+ * rebuild, e.g. when another run holds the shared image cache and this engine gets a data root of its own.
+ */
+export const nodeImageTar = (tag: string): string => recordOf(tag).replace(/\.json$/, '.tar');
 /** kind's base files inside the module (images/base/files). */
 const KIND_BASE_FILES = 'images/base/files';
 /** The node's real runc under the wrapper (Debian's runc package). */
@@ -131,7 +137,7 @@ export async function checkNodeImage(): Promise<Check> {
     return { name: 'kind node image', ok: false, detail: `needs its binaries first (${err.message.replace(/:[^:]*$/, '')})`, fix: `run ${KIND_FIX}` };
   }
   if (!plan) return { name: 'kind node image', ok: false, detail: `not built (Debian ${KIND_NODE_PACKAGES.join(' ')} not fetched yet)`, fix: `run ${KIND_FIX}` };
-  if (!existsSync(recordOf(plan.tag))) return { name: 'kind node image', ok: false, detail: `${plan.tag} not built`, fix: `run ${KIND_FIX}` };
+  if (!existsSync(recordOf(plan.tag)) || !existsSync(nodeImageTar(plan.tag))) return { name: 'kind node image', ok: false, detail: `${plan.tag} not built`, fix: `run ${KIND_FIX}` };
   return { name: 'kind node image', ok: true, detail: `${plan.tag}${plan.runcWrapper ? ' (runc wrapper inside)' : ''}` };
 }
 
@@ -169,6 +175,19 @@ async function dockerStep(engine: DockerEngine, what: string, args: string[], lo
 function writeRecord(tag: string, inputs: unknown): void {
   mkdirSync(kindImagesDir(), { recursive: true });
   writeFileSync(recordOf(tag), JSON.stringify({ tag, inputs, built: new Date().toISOString() }, null, 2));
+}
+
+/** `docker save` of the node image to its hashed tarball; older kind-node tarballs go (1.4 GB each, §4). */
+async function saveNodeImage(engine: DockerEngine, plan: NodeImagePlan, log: Log): Promise<void> {
+  const tar = nodeImageTar(plan.tag);
+  log(`fix  docker save -o ${tar} ${plan.tag}`);
+  const started = Date.now();
+  await dockerStep(engine, `saving ${plan.tag}`, ['save', '-o', `${tar}.partial`, plan.tag], join(kindImagesDir(), 'save-node.log'));
+  renameSync(`${tar}.partial`, tar);
+  for (const f of readdirSync(kindImagesDir())) {
+    if (/^kind-node-[0-9a-f]{16}\.tar$/.test(f) && join(kindImagesDir(), f) !== tar) rmSync(join(kindImagesDir(), f), { force: true });
+  }
+  log(`     ${Math.round(statSync(tar).size / 1e6)} MB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 async function buildPreloadImage(engine: DockerEngine, p: PreloadPlan, dir: string, log: Log): Promise<void> {
@@ -245,7 +264,7 @@ async function preloadAndCommit(engine: DockerEngine, plan: NodeImagePlan, dir: 
   log(`     done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
-export interface NodeImageResult { tag: string; status: 'hit' | 'built'; seconds: number }
+export interface NodeImageResult { tag: string; status: 'hit' | 'loaded' | 'built'; seconds: number }
 
 /**
  * The node image in `engine` (meshproof's own), built bottom up where missing: the Debian layers (docker/images.ts),
@@ -256,8 +275,13 @@ export async function ensureNodeImage(engine: DockerEngine, log: Log): Promise<N
   mkdirSync(kindImagesDir(), { recursive: true });
   let plan = await planNodeImage();
   if (plan && await hasImage(engine, plan.tag)) {
-    if (!existsSync(recordOf(plan.tag))) writeRecord(plan.tag, { hash: plan.hash });
+    if (!existsSync(nodeImageTar(plan.tag))) await saveNodeImage(engine, plan, log);
     return { tag: plan.tag, status: 'hit', seconds: (Date.now() - started) / 1000 };
+  }
+  if (plan && existsSync(recordOf(plan.tag)) && existsSync(nodeImageTar(plan.tag))) {
+    log(`fix  docker load -i ${nodeImageTar(plan.tag)}`);
+    await dockerStep(engine, `loading ${plan.tag}`, ['load', '-i', nodeImageTar(plan.tag)], join(kindImagesDir(), 'load-node.log'));
+    return { tag: plan.tag, status: 'loaded', seconds: (Date.now() - started) / 1000 };
   }
   log(`fix  kind node image (offline, cached by content hash in ${kindImagesDir()}): a cold build takes about 1-3 min once the Debian packages are fetched`);
   // the bookworm rootfs and the node's .debs (docker/images.ts fetches and caches both)
@@ -277,11 +301,7 @@ export async function ensureNodeImage(engine: DockerEngine, log: Log): Promise<N
     }
     if (!(await hasImage(engine, plan.layerTag))) await buildNodeLayer(engine, plan, dir, log);
     await preloadAndCommit(engine, plan, dir, log);
-    // doctor's check reads this record: only an image kept in the shared image cache counts as built
-    if (engine.layout?.dataRoot !== sharedDataRoot()) {
-      log(`     ${plan.tag} is in this engine's own data root (the shared image cache was busy): not kept after it stops`);
-      return { tag: plan.tag, status: 'built', seconds: (Date.now() - started) / 1000 };
-    }
+    await saveNodeImage(engine, plan, log);
     writeRecord(plan.tag, {
       hash: plan.hash, layer: plan.layerTag, packages: plan.packages.tag, runcWrapper: plan.runcWrapper,
       preload: plan.preload.map((p) => ({ ref: p.image.ref, tag: p.tag, sha256: p.bin.sha256 })),
