@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import type { Cluster } from '../../substrate/types.ts';
-import { upCluster, type UpOptions } from '../../substrate/index.ts';
+import { substrateOfRun, upCluster, type UpOptions } from '../../substrate/index.ts';
+import { UserError } from '../../model/errors.ts';
 import { pollUntil } from '../../substrate/poll.ts';
 import { onTeardown } from '../../substrate/lifecycle.ts';
 import { keepUntilRunEnd } from '../shared.ts';
@@ -83,6 +84,10 @@ export class IstiodMesh implements Mesh {
   static async start(model: IstioModel, opts: IstiodMeshOptions = {}): Promise<IstiodMesh> {
     const version = opts.istioVersion ?? process.env.MESHPROOF_ISTIO_VERSION ?? DEFAULT_ISTIO_VERSION;
     const release = assertIstioVersion(version);
+    // the kube layer's node-level half (the API server's processes, the kubelet API's relay) lives in the netns node
+    // namespace (kube/apiserver.ts, kube/node-netns.ts): another substrate is refused before anything starts
+    const substrate = substrateOfRun();
+    if (substrate !== 'netns') throw new UserError(`the istiod control plane runs its kube layer on the netns substrate only (the API server and the kubelet API live in its node namespace); this run is on ${substrate}: use --substrate netns, or --control-plane emulated`);
     // everything this needs is resolved before anything is created: a missing build is one line naming the fix
     const istio = resolveIstio(version);
     const kube = resolveKube();
@@ -275,7 +280,6 @@ export class IstiodMesh implements Mesh {
     const newProxies = expected.some((id) => !prior.has(id));
     let last = '';
     let seen = '';
-    let seenAt = 0;
     await pollUntil(
       async () => {
         const now = await this.syncz();
@@ -295,16 +299,13 @@ export class IstiodMesh implements Mesh {
         if (!pushed) waiting.push('istiod has pushed nothing since the change');
         last = waiting.join(', ');
         const nonces = JSON.stringify(now.map((s) => TYPES.map((t) => s[`${t}_sent`])));
-        if (waiting.length > 0 || nonces !== seen) {
-          seen = waiting.length === 0 ? nonces : '';
-          seenAt = Date.now();
-          return undefined;
-        }
-        // the same nonces, all ACKed, in every poll for SETTLE_MS: longer than istiod's push debounce (PILOT_DEBOUNCE_AFTER, 100 ms)
-        return Date.now() - seenAt >= SETTLE_MS ? true : undefined;
+        const settled = waiting.length === 0 && nonces === seen;
+        seen = waiting.length === 0 ? nonces : '';
+        return settled ? true : undefined;
       },
-      // polled often, so the ACKs are seen soon after they come; settled only after SETTLE_MS without a change
-      { timeoutMs: 30_000, intervalMs: 100, what: "every sidecar ACKing istiod's config", detail: () => last },
+      // 300 ms between polls: longer than istiod's push debounce (PILOT_DEBOUNCE_AFTER, 100 ms). Measured: polling every
+      // 100 ms for a 300 ms unchanged window made this wait longer on a loaded machine (istiod answers each poll)
+      { timeoutMs: 30_000, intervalMs: 300, what: "every sidecar ACKing istiod's config", detail: () => last },
     );
     phase.mark('ACKs');
     // an ACKed listener can still be warming (waiting for its SDS secrets, e.g. a gateway's credentialName)
@@ -479,8 +480,6 @@ function phases(): Phases {
 const inDefault = (o: KubernetesObject): KubernetesObject => inNamespace(o, 'default');
 
 const TYPES = ['cluster', 'listener', 'route', 'endpoint'] as const;
-/** How long istiod's sync status must stay the same, every proxy ACKed, before a change counts as settled. */
-const SETTLE_MS = 300;
 /** Calls at most per (sidecar, HTTP port) after a config change: more than any runner makes at once to one service. */
 const RETIRE_CALLS = 20;
 const WORKLOAD_KINDS = new Set(['Deployment', 'Service', 'ServiceAccount', 'Namespace']);
