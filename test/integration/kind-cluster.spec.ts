@@ -1,8 +1,9 @@
 // A real kind cluster (kind v0.30.0, Kubernetes v1.34.4, one control-plane node and one worker) from the offline node
 // image, on meshproof's own docker engine in its private network namespace: both nodes Ready as the cached kubectl
-// sees them, a pod on the worker calling a pod on the control-plane node over TCP, and after delete no container, network, engine process, cgroup or namespace left and the host's iptables
-// unchanged. Needs root and
-// `meshproof doctor --fix --substrate kind` (skipped, saying so, without them).
+// sees them, every kube-system pod Running (kubeadm's images built offline), a pod on the worker calling a pod on the
+// control-plane node over TCP, and after delete no container, network, engine process, cgroup or namespace left and
+// the host's iptables unchanged. Needs root and `meshproof doctor --fix --substrate kind` (skipped, saying so, without
+// them; the node image itself is built by the create when missing).
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -71,6 +72,21 @@ describe('kind substrate: a two-node kind cluster on meshproof\'s engine', funct
     expect(cidrs).to.have.length(2);
     expect(new Set(cidrs).size).to.equal(2);
     for (const c of cidrs) expect(c).to.match(/^10\.244\.\d+\.0\/24$/);
+  });
+
+  it('runs every kube-system pod from the preloaded images: the static pods, kube-proxy on both nodes, CoreDNS\'s two replicas', async () => {
+    expect(cluster, 'no cluster').to.not.equal(undefined);
+    const c = cluster!;
+    let seen = '';
+    // name prefix → count: kubeadm's four static pods on the control plane, kube-proxy per node, CoreDNS's two replicas
+    const want: Record<string, number> = { 'etcd-': 1, 'kube-apiserver-': 1, 'kube-controller-manager-': 1, 'kube-scheduler-': 1, 'kube-proxy-': 2, 'coredns-': 2 };
+    const got = await pollUntil(async () => {
+      seen = await c.kubectl(['-n', 'kube-system', 'get', 'pods', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}']);
+      const pods = seen.trim().split(' ').filter(Boolean).map((x) => x.split('=') as [string, string]);
+      const running = Object.fromEntries(Object.keys(want).map((p) => [p, pods.filter(([n, ph]) => n.startsWith(p) && ph === 'Running').length]));
+      return Object.keys(want).every((p) => running[p] === want[p]) && pods.length === 8 ? running : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 1000, what: 'kube-system pods Running', detail: () => seen });
+    expect(got).to.deep.equal(want);
   });
 
   it('carries a pod\'s TCP call from the worker to a pod on the control-plane node (per-node bridge + routes)', async () => {
