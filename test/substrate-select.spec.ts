@@ -68,6 +68,12 @@ describe('substrate selection: the run chooses, suites never name one', () => {
     expect(planRun({ suite: 'substrate' }, REPO).substrate).to.equal('netns');
     expect(planRun({ suite: 'substrate', substrate: 'netns' }, REPO).substrate).to.equal('netns');
     expect(planRun({ suite: 'substrate', substrate: 'docker' }, REPO).substrate).to.equal('docker');
+    // the kube layer is netns's: docker's Istio suites run on the emulation, and istiod on docker is refused
+    expect(planRun({ suite: 'istio-strict-denial', substrate: 'docker' }, REPO).controlPlane).to.equal('emulated');
+    expectLine(
+      await refusal(() => planRun({ suite: 'istio-strict-denial', substrate: 'docker', controlPlane: 'istiod' }, REPO)),
+      '--control-plane istiod needs the kube layer, which runs on the netns substrate only: use --substrate netns, or --control-plane emulated on docker',
+    );
     expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'kind' }, REPO)), KIND_FLAG);
     expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'lxc' }, REPO)), UNKNOWN_FLAG);
   });

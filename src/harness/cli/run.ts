@@ -92,7 +92,11 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
   const substrate = assertSubstrate(flags.substrate ?? DEFAULT_SUBSTRATE);
   const givenEnvoy = parseList(flags.envoyVersion);
   for (const v of givenEnvoy ?? []) assertEnvoyVersion(v);
-  const controlPlane = (flags.controlPlane ?? 'istiod') as ControlPlaneKind | 'both';
+  // the kube layer (istiod's API server and node agent) runs on netns only: on docker the Istio suites run on the emulation
+  if (substrate === 'docker' && flags.controlPlane !== undefined && flags.controlPlane !== 'emulated') {
+    throw new UserError(`--control-plane ${flags.controlPlane} needs the kube layer, which runs on the netns substrate only: use --substrate netns, or --control-plane emulated on docker`);
+  }
+  const controlPlane = (flags.controlPlane ?? (substrate === 'docker' ? 'emulated' : 'istiod')) as ControlPlaneKind | 'both';
   if (!([...CONTROL_PLANES, 'both'] as readonly string[]).includes(controlPlane)) throw new UserError(`unknown control plane ${JSON.stringify(flags.controlPlane)}: the control planes are ${CONTROL_PLANES.join(', ')} (or both)`);
   if (controlPlane === 'both' && (givenEnvoy?.length ?? 1) > 1) throw new UserError('--control-plane both runs one Envoy version: give one --envoy-version');
   const istioList = flags.istioVersion ?? DEFAULT_ISTIO_VERSION;

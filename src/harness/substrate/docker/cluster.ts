@@ -14,7 +14,7 @@ import { UserError } from '../../model/errors.ts';
 import { AgentClient, openTunnel } from '../../probe/client.ts';
 import { WireCanary } from '../../probe/canary.ts';
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
-import { DEFAULT_ENVOY_VERSION, requireRoot, resolveEnvoy } from '../../cli/doctor.ts';
+import { DEFAULT_ENVOY_VERSION, requireRoot, requireTools, resolveEnvoy } from '../../cli/doctor.ts';
 import { buildPodBundle } from '../bundle.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { sampleContainer, sampleMachine } from '../netns/proc.ts';
@@ -171,13 +171,22 @@ export class DockerCluster implements Cluster {
     this.log(`docker: run ${this.runId} up in ${Date.now() - t0} ms (${this.pods.size} pods)`);
   }
 
-  /** The pod images must be built (meshproof doctor --fix --substrate docker); an engine without them (a second run's own data root) gets them from the cache. */
-  private async images(): Promise<void> {
+  /** The Envoy versions the pods may run: the default one and the run's (MESHPROOF_ENVOY_VERSION). */
+  private envoys(): { version: string; bin: string }[] {
     const versions = [...new Set([DEFAULT_ENVOY_VERSION, process.env.MESHPROOF_ENVOY_VERSION].filter((v): v is string => !!v))];
-    const envoys = versions.map((version) => ({ version, bin: resolveEnvoy(version).bin }));
-    const inputs = await currentInputs({ envoys });
+    return versions.map((version) => ({ version, bin: resolveEnvoy(version).bin }));
+  }
+
+  /** Before anything starts: the pod images must be built (meshproof doctor --fix --substrate docker). */
+  async checkImages(): Promise<void> {
+    const inputs = await currentInputs({ envoys: this.envoys() });
     const missing = inputs ? builtLayers(inputs).filter((l) => !l.built).map((l) => l.layer.tag) : ['the .debs of the pod packages'];
     if (missing.length) throw new UserError(`the docker pod images are not built (${missing.join(', ')}): ${FIX_IMAGES}`);
+  }
+
+  /** The images in this engine: a hit in the shared cache; an engine with a data root of its own builds them from the cached inputs. */
+  private async images(): Promise<void> {
+    const envoys = this.envoys();
     const { images, podImages } = await ensureImages(this.engine!, { envoys, log: (l) => this.log(`docker: ${l.trim()}`) });
     this.nodeImage = images.find((i) => i.name === 'node')!.tag;
     for (const e of envoys) this.envoyImages.set(e.bin, podImages[e.version]!);
@@ -594,12 +603,15 @@ export class DockerCluster implements Cluster {
  */
 export async function upDocker(topology: Topology, opts: UpOptions = {}): Promise<DockerCluster> {
   requireRoot();
+  // the engine's namespace is programmed and captured from the host (ip netns exec)
+  await requireTools(['ip', 'iptables-restore', ...(opts.wire === false ? [] : ['tcpdump'])]);
   if (process.env.DOCKER_HOST) throw new UserError(`--substrate docker runs on meshproof's own engine (it programs service VIPs and the wire capture in the engine's network namespace, which on DOCKER_HOST=${process.env.DOCKER_HOST} would be that engine's host): unset DOCKER_HOST`);
   if (!(opts.dynamic && topology.pods.length === 0)) validateTopology(topology);
   const { runId, short } = newRunId();
   const runDir = resolve(opts.reportsDir ?? process.env[REPORTS_DIR_ENV] ?? 'reports', runId);
   const cluster = new DockerCluster(runId, short, runDir, stateDirOf(short), topology, opts);
   try {
+    await cluster.checkImages();
     await cluster.start();
   } catch (e) {
     await cluster.down();
