@@ -143,7 +143,8 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
       delete: async () => {
         if (deleted) return;
         deleted = true;
-        await runCapture([kind, 'delete', 'cluster', '--name', name], { env, timeoutMs: 120_000 });
+        // --kubeconfig: kind would otherwise edit the user's ~/.kube/config
+        await runCapture([kind, 'delete', 'cluster', '--name', name, '--kubeconfig', hostKubeconfig], { env, timeoutMs: 120_000 });
         await engine.stop();
       },
     };
