@@ -218,3 +218,30 @@ export async function captureDrops(proc: Proc): Promise<number> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * A pod by `<namespace>/<name>`, by name alone (default namespace first), or — a kube Pod — by its Deployment's name
+ * (`aliases`; during a rollout the newest pod wins).
+ */
+export function findPod<P extends RunningPod & { index: number }>(pods: Map<string, P>, ref: string): P {
+  const key = ref.includes('/') ? ref : `default/${ref}`;
+  const [ns, name] = key.split('/') as [string, string];
+  const byAlias = () => [...pods.values()].filter((x) => x.spec.namespace === ns && x.spec.aliases?.includes(name)).sort((a, b) => b.index - a.index)[0];
+  const p = pods.get(key) ?? [...pods.values()].find((x) => x.spec.name === ref) ?? byAlias();
+  if (!p) throw new Error(`no pod ${ref} in this topology (pods: ${[...pods.keys()].join(', ')})`);
+  return p;
+}
+
+/** How long every container of a new topology must stay up after start (settle). */
+export const SETTLE_MS = 300;
+
+/**
+ * Every container of the topology must outlive a short settle window after start: one that exits at once (its port
+ * taken, a bad flag) or a readiness-less one that dies soon after would otherwise leave `up` reporting success with a
+ * dead container.
+ */
+export async function settle(all: { pod: string; name: string; s: Started; exited: Promise<unknown> }[], ms = SETTLE_MS): Promise<void> {
+  await Promise.race([new Promise((r) => setTimeout(r, ms)), ...all.map((x) => x.exited)]);
+  const dead = all.find((x) => x.s.exitCode() !== undefined);
+  if (dead) throw new Error(await diedAfterStart(dead.pod, dead.name, dead.s));
+}

@@ -18,7 +18,7 @@ import { DEFAULT_ENVOY_VERSION, requireRoot, requireTools, resolveEnvoy } from '
 import { buildPodBundle } from '../bundle.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { sampleContainer, sampleMachine } from '../netns/proc.ts';
-import { POD_DEV, assertPortFree, captureArgv, captureDrops, diedAfterStart, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
+import { POD_DEV, assertPortFree, captureArgv, captureDrops, diedAfterStart, findPod, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
 import { pollUntil } from '../poll.ts';
 import { run, runCapture } from '../sh.ts';
 import { mountStateTmpfs, newRunId, processStart, REPORTS_DIR_ENV, stateDirOf, teardownRun, writeRecord } from '../state.ts';
@@ -123,12 +123,7 @@ export class DockerCluster implements Cluster {
   }
 
   pod(ref: string): DockerPod {
-    const key = ref.includes('/') ? ref : `default/${ref}`;
-    const [ns, name] = key.split('/') as [string, string];
-    const byAlias = () => [...this.pods.values()].filter((x) => x.spec.namespace === ns && x.spec.aliases?.includes(name)).sort((a, b) => b.index - a.index)[0];
-    const p = this.pods.get(key) ?? [...this.pods.values()].find((x) => x.spec.name === ref) ?? byAlias();
-    if (!p) throw new Error(`no pod ${ref} in this topology (pods: ${[...this.pods.keys()].join(', ')})`);
-    return p;
+    return findPod(this.pods, ref);
   }
 
   async start(): Promise<void> {
@@ -362,12 +357,10 @@ export class DockerCluster implements Cluster {
     return { exitCode: () => rec.exitCode, tail: async () => (await this.logOf(rec)).trimEnd().split('\n').slice(-8).join('\n'), log: rec.logFile };
   }
 
-  /** Every container must outlive a short settle window after start (see NetnsCluster.settle). */
-  private async settle(): Promise<void> {
-    const all = [...this.pods.values()].flatMap((p) => [...p.containers.values()].map((c) => ({ pod: p.key, c })));
-    await Promise.race([new Promise((r) => setTimeout(r, this.opts.settleMs ?? 300)), ...all.map((x) => x.c.exited)]);
-    const dead = all.find((x) => x.c.exitCode !== undefined);
-    if (dead) throw new Error(await diedAfterStart(dead.pod, dead.c.name, this.started(dead.c)));
+  /** Every container must outlive a short settle window after start (pods.ts settle). */
+  private settle(): Promise<void> {
+    const all = [...this.pods.values()].flatMap((p) => [...p.containers.values()].map((c) => ({ pod: p.key, name: c.name, s: this.started(c), exited: c.exited })));
+    return settle(all, this.opts.settleMs);
   }
 
   private async logOf(rec: DockerContainer): Promise<string> {

@@ -10,7 +10,7 @@ import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResu
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
 import { AgentClient, openTunnel as tunnelVia } from '../../probe/client.ts';
 import { WireCanary } from '../../probe/canary.ts';
-import { POD_DEV, assertPortFree, captureArgv, captureDrops, diedAfterStart, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
+import { POD_DEV, assertPortFree, captureArgv, captureDrops, diedAfterStart, findPod, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
 import { mountStateTmpfs, newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, stopNetnsProcesses, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
@@ -90,13 +90,7 @@ export class NetnsCluster implements Cluster {
   }
 
   pod(ref: string): PodRuntime {
-    const key = ref.includes('/') ? ref : `default/${ref}`;
-    const [ns, name] = key.split('/') as [string, string];
-    // a kube Pod is also found by its Deployment's name; during a rollout the newest pod wins
-    const byAlias = () => [...this.pods.values()].filter((x) => x.spec.namespace === ns && x.spec.aliases?.includes(name)).sort((a, b) => b.index - a.index)[0];
-    const p = this.pods.get(key) ?? [...this.pods.values()].find((x) => x.spec.name === ref) ?? byAlias();
-    if (!p) throw new Error(`no pod ${ref} in this topology (pods: ${[...this.pods.keys()].join(', ')})`);
-    return p;
+    return findPod(this.pods, ref);
   }
 
   async start(): Promise<void> {
@@ -294,16 +288,10 @@ export class NetnsCluster implements Cluster {
     if (proc.exitCode !== undefined) throw new Error(await diedAfterStart(p.key, c.name, started(proc)));
   }
 
-  /**
-   * Every container of the topology must outlive a short settle window after start: one that
-   * exits at once (its port taken, a bad flag) or a readiness-less one that dies soon after would
-   * otherwise leave `up` reporting success with a dead container.
-   */
-  private async settle(): Promise<void> {
-    const procs = [...this.pods.values()].flatMap((p) => [...p.procs.values()].map((proc) => ({ pod: p.key, proc })));
-    await Promise.race([new Promise((r) => setTimeout(r, this.opts.settleMs ?? SETTLE_MS)), ...procs.map((x) => x.proc.exited)]);
-    const dead = procs.find((x) => x.proc.exitCode !== undefined);
-    if (dead) throw new Error(await diedAfterStart(dead.pod, dead.proc.spec.name, started(dead.proc)));
+  /** Every container must outlive a short settle window after start (pods.ts settle). */
+  private settle(): Promise<void> {
+    const all = [...this.pods.values()].flatMap((p) => [...p.procs.values()].map((proc) => ({ pod: p.key, name: proc.spec.name, s: started(proc), exited: proc.exited })));
+    return settle(all, this.opts.settleMs);
   }
 
   /** Running containers of a pod → the pid of their process (`ip netns exec` and `setpriv` exec into it). */
@@ -404,8 +392,6 @@ export class NetnsCluster implements Cluster {
   }
 }
 
-/** How long every container of a new topology must stay up after start (see NetnsCluster.settle). */
-const SETTLE_MS = 300;
 
 /** A supervised process as pods.ts's readiness checks see it. */
 function started(proc: Proc): Started {
