@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative } from 'node:path';
 import type { AgentClient } from '../probe/client.ts';
-import { newToken, type WireCanary } from '../probe/canary.ts';
+import { newToken, WireCanary } from '../probe/canary.ts';
+import { pollUntil } from './poll.ts';
 import type { ProbeRequest, ProbeResult } from '../probe/types.ts';
 import { Supervisor, type Proc } from './supervisor.ts';
 import type { ContainerSpec, FileOptions, RunningPod, RunningService } from './types.ts';
@@ -101,22 +102,27 @@ export async function assertPortFree(agent: AgentClient | undefined, pod: string
 export async function waitReady(agent: AgentClient, pod: string, c: ContainerSpec, s: Started, budgetMs: number): Promise<void> {
   const check = c.ready ?? { kind: 'none' as const };
   if (check.kind === 'none') return;
-  const deadline = Date.now() + budgetMs;
-  for (;;) {
-    if (s.exitCode() !== undefined) {
-      throw new Error(`pod ${pod}: container ${c.name} exited (code ${s.exitCode()}) before it was ready; log ${s.log}:\n${await s.tail()}`);
-    }
-    const req: ProbeRequest =
-      check.kind === 'tcp'
-        ? { protocol: 'tcp', host: '127.0.0.1', port: check.port, timeoutMs: 300 }
-        : { protocol: 'http', host: '127.0.0.1', port: check.port, path: check.path, timeoutMs: 500 };
-    const r = await agent.probe(req);
-    const ok = check.kind === 'tcp' ? r.verdict !== 'denied:refused' : r.evidence.status === (check.status ?? 200);
-    if (ok) return;
-    if (Date.now() > deadline) {
-      throw new Error(`pod ${pod}: container ${c.name} not ready after ${budgetMs} ms (${check.kind} check on port ${check.port}: ${r.verdict}); log ${s.log}:\n${await s.tail()}`);
-    }
-    await new Promise((r2) => setTimeout(r2, 25));
+  const req: ProbeRequest =
+    check.kind === 'tcp'
+      ? { protocol: 'tcp', host: '127.0.0.1', port: check.port, timeoutMs: 300 }
+      : { protocol: 'http', host: '127.0.0.1', port: check.port, path: check.path, timeoutMs: 500 };
+  let last = '';
+  let exited = false;
+  try {
+    await pollUntil(async () => {
+      if (s.exitCode() !== undefined) {
+        exited = true;
+        throw new Error('exited');
+      }
+      const r = await agent.probe(req);
+      last = r.verdict;
+      return (check.kind === 'tcp' ? r.verdict !== 'denied:refused' : r.evidence.status === (check.status ?? 200)) ? true : undefined;
+    }, { timeoutMs: budgetMs, intervalMs: 25, what: `pod ${pod}: container ${c.name}` });
+  } catch (e) {
+    if (exited) throw new Error(`pod ${pod}: container ${c.name} exited (code ${s.exitCode()}) before it was ready; log ${s.log}:\n${await s.tail()}`, { cause: e });
+    // the agent's own failure (its pod gone) is that, not a slow container
+    if (!/: not ready after \d+ ms$/.test((e as Error).message)) throw e;
+    throw new Error(`pod ${pod}: container ${c.name} not ready after ${budgetMs} ms (${check.kind} check on port ${check.port}: ${last}); log ${s.log}:\n${await s.tail()}`, { cause: e });
   }
 }
 
@@ -176,12 +182,12 @@ export async function probeBatch(
   return results;
 }
 
-/** tcpdump's argv for the wire canary: every TCP packet between pods and the markers (see netns startCapture). */
-export function captureArgv(pcap: string, iface = 'any'): string[] {
+/** tcpdump's argv for the wire canary: every TCP packet on the node's links (all of them) and the markers. */
+export function captureArgv(pcap: string): string[] {
   // -B: a 64 MiB kernel ring (KiB units); bursts of 64 KiB GSO segments overflow the 2 MiB default. Loopback is not the
   // wire between pods, and on the node it carries etcd's plaintext client traffic (Secrets such as istiod's CA key): a
   // pcap in the reports must hold no key
-  return ['tcpdump', '-i', iface, '-U', '--immediate-mode', '-B', '65536', '-s', '0', '-Z', 'root', '-w', pcap, `(tcp and not (src net 127.0.0.0/8 and dst net 127.0.0.0/8)) or (udp and dst port ${MARKER_PORT})`];
+  return ['tcpdump', '-i', 'any', '-U', '--immediate-mode', '-B', '65536', '-s', '0', '-Z', 'root', '-w', pcap, `(tcp and not (src net 127.0.0.0/8 and dst net 127.0.0.0/8)) or (udp and dst port ${MARKER_PORT})`];
 }
 
 /**
@@ -210,13 +216,21 @@ export async function captureDrops(proc: Proc): Promise<number> {
   const drops = () => [...readFileSync(proc.logFile, 'utf8').matchAll(/(\d+) packets? dropped by kernel/g)].map((m) => Number(m[1]));
   const before = drops().length;
   proc.child.kill('SIGUSR1');
-  const deadline = Date.now() + 2000;
-  for (;;) {
+  return pollUntil(() => {
+    if (proc.exitCode !== undefined) throw new Error(`wire canary: tcpdump exited: ${Supervisor.tail(proc)}`);
     const all = drops();
-    if (all.length > before) return all[all.length - 1]!;
-    if (proc.exitCode !== undefined || Date.now() > deadline) throw new Error(`wire canary: tcpdump did not report its drop counter: ${Supervisor.tail(proc)}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+    return all.length > before ? all[all.length - 1]! : undefined;
+  }, { timeoutMs: 2000, intervalMs: 5, what: 'wire canary: tcpdump\'s drop counter', detail: () => Supervisor.tail(proc) });
+}
+
+/** The wire canary: tcpdump (captureArgv) started by `supervisor` in namespace `netns`, once it listens. */
+export async function startWireCanary(supervisor: Supervisor, netns: string, pcap: string): Promise<WireCanary> {
+  const proc = supervisor.start({ pod: 'node', name: 'tcpdump', netns, argv: captureArgv(pcap) });
+  await pollUntil(() => {
+    if (proc.exitCode !== undefined) throw new Error(`wire canary: tcpdump exited in ${netns}: ${Supervisor.tail(proc)}`);
+    return Supervisor.tail(proc, 5).includes('listening on') ? true : undefined;
+  }, { timeoutMs: 5000, intervalMs: 10, what: `wire canary: tcpdump in ${netns}`, detail: () => Supervisor.tail(proc) });
+  return new WireCanary(pcap, () => captureDrops(proc));
 }
 
 /**

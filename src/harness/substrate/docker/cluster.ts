@@ -18,7 +18,7 @@ import { DEFAULT_ENVOY_VERSION, requireRoot, requireTools, resolveEnvoy } from '
 import { buildPodBundle } from '../bundle.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { sampleContainer, sampleMachine } from '../netns/proc.ts';
-import { POD_DEV, assertPortFree, captureArgv, captureDrops, diedAfterStart, findPod, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
+import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, findPod, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
 import { pollUntil } from '../poll.ts';
 import { run, runCapture } from '../sh.ts';
 import { mountStateTmpfs, newRunId, processStart, REPORTS_DIR_ENV, stateDirOf, teardownRun, writeRecord } from '../state.ts';
@@ -567,14 +567,7 @@ export class DockerCluster implements Cluster {
    * kernel's bridge netfilter may have rewritten a VIP to the pod's address already, and the leg a suite names is lost.
    */
   private async startCapture(): Promise<void> {
-    const pcap = join(this.runDir, 'wire.pcap');
-    const proc = this.supervisor.start({ pod: 'node', name: 'tcpdump', netns: this.engineNetns, argv: captureArgv(pcap) });
-    const deadline = Date.now() + 5000;
-    while (!Supervisor.tail(proc, 5).includes('listening on')) {
-      if (proc.exitCode !== undefined || Date.now() > deadline) throw new Error(`wire canary: tcpdump did not start in ${this.engineNetns}: ${Supervisor.tail(proc)}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    this.canary = new WireCanary(pcap, () => captureDrops(proc));
+    this.canary = await startWireCanary(this.supervisor, this.engineNetns, join(this.runDir, 'wire.pcap'));
   }
 
   down(): Promise<void> {

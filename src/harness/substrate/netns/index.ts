@@ -10,7 +10,7 @@ import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResu
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
 import { AgentClient, openTunnel as tunnelVia } from '../../probe/client.ts';
 import { WireCanary } from '../../probe/canary.ts';
-import { POD_DEV, assertPortFree, captureArgv, captureDrops, diedAfterStart, findPod, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
+import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, findPod, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
 import { mountStateTmpfs, newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, stopNetnsProcesses, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
@@ -222,21 +222,7 @@ export class NetnsCluster implements Cluster {
   }
 
   private async startCapture(): Promise<void> {
-    const pcap = join(this.runDir, 'wire.pcap');
-    const proc = this.supervisor.start({
-      pod: 'node',
-      name: 'tcpdump',
-      netns: this.nodeNetns,
-      argv: captureArgv(pcap),
-    });
-    const deadline = Date.now() + 5000;
-    while (!Supervisor.tail(proc, 5).includes('listening on')) {
-      if (proc.exitCode !== undefined || Date.now() > deadline) {
-        throw new Error(`wire canary: tcpdump did not start in the node namespace: ${Supervisor.tail(proc)}`);
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    this.canary = new WireCanary(pcap, () => captureDrops(proc));
+    this.canary = await startWireCanary(this.supervisor, this.nodeNetns, join(this.runDir, 'wire.pcap'));
   }
 
   private async startPod(p: PodRuntime, containers = true): Promise<void> {
