@@ -13,13 +13,12 @@ import { expired } from '../src/harness/pki/index.ts';
 import { formatSlash, parseDistinguishedName, parseXfcc, sameDistinguishedName } from '../src/harness/model/xfcc.ts';
 import { mtlsProxyOf } from '../src/harness/model/c2c/proxy-env.ts';
 import type { CfInstance } from '../src/harness/profiles/cf/model.ts';
-import { identityOf, observedOf, policyFile, record, report, startC2c, urlProbe, xfccIdentity } from './lib/c2c.ts';
-import { parseYamlFile } from '../src/harness/substrate/topology.ts';
+import { c2cTruth, identityOf, observedOf, policyFile, record, report, startC2c, urlProbe, xfccIdentity } from './lib/c2c.ts';
 
 const SUITE = 'c2c-xfcc';
 type Cert = 'proxy' | 'own' | 'none' | 'other-ca' | 'expired';
 interface Row { case: string; caller: string; via: 'proxy' | 'direct'; cert: Cert; spoof?: boolean; verdict: Verdict; xfcc?: string; error?: string }
-const truth = parseYamlFile('fixtures/c2c/truth/xfcc.yaml') as { format: string; rows: Row[] };
+const truth = c2cTruth<{ format: string; rows: Row[] }>('xfcc');
 interface Outcome { row: Row; result: ProbeResult; caller: CfInstance; certSha256: string | null; expectedHeader: string | null }
 
 describe(`${SUITE}: 62443 replaces X-Forwarded-Client-Cert with the verified caller (real Envoy)`, function () {

@@ -7,8 +7,7 @@
 import { expect } from 'chai';
 import type { ResultRecord, Verdict } from '../src/harness/model/verdict.ts';
 import type { ProbeResult } from '../src/harness/probe/types.ts';
-import { parseYamlFile } from '../src/harness/substrate/topology.ts';
-import { record, report, routedVerdict, routerProps, startCf, tcpRoute } from './lib/cf.ts';
+import { cfTruth, record, report, routedVerdict, routerProps, startCf, tcpRoute } from './lib/cf.ts';
 
 const SUITE = 'cf-route-integrity';
 const HOST = 'dora.example.com';
@@ -23,7 +22,7 @@ interface Row {
   verdict: Verdict;
 }
 interface Outcome { row: Row; result: ProbeResult; verdict: Verdict; wrongAppReached: boolean; namedAppReached: boolean; target: string }
-const rows = (parseYamlFile('fixtures/cf/truth/route-integrity.yaml') as { rows: Row[] }).rows;
+const rows = cfTruth<{ rows: Row[] }>('route-integrity').rows;
 
 describe(`${SUITE}: routers only deliver to the instance they expect (real HAProxy, real Envoy)`, function () {
   this.timeout(180_000);

@@ -12,15 +12,14 @@ import type { CfFoundation, HaproxyServerState, HaproxySession } from '../src/ha
 import { parseHaproxySession, TCP_ROUTER_HEALTH_PORT } from '../src/harness/profiles/cf/index.ts';
 import type { ResultRecord, Verdict } from '../src/harness/model/verdict.ts';
 import type { ProbeResult } from '../src/harness/probe/types.ts';
-import { parseYamlFile } from '../src/harness/substrate/topology.ts';
-import { propsFrom, record, report, routedVerdict, startCf, tcpRoute } from './lib/cf.ts';
+import { cfTruth, propsFrom, record, report, routedVerdict, startCf, tcpRoute } from './lib/cf.ts';
 
 const SUITE = 'cf-tcp-routes-tls';
 type Instance = 'right' | 'empty' | 'wrong';
 type Outcome = 'tls' | 'plaintext' | 'verify-failed' | 'no-server' | 'no-frontend';
 interface Row { tls_port: -1 | 0 | 'N'; instance_id: Instance; outcome: Outcome; verdict: Verdict; logs: string[] }
 interface Config { name: string; enabled: boolean; ca: boolean; cert: boolean; table?: 'enabled' | 'disabled'; error?: string }
-const truth = parseYamlFile('fixtures/cf/truth/tcp-routes-tls.yaml') as { backend_port: number; backend_tls_port: number; configs: Config[]; tables: Record<string, Row[]> };
+const truth = cfTruth<{ backend_port: number; backend_tls_port: number; configs: Config[]; tables: Record<string, Row[]> }>('tcp-routes-tls');
 
 interface Cell { config: Config; row: Row; port: number; verdict: Verdict; body: string | null; legs: string[]; servers: HaproxyServerState[] | null; sessions: HaproxySession[] }
 

@@ -6,12 +6,11 @@
 import { expect } from 'chai';
 import type { ResultRecord, Verdict } from '../src/harness/model/verdict.ts';
 import type { ProbeResult } from '../src/harness/probe/types.ts';
-import { parseYamlFile } from '../src/harness/substrate/topology.ts';
-import { record, report, routedVerdict, routerProps, startCf, tcpRoute } from './lib/cf.ts';
+import { cfTruth, record, report, routedVerdict, routerProps, startCf, tcpRoute } from './lib/cf.ts';
 
 const SUITE = 'cf-unproxied-ports';
 interface Row { unproxied: boolean; call: string; port: number; verdict: Verdict }
-const rows = (parseYamlFile('fixtures/cf/truth/unproxied-ports.yaml') as { rows: Row[] }).rows;
+const rows = cfTruth<{ rows: Row[] }>('unproxied-ports').rows;
 
 describe(`${SUITE}: enable_unproxied_port_mappings on a Diego cell (real Envoy, real HAProxy)`, function () {
   this.timeout(180_000);

@@ -6,6 +6,7 @@ import { parseCfModel, type CfInstance, type CfModel } from '../../src/harness/p
 import { parsePolicies, type C2cPolicy } from '../../src/harness/model/c2c/policy.ts';
 import { cfIdentity, immediateCaller, type CfIdentity } from '../../src/harness/model/xfcc.ts';
 import { parseYamlFile } from '../../src/harness/substrate/topology.ts';
+import { loadTruth, optional, type TableSchema } from '../../src/harness/profiles/truth.ts';
 import { appendResults, toRecord, truthTable, type CellRef } from '../../src/harness/report/results.ts';
 import { observedOf, type Observed, type ResultRecord, type Verdict } from '../../src/harness/model/verdict.ts';
 import type { ProbeRequest, ProbeResult } from '../../src/harness/probe/types.ts';
@@ -30,9 +31,68 @@ export function policyFile(name: string): C2cPolicy[] {
   return parsePolicies(JSON.parse(readFileSync(file, 'utf8')), file);
 }
 
-/** The truth rows of fixtures/c2c/truth/<name>.yaml. */
-export function truthRows<T>(name: string): T[] {
-  return (parseYamlFile(`fixtures/c2c/truth/${name}.yaml`) as { rows: T[] }).rows;
+/** The schema of each fixtures/c2c/truth/<name>.yaml (written from the files' own fields and legends). */
+export const C2C_TRUTH = {
+  '61443': {
+    rows: {
+      rows: {
+        fields: { rfc: ['on', 'off'], case: 'string', port: 'integer', call: ['https', 'tls', 'mtls'], spoof: optional('boolean'), verdict: 'verdict', xfcc: optional(['none', 'spoofed', 'frontend']) },
+        key: ['rfc', 'case'],
+      },
+    },
+  },
+  'egress-scope': {
+    rows: {
+      rows: {
+        fields: {
+          case: 'string', from: optional('string'), url: 'string', via: ['mtls-proxy', 'env', 'direct'], no_proxy: optional('string'), cert: optional(['own']),
+          route: ['proxy', 'direct'], in_scope: optional('boolean'), verdict: 'verdict', xfcc: optional('string'), server: optional('string'), wire: ['plaintext-seen', 'no-plaintext'],
+        },
+        key: ['case'],
+      },
+    },
+  },
+  policy: {
+    rows: {
+      rows: {
+        fields: {
+          step: ['none', 'frontend', 'range', 'removed'], from: 'string', to: 'string', port: 'integer', call: ['http', 'https', 'mtls', 'proxy', 'tcp', 'route-tls'],
+          pooled: optional('boolean'), verdict: 'verdict',
+        },
+        key: ['step', 'from', 'to', 'port', 'call'],
+      },
+    },
+  },
+  'reserved-ports': {
+    rows: {
+      rows: { fields: { case: 'string', ports: 'integer[]', listener: 'boolean', egress: 'boolean', outcome: 'string', mappings: optional('string[]') }, key: ['case'] },
+    },
+  },
+  xfcc: {
+    format: 'string',
+    rows: {
+      rows: {
+        fields: {
+          case: 'string', caller: 'string', via: ['proxy', 'direct'], cert: ['proxy', 'own', 'none', 'other-ca', 'expired'], spoof: optional('boolean'), verdict: 'verdict',
+          xfcc: optional('string'), error: optional('string'),
+        },
+        key: ['case'],
+      },
+    },
+  },
+} as const satisfies Record<string, TableSchema>;
+export type C2cTruthName = keyof typeof C2C_TRUTH;
+
+export const c2cTruthFile = (name: C2cTruthName): string => `fixtures/c2c/truth/${name}.yaml`;
+
+/** fixtures/c2c/truth/<name>.yaml, checked against its schema (one line naming the file, row and field if not). */
+export function c2cTruth<T>(name: C2cTruthName): T {
+  return loadTruth<T>(c2cTruthFile(name), C2C_TRUTH[name]);
+}
+
+/** The truth rows of fixtures/c2c/truth/<name>.yaml, checked. */
+export function truthRows<T>(name: C2cTruthName): T[] {
+  return c2cTruth<{ rows: T[] }>(name).rows;
 }
 
 /** The CF identity an instance's certificates carry (CN = instance guid; Cloud Controller's OUs). */

@@ -5,6 +5,7 @@ import { CfFoundation, type CfStartOptions } from '../../src/harness/profiles/cf
 import { parseCfModel, parseTcpRouterProperties, type CfModel, type TcpRouterProperties } from '../../src/harness/profiles/cf/model.ts';
 import { parseRouteTable, validateTcpRouteMapping, type TcpMappingEntity } from '../../src/harness/model/cf/routes.ts';
 import { parseYamlFile } from '../../src/harness/substrate/topology.ts';
+import { loadTruth, optional, type TableSchema } from '../../src/harness/profiles/truth.ts';
 import { appendResults, toRecord, truthTable, type CellRef } from '../../src/harness/report/results.ts';
 import type { Observed, ResultRecord, Verdict } from '../../src/harness/model/verdict.ts';
 import type { ProbeResult } from '../../src/harness/probe/types.ts';
@@ -12,6 +13,52 @@ import type { ProbeResult } from '../../src/harness/probe/types.ts';
 export const APPS = 'fixtures/cf/apps.yaml';
 
 export const cfModel = (): CfModel => parseCfModel(parseYamlFile(APPS), APPS);
+
+/** The schema of each fixtures/cf/truth/<name>.yaml (written from the files' own fields and legends). */
+export const CF_TRUTH = {
+  'route-integrity': {
+    rows: {
+      rows: {
+        fields: {
+          router: ['tcp-router', 'gorouter'], case: 'string', config: optional('string'), ca: optional(['identity', 'other']), client_cert: optional('boolean'),
+          cells: ['default', 'require-client-cert'], route: ['right', 'stale'], verdict: 'verdict',
+        },
+        key: ['router', 'case'],
+      },
+    },
+  },
+  'tcp-routes-tls': {
+    backend_port: 'integer',
+    backend_tls_port: 'integer',
+    configs: {
+      rows: {
+        fields: { name: 'string', enabled: 'boolean', ca: 'boolean', cert: 'boolean', table: optional(['enabled', 'disabled']), error: optional('string') },
+        key: ['name'],
+      },
+    },
+    tables: {
+      named: true,
+      rows: {
+        fields: {
+          tls_port: [-1, 0, 'N'], instance_id: ['right', 'empty', 'wrong'], outcome: ['tls', 'plaintext', 'verify-failed', 'no-server', 'no-frontend'], verdict: 'verdict',
+          logs: 'string[]',
+        },
+        key: ['tls_port', 'instance_id'],
+      },
+    },
+  },
+  'unproxied-ports': {
+    rows: { rows: { fields: { unproxied: 'boolean', call: 'string', port: 'integer', verdict: 'verdict' }, key: ['unproxied', 'call', 'port'] } },
+  },
+} as const satisfies Record<string, TableSchema>;
+export type CfTruthName = keyof typeof CF_TRUTH;
+
+export const cfTruthFile = (name: CfTruthName): string => `fixtures/cf/truth/${name}.yaml`;
+
+/** fixtures/cf/truth/<name>.yaml, checked against its schema (one line naming the file, row and field if not). */
+export function cfTruth<T>(name: CfTruthName): T {
+  return loadTruth<T>(cfTruthFile(name), CF_TRUTH[name]);
+}
 
 export function startCf(opts: CfStartOptions = {}): Promise<CfFoundation> {
   return CfFoundation.start(cfModel(), { log: (l) => console.log(`    ${l}`), ...opts });

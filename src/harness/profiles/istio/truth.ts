@@ -2,6 +2,7 @@
 // rows suites pin to, written from Istio's documents and tests, independent of the oracle.
 import { parseYamlFile } from '../../substrate/topology.ts';
 import { UserError } from '../../model/errors.ts';
+import { fieldError, type FieldKind } from '../truth.ts';
 import type { Observed, Verdict, Wire } from '../../model/verdict.ts';
 import type { InjectOverride } from './resources.ts';
 
@@ -59,8 +60,6 @@ export interface TruthTable {
   rows: TruthRow[];
 }
 
-const VERDICT = /^(allowed:(mtls|tls|plaintext)|denied:(reset|tls-handshake|http-\d{3}|timeout|refused))$/;
-
 /** A row's name in messages and test titles: `from[/client] → to[/subset]:port[/protocol][ call]`. */
 export function rowName(r: TruthRow): string {
   const client = r.client && r.client !== 'plaintext' ? `/${r.client}` : '';
@@ -92,6 +91,11 @@ function checkTable(raw: Partial<TruthTable> | null, path: string): TruthTable {
   const bad = (msg: string): never => {
     throw new UserError(`${path}: ${msg}`);
   };
+  // The shared field check (profiles/truth.ts): `rows[i].<field> <value> <why>`.
+  const check = (where: string, value: unknown, kind: FieldKind): void => {
+    const e = fieldError(value, where, kind);
+    if (e !== null) bad(e);
+  };
   if (!raw || typeof raw !== 'object') return bad('not a truth table (a mapping with scenario, apply, inject, rows)');
   if (typeof raw.scenario !== 'string') bad(`'scenario' is required`);
   if (raw.fixture !== undefined && typeof raw.fixture !== 'string') bad(`'fixture' must be a directory path`);
@@ -101,15 +105,15 @@ function checkTable(raw: Partial<TruthTable> | null, path: string): TruthTable {
   const seen = new Map<string, number>();
   for (const [i, r] of (raw.rows as TruthRow[]).entries()) {
     if (!r || typeof r.from !== 'string' || typeof r.to !== 'string' || !Number.isInteger(r.port)) bad(`rows[${i}] needs from, to and port`);
-    if (!VERDICT.test(String(r.verdict))) bad(`rows[${i}].verdict ${JSON.stringify(r.verdict)} is not a verdict`);
+    check(`rows[${i}].verdict`, r.verdict, 'verdict');
     if (r.expected !== (String(r.verdict).startsWith('allowed') ? 'allowed' : 'denied')) bad(`rows[${i}]: expected ${r.expected} contradicts verdict ${r.verdict}`);
-    if (r.protocol !== undefined && !ROW_PROTOCOLS.includes(r.protocol)) bad(`rows[${i}].protocol ${JSON.stringify(r.protocol)} must be one of ${ROW_PROTOCOLS.join('|')}`);
-    if (r.client !== undefined && !CLIENT_KINDS.includes(r.client)) bad(`rows[${i}].client ${JSON.stringify(r.client)} must be one of ${CLIENT_KINDS.join('|')}`);
-    if (r.call !== undefined && !ROW_CALLS.includes(r.call)) bad(`rows[${i}].call ${JSON.stringify(r.call)} must be one of ${ROW_CALLS.join('|')}`);
+    if (r.protocol !== undefined) check(`rows[${i}].protocol`, r.protocol, ROW_PROTOCOLS);
+    if (r.client !== undefined) check(`rows[${i}].client`, r.client, CLIENT_KINDS);
+    if (r.call !== undefined) check(`rows[${i}].call`, r.call, ROW_CALLS);
     if (r.call !== undefined && (r.client ?? 'plaintext') !== 'plaintext') bad(`rows[${i}]: a call is the pod's own app speaking it (client plaintext), not ${r.client}`);
     if (r.call !== undefined && r.subset !== undefined) bad(`rows[${i}]: a call row names no subset`);
     if (r.protocol === 'auto' && r.call !== 'tcp-server-first') bad(`rows[${i}]: protocol auto is probed with call tcp-server-first only`);
-    if (r.wire !== undefined && !WIRES.includes(r.wire)) bad(`rows[${i}].wire ${JSON.stringify(r.wire)} must be one of ${WIRES.join('|')}`);
+    if (r.wire !== undefined) check(`rows[${i}].wire`, r.wire, WIRES as readonly string[]);
     if (r.subset !== undefined && typeof r.subset !== 'string') bad(`rows[${i}].subset must be a string`);
     const name = rowName(r);
     const dup = seen.get(name);
