@@ -12,6 +12,7 @@ import { diffCommand, mergeCommand, reportCommand, type MergeFlags } from './rep
 import { PROFILE_PREFIXES } from './suites.ts';
 import { callerUid, janitor, ownerAlive, readRecords, shortOf, stateDirOf, teardownRun, type RunRecord } from '../substrate/state.ts';
 import { loadTopology } from '../substrate/topology.ts';
+import { pollUntil } from '../substrate/poll.ts';
 import type { Cluster } from '../substrate/types.ts';
 import { assertSubstrate, DEFAULT_SUBSTRATE, RUNNABLE_SUBSTRATES, SUBSTRATE_ENV, SUBSTRATES, upCluster } from '../substrate/index.ts';
 import { apply, loadIstio, type InjectOverride } from '../profiles/istio/resources.ts';
@@ -234,8 +235,8 @@ async function down(opts: { run?: string; all?: boolean }): Promise<number> {
   for (const rec of targets) {
     if (ownerAlive(rec)) {
       process.kill(rec.ownerPid, 'SIGTERM');
-      const deadline = Date.now() + 15000;
-      while (existsSync(stateDirOf(rec.short)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // its teardown removes the state dir last; what is left after 15 s is removed below
+      await pollUntil(() => (existsSync(stateDirOf(rec.short)) ? undefined : true), { timeoutMs: 15_000, what: `run ${rec.short}'s keeper to tear down` }).catch(() => undefined);
     } else log(`run ${rec.short}: its keeper (pid ${rec.ownerPid}) is gone; removing what it left`);
     // whatever the keeper did not get to remove in time (or at all): this run's only
     if (existsSync(stateDirOf(rec.short))) await teardownRun(rec.short);

@@ -18,6 +18,7 @@ import { KubeletApi, type KubeletHost, type KubeletPod } from './kubelet-api.ts'
 import type { KubeNode } from './node-netns.ts';
 import { onTeardown } from '../substrate/lifecycle.ts';
 import { STATE_ROOT } from '../substrate/state.ts';
+import { pollUntil } from '../substrate/poll.ts';
 import type { Cluster, ContainerSpec, RunningService } from '../substrate/types.ts';
 import {
   containerEnv, fieldRef, formatMap, identityOf, ownerAppName, probeCheck, programsOf, serviceEnv, UnmappedImage, withEnvoyBinary,
@@ -416,14 +417,17 @@ export class NodeAgent {
   private async waitProbe(mine: LocalPod, c: V1Container, probe: V1Container['readinessProbe'], deadline: number): Promise<void> {
     const check = probeCheck(probe, c, mine.ip);
     if (!check) return;
-    for (;;) {
+    const notReady = () => new PodFailure('NotReady', `container ${c.name}: ${describe(check)} did not pass in time: ${this.tail(mine, c)}`);
+    // a pod's gates (the native sidecar's startup probe, then each container's readiness) follow one another
+    await pollUntil(async () => {
       const proc = this.cluster.containerStatus(mine.key, c.name);
       if (proc && proc.exitCode !== undefined) throw new PodFailure('CrashLoopBackOff', `container ${c.name} exited (code ${proc.exitCode}) before it was ready: ${this.tail(mine, c)}`);
-      if (await this.probeOnce(mine, check)) return;
-      if (Date.now() > deadline || mine.stopping || this.stopped) throw new PodFailure('NotReady', `container ${c.name}: ${describe(check)} did not pass in time: ${this.tail(mine, c)}`);
-      // a pod's gates (the native sidecar's startup probe, then each container's readiness) follow one another
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      if (await this.probeOnce(mine, check)) return true;
+      if (mine.stopping || this.stopped) throw notReady();
+      return undefined;
+    }, { timeoutMs: Math.max(0, deadline - Date.now()), intervalMs: 100, what: `container ${c.name}'s probe` }).catch((e: unknown) => {
+      throw /: not ready after \d+ ms$/.test((e as Error).message ?? '') ? notReady() : e;
+    });
   }
 
   private async probeOnce(mine: LocalPod, check: ProbeCheck): Promise<boolean> {
@@ -522,17 +526,20 @@ export class NodeAgent {
   }
 
   private async waitObject<T>(read: () => Promise<T>, optional: boolean | undefined, what: string): Promise<T | null> {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
+    const notFound = () => new PodFailure('CreateContainerConfigError', `${what} not found`);
+    return pollUntil(async (): Promise<{ v: T | null } | undefined> => {
       try {
-        return await read();
+        return { v: await read() };
       } catch (e) {
         if ((e as { code?: number }).code !== 404) throw e;
-        if (optional) return null;
-        if (Date.now() > deadline || this.stopped) throw new PodFailure('CreateContainerConfigError', `${what} not found`);
-        await new Promise((r) => setTimeout(r, 250));
+        if (optional) return { v: null };
+        if (this.stopped) throw notFound();
+        return undefined;
       }
-    }
+    }, { timeoutMs: 60_000, intervalMs: 250, what }).then((x) => x.v, (e: unknown) => {
+      // out of time: still not there; any other error is the API's own
+      throw /: not ready after \d+ ms$/.test((e as Error).message ?? '') ? notFound() : e;
+    });
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Wire } from '../model/verdict.ts';
+import { pollUntil } from '../substrate/poll.ts';
 
 export function newToken(): string {
   return `mpcanary-${randomBytes(8).toString('hex')}`;
@@ -97,22 +98,18 @@ export class WireCanary {
    */
   async sync(marker: string, send: () => Promise<void>, timeoutMs = 3000): Promise<{ lost: boolean }> {
     this.watch(marker);
-    const deadline = Date.now() + timeoutMs;
     let nextSend = 0;
-    for (;;) {
+    await pollUntil(async () => {
       if (Date.now() >= nextSend) {
         await send();
         nextSend = Date.now() + 250;
       }
       this.scan();
-      if (this.seen.has(marker)) {
-        this.forget(marker);
-        await this.settle();
-        return { lost: await this.dropped() };
-      }
-      if (Date.now() > deadline) throw new Error(`wire canary: the capture ${this.pcapFile} did not see marker ${marker} within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
+      return this.seen.has(marker) ? true : undefined;
+    }, { timeoutMs, intervalMs: 5, what: `wire canary: the capture ${this.pcapFile} seeing marker ${marker}` });
+    this.forget(marker);
+    await this.settle();
+    return { lost: await this.dropped() };
   }
 
   /**

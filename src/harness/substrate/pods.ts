@@ -93,7 +93,8 @@ export interface Started {
 export async function assertPortFree(agent: AgentClient | undefined, pod: string, c: ContainerSpec, holderOf: (port: number) => string | undefined): Promise<void> {
   const port = c.ready && c.ready.kind !== 'none' ? c.ready.port : undefined;
   if (port === undefined || !agent) return;
-  if ((await agent.probe({ protocol: 'tcp', host: '127.0.0.1', port, timeoutMs: 300 })).verdict === 'denied:refused') return;
+  // only a connection that was accepted says someone listens (an agent slow to answer on a busy machine says nothing)
+  if (!(await agent.probe({ protocol: 'tcp', host: '127.0.0.1', port, timeoutMs: 300 })).verdict.startsWith('allowed')) return;
   const holder = holderOf(port);
   throw new Error(`pod ${pod}: container ${c.name}: port ${port} is already taken in the pod${holder ? ` by container ${holder}` : ''}: give each container of a pod its own port`);
 }
@@ -116,7 +117,8 @@ export async function waitReady(agent: AgentClient, pod: string, c: ContainerSpe
       }
       const r = await agent.probe(req);
       last = r.verdict;
-      return (check.kind === 'tcp' ? r.verdict !== 'denied:refused' : r.evidence.status === (check.status ?? 200)) ? true : undefined;
+      // a tcp check passes once something accepts on the port (refused or timed out: not yet)
+      return (check.kind === 'tcp' ? r.verdict !== 'denied:refused' && r.verdict !== 'denied:timeout' : r.evidence.status === (check.status ?? 200)) ? true : undefined;
     }, { timeoutMs: budgetMs, intervalMs: 25, what: `pod ${pod}: container ${c.name}` });
   } catch (e) {
     if (exited) throw new Error(`pod ${pod}: container ${c.name} exited (code ${s.exitCode()}) before it was ready; log ${s.log}:\n${await s.tail()}`, { cause: e });

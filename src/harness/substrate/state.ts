@@ -3,6 +3,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, readlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { pollUntil } from './poll.ts';
 import { run, runCapture } from './sh.ts';
 
 export const STATE_ROOT = process.env.MESHPROOF_STATE_ROOT ?? '/run/meshproof';
@@ -177,8 +178,8 @@ async function killAll(pids: number[], graceMs: number): Promise<void> {
       // gone
     }
   }
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && pids.some(alive)) await new Promise((r) => setTimeout(r, 20));
+  // those still alive after the grace get SIGKILL
+  await pollUntil(() => (pids.some(alive) ? undefined : true), { timeoutMs: graceMs, intervalMs: 20, what: 'processes to exit' }).catch(() => undefined);
   for (const p of pids.filter(alive)) {
     try {
       process.kill(p, 'SIGKILL');

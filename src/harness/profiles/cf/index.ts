@@ -12,6 +12,7 @@ import { forEveryPod } from '../files.ts';
 import { requireTools } from '../../cli/doctor.ts';
 import { envoyBinary, envoyContainer, envoyStat } from '../envoy.ts';
 import { UserError } from '../../model/errors.ts';
+import { pollUntil } from '../../substrate/poll.ts';
 import { renderDiegoSdsFiles, renderDiegoSidecar } from '../../dataplane/envoy/diego.ts';
 import { renderFrontRouter, type FrontRoute } from '../../dataplane/envoy/front-router.ts';
 import { buildHaproxyConfig, formatLager, haproxyBaseConfig, validateBackendTls, type LagerLog } from '../../dataplane/haproxy/tcp-router.ts';
@@ -359,12 +360,13 @@ export class CfFoundation {
    * logs a session when it ends, a moment after the client saw the close. Empty when none came.
    */
   async newHaproxySessions(port: number, seen: number, timeoutMs: number): Promise<string[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const lines = await this.haproxySessions(port);
-      if (lines.length > seen || Date.now() > deadline) return lines.slice(seen);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // none within the time is an answer too (a refused call has no session): the last reading is returned
+    let lines: string[] = [];
+    await pollUntil(async () => {
+      lines = await this.haproxySessions(port);
+      return lines.length > seen ? true : undefined;
+    }, { timeoutMs, intervalMs: 10, what: `HAProxy's session line for port ${port}` }).catch(() => undefined);
+    return lines.slice(seen);
   }
 
   // ------------------------------------------------------------------------ front router
@@ -481,15 +483,15 @@ export function parseShowProc(text: string): { reloads: number; workers: number[
 async function reloadHaproxy(masterCommand: (command: string) => Promise<string>, signal: () => void): Promise<void> {
   const before = parseShowProc(await masterCommand('show proc'));
   signal();
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 20));
+  await pollUntil(async () => {
     try {
       const now = parseShowProc(await masterCommand('show proc'));
-      if (now.reloads > before.reloads && now.workers.length > 0 && !now.workers.some((w) => before.workers.includes(w))) return;
+      return now.reloads > before.reloads && now.workers.length > 0 && !now.workers.some((w) => before.workers.includes(w)) ? true : undefined;
     } catch {
       // the master re-executes itself on reload; its socket comes back
+      return undefined;
     }
-    if (Date.now() > deadline) throw new UserError(`tcp-router: HAProxy did not finish reloading within 10 s; see its log`);
-  }
+  }, { timeoutMs: 10_000, intervalMs: 20, what: 'tcp-router reload' }).catch(() => {
+    throw new UserError(`tcp-router: HAProxy did not finish reloading within 10 s; see its log`);
+  });
 }
