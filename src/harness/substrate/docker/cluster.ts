@@ -6,25 +6,20 @@
 // VIPs are DNAT rules in its namespace, and the wire canary captures on the pods' links there. Pods see the run's state and
 // reports directories at the same paths as the harness (bind mounts), so profiles' files and sockets need no mapping.
 import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import type { Duplex } from 'node:stream';
+import { dirname, isAbsolute, join } from 'node:path';
 import Dockerode from 'dockerode';
 import { UserError } from '../../model/errors.ts';
-import { AgentClient, openTunnel } from '../../probe/client.ts';
-import { WireCanary } from '../../probe/canary.ts';
-import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
+import { AgentClient } from '../../probe/client.ts';
 import { DEFAULT_ENVOY_VERSION, requireRoot, requireTools, resolveEnvoy } from '../../cli/doctor.ts';
-import { buildPodBundle } from '../bundle.ts';
-import { onTeardown } from '../lifecycle.ts';
 import { sampleContainer, sampleMachine } from '../netns/proc.ts';
-import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, findPod, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
+import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, type Started } from '../pods.ts';
+import { PodCluster, startCluster, type AgentPod } from '../pod-cluster.ts';
 import { pollUntil } from '../poll.ts';
 import { run, runCapture } from '../sh.ts';
-import { mountStateTmpfs, newRunId, processStart, REPORTS_DIR_ENV, stateDirOf, teardownRun, writeRecord } from '../state.ts';
-import { setprivArgv, Supervisor } from '../supervisor.ts';
+import { teardownRun } from '../state.ts';
+import { setprivArgv } from '../supervisor.ts';
 import { podKey, validateTopology } from '../topology.ts';
-import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, FileOptions, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
+import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
 import type { UpOptions } from '../netns/index.ts';
 import { RUN_LABEL } from './containers.ts';
 import { startEngine, type DockerEngine } from './engine.ts';
@@ -45,12 +40,9 @@ interface DockerContainer extends ContainerStatus {
   logFile: string;
 }
 
-interface DockerPod extends RunningPod {
-  index: number;
+interface DockerPod extends AgentPod {
   /** Its infra container, once created. */
   infra?: DockerContainer;
-  agent?: AgentClient;
-  socket: string;
   hostsFile: string;
   containers: Map<string, DockerContainer>;
   /** How many containers of this pod were ever started (a restarted container gets a fresh docker name). */
@@ -76,15 +68,10 @@ function demux(buf: Buffer): string {
   return Buffer.concat(out).toString('utf8');
 }
 
-export class DockerCluster implements Cluster {
+export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
   readonly substrate = 'docker';
-  readonly pods = new Map<string, DockerPod>();
-  readonly services = new Map<string, RunningService>();
-  canary?: WireCanary;
   engine?: DockerEngine;
   private docker?: Dockerode;
-  private readonly supervisor: Supervisor;
-  private bundle = '';
   private nodeImage = '';
   /** Host Envoy binary → the pod image that carries it at /usr/local/bin/envoy. */
   private readonly envoyImages = new Map<string, string>();
@@ -93,21 +80,7 @@ export class DockerCluster implements Cluster {
   /** Commands run by exec so far, and the CPU seconds their processes used (see exec). */
   private execs = 0;
   private execCpuS = 0;
-  private nextIndex: number;
   private downPromise?: Promise<void>;
-  private unregister: () => void = () => undefined;
-
-  constructor(
-    readonly runId: string,
-    readonly short: string,
-    readonly runDir: string,
-    readonly stateDir: string,
-    readonly topology: Topology,
-    private readonly opts: UpOptions,
-  ) {
-    this.supervisor = new Supervisor(join(runDir, 'logs'));
-    this.nextIndex = topology.pods.length;
-  }
 
   /** The run's bridge in the engine's namespace (its name is ours, so the capture and sysctls can name it). */
   get bridge(): string {
@@ -118,23 +91,12 @@ export class DockerCluster implements Cluster {
     return this.engine!.layout!.netns;
   }
 
-  private log(line: string): void {
-    this.opts.log?.(line);
-  }
-
-  pod(ref: string): DockerPod {
-    return findPod(this.pods, ref);
-  }
-
   async start(): Promise<void> {
-    this.unregister = onTeardown(() => this.down());
     const t0 = Date.now();
-    await mountStateTmpfs(this.short);
-    mkdirSync(this.runDir, { recursive: true });
-    mkdirSync(join(this.stateDir, 'sock'), { recursive: true, mode: 0o711 });
+    // before anything starts: unbuilt images are one line naming the fix
+    await this.checkImages();
+    const bundling = await this.prologue();
     mkdirSync(join(this.stateDir, 'dns'), { recursive: true, mode: 0o711 });
-    this.record();
-    const bundling = buildPodBundle(join(this.stateDir, 'pod.mjs'));
     this.engine = await startEngine({ short: this.short, log: (l) => this.log(l) });
     // a client of this engine's own (testcontainers keeps one per process, and two runs in one process have two engines)
     this.docker = new Dockerode({ socketPath: this.engine.host.slice('unix://'.length) });
@@ -172,8 +134,8 @@ export class DockerCluster implements Cluster {
     return versions.map((version) => ({ version, bin: resolveEnvoy(version).bin }));
   }
 
-  /** Before anything starts: the pod images must be built (meshproof doctor --fix --substrate docker). */
-  async checkImages(): Promise<void> {
+  /** The pod images must be built (meshproof doctor --fix --substrate docker). */
+  private async checkImages(): Promise<void> {
     const inputs = await currentInputs({ envoys: this.envoys() });
     const missing = inputs ? builtLayers(inputs).filter((l) => !l.built).map((l) => l.layer.tag) : ['the .debs of the pod packages'];
     if (missing.length) throw new UserError(`the docker pod images are not built (${missing.join(', ')}): ${FIX_IMAGES}`);
@@ -217,20 +179,6 @@ export class DockerCluster implements Cluster {
       containers: new Map(),
       started: 0,
     };
-  }
-
-  private record(): void {
-    writeRecord({
-      runId: this.runId,
-      short: this.short,
-      ownerPid: process.pid,
-      ownerStart: processStart(process.pid) ?? '',
-      runDir: this.runDir,
-      topology: this.topology.name,
-      origin: this.opts.origin ?? 'run',
-      created: new Date().toISOString(),
-      pods: Object.fromEntries([...this.pods.values()].map((p) => [p.key, p.netns])),
-    });
   }
 
   /** What every container of the run sees at the harness's own paths: the run's files, and the pod's names. */
@@ -414,16 +362,6 @@ export class DockerCluster implements Cluster {
     return this.logOf(rec);
   }
 
-  async writeFile(pod: string, path: string, content: string, opts: FileOptions = {}): Promise<void> {
-    this.pod(pod);
-    writeRunFile(this, pod, path, content, opts);
-  }
-
-  readFile(pod: string, path: string): Promise<string> {
-    this.pod(pod);
-    return readFile(path, 'utf8');
-  }
-
   /** The container's process tree, read from the host's /proc (the engine runs on this kernel, in its pid namespace). */
   async sample(pod: string, name: string): Promise<ContainerSample> {
     const rec = this.pod(pod).containers.get(name);
@@ -509,19 +447,6 @@ export class DockerCluster implements Cluster {
     if (r.code !== 0) throw new Error(`pod ${pod}: iptables-restore failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   }
 
-  async probe(from: string, req: ProbeRequest, opts: { wire?: boolean } = {}): Promise<ProbeResult> {
-    const [r] = await this.probeMany([{ from, req }], opts);
-    return r!;
-  }
-
-  probeMany(calls: { from: string; req: ProbeRequest }[], opts: { wire?: boolean; concurrency?: number } = {}): Promise<ProbeResult[]> {
-    return probeBatch(calls, (from) => this.pod(from).agent!, this.canary, opts);
-  }
-
-  openTunnel(pod: string, port: number): Promise<Duplex> {
-    return openTunnel(this.pod(pod).socket, port);
-  }
-
   async addPod(spec: PodSpec): Promise<RunningPod> {
     const key = podKey(spec);
     if (this.pods.has(key)) throw new Error(`pod ${key} already exists in run ${this.runId}`);
@@ -593,15 +518,5 @@ export async function upDocker(topology: Topology, opts: UpOptions = {}): Promis
   await requireTools(['ip', 'iptables-restore', ...(opts.wire === false ? [] : ['tcpdump'])]);
   if (process.env.DOCKER_HOST) throw new UserError(`--substrate docker runs on meshproof's own engine (it programs service VIPs and the wire capture in the engine's network namespace, which on DOCKER_HOST=${process.env.DOCKER_HOST} would be that engine's host): unset DOCKER_HOST`);
   if (!(opts.dynamic && topology.pods.length === 0)) validateTopology(topology);
-  const { runId, short } = newRunId();
-  const runDir = resolve(opts.reportsDir ?? process.env[REPORTS_DIR_ENV] ?? 'reports', runId);
-  const cluster = new DockerCluster(runId, short, runDir, stateDirOf(short), topology, opts);
-  try {
-    await cluster.checkImages();
-    await cluster.start();
-  } catch (e) {
-    await cluster.down();
-    throw e;
-  }
-  return cluster;
+  return startCluster(opts, (r) => new DockerCluster(r.runId, r.short, r.runDir, r.stateDir, topology, opts));
 }

@@ -4,19 +4,15 @@
 // no NAT out, no default route. Pods only have routes to the pod and service ranges.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import type { Duplex } from 'node:stream';
-import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, FileOptions, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
-import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
-import { AgentClient, openTunnel as tunnelVia } from '../../probe/client.ts';
-import { WireCanary } from '../../probe/canary.ts';
-import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, findPod, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, probeBatch, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, writeRunFile, type Started } from '../pods.ts';
+import { join } from 'node:path';
+import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
+import { AgentClient } from '../../probe/client.ts';
+import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, type Started } from '../pods.ts';
+import { PodCluster, startCluster, type AgentPod } from '../pod-cluster.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
-import { mountStateTmpfs, newRunId, netnsPrefix, REPORTS_DIR_ENV, stateDirOf, stopNetnsProcesses, teardownRun, writeRecord, processStart, type RunRecord } from '../state.ts';
-import { buildPodBundle } from '../bundle.ts';
+import { netnsPrefix, stopNetnsProcesses, teardownRun } from '../state.ts';
 import { sampleContainer, sampleMachine } from './proc.ts';
-import { onTeardown } from '../lifecycle.ts';
 import { validateTopology, podKey } from '../topology.ts';
 import { requireRoot, requireTools } from '../../cli/doctor.ts';
 
@@ -52,54 +48,24 @@ function nodeLinkCmds(p: PodRuntime): string[] {
 }
 
 
-interface PodRuntime extends RunningPod {
-  index: number;
-  agent?: AgentClient;
-  socket: string;
+interface PodRuntime extends AgentPod {
   procs: Map<string, Proc>;
 }
 
-export class NetnsCluster implements Cluster {
+export class NetnsCluster extends PodCluster<PodRuntime> implements Cluster {
   readonly substrate = 'netns';
-  readonly pods = new Map<string, PodRuntime>();
-  readonly services = new Map<string, RunningService>();
-  readonly supervisor: Supervisor;
   readonly nodeNetns: string;
-  canary?: WireCanary;
-  bundle = '';
   private downPromise?: Promise<void>;
   private servicesJumped = false;
-  private nextIndex: number;
-  private unregister: () => void = () => undefined;
 
-  constructor(
-    readonly runId: string,
-    readonly short: string,
-    readonly runDir: string,
-    readonly stateDir: string,
-    readonly topology: Topology,
-    private readonly opts: UpOptions,
-  ) {
-    this.supervisor = new Supervisor(join(runDir, 'logs'));
+  constructor(runId: string, short: string, runDir: string, stateDir: string, topology: Topology, opts: UpOptions) {
+    super(runId, short, runDir, stateDir, topology, opts);
     this.nodeNetns = `${netnsPrefix(short)}-node`;
-    this.nextIndex = topology.pods.length;
-  }
-
-  private log(line: string): void {
-    this.opts.log?.(line);
-  }
-
-  pod(ref: string): PodRuntime {
-    return findPod(this.pods, ref);
   }
 
   async start(): Promise<void> {
-    this.unregister = onTeardown(() => this.down());
     const t0 = Date.now();
-    await mountStateTmpfs(this.short);
-    mkdirSync(this.runDir, { recursive: true });
-    mkdirSync(join(this.stateDir, 'sock'), { recursive: true, mode: 0o711 });
-    const bundling = buildPodBundle(join(this.stateDir, 'pod.mjs'));
+    const bundling = await this.prologue();
     const pods = this.topology.pods;
     pods.forEach((spec, index) => {
       const key = podKey(spec);
@@ -147,22 +113,6 @@ export class NetnsCluster implements Cluster {
     await this.settle();
     this.record();
     this.log(`netns: run ${this.runId} up in ${Date.now() - t0} ms`);
-  }
-
-  private record(): void {
-    const rec: RunRecord = {
-      runId: this.runId,
-      short: this.short,
-      ownerPid: process.pid,
-      ownerStart: processStart(process.pid) ?? '',
-      runDir: this.runDir,
-      topology: this.topology.name,
-      origin: this.opts.origin ?? 'run',
-      created: new Date().toISOString(),
-      // a kube Pod is also listed under its Deployment's name (the newest pod wins), so `meshproof exec sleep` finds it
-      pods: Object.fromEntries([...this.pods.values()].sort((a, b) => a.index - b.index).flatMap((p) => [...(p.spec.aliases ?? []).map((a) => [`${p.spec.namespace}/${a}`, p.netns]), [p.key, p.netns]])),
-    };
-    writeRecord(rec);
   }
 
   /** (Re)programs the service VIPs: declaring a chain in iptables-restore --noflush flushes it, so this can run again. */
@@ -308,16 +258,6 @@ export class NetnsCluster implements Cluster {
   }
 
   /** Pods share the host's files: the file is written where the pod sees it, which must be in the run's state or reports dir. */
-  async writeFile(pod: string, path: string, content: string, opts: FileOptions = {}): Promise<void> {
-    this.pod(pod);
-    writeRunFile(this, pod, path, content, opts);
-  }
-
-  readFile(pod: string, path: string): Promise<string> {
-    this.pod(pod);
-    return readFile(path, 'utf8');
-  }
-
   /** From /proc (the pods share the host's): the container's main process and its descendants. */
   async sample(pod: string, name: string): Promise<ContainerSample> {
     const proc = this.pod(pod).procs.get(name);
@@ -346,16 +286,6 @@ export class NetnsCluster implements Cluster {
     await run(['ip', 'netns', 'exec', p.netns, 'iptables-restore', '--noflush'], { input: rules.endsWith('\n') ? rules : rules + '\n' });
   }
 
-  async probe(from: string, req: ProbeRequest, opts: { wire?: boolean } = {}): Promise<ProbeResult> {
-    const [r] = await this.probeMany([{ from, req }], opts);
-    return r!;
-  }
-
-  /** Runs many probes concurrently, then one canary sync for all of them (pods.ts probeBatch). */
-  probeMany(calls: { from: string; req: ProbeRequest }[], opts: { wire?: boolean; concurrency?: number } = {}): Promise<ProbeResult[]> {
-    return probeBatch(calls, (from) => this.pod(from).agent!, this.canary, opts);
-  }
-
   /** Its process (the supervisor's): running until `exited` resolves. */
   containerStatus(pod: string, name: string): ContainerStatus | undefined {
     const proc = this.pod(pod).procs.get(name);
@@ -363,10 +293,6 @@ export class NetnsCluster implements Cluster {
   }
 
   /** Through the pod's probe agent, which connects inside the pod's namespace. */
-  openTunnel(pod: string, port: number): Promise<Duplex> {
-    return tunnelVia(this.pod(pod).socket, port);
-  }
-
   down(): Promise<void> {
     this.downPromise ??= (async () => {
       for (const p of this.pods.values()) p.agent?.close();
@@ -389,14 +315,5 @@ export async function upNetns(topology: Topology, opts: UpOptions = {}): Promise
   requireRoot();
   await requireTools(['ip', 'iptables-restore', 'setpriv', ...(opts.wire === false ? [] : ['tcpdump'])]);
   if (!(opts.dynamic && topology.pods.length === 0)) validateTopology(topology);
-  const { runId, short } = newRunId();
-  const runDir = resolve(opts.reportsDir ?? process.env[REPORTS_DIR_ENV] ?? 'reports', runId);
-  const cluster = new NetnsCluster(runId, short, runDir, stateDirOf(short), topology, opts);
-  try {
-    await cluster.start();
-  } catch (e) {
-    await cluster.down();
-    throw e;
-  }
-  return cluster;
+  return startCluster(opts, (r) => new NetnsCluster(r.runId, r.short, r.runDir, r.stateDir, topology, opts));
 }
