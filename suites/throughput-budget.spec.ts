@@ -136,8 +136,8 @@ describe(`${SUITE}: Istio's units — fortio at a fixed rate through every path,
 
   it('the gate fails budgets no path can meet and passes budgets every path meets (hand-written budgets, on the measured figures)', () => {
     const impossible = checkBudgets(loadBudgets('fixtures/istio/load/gate/budgets-impossible.yaml').paths, run.rate.rows, run.summary);
-    // four paths with a data plane × connection counts × (p90 added + vCPU of each of their two processes)
-    expect(impossible).to.have.length(4 * run.rate.settings.connections.length * 3);
+    // four paths with a data plane × connection counts × (vCPU and RSS of each of their two processes)
+    expect(impossible).to.have.length(4 * run.rate.settings.connections.length * 4);
     expect(impossible.filter((b) => b.pass).map(describeBudget)).to.deep.equal([]);
     const huge = checkBudgets(loadBudgets('fixtures/istio/load/gate/budgets-huge.yaml').paths, run.rate.rows, run.summary);
     // per connection count: baseline errors, and per data-plane path 2 + 2 per-process, 3 added, errors; closed-loop ratios

@@ -192,8 +192,8 @@ describe("load rate: figures in Istio's units", () => {
 
   it('the gate fixtures: no path meets fixtures/istio/load/gate/budgets-impossible.yaml, every path meets budgets-huge.yaml', () => {
     const impossible = checkBudgets(loadBudgets('fixtures/istio/load/gate/budgets-impossible.yaml').paths, sum.rows);
-    // two paths with a data plane here: p90 added, and vCPU of each of their two processes
-    expect(impossible).to.have.length(2 * 3);
+    // two paths with a data plane here: vCPU and RSS of each of their two processes
+    expect(impossible).to.have.length(2 * 4);
     expect(impossible.filter((b) => b.pass)).to.deep.equal([]);
     const huge = checkBudgets(loadBudgets('fixtures/istio/load/gate/budgets-huge.yaml').paths, sum.rows);
     expect(huge).to.have.length(1 + 2 * 8);
