@@ -11,7 +11,8 @@ import type { WireCanary } from '../probe/canary.ts';
 import type { ProbeRequest, ProbeResult } from '../probe/types.ts';
 import { buildPodBundle } from './bundle.ts';
 import { onTeardown } from './lifecycle.ts';
-import { findPod, probeBatch, writeRunFile } from './pods.ts';
+import { findPod, matches, probeBatch, serviceRules, serviceVip, writeRunFile } from './pods.ts';
+import { run } from './sh.ts';
 import { mountStateTmpfs, newRunId, processStart, REPORTS_DIR_ENV, stateDirOf, writeRecord } from './state.ts';
 import { Supervisor } from './supervisor.ts';
 import type { FileOptions, RunningPod, RunningService, Topology } from './types.ts';
@@ -32,6 +33,8 @@ export abstract class PodCluster<P extends AgentPod> {
   /** The pod bundle (workloads and probe agent), built into the state dir at start. */
   bundle = '';
   protected nextIndex: number;
+  /** The PREROUTING jump to the VIP chain exists (programServices). */
+  private servicesJumped = false;
   protected unregister: () => void = () => undefined;
 
   constructor(
@@ -109,6 +112,32 @@ export abstract class PodCluster<P extends AgentPod> {
     return openTunnel(this.pod(pod).socket, port);
   }
 
+  /** The topology's services, each with a VIP and the pods its selector picks (kube-proxy's endpoints). */
+  protected topologyServices(): void {
+    (this.topology.services ?? []).forEach((spec, i) => {
+      const endpoints = [...this.pods.values()].filter((p) => p.spec.namespace === spec.namespace && matches(spec.selector, p.spec.labels));
+      this.services.set(`${spec.namespace}/${spec.name}`, { spec, vip: serviceVip(i), endpoints });
+    });
+  }
+
+  /** Replaces the services (VIPs and backends, e.g. from an API's Services and EndpointSlices) and reprograms VIPs and names. */
+  async setServices(services: RunningService[]): Promise<void> {
+    this.services.clear();
+    for (const s of services) this.services.set(`${s.spec.namespace}/${s.spec.name}`, s);
+    await this.programServices();
+    this.writeDns();
+  }
+
+  /** The network namespace that routes between the pods: where the service VIPs live (the netns node, docker's engine). */
+  protected abstract get routerNetns(): string;
+
+  /** (Re)programs the service VIPs: declaring a chain in iptables-restore --noflush flushes it, so this can run again. */
+  protected async programServices(): Promise<void> {
+    await run(['ip', 'netns', 'exec', this.routerNetns, 'iptables-restore', '--noflush'], { input: serviceRules(this.services.values(), this.servicesJumped) });
+    this.servicesJumped = true;
+  }
+  /** Writes every pod's names (hosts file). */
+  protected abstract writeDns(): void;
   abstract down(): Promise<void>;
 }
 

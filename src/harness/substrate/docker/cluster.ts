@@ -12,14 +12,14 @@ import { UserError } from '../../model/errors.ts';
 import { AgentClient } from '../../probe/client.ts';
 import { DEFAULT_ENVOY_VERSION, requireRoot, requireTools, resolveEnvoy } from '../../cli/doctor.ts';
 import { sampleContainer, sampleMachine } from '../netns/proc.ts';
-import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, type Started } from '../pods.ts';
+import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, settle, GATEWAY, hostsFile, podAddrCmds, podIp, POD_CIDR, RESOLV_CONF, SERVICE_CIDR, waitReady, type Started } from '../pods.ts';
 import { PodCluster, startCluster, type AgentPod } from '../pod-cluster.ts';
 import { pollUntil } from '../poll.ts';
 import { run, runCapture } from '../sh.ts';
 import { teardownRun } from '../state.ts';
 import { setprivArgv } from '../supervisor.ts';
 import { podKey, validateTopology } from '../topology.ts';
-import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
+import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, MachineSample, PodSpec, RunningPod, Topology } from '../types.ts';
 import type { UpOptions } from '../netns/index.ts';
 import { RUN_LABEL } from './containers.ts';
 import { startEngine, type DockerEngine } from './engine.ts';
@@ -76,7 +76,6 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
   /** Host Envoy binary → the pod image that carries it at /usr/local/bin/envoy. */
   private readonly envoyImages = new Map<string, string>();
   private networkId = '';
-  private servicesJumped = false;
   /** Commands run by exec so far, and the CPU seconds their processes used (see exec). */
   private execs = 0;
   private execCpuS = 0;
@@ -113,10 +112,7 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
     this.networkId = net.id;
     await this.node();
     this.topology.pods.forEach((spec, index) => this.pods.set(podKey(spec), this.newPod(spec, index)));
-    (this.topology.services ?? []).forEach((spec, i) => {
-      const endpoints = [...this.pods.values()].filter((p) => p.spec.namespace === spec.namespace && matches(spec.selector, p.spec.labels));
-      this.services.set(`${spec.namespace}/${spec.name}`, { spec, vip: serviceVip(i), endpoints });
-    });
+    this.topologyServices();
     await this.programServices();
     this.writeDns();
     this.log(`docker: network ${this.bridge} (${POD_CIDR}) and engine ready in ${Date.now() - t0} ms`);
@@ -468,20 +464,12 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
     this.writeDns();
   }
 
-  async setServices(services: RunningService[]): Promise<void> {
-    this.services.clear();
-    for (const s of services) this.services.set(`${s.spec.namespace}/${s.spec.name}`, s);
-    await this.programServices();
-    this.writeDns();
-  }
-
-  private async programServices(): Promise<void> {
-    await run(['ip', 'netns', 'exec', this.engineNetns, 'iptables-restore', '--noflush'], { input: serviceRules(this.services.values(), this.servicesJumped) });
-    this.servicesJumped = true;
+  protected get routerNetns(): string {
+    return this.engineNetns;
   }
 
   /** The pods' hosts files, bind-mounted at /etc/hosts: rewritten in place, so every container sees the new names. */
-  private writeDns(): void {
+  protected writeDns(): void {
     writeFileSync(join(this.stateDir, 'dns', 'resolv.conf'), RESOLV_CONF, { mode: 0o644 });
     for (const p of this.pods.values()) writeFileSync(p.hostsFile, hostsFile(p, this.services.values(), this.pods.values()), { mode: 0o644 });
   }

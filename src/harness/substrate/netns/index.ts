@@ -5,9 +5,9 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, MachineSample, PodSpec, RunningPod, RunningService, Topology } from '../types.ts';
+import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, MachineSample, PodSpec, RunningPod, Topology } from '../types.ts';
 import { AgentClient } from '../../probe/client.ts';
-import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, settle, GATEWAY, hostsFile, matches, podAddrCmds, podIp, POD_CIDR, RESOLV_CONF, SERVICE_CIDR, serviceRules, serviceVip, waitReady, type Started } from '../pods.ts';
+import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, settle, GATEWAY, hostsFile, podAddrCmds, podIp, POD_CIDR, RESOLV_CONF, SERVICE_CIDR, waitReady, type Started } from '../pods.ts';
 import { PodCluster, startCluster, type AgentPod } from '../pod-cluster.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
@@ -56,7 +56,6 @@ export class NetnsCluster extends PodCluster<PodRuntime> implements Cluster {
   readonly substrate = 'netns';
   readonly nodeNetns: string;
   private downPromise?: Promise<void>;
-  private servicesJumped = false;
 
   constructor(runId: string, short: string, runDir: string, stateDir: string, topology: Topology, opts: UpOptions) {
     super(runId, short, runDir, stateDir, topology, opts);
@@ -79,10 +78,7 @@ export class NetnsCluster extends PodCluster<PodRuntime> implements Cluster {
         procs: new Map(),
       });
     });
-    (this.topology.services ?? []).forEach((spec, i) => {
-      const endpoints = [...this.pods.values()].filter((p) => p.spec.namespace === spec.namespace && matches(spec.selector, p.spec.labels));
-      this.services.set(`${spec.namespace}/${spec.name}`, { spec, vip: serviceVip(i), endpoints });
-    });
+    this.topologyServices();
     this.record();
 
     // 1. namespaces and veth pairs, created directly inside their namespaces (never in the host's)
@@ -98,7 +94,7 @@ export class NetnsCluster extends PodCluster<PodRuntime> implements Cluster {
     for (const p of this.pods.values()) node.push(...nodeLinkCmds(p));
     await run(['ip', '-n', this.nodeNetns, '-batch', '-'], { input: node.join('\n') + '\n' });
     await run(['ip', 'netns', 'exec', this.nodeNetns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-    await this.nodeServiceRules();
+    await this.programServices();
 
     // 3. the pods: address, routes to the pod and service ranges only, DNS files
     await Promise.all([...this.pods.values()].map((p) => run(['ip', '-n', p.netns, '-batch', '-'], { input: podAddrCmds(p.ip, POD_DEV).join('\n') + '\n' })));
@@ -115,10 +111,8 @@ export class NetnsCluster extends PodCluster<PodRuntime> implements Cluster {
     this.log(`netns: run ${this.runId} up in ${Date.now() - t0} ms`);
   }
 
-  /** (Re)programs the service VIPs: declaring a chain in iptables-restore --noflush flushes it, so this can run again. */
-  private async nodeServiceRules(): Promise<void> {
-    await run(['ip', 'netns', 'exec', this.nodeNetns, 'iptables-restore', '--noflush'], { input: serviceRules(this.services.values(), this.servicesJumped) });
-    this.servicesJumped = true;
+  protected get routerNetns(): string {
+    return this.nodeNetns;
   }
 
   /**
@@ -153,16 +147,8 @@ export class NetnsCluster extends PodCluster<PodRuntime> implements Cluster {
     this.record();
   }
 
-  /** Replaces the services (VIPs and backends from an API's Services and EndpointSlices) and reprograms VIPs and DNS. */
-  async setServices(services: RunningService[]): Promise<void> {
-    this.services.clear();
-    for (const s of services) this.services.set(`${s.spec.namespace}/${s.spec.name}`, s);
-    await this.nodeServiceRules();
-    this.writeDns();
-  }
-
   /** Names resolvable in a pod: /etc/netns/<netns>/hosts, bind-mounted by `ip netns exec`. */
-  private writeDns(): void {
+  protected writeDns(): void {
     for (const p of this.pods.values()) {
       const dir = join('/etc/netns', p.netns);
       mkdirSync(dir, { recursive: true });
