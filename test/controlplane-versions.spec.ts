@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import {
-  checkIstio, istioPaths, kubePaths, resolveIstio, resolveKube, verifyIstioOverrides, verifyKubeOverrides,
+  checkIstio, istioPaths, kubePaths, pseudoVersionTime, refusedInfo, resolveIstio, resolveKube, verifyIstioOverrides,
+  verifyKubeOverrides,
 } from '../src/harness/controlplane/provision.ts';
 import {
   DEFAULT_ISTIO_VERSION, ISTIO_BINARIES, ISTIO_VERSIONS, KUBE_BINARIES, assertIstioVersion, expectedDurationLine,
@@ -280,5 +281,19 @@ describe('controlplane: presence and overrides (temp cache, no builds)', () => {
     expect(checks).to.deep.equal(['pilot-discovery', 'pilot-agent', 'istioctl', 'envoy_bootstrap_tmpl.json'].map((name) => ({
       name, ok: false, detail: '1.29.2 not built', fix: 'run meshproof doctor --fix --istio-version 1.29.2',
     })));
+  });
+});
+
+describe('controlplane: a release whose .info the Go proxy refuses', () => {
+  it("knows go's refusal of a version's .info from its other errors", () => {
+    // go mod download -json's Error for istio 1.29.2 on 2026-12-01 (build-mod-download.log)
+    expect(refusedInfo('istio.io/istio@v0.0.0-20260409200358-0c774325b938: reading https://proxy.golang.org/istio.io/istio/@v/v0.0.0-20260409200358-0c774325b938.info: 403 Forbidden\n\tserver response: This module version is not available.')).to.equal(true);
+    expect(refusedInfo('istio.io/istio@v0.0.0-20260409200358-0c774325b938: reading https://proxy.golang.org/istio.io/istio/@v/v0.0.0-20260409200358-0c774325b938.zip: 403 Forbidden')).to.equal(false);
+    expect(refusedInfo('dial tcp: lookup proxy.golang.org: no such host')).to.equal(false);
+  });
+
+  it("reads the commit time out of a pseudo-version, and nothing out of a tag", () => {
+    expect(pseudoVersionTime('v0.0.0-20260409200358-0c774325b938')).to.equal('2026-04-09T20:03:58Z');
+    expect(pseudoVersionTime('v1.29.2')).to.equal(null);
   });
 });

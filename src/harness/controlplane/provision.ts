@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  chmodSync, closeSync, copyFileSync, createReadStream, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync,
+  chmodSync, closeSync, copyFileSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync,
   renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -497,6 +497,50 @@ async function waitForOtherBuilds(log: Log, out: string): Promise<void> {
   }
 }
 
+/** go's error when the proxy refuses a version's .info (`reading https://…/@v/<v>.info: 403 Forbidden`). */
+export function refusedInfo(error: string): boolean {
+  return /@v\/[^\s/]+\.info: 40[34]\b/.test(error);
+}
+
+/** The first proxy of the caller's GOPROXY that is a URL (go's default when unset). */
+function upstreamProxy(): string {
+  const first = (process.env.GOPROXY ?? '').split(/[,|]/).find((p) => /^https?:\/\//.test(p));
+  return (first ?? 'https://proxy.golang.org').replace(/\/+$/, '');
+}
+
+/** `v0.0.0-20260409200358-0c774325b938` → `2026-04-09T20:03:58Z` (the commit time a pseudo-version names). */
+export function pseudoVersionTime(version: string): string | null {
+  const m = /-(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})-[0-9a-f]{12}$/.exec(version);
+  return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z` : null;
+}
+
+/** Go's module path escaping: each upper-case letter becomes `!` + its lower case. */
+const escapePath = (p: string) => p.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
+
+/**
+ * A file:// GOPROXY under the cache holding one module version: its .mod and .zip as the upstream proxy serves them,
+ * and the .info go asks for first, written from the pseudo-version's own time. Returns the proxy's directory.
+ */
+async function seedRefusedInfo(log: Log, module: string, version: string, fix: string): Promise<string> {
+  const time = pseudoVersionTime(version);
+  if (!time) throw new UserError(`the Go proxy refuses ${module}@${version}'s .info and ${version} is not a pseudo-version: pin a served pseudo-version, then run ${fix}`);
+  const root = join(cacheRoot(), 'goproxy');
+  const dir = join(root, escapePath(module), '@v');
+  mkdirSync(dir, { recursive: true });
+  const base = `${upstreamProxy()}/${escapePath(module)}/@v/${version}`;
+  for (const ext of ['mod', 'zip']) {
+    const file = join(dir, `${version}.${ext}`);
+    if (existsSync(file)) continue;
+    log(`     ${base}.info is refused; fetching its .${ext} into ${dir}`);
+    const res = await fetch(`${base}.${ext}`);
+    if (!res.ok) throw new UserError(`the Go proxy refuses ${module}@${version} (${res.status} for .${ext}): pin a served version, then run ${fix}`);
+    writeFileSync(`${file}.part`, Buffer.from(await res.arrayBuffer()));
+    renameSync(`${file}.part`, file);
+  }
+  writeFileSync(join(dir, `${version}.info`), `${JSON.stringify({ Version: version, Time: time })}\n`);
+  return root;
+}
+
 /** Writes the wrapper module (go.mod rendered, go.sum the upstream module's own) and returns the upstream module's directory. */
 export async function prepareWrapper(log: Log, dir: string, w: WrapperModule, go: string, fix: string): Promise<string> {
   mkdirSync(dir, { recursive: true });
@@ -510,8 +554,20 @@ export async function prepareWrapper(log: Log, dir: string, w: WrapperModule, go
   }
   const logFile = join(dir, 'build-mod-download.log');
   const spec = `${w.require.path}@${w.require.version}`;
-  const r = await runLogged(go, ['mod', 'download', '-json', spec], { cwd: dir, env: goEnv(), shownEnv: GO_BUILD_ENV, logFile });
-  const info = r.code === 0 ? JSON.parse(r.stdout) as { Dir?: string; Error?: string } : {};
+  const download = (env: Readonly<Record<string, string>>) =>
+    runLogged(go, ['mod', 'download', '-json', spec], { cwd: dir, env: { ...process.env, ...env }, shownEnv: env, logFile });
+  const parse = (r: Step) => {
+    try { return JSON.parse(r.stdout) as { Dir?: string; Error?: string }; } catch { return {}; }
+  };
+  let r = await download(GO_BUILD_ENV);
+  let info = parse(r);
+  if (!info.Dir && info.Error && refusedInfo(info.Error)) {
+    // The proxy serves the release commit's .mod and .zip but refuses its .info (istio 1.29.2, measured 2026-12-01):
+    // a file proxy in front of it answers the .info, the one file go needs that carries no code.
+    const proxy = await seedRefusedInfo(log, w.require.path, w.require.version, fix);
+    r = await download({ ...GO_BUILD_ENV, GOPROXY: `file://${proxy},${upstreamProxy()}` });
+    info = parse(r);
+  }
   if (!info.Dir) throw stepFailed(`go mod download ${spec}${info.Error ? ` (${info.Error})` : ''}`, r, logFile, fix);
   // Upstream's go.sum; -mod=mod adds the replaced modules' lines on the first build.
   if (fresh) writeFileSync(join(dir, 'go.sum'), readFileSync(join(info.Dir, 'go.sum')));
