@@ -27,8 +27,9 @@ export default tseslint.config(
     },
   },
   // DESIGN.md seam 3: the kube layer's node agent and the istiod control plane run Pods through the Cluster port
-  // (substrate/types.ts); only what is truly node-level stays netns-specific: the API server's processes in the node
-  // namespace (kube/apiserver.ts) and the kubelet API's relay and container processes (kube/node-netns.ts).
+  // (substrate/types.ts), network policy included (Cluster.applyNetworkPolicy); only what is truly node-level stays
+  // netns-specific: the API server's processes in the node namespace (kube/apiserver.ts) and the kubelet API's relay
+  // and container processes (kube/node-netns.ts) — the only files that may take the netns Cluster (netnsCluster).
   {
     files: ['src/harness/kube/**/*.ts', 'src/harness/controlplane/**/*.ts'],
     ignores: ['src/harness/kube/apiserver.ts', 'src/harness/kube/node-netns.ts'],
@@ -37,6 +38,10 @@ export default tseslint.config(
         patterns: [{
           group: ['**/substrate/netns', '**/substrate/netns/**', '**/substrate/docker', '**/substrate/docker/**', '**/substrate/kind', '**/substrate/kind/**'],
           message: "DESIGN.md seam 3: the kube layer runs Pods through the Cluster port (substrate/types.ts), not a substrate implementation; node-level netns code lives in kube/apiserver.ts and kube/node-netns.ts.",
+        }, {
+          group: ['**/substrate/index.ts', '**/substrate/index', '**/substrate'],
+          importNames: ['netnsCluster'],
+          message: "DESIGN.md seam 3: the kube layer uses the Cluster port on every substrate (network policy: Cluster.applyNetworkPolicy); only kube/apiserver.ts and kube/node-netns.ts may take the netns Cluster.",
         }],
       }],
     },

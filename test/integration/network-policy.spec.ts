@@ -1,13 +1,16 @@
-// meshproof's NetworkPolicy engine judged by the real kernel: a netns cluster (pods x/a, x/b, y/c serving TCP on 80
-// and 81), each Cyclonus-style case of test/lib/network-policy-cases.ts rendered and applied in the node namespace by
-// the I/O glue (kube/network-policy.ts applyNetworkPolicies), then every (from, to, port) probed from the pods: a
-// denied cell must be a silent drop (`denied:timeout`), an allowed one answered by the server it names. Also: a call to
-// a service VIP is judged after its DNAT (the destination pod's policy applies), a pod's own probe of itself (how the
-// node agent checks readiness) is never filtered, and the rules are replaced in place (one FORWARD jump, no stale chain).
+// meshproof's NetworkPolicy engine judged by the real kernel, on each substrate that routes pods through a namespace
+// of its own (netns: the node namespace; docker: the engine's namespace, where the run's bridge routes between pods):
+// a cluster of pods x/a, x/b, y/c serving TCP on 80 and 81, each Cyclonus-style case of test/lib/network-policy-cases.ts
+// applied through the Cluster port (applyNetworkPolicy), then every (from, to, port) probed from the pods: a denied cell
+// must be a silent drop (`denied:timeout`), an allowed one answered by the server it names. Also: a call to a service VIP
+// is judged after its DNAT (the destination pod's policy applies), a pod's own probe of itself (how the node agent checks
+// readiness) is never filtered, and the rules are replaced in place (one FORWARD jump, no stale chain).
 import { expect } from 'chai';
-import { upNetns, type NetnsCluster } from '../../src/harness/substrate/netns/index.ts';
-import { applyNetworkPolicies } from '../../src/harness/kube/network-policy.ts';
+import { upCluster } from '../../src/harness/substrate/index.ts';
+import type { NetnsCluster } from '../../src/harness/substrate/netns/index.ts';
+import type { DockerCluster } from '../../src/harness/substrate/docker/cluster.ts';
 import { run } from '../../src/harness/substrate/sh.ts';
+import type { Cluster } from '../../src/harness/substrate/types.ts';
 import type { NetworkPolicyInput } from '../../src/harness/dataplane/iptables/network-policy.ts';
 import { cyclonusTable } from '../../src/harness/report/cyclonus.ts';
 import type { ProbeResult } from '../../src/harness/probe/types.ts';
@@ -16,11 +19,19 @@ import { allCells, cellKey, NP_CASES, NP_NAMESPACES, NP_PODS, type NpCase } from
 /** Long enough for an answer on a loaded machine, short enough for a drop to be seen as one. */
 const PROBE_TIMEOUT_MS = 800;
 
-describe('kube/network-policy: the NetworkPolicy engine enforced by the kernel on a netns cluster', function () {
-  this.timeout(120_000);
-  let cluster: NetnsCluster | undefined;
-  const c = (): NetnsCluster => {
-    if (!cluster) throw new Error('the netns cluster did not start');
+/** Where a substrate's pod-to-pod packets are routed, so where the rules live (the test looks at them there). */
+function routerNetns(cluster: Cluster): string {
+  // by name: upCluster loads the docker substrate itself, as a module instance of its own
+  if (cluster.substrate === 'netns') return (cluster as NetnsCluster).nodeNetns;
+  if (cluster.substrate === 'docker') return (cluster as DockerCluster).engine!.layout!.netns;
+  throw new Error(`no router namespace known for ${cluster.substrate}`);
+}
+
+for (const substrate of ['netns', 'docker'] as const) describe(`Cluster.applyNetworkPolicy: the NetworkPolicy engine enforced by the kernel on a ${substrate} cluster`, function () {
+  this.timeout(180_000);
+  let cluster: Cluster | undefined;
+  const c = (): Cluster => {
+    if (!cluster) throw new Error(`the ${substrate} cluster did not start`);
     return cluster;
   };
   const ipOf = (pod: string): string => c().pod(pod).ip;
@@ -29,27 +40,28 @@ describe('kube/network-policy: the NetworkPolicy engine enforced by the kernel o
     pods: NP_PODS.map((p) => ({ namespace: p.namespace, name: p.name, ip: ipOf(`${p.namespace}/${p.name}`), labels: { ...p.labels }, ports: p.ports.map((x) => ({ ...x })) })),
     namespaces: NP_NAMESPACES,
   });
-  /** A command in the node namespace (where the rules live). */
-  const node = (args: string[]): Promise<string> => run(['ip', 'netns', 'exec', c().nodeNetns, ...args]);
+  /** A command in the namespace that routes between the pods (where the rules live). */
+  const node = (args: string[]): Promise<string> => run(['ip', 'netns', 'exec', routerNetns(c()), ...args]);
   const probeCells = (cells: { from: string; to: string; port: number }[]): Promise<ProbeResult[]> =>
     c().probeMany(cells.map(({ from, to, port }) => ({ from, req: { protocol: 'tcp', host: ipOf(to), port, payload: 'ping', timeoutMs: PROBE_TIMEOUT_MS } })), { wire: false });
 
   before(async () => {
     const tcp = (port: number, id: string) => ({ name: `tcp-${port}`, workload: 'tcp-listener', args: ['--port', String(port), '--id', id], ready: { kind: 'tcp' as const, port } });
-    cluster = await upNetns(
+    cluster = await upCluster(
       {
         name: 'network-policy',
         pods: NP_PODS.map((p) => ({ name: p.name, namespace: p.namespace, labels: { ...p.labels }, containers: [tcp(80, p.name), tcp(81, p.name)] })),
         services: [{ name: 'svc-a', namespace: 'x', selector: { pod: 'a' }, ports: [{ port: 8000, targetPort: 80 }] }],
       },
       { wire: false },
+      { ...process.env, MESHPROOF_SUBSTRATE: substrate },
     );
   });
   after(async () => cluster?.down());
 
   for (const k of NP_CASES) {
     it(`${k.name}: the 12 cells as written`, async () => {
-      await applyNetworkPolicies(c(), inputOf(k));
+      await c().applyNetworkPolicy(inputOf(k));
       const cells = allCells();
       const results = await probeCells(cells);
       expect(results, 'one probe per cell').to.have.length(12);
@@ -68,7 +80,7 @@ describe('kube/network-policy: the NetworkPolicy engine enforced by the kernel o
   }
 
   it("a call to a service VIP meets the destination pod's policy after the DNAT", async () => {
-    await applyNetworkPolicies(c(), inputOf(NP_CASES.find((k) => k.name.startsWith('allow x/a from the namespace'))!));
+    await c().applyNetworkPolicy(inputOf(NP_CASES.find((k) => k.name.startsWith('allow x/a from the namespace'))!));
     const vip = c().services.get('x/svc-a')!.vip;
     const [fromB, fromC] = await c().probeMany(
       ['x/b', 'y/c'].map((from) => ({ from, req: { protocol: 'tcp' as const, host: vip, port: 8000, payload: 'ping', timeoutMs: PROBE_TIMEOUT_MS } })),
@@ -80,7 +92,7 @@ describe('kube/network-policy: the NetworkPolicy engine enforced by the kernel o
   });
 
   it("under deny-all a pod still reaches itself (the node agent's readiness check runs inside the pod)", async () => {
-    await applyNetworkPolicies(c(), inputOf(NP_CASES.find((k) => k.name.startsWith('deny-all ingress'))!));
+    await c().applyNetworkPolicy(inputOf(NP_CASES.find((k) => k.name.startsWith('deny-all ingress'))!));
     const [own, loopback, other] = await c().probeMany(
       [
         { from: 'x/a', req: { protocol: 'tcp' as const, host: ipOf('x/a'), port: 80, payload: 'ping', timeoutMs: PROBE_TIMEOUT_MS } },
@@ -95,11 +107,16 @@ describe('kube/network-policy: the NetworkPolicy engine enforced by the kernel o
   });
 
   it('the rules are replaced in place: one FORWARD jump, and no chain left once no policy isolates a pod', async () => {
-    await applyNetworkPolicies(c(), inputOf(NP_CASES.find((k) => k.name.startsWith('ipBlock'))!));
+    await c().applyNetworkPolicy(inputOf(NP_CASES.find((k) => k.name.startsWith('ipBlock'))!));
     expect((await node(['iptables', '-S'])).split('\n').filter((l) => /^-N MP-NP-/.test(l))).to.deep.equal([`-N MP-NP-I-${ipOf('x/a')}`, `-N MP-NP-I-${ipOf('x/a')}-0`]);
-    await applyNetworkPolicies(c(), inputOf(NP_CASES[0]!));
+    expect(await c().applyNetworkPolicy(inputOf(NP_CASES[0]!)), 'a new input changes the rules').to.equal(true);
+    expect(await c().applyNetworkPolicy(inputOf(NP_CASES[0]!)), 'the same input again changes nothing').to.equal(false);
     const listed = (await node(['iptables', '-S'])).split('\n');
-    expect(listed.filter((l) => l.startsWith('-A FORWARD'))).to.deep.equal(['-A FORWARD -j MP-NETPOL']);
+    const forward = listed.filter((l) => l.startsWith('-A FORWARD'));
+    // netns's node has no other FORWARD rule; docker's engine keeps its own (DOCKER-USER, isolation) after ours
+    if (substrate === 'netns') expect(forward).to.deep.equal(['-A FORWARD -j MP-NETPOL']);
+    else expect(forward[0], `FORWARD: ${forward.join(' | ')}`).to.equal('-A FORWARD -j MP-NETPOL');
+    expect(forward.filter((l) => l.includes('MP-'))).to.deep.equal(['-A FORWARD -j MP-NETPOL']);
     expect(listed.filter((l) => /^-N MP-/.test(l))).to.deep.equal(['-N MP-NETPOL']);
     expect(listed.filter((l) => l.startsWith('-A MP-NETPOL'))).to.deep.equal(['-A MP-NETPOL -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT', '-A MP-NETPOL -j MARK --set-xmark 0x0/0x30000']);
   });

@@ -1,53 +1,13 @@
-// meshproof's NetworkPolicy engine, the I/O half: the node agent calls syncNetworkPolicies on every reconcile; it lists
-// NetworkPolicies and Namespaces from the API (the pods it is given), renders them (dataplane/iptables/network-policy.ts)
-// and applies the text in the node namespace with `iptables-restore --noflush`, only when the input changed. Calls for
-// one cluster are serialised: the node agent's and a suite's (after applying policies, so that it need not wait for the
-// next relist) never interleave their save/restore.
+// meshproof's NetworkPolicy engine, the API half: the node agent calls syncNetworkPolicies on every reconcile; it lists
+// NetworkPolicies and Namespaces from the API (the pods it is given), puts them in the renderer's shape
+// (dataplane/iptables/network-policy.ts) and hands them to the Cluster port (applyNetworkPolicy), which enforces them
+// between the pods the substrate's own way and changes nothing when the input is the one it last applied.
 import { CoreV1Api, NetworkingV1Api, type KubeConfig, type V1NetworkPolicy, type V1Pod } from '@kubernetes/client-node';
 import type { Cluster } from '../substrate/types.ts';
-import { netnsCluster } from '../substrate/index.ts';
-import { run } from '../substrate/sh.ts';
-import { currentRules, renderNetworkPolicy, type NetworkPolicy, type NetworkPolicyInput, type PolicyPod } from '../dataplane/iptables/network-policy.ts';
+import type { NetworkPolicy, NetworkPolicyInput, PolicyPod } from '../dataplane/iptables/network-policy.ts';
 
-interface EngineState {
-  queue: Promise<unknown>;
-  /** The input last applied (JSON): the same input is not applied again. */
-  applied?: string;
-  /** resourceVersions of the NetworkPolicies last applied. */
-  versions: string[];
-}
-
-const states = new WeakMap<Cluster, EngineState>();
-
-function stateOf(cluster: Cluster): EngineState {
-  let s = states.get(cluster);
-  if (!s) states.set(cluster, (s = { queue: Promise.resolve(), versions: [] }));
-  return s;
-}
-
-function serialised<T>(cluster: Cluster, job: () => Promise<T>): Promise<T> {
-  const s = stateOf(cluster);
-  const next = s.queue.then(job, job);
-  s.queue = next.catch(() => undefined);
-  return next;
-}
-
-/** Renders and applies the input in the cluster's node namespace (idempotent). Resolves true when rules changed. */
-export function applyNetworkPolicies(cluster: Cluster, input: NetworkPolicyInput): Promise<boolean> {
-  return serialised(cluster, () => applyNow(cluster, input));
-}
-
-async function applyNow(cluster: Cluster, input: NetworkPolicyInput): Promise<boolean> {
-  const s = stateOf(cluster);
-  const key = JSON.stringify(input);
-  if (s.applied === key) return false;
-  // node-level: the rules go into the netns run's node namespace, which routes between the pods
-  const node = ['ip', 'netns', 'exec', netnsCluster(cluster, 'the NetworkPolicy engine (iptables in the node namespace)').nodeNetns];
-  const text = renderNetworkPolicy(input, currentRules(await run([...node, 'iptables-save', '-t', 'filter'])));
-  await run([...node, 'iptables-restore', '--noflush'], { input: text });
-  s.applied = key;
-  return true;
-}
+/** resourceVersions of the NetworkPolicies a cluster's rules were last rendered from. */
+const versions = new WeakMap<Cluster, string[]>();
 
 /** The API's NetworkPolicy in the renderer's shape (client-node types every field optional). */
 export function toNetworkPolicy(p: V1NetworkPolicy): NetworkPolicy {
@@ -90,11 +50,11 @@ export async function syncNetworkPolicies(kc: KubeConfig, cluster: Cluster, pods
     pods: podList.map(toPolicyPod).filter((p): p is PolicyPod => p !== null),
     namespaces: nss.items.map((n) => ({ name: n.metadata?.name ?? '', labels: { ...(n.metadata?.labels ?? {}) } })),
   };
-  await applyNetworkPolicies(cluster, input);
-  stateOf(cluster).versions = nps.items.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}@${p.metadata?.resourceVersion}`).sort();
+  await cluster.applyNetworkPolicy(input);
+  versions.set(cluster, nps.items.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}@${p.metadata?.resourceVersion}`).sort());
 }
 
 /** `<ns>/<name>@<resourceVersion>` of the NetworkPolicies the node's rules were last rendered from. */
 export function appliedNetworkPolicies(cluster: Cluster): string[] {
-  return [...stateOf(cluster).versions];
+  return [...(versions.get(cluster) ?? [])];
 }

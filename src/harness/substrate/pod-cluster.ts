@@ -1,6 +1,7 @@
 // What a substrate's Cluster is before it knows where its pods run: the pods and services it holds, its run record,
 // the files pods see (the run's state and reports dirs, at the same path in every pod), probes through each pod's
-// agent with one canary sync per batch, and the first steps of a start. netns and docker extend it.
+// agent with one canary sync per batch, the service VIPs and network policy in the namespace that routes between the
+// pods, and the first steps of a start. netns and docker extend it.
 import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -9,6 +10,7 @@ import type { AgentClient } from '../probe/client.ts';
 import { openTunnel } from '../probe/client.ts';
 import type { WireCanary } from '../probe/canary.ts';
 import type { ProbeRequest, ProbeResult } from '../probe/types.ts';
+import { currentRules, renderNetworkPolicy, type NetworkPolicyInput } from '../dataplane/iptables/network-policy.ts';
 import { buildPodBundle } from './bundle.ts';
 import { onTeardown } from './lifecycle.ts';
 import { findPod, matches, probeBatch, serviceRules, serviceVip, writeRunFile } from './pods.ts';
@@ -35,6 +37,9 @@ export abstract class PodCluster<P extends AgentPod> {
   protected nextIndex: number;
   /** The PREROUTING jump to the VIP chain exists (programServices). */
   private servicesJumped = false;
+  /** Network policy calls, one after another (each reads the rules, then replaces them), and the input last applied. */
+  private policyQueue: Promise<unknown> = Promise.resolve();
+  private appliedPolicy?: string;
   protected unregister: () => void = () => undefined;
 
   constructor(
@@ -136,6 +141,26 @@ export abstract class PodCluster<P extends AgentPod> {
     await run(['ip', 'netns', 'exec', this.routerNetns, 'iptables-restore', '--noflush'], { input: serviceRules(this.services.values(), this.servicesJumped) });
     this.servicesJumped = true;
   }
+
+  /**
+   * Network policy as the FORWARD rules of the namespace that routes between the pods, where every pod-to-pod packet
+   * passes after the VIP DNAT (dataplane/iptables/network-policy.ts renders them against the chains there now).
+   */
+  applyNetworkPolicy(policy: NetworkPolicyInput): Promise<boolean> {
+    const job = async (): Promise<boolean> => {
+      const key = JSON.stringify(policy);
+      if (this.appliedPolicy === key) return false;
+      const router = ['ip', 'netns', 'exec', this.routerNetns];
+      const text = renderNetworkPolicy(policy, currentRules(await run([...router, 'iptables-save', '-t', 'filter'])));
+      await run([...router, 'iptables-restore', '--noflush'], { input: text });
+      this.appliedPolicy = key;
+      return true;
+    };
+    const next = this.policyQueue.then(job, job);
+    this.policyQueue = next.catch(() => undefined);
+    return next;
+  }
+
   /** Writes every pod's names (hosts file). */
   protected abstract writeDns(): void;
   abstract down(): Promise<void>;

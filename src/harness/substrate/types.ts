@@ -2,6 +2,7 @@
 // A substrate never knows what Envoy is: profiles hand it containers (argv + uid + readiness).
 import type { Duplex } from 'node:stream';
 import type { ProbeRequest, ProbeResult } from '../probe/types.ts';
+import type { NetworkPolicyInput } from '../dataplane/iptables/network-policy.ts';
 
 export type Labels = Record<string, string>;
 
@@ -143,6 +144,12 @@ export interface Cluster {
   containerStatus(pod: string, container: string): ContainerStatus | undefined;
   /** A byte stream to 127.0.0.1:`port` inside the pod (port-forward); rejects with why it could not connect. */
   openTunnel(pod: string, port: number): Promise<Duplex>;
+  /**
+   * Node-level: enforces Kubernetes NetworkPolicies between the pods (the policies, the pods they select and the
+   * namespaces, as the API holds them), replacing what the last call enforced; the same input again changes nothing.
+   * Calls never interleave. Resolves true when the rules changed.
+   */
+  applyNetworkPolicy(policy: NetworkPolicyInput): Promise<boolean>;
   down(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@
 // pause container's place), and one container per ContainerSpec joined to it (`container:<infra>` network mode).
 // The engine is meshproof's own dockerd in a private network namespace (engine.ts); the run's bridge there is the
 // pods' gateway and plays the netns node's part: pods hold /32 addresses routed through it (as on netns), the service
-// VIPs are DNAT rules in its namespace, and the wire canary captures on the pods' links there. Pods see the run's state and
+// VIPs are DNAT rules in its namespace (network policy its FORWARD rules), and the wire canary captures on the pods' links there. Pods see the run's state and
 // reports directories at the same paths as the harness (bind mounts), so profiles' files and sockets need no mapping.
 import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';

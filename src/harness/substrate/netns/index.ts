@@ -1,6 +1,6 @@
 // The netns substrate: each pod is a Linux network namespace with a veth into a run-private
 // "node" namespace that routes between pods and holds the service VIP rules (kube-proxy style
-// DNAT). Nothing is added to the host namespace but the namespace mounts: no bridge, no uplink,
+// DNAT) and the network policy's FORWARD rules. Nothing is added to the host namespace but the namespace mounts: no bridge, no uplink,
 // no NAT out, no default route. Pods only have routes to the pod and service ranges.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
