@@ -1,11 +1,16 @@
-// The docker substrate's refusals (issue 12, bad input): a user's DOCKER_HOST, pod images not built — one line naming
-// the fix, exit code 2, and nothing of the run left (no state directory, namespace, engine or process). Needs root.
+// The docker substrate's refusals (issue 12, bad input): a user's DOCKER_HOST, pod images not built, an image build that
+// fails mid-run — one line naming the fix, exit code 2, and nothing of the run left (no state directory, namespace,
+// engine or process). Needs root.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { leftovers, ownerAlive, readRecords } from '../../src/harness/substrate/state.ts';
+import { basename, dirname, join } from 'node:path';
+import { leftovers, ownerAlive, readRecords, STATE_ROOT } from '../../src/harness/substrate/state.ts';
+import { baseRootfsTar, basePlan, builtLayers, currentInputs, imagesCacheDir, recordOf } from '../../src/harness/substrate/docker/images.ts';
+import { mountsUnder } from '../../src/harness/substrate/docker/janitor.ts';
+import { pollUntil } from '../../src/harness/substrate/poll.ts';
+import { DEFAULT_ENVOY_VERSION, resolveEnvoy } from '../../src/harness/cli/doctor.ts';
 
 const cli = (args: string[], env: NodeJS.ProcessEnv) =>
   new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
@@ -17,10 +22,60 @@ const cli = (args: string[], env: NodeJS.ProcessEnv) =>
     child.on('exit', (code) => resolve({ code, out, err }));
   });
 
+/** Namespaces, links, /etc/netns entries (state.ts leftovers) and run state dirs: what a run may leave. */
+async function leftoversNow(): Promise<string[]> {
+  return [...(await leftovers()), ...(existsSync(STATE_ROOT) ? readdirSync(STATE_ROOT).map((d) => join(STATE_ROOT, d)) : [])];
+}
+
 /** What appeared meanwhile that belongs to no live run (a suite running beside this one keeps its own). */
 async function newLeftovers(before: string[]): Promise<string[]> {
   const live = new Set(readRecords().filter(ownerAlive).map((r) => r.short));
-  return (await leftovers()).filter((x) => !before.includes(x) && !live.has(/mp([0-9a-f]{4})/.exec(x)?.[1] ?? /meshproof\/([0-9a-f]{4})/.exec(x)?.[1] ?? ''));
+  return (await leftoversNow()).filter((x) => !before.includes(x) && !live.has(/mp([0-9a-f]{4})/.exec(x)?.[1] ?? /meshproof\/([0-9a-f]{4})/.exec(x)?.[1] ?? ''));
+}
+
+/** Processes whose command line names `path` (an engine's dockerd, containerd or shim with its data root there). */
+function processesNaming(path: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid)) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmd.includes(path)) found.push(`process ${pid}: ${cmd.trim()}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/**
+ * A cache as a second engine finds it: every image recorded as built (doctor built them into another engine), so the
+ * run starts, but its engine lacks them and builds them from the cached inputs, one of which cannot build: a .deb of
+ * the packages layer that is no Debian archive. The base rootfs and the other .debs are the real cache's (links).
+ */
+async function brokenCache(root: string, envoys: { version: string; bin: string }[]): Promise<void> {
+  const real = await currentInputs({ envoys });
+  if (!real) throw new Error('the docker pod images are not provisioned here: run meshproof doctor --fix --substrate docker');
+  const realTar = baseRootfsTar(basePlan());
+  const saved = process.env.XDG_CACHE_HOME;
+  process.env.XDG_CACHE_HOME = root;
+  try {
+    mkdirSync(dirname(baseRootfsTar(basePlan())), { recursive: true });
+    symlinkSync(realTar, baseRootfsTar(basePlan()));
+    const realDebs = dirname(real.debs[0]!.src);
+    const debs = join(imagesCacheDir(), basename(realDebs));
+    mkdirSync(debs);
+    copyFileSync(join(realDebs, 'packages.json'), join(debs, 'packages.json'));
+    const broken = real.debs.find((d) => d.name.startsWith('curl_'))!;
+    for (const d of real.debs) {
+      if (d === broken) writeFileSync(join(debs, d.name), 'not a Debian archive\n');
+      else symlinkSync(d.src, join(debs, d.name));
+    }
+    const inputs = await currentInputs({ envoys });
+    for (const { layer } of builtLayers(inputs!)) writeFileSync(recordOf(layer.tag), JSON.stringify({ tag: layer.tag, note: 'built into another engine (test)' }));
+  } finally {
+    if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+    else process.env.XDG_CACHE_HOME = saved;
+  }
 }
 
 describe('docker substrate: bad input is one line naming the fix, exit 2, nothing left', function () {
@@ -50,6 +105,38 @@ describe('docker substrate: bad input is one line naming the fix, exit 2, nothin
       expect(await newLeftovers(before)).to.deep.equal([]);
     } finally {
       rmSync(cache, { recursive: true, force: true });
+    }
+  });
+
+  it("an image build that fails mid-run (an engine without the images, building from the cache) is one line naming its log, and the run's engine and network go", async function () {
+    this.timeout(300_000);
+    const root = mkdtempSync(join(tmpdir(), 'mp-broken-build-'));
+    try {
+      const bin = resolveEnvoy().bin;
+      await brokenCache(root, [{ version: DEFAULT_ENVOY_VERSION, bin }]);
+      const before = await leftoversNow();
+      // `up` as a user runs it: its keeper's progress goes to <reports>/up.log, the command says one line
+      const r = await cli(['up', 'fixtures/substrate/topology.yaml', '--substrate', 'docker', '--reports', join(root, 'reports')], { XDG_CACHE_HOME: root, ENVOY_BIN: bin, MESHPROOF_ENVOY_VERSION: '' });
+      expect(r.code, r.err).to.equal(2);
+      const lines = r.err.trim().split('\n');
+      expect(lines, r.err).to.have.length(1);
+      const m = /^meshproof: the docker pod image meshproof\/packages:[0-9a-f]{16} \(packages\) failed to build in this run's engine, see (\S+): run meshproof doctor --fix --substrate docker$/.exec(lines[0]!);
+      expect(m, lines[0]).to.not.equal(null);
+      // the log is the build's own output: dpkg refusing the broken .deb
+      expect(m![1]!.startsWith(join(root, 'meshproof', 'images', 'build-logs') + '/'), m![1]).to.equal(true);
+      const log = readFileSync(m![1]!, 'utf8');
+      expect(log).to.match(/dpkg-deb: error: .*curl_.*\.deb' is not a Debian format archive/);
+      expect(log).to.match(/returned a non-zero code/);
+      // the keeper had started an engine (its up.log says so), and nothing of it is left
+      expect(readFileSync(join(root, 'reports', 'up.log'), 'utf8')).to.match(/docker: dockerd answers on unix:\/\//);
+      expect(await newLeftovers(before)).to.deep.equal([]);
+      // the keeper exits once it has said why (its teardown ran before): then no process names the run's cache
+      await pollUntil(async () => (processesNaming(root).length === 0 ? true : undefined), { timeoutMs: 15_000, what: 'the keeper to exit' }).catch(() => undefined);
+      expect(processesNaming(root), 'the keeper, or dockerd, containerd or a shim of the run').to.deep.equal([]);
+      expect(mountsUnder([root]), "the engine's overlay and netns mounts").to.deep.equal([]);
+    } finally {
+      // never through a mount a stuck engine left (the assertion above names it)
+      if (mountsUnder([root]).length === 0) rmSync(root, { recursive: true, force: true });
     }
   });
 });

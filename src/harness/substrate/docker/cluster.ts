@@ -23,7 +23,7 @@ import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResu
 import type { UpOptions } from '../netns/index.ts';
 import { RUN_LABEL } from './containers.ts';
 import { startEngine, type DockerEngine } from './engine.ts';
-import { builtLayers, currentInputs, ensureImages } from './images.ts';
+import { builtLayers, currentInputs, ensureImages, ImageBuildError } from './images.ts';
 
 /** Where the pod images put node (images.ts planLayers); the harness's own node path is mapped to it. */
 const IMAGE_NODE = '/usr/local/bin/node';
@@ -137,10 +137,16 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
     if (missing.length) throw new UserError(`the docker pod images are not built (${missing.join(', ')}): ${FIX_IMAGES}`);
   }
 
-  /** The images in this engine: a hit in the shared cache; an engine with a data root of its own builds them from the cached inputs. */
+  /**
+   * The images in this engine: a hit in the shared cache; an engine with a data root of its own builds them from the
+   * cached inputs, and a build that fails stops the run in one line naming its log (the run's teardown removes the rest).
+   */
   private async images(): Promise<void> {
     const envoys = this.envoys();
-    const { images, podImages } = await ensureImages(this.engine!, { envoys, log: (l) => this.log(`docker: ${l.trim()}`) });
+    const { images, podImages } = await ensureImages(this.engine!, { envoys, log: (l) => this.log(`docker: ${l.trim()}`) }).catch((e: unknown) => {
+      if (!(e instanceof ImageBuildError)) throw e;
+      throw new UserError(`the docker pod image ${e.layer.tag} (${e.layer.name}) failed to build in this run's engine, see ${e.log}: ${FIX_IMAGES}`);
+    });
     this.nodeImage = images.find((i) => i.name === 'node')!.tag;
     for (const e of envoys) this.envoyImages.set(e.bin, podImages[e.version]!);
   }

@@ -5,7 +5,7 @@
 // host, while provisioning); every build runs with `--network none`. A second run with the same inputs builds nothing.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { UserError } from '../../model/errors.ts';
 import { findOnPath } from '../../cli/tools.ts';
 import { run, runCapture } from '../sh.ts';
@@ -156,7 +156,18 @@ export async function fileSha256(path: string): Promise<string> {
 const baseDir = (b: BasePlan): string => join(imagesCacheDir(), `base-${b.hash.slice(0, 16)}`);
 export const baseRootfsTar = (b: BasePlan): string => join(baseDir(b), 'rootfs.tar');
 const debsDir = (b: BasePlan, packages: readonly string[]): string => join(imagesCacheDir(), `debs-${debsKey(b, packages).slice(0, 16)}`);
-const recordOf = (tag: string): string => join(imagesCacheDir(), `${tag.replace(/^meshproof\//, '').replace(':', '-')}.json`);
+/** The record of a built image (`builtLayers` reads whether it exists). */
+export const recordOf = (tag: string): string => join(imagesCacheDir(), `${tag.replace(/^meshproof\//, '').replace(':', '-')}.json`);
+/** Where a layer's `docker build` output is kept, for a build that failed to be read after its run is gone. */
+export const buildLogOf = (l: LayerPlan): string => join(imagesCacheDir(), 'build-logs', `${l.name}-${l.hash.slice(0, 16)}.log`);
+
+/** A layer whose `docker build` failed: its tag and the file holding the build's whole output. */
+export class ImageBuildError extends Error {
+  constructor(readonly layer: LayerPlan, readonly log: string, code: number, tail: string) {
+    super(`docker build ${layer.tag} (${layer.name}) failed (exit ${code}): ${tail} (the whole output: ${log})`);
+    this.name = 'ImageBuildError';
+  }
+}
 
 /** A scratch directory in the cache; those of a process that died (killed mid-debootstrap) are removed first. */
 async function scratch(): Promise<string> {
@@ -277,7 +288,15 @@ async function buildLayer(engine: DockerEngine, l: LayerPlan, log: (l: string) =
     writeFileSync(join(ctx, 'Dockerfile'), l.dockerfile);
     log(`fix  docker build --network none -t ${l.tag} (${l.name})`);
     const started = Date.now();
-    await docker(engine, ['build', '--network', 'none', '--rm', '--force-rm', '--label', `meshproof.inputs=${l.hash}`, '-t', l.tag, ctx]);
+    // --force-rm: a failed step's container goes too
+    const r = await dockerCapture(engine, ['build', '--network', 'none', '--rm', '--force-rm', '--label', `meshproof.inputs=${l.hash}`, '-t', l.tag, ctx], 10 * 60_000);
+    if (r.code !== 0) {
+      const file = buildLogOf(l);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, `${r.stdout}${r.stderr}`);
+      throw new ImageBuildError(l, file, r.code, (r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | '));
+    }
+    rmSync(buildLogOf(l), { force: true });
     log(`     done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     rmSync(ctx, { recursive: true, force: true });
