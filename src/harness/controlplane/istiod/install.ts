@@ -25,8 +25,16 @@ export const ISTIO_DEVIATIONS: readonly { setting: string; why: string }[] = [
   },
 ];
 
-/** The IstioOperator file handed to `istioctl manifest generate -f` (settings in a file: `--set ...metrics=[]` fails to parse). */
-export function istioOperator(version: string): Record<string, unknown> {
+/** Full image references for istiod and its injected containers (a reference with a `/` is used as written: Istio's charts and injection template). */
+export interface IstioImages { pilot: string; proxyv2: string }
+
+/**
+ * The IstioOperator file handed to `istioctl manifest generate -f` (settings in a file: `--set ...metrics=[]` fails to
+ * parse). `images` names the images a real kubelet pulls (the kind substrate's own builds); without it the node agent
+ * maps Istio's image names to the cached binaries.
+ */
+export function istioOperator(version: string, images?: IstioImages): Record<string, unknown> {
+  const pilotValues = { env: { PILOT_ENABLE_METADATA_EXCHANGE: 'false', PILOT_ENABLE_ALPN_FILTER: 'false' }, ...(images ? { image: images.pilot } : {}) };
   return {
     apiVersion: 'install.istio.io/v1alpha1',
     kind: 'IstioOperator',
@@ -36,7 +44,7 @@ export function istioOperator(version: string): Record<string, unknown> {
       hub: 'docker.io/istio',
       tag: version,
       meshConfig: { defaultProviders: { metrics: [] }, defaultConfig: { proxyStatsMatcher: { inclusionPrefixes: ['listener.', 'cluster.'] } } },
-      values: { pilot: { env: { PILOT_ENABLE_METADATA_EXCHANGE: 'false', PILOT_ENABLE_ALPN_FILTER: 'false' } } },
+      values: { pilot: pilotValues, ...(images ? { global: { proxy: { image: images.proxyv2 }, proxy_init: { image: images.proxyv2 } } } : {}) },
     },
   };
 }
@@ -49,10 +57,10 @@ export interface IstioInstall {
 }
 
 /** `istioctl manifest generate` of the version's install (no API server needed: it can run while one starts). */
-export async function generateIstioManifest(istioctl: string, version: string, workDir: string): Promise<{ manifestPath: string; objects: KubernetesObject[] }> {
+export async function generateIstioManifest(istioctl: string, version: string, workDir: string, images?: IstioImages): Promise<{ manifestPath: string; objects: KubernetesObject[] }> {
   mkdirSync(workDir, { recursive: true });
   const iop = join(workDir, 'istio-operator.yaml');
-  writeFileSync(iop, stringify(istioOperator(version)));
+  writeFileSync(iop, stringify(istioOperator(version, images)));
   const gen = await runCapture([istioctl, 'manifest', 'generate', '-f', iop], { timeoutMs: 60_000 });
   if (gen.code !== 0) throw new UserError(`istioctl ${version} manifest generate failed: ${(gen.stderr || gen.stdout).trim().split('\n').slice(-2).join(' | ')}`);
   const manifestPath = join(workDir, 'istio-manifest.yaml');

@@ -4,7 +4,7 @@
 // `kubectl apply` would; sidecars are injected by istiod's webhook and get their certificates from
 // istiod's CA over SDS. After any apply it waits until every sidecar has ACKed istiod's config.
 import { join } from 'node:path';
-import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import type { Cluster } from '../../substrate/types.ts';
 import { substrateOfRun, upCluster, type UpOptions } from '../../substrate/index.ts';
@@ -42,7 +42,7 @@ export interface IstiodMeshOptions extends UpOptions {
 }
 
 /** One proxy's xDS state as istiod reports it (/debug/syncz). */
-interface SyncStatus {
+export interface SyncStatus {
   proxy: string;
   cluster_sent?: string;
   cluster_acked?: string;
@@ -218,38 +218,9 @@ export class IstiodMesh implements Mesh {
     await this.settleAfter([...changed, ...gone], before, phase);
   }
 
-  /** Every Deployment of the model rolled out: its new pods Ready, its old ones gone. */
+  /** Every Deployment of the model rolled out (waitRolledOut), then the node agent's pods settled. */
   private async waitRollouts(model: IstioModel): Promise<void> {
-    const apps = this.api.kc.makeApiClient(AppsV1Api);
-    const core = this.api.kc.makeApiClient(CoreV1Api);
-    let last = '';
-    await pollUntil(
-      async () => {
-        const pending: string[] = [];
-        // one listing each: the API server is on the same two cores as the pods it is starting
-        const [deps, podList] = await Promise.all([apps.listDeploymentForAllNamespaces({}), core.listPodForAllNamespaces({})]);
-        for (const d of deployments(model)) {
-          const dep = deps.items.find((x) => x.metadata?.namespace === d.namespace && x.metadata?.name === d.name);
-          if (!dep) {
-            pending.push(`${d.namespace}/${d.name} (no Deployment)`);
-            continue;
-          }
-          const s = dep.status ?? {};
-          const want = dep.spec?.replicas ?? 1;
-          const done = (s.observedGeneration ?? 0) >= (dep.metadata?.generation ?? 1) && s.updatedReplicas === want && s.readyReplicas === want && (s.replicas ?? 0) === want;
-          if (!done) pending.push(`${d.namespace}/${d.name} (${s.readyReplicas ?? 0}/${want} ready, ${s.replicas ?? 0} pods)`);
-        }
-        const pods = podList.items;
-        const failed = pods.find((p) => p.status?.phase === 'Failed' && !p.metadata?.deletionTimestamp);
-        if (failed) throw new Error(`pod ${failed.metadata?.namespace}/${failed.metadata?.name}: ${failed.status?.reason}: ${failed.status?.message}`);
-        // a Deployment's status stops counting a replaced pod once it is terminating, but its sidecar runs until the
-        // node agent confirms the deletion: probing through it then would hit a pod being torn down
-        for (const p of pods) if (p.metadata?.deletionTimestamp) pending.push(`${p.metadata.namespace}/${p.metadata.name} terminating`);
-        last = pending.join(', ');
-        return pending.length === 0 ? true : undefined;
-      },
-      { timeoutMs: 120_000, intervalMs: 200, what: 'Deployments rolled out', detail: () => last },
-    );
+    await waitRolledOut(this.api.kc, model);
     await this.agent.settle();
   }
 
@@ -274,39 +245,9 @@ export class IstiodMesh implements Mesh {
    * same nonces in two polls a debounce apart.
    */
   private async waitSynced(before: SyncStatus[], configChanged: boolean, phase: Phases): Promise<void> {
-    const prior = new Map(before.map((s) => [s.proxy, s]));
-    const v0 = Math.max(0, ...before.flatMap((s) => TYPES.map((t) => pushCounter(s[`${t}_sent`]))));
     const expected = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => `${p.spec.name}.${p.spec.namespace}`);
-    const newProxies = expected.some((id) => !prior.has(id));
+    await waitAcked(() => this.syncz(), expected, before, configChanged);
     let last = '';
-    let seen = '';
-    await pollUntil(
-      async () => {
-        const now = await this.syncz();
-        const byProxy = new Map(now.map((s) => [s.proxy, s]));
-        const waiting: string[] = [];
-        for (const id of expected) {
-          const s = byProxy.get(id);
-          if (!s) waiting.push(`${id} (not connected)`);
-          // every type sent is ACKed (a gateway without a Gateway may never be sent routes), clusters and listeners at least
-          else if (!TYPES.every((t) => (s[`${t}_sent`] ?? '') === (s[`${t}_acked`] ?? '')) || !s.cluster_acked || !s.listener_acked) waiting.push(`${id} (not ACKed)`);
-        }
-        // no sidecar at all: nothing to wait for
-        const pushed = expected.length === 0 || newProxies || now.some((s) => {
-          const p = prior.get(s.proxy);
-          return configChanged ? TYPES.some((t) => pushCounter(s[`${t}_acked`]) > v0) : !p || TYPES.some((t) => s[`${t}_acked`] !== p[`${t}_acked`]);
-        });
-        if (!pushed) waiting.push('istiod has pushed nothing since the change');
-        last = waiting.join(', ');
-        const nonces = JSON.stringify(now.map((s) => TYPES.map((t) => s[`${t}_sent`])));
-        const settled = waiting.length === 0 && nonces === seen;
-        seen = waiting.length === 0 ? nonces : '';
-        return settled ? true : undefined;
-      },
-      // 300 ms between polls: longer than istiod's push debounce (PILOT_DEBOUNCE_AFTER, 100 ms). Measured: polling every
-      // 100 ms for a 300 ms unchanged window made this wait longer on a loaded machine (istiod answers each poll)
-      { timeoutMs: 30_000, intervalMs: 300, what: "every sidecar ACKing istiod's config", detail: () => last },
-    );
     phase.mark('ACKs');
     // an ACKed listener can still be warming (waiting for its SDS secrets, e.g. a gateway's credentialName)
     const proxies = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => p.key);
@@ -452,6 +393,80 @@ export class IstiodMesh implements Mesh {
     await this.api.stop();
     await this.cluster.down();
   }
+}
+
+/** Every Deployment of the model rolled out: its new pods Ready, its old ones gone (any API server: the kube layer's, kind's). */
+export async function waitRolledOut(kc: KubeConfig, model: IstioModel): Promise<void> {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  let last = '';
+  await pollUntil(
+    async () => {
+      const pending: string[] = [];
+      // one listing each: the API server is on the same two cores as the pods it is starting
+      const [deps, podList] = await Promise.all([apps.listDeploymentForAllNamespaces({}), core.listPodForAllNamespaces({})]);
+      for (const d of deployments(model)) {
+        const dep = deps.items.find((x) => x.metadata?.namespace === d.namespace && x.metadata?.name === d.name);
+        if (!dep) {
+          pending.push(`${d.namespace}/${d.name} (no Deployment)`);
+          continue;
+        }
+        const s = dep.status ?? {};
+        const want = dep.spec?.replicas ?? 1;
+        const done = (s.observedGeneration ?? 0) >= (dep.metadata?.generation ?? 1) && s.updatedReplicas === want && s.readyReplicas === want && (s.replicas ?? 0) === want;
+        if (!done) pending.push(`${d.namespace}/${d.name} (${s.readyReplicas ?? 0}/${want} ready, ${s.replicas ?? 0} pods)`);
+      }
+      const pods = podList.items;
+      const failed = pods.find((p) => p.status?.phase === 'Failed' && !p.metadata?.deletionTimestamp);
+      if (failed) throw new Error(`pod ${failed.metadata?.namespace}/${failed.metadata?.name}: ${failed.status?.reason}: ${failed.status?.message}`);
+      // a Deployment's status stops counting a replaced pod once it is terminating, but its sidecar runs until the
+      // node agent confirms the deletion: probing through it then would hit a pod being torn down
+      for (const p of pods) if (p.metadata?.deletionTimestamp) pending.push(`${p.metadata.namespace}/${p.metadata.name} terminating`);
+      last = pending.join(', ');
+      return pending.length === 0 ? true : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 200, what: 'Deployments rolled out', detail: () => last },
+  );
+}
+
+/**
+ * Until every proxy in `expected` (`<pod>.<namespace>`, as istiod names them) is connected and has ACKed what istiod
+ * last sent it, istiod has pushed something made after the change, and nothing more is being sent (the doc of
+ * IstiodMesh.waitSynced). `syncz` reads istiod's /debug/syncz however the substrate reaches istiod's pod.
+ */
+export async function waitAcked(syncz: () => Promise<SyncStatus[]>, expected: string[], before: SyncStatus[], configChanged: boolean, timeoutMs = 30_000): Promise<void> {
+  const prior = new Map(before.map((s) => [s.proxy, s]));
+  const v0 = Math.max(0, ...before.flatMap((s) => TYPES.map((t) => pushCounter(s[`${t}_sent`]))));
+  const newProxies = expected.some((id) => !prior.has(id));
+  let last = '';
+  let seen = '';
+  await pollUntil(
+    async () => {
+      const now = await syncz();
+      const byProxy = new Map(now.map((s) => [s.proxy, s]));
+      const waiting: string[] = [];
+      for (const id of expected) {
+        const s = byProxy.get(id);
+        if (!s) waiting.push(`${id} (not connected)`);
+        // every type sent is ACKed (a gateway without a Gateway may never be sent routes), clusters and listeners at least
+        else if (!TYPES.every((t) => (s[`${t}_sent`] ?? '') === (s[`${t}_acked`] ?? '')) || !s.cluster_acked || !s.listener_acked) waiting.push(`${id} (not ACKed)`);
+      }
+      // no sidecar at all: nothing to wait for
+      const pushed = expected.length === 0 || newProxies || now.some((s) => {
+        const p = prior.get(s.proxy);
+        return configChanged ? TYPES.some((t) => pushCounter(s[`${t}_acked`]) > v0) : !p || TYPES.some((t) => s[`${t}_acked`] !== p[`${t}_acked`]);
+      });
+      if (!pushed) waiting.push('istiod has pushed nothing since the change');
+      last = waiting.join(', ');
+      const nonces = JSON.stringify(now.map((s) => TYPES.map((t) => s[`${t}_sent`])));
+      const settled = waiting.length === 0 && nonces === seen;
+      seen = waiting.length === 0 ? nonces : '';
+      return settled ? true : undefined;
+    },
+    // 300 ms between polls: longer than istiod's push debounce (PILOT_DEBOUNCE_AFTER, 100 ms). Measured: polling every
+    // 100 ms for a 300 ms unchanged window made this wait longer on a loaded machine (istiod answers each poll)
+    { timeoutMs, intervalMs: 300, what: "every sidecar ACKing istiod's config", detail: () => last },
+  );
 }
 
 /** Where a change's wait goes: each mark() names the time since the previous one (the istiod log's phase figures). */

@@ -325,6 +325,14 @@ export async function ensureImages(engine: DockerEngine, o: { envoys: { version:
     images.push({ tag: base.tag, name: 'base', status: 'built' });
   }
   const layers = planLayers(inputs);
+  images.push(...(await ensureLayers(engine, layers, log)));
+  const podImages = Object.fromEntries(o.envoys.map((e) => [e.version, podImageOf(layers, e.version)!]));
+  return { images, podImages };
+}
+
+/** Builds each layer the engine lacks, in order (a layer whose tag, its inputs' hash, the engine has is a hit). */
+async function ensureLayers(engine: DockerEngine, layers: LayerPlan[], log: (l: string) => void): Promise<ImageStatus[]> {
+  const images: ImageStatus[] = [];
   for (const l of layers) {
     if (await hasImage(engine, l.tag)) {
       if (!existsSync(recordOf(l.tag))) writeImageRecord(l.tag, { hash: l.hash, dockerfile: l.dockerfile }, engine);
@@ -335,8 +343,7 @@ export async function ensureImages(engine: DockerEngine, o: { envoys: { version:
     writeImageRecord(l.tag, { hash: l.hash, dockerfile: l.dockerfile, files: l.context.map((c) => c.name) }, engine);
     images.push({ tag: l.tag, name: l.name, status: 'built' });
   }
-  const podImages = Object.fromEntries(o.envoys.map((e) => [e.version, podImageOf(layers, e.version)!]));
-  return { images, podImages };
+  return images;
 }
 
 /**
@@ -352,4 +359,102 @@ export async function fetchDebs(packages: readonly string[], log: (l: string) =>
   const inputs = await currentInputs({ envoys: [], packages, mirror });
   if (!inputs) throw new Error(`the .debs of ${packages.join(' ')} are missing from ${imagesCacheDir()}`);
   return { base, debs: inputs.debs };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The images a real kubelet runs (the kind substrate): per Istio version a proxyv2 and a pilot equivalent, and
+// meshproof's workload image. meshproof builds, named as such (`meshproof/istio-proxyv2:<version>-<hash>`), never
+// Istio's own image names.
+
+/** Every image's PATH (an imported rootfs carries none; the CRI adds none of its own). */
+const IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Istio's sidecar and istiod user (pilot/docker/Dockerfile.proxyv2, Dockerfile.pilot: `USER 1337:1337`). */
+export const ISTIO_UID = 1337;
+/** Where pilot-agent reads its Envoy bootstrap template (pilot-agent's default, Dockerfile.proxyv2's COPY). */
+export const ISTIO_BOOTSTRAP_PATH = '/var/lib/istio/envoy/envoy_bootstrap_tmpl.json';
+/** Where the pod bundle sits in the workload image (its entrypoint runs it with the image's node). */
+export const WORKLOAD_BUNDLE_PATH = '/opt/meshproof/pod-bundle.js';
+
+export interface FileInput { src: string; sha256: string }
+export interface KubeletImageInputs {
+  istioVersion: string;
+  envoyVersion: string;
+  pilotAgent: FileInput;
+  pilotDiscovery: FileInput;
+  bootstrapTemplate: FileInput;
+  bundle: FileInput;
+}
+
+const versionedTag = (name: string, version: string, hash: string): string => `meshproof/${name}:${version}-${hash.slice(0, 16)}`;
+
+/**
+ * The three images on top of the pod image layers (`parents`: the base, the node layer, the Envoy layer of the
+ * version Istio pairs with): Istio's Dockerfile.proxyv2 (pilot-agent as the entrypoint, the Envoy at
+ * /usr/local/bin/envoy, the bootstrap template, user 1337, iptables for istio-init from the packages layer),
+ * Dockerfile.pilot (pilot-discovery, user 1337), and the workload image (the pod bundle run by node).
+ */
+export function planKubeletLayers(parents: { base: string; node: string; envoy: string }, i: KubeletImageInputs): { proxyv2: LayerPlan; pilot: LayerPlan; workload: LayerPlan } {
+  const proxyFile = [
+    `FROM ${parents.envoy}`,
+    'COPY pilot-agent /usr/local/bin/pilot-agent',
+    `COPY envoy_bootstrap_tmpl.json ${ISTIO_BOOTSTRAP_PATH}`,
+    `RUN groupadd --gid ${ISTIO_UID} istio-proxy && useradd -m --uid ${ISTIO_UID} --gid ${ISTIO_UID} istio-proxy && mkdir -p /etc/istio/proxy /var/lib/istio/data && chown -R ${ISTIO_UID}:${ISTIO_UID} /etc/istio /var/lib/istio`,
+    `ENV PATH=${IMAGE_PATH}`,
+    `LABEL meshproof.istio-version=${JSON.stringify(i.istioVersion)} meshproof.envoy-version=${JSON.stringify(i.envoyVersion)}`,
+    `USER ${ISTIO_UID}:${ISTIO_UID}`,
+    'ENTRYPOINT ["/usr/local/bin/pilot-agent"]',
+    '',
+  ].join('\n');
+  const proxyHash = layerHash(proxyFile, [{ name: 'pilot-agent', sha256: i.pilotAgent.sha256 }, { name: 'envoy_bootstrap_tmpl.json', sha256: i.bootstrapTemplate.sha256 }]);
+  const proxyv2: LayerPlan = {
+    name: `istio-proxyv2-${i.istioVersion}`, tag: versionedTag('istio-proxyv2', i.istioVersion, proxyHash), hash: proxyHash, parent: parents.envoy, dockerfile: proxyFile,
+    context: [{ name: 'pilot-agent', src: i.pilotAgent.src }, { name: 'envoy_bootstrap_tmpl.json', src: i.bootstrapTemplate.src }],
+  };
+  const pilotFile = [
+    `FROM ${parents.base}`,
+    'COPY pilot-discovery /usr/local/bin/pilot-discovery',
+    `COPY envoy_bootstrap_tmpl.json ${ISTIO_BOOTSTRAP_PATH}`,
+    `ENV PATH=${IMAGE_PATH}`,
+    `LABEL meshproof.istio-version=${JSON.stringify(i.istioVersion)}`,
+    `USER ${ISTIO_UID}:${ISTIO_UID}`,
+    'ENTRYPOINT ["/usr/local/bin/pilot-discovery"]',
+    '',
+  ].join('\n');
+  const pilotHash = layerHash(pilotFile, [{ name: 'pilot-discovery', sha256: i.pilotDiscovery.sha256 }, { name: 'envoy_bootstrap_tmpl.json', sha256: i.bootstrapTemplate.sha256 }]);
+  const pilot: LayerPlan = {
+    name: `istio-pilot-${i.istioVersion}`, tag: versionedTag('istio-pilot', i.istioVersion, pilotHash), hash: pilotHash, parent: parents.base, dockerfile: pilotFile,
+    context: [{ name: 'pilot-discovery', src: i.pilotDiscovery.src }, { name: 'envoy_bootstrap_tmpl.json', src: i.bootstrapTemplate.src }],
+  };
+  const workloadFile = [
+    `FROM ${parents.node}`,
+    `COPY pod-bundle.js ${WORKLOAD_BUNDLE_PATH}`,
+    `ENV PATH=${IMAGE_PATH}`,
+    `ENTRYPOINT ["/usr/local/bin/node", ${JSON.stringify(WORKLOAD_BUNDLE_PATH)}]`,
+    '',
+  ].join('\n');
+  const workloadHash = layerHash(workloadFile, [{ name: 'pod-bundle.js', sha256: i.bundle.sha256 }]);
+  const workload: LayerPlan = {
+    name: 'workload', tag: imageTag('workload', workloadHash), hash: workloadHash, parent: parents.node, dockerfile: workloadFile,
+    context: [{ name: 'pod-bundle.js', src: i.bundle.src }],
+  };
+  return { proxyv2, pilot, workload };
+}
+
+export interface KubeletImages { proxyv2: string; pilot: string; workload: string; images: ImageStatus[] }
+
+/**
+ * The pod image layers of `envoy`'s version (ensureImages), then the proxyv2, pilot and workload images of
+ * planKubeletLayers, built into `engine` where it lacks them. The same inputs build nothing the second time.
+ */
+export async function ensureKubeletImages(engine: DockerEngine, o: { istioVersion: string; envoy: { version: string; bin: string }; pilotAgent: string; pilotDiscovery: string; bootstrapTemplate: string; bundle: string; log?: (l: string) => void }): Promise<KubeletImages> {
+  const log = o.log ?? (() => undefined);
+  const pods = await ensureImages(engine, { envoys: [o.envoy], log });
+  const tagOf = (name: string): string => pods.images.find((im) => im.name === name)!.tag;
+  const file = async (src: string): Promise<FileInput> => ({ src, sha256: await fileSha256(src) });
+  const plan = planKubeletLayers({ base: tagOf('base'), node: tagOf('node'), envoy: pods.podImages[o.envoy.version]! }, {
+    istioVersion: o.istioVersion, envoyVersion: o.envoy.version,
+    pilotAgent: await file(o.pilotAgent), pilotDiscovery: await file(o.pilotDiscovery), bootstrapTemplate: await file(o.bootstrapTemplate), bundle: await file(o.bundle),
+  });
+  const built = await ensureLayers(engine, [plan.proxyv2, plan.pilot, plan.workload], log);
+  return { proxyv2: plan.proxyv2.tag, pilot: plan.pilot.tag, workload: plan.workload.tag, images: [...pods.images, ...built] };
 }

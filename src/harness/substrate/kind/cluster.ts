@@ -1,14 +1,21 @@
 // A real kind cluster on meshproof's own docker engine (dockerd in a private network namespace): the offline node
 // image (node-image.ts), the runc wrapper as dockerd's default runtime where the host lacks CAP_SYS_RESOURCE, an
 // internal docker network, clusters/kind.yaml with the run's name, a bridge CNI config per node from its podCIDR and
-// routes between the nodes. The API server is reached inside the engine's namespace only (no published port leaves it).
+// routes between the nodes. The API server's published port stays inside the engine's namespace; the harness reaches it
+// on a 127.0.0.1 port relayed over a Unix socket into that namespace, as the kube layer's (kube/apiserver.ts).
 // Not wired into the suites yet: substrate/index.ts still refuses kind.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parse, stringify } from 'yaml';
 import { resolveKube, runLogged, stepFailed, type Log } from '../../controlplane/provision.ts';
 import { UserError } from '../../model/errors.ts';
 import { pollUntil } from '../poll.ts';
 import { run, runCapture } from '../sh.ts';
+import type { ExecResult } from '../types.ts';
+import { Supervisor } from '../supervisor.ts';
+import { buildPodBundle } from '../bundle.ts';
+import { startRelay, type RelayHandle } from '../../workloads/relay.ts';
 import { stateDirOf } from '../state.ts';
 import { docker, dockerCapture, startEngine, type DockerEngine } from '../docker/engine.ts';
 import { bridgeConflist, clusterNameOf, daemonConfigWithRuntime, nodeRoutes, renderKindConfig, type NodeNet } from './config.ts';
@@ -32,6 +39,14 @@ export interface KindCluster {
   nodes: NodeNet[];
   /** The cached kubectl against the cluster, run inside the engine's namespace. */
   kubectl(args: string[], o?: { timeoutMs?: number; input?: string }): Promise<string>;
+  /** The same, with its exit code, stdout and stderr (a command that is meant to fail). */
+  kubectlCapture(args: string[], o?: { timeoutMs?: number; input?: string }): Promise<ExecResult>;
+  /** The API server on the host's loopback: https://127.0.0.1:<port>, relayed into the engine's namespace. */
+  loopback: { server: string; kubeconfig: string; kc: KubeConfig };
+  /** The pod bundle (workloads and probe agent) this cluster's relay runs, for the workload image. */
+  bundle: string;
+  /** `kind load docker-image` of images of the engine into every node (containerd's k8s.io namespace). */
+  loadImages(tags: string[]): Promise<void>;
   /** kind delete cluster, then the engine goes (containers, networks, dockerd, its namespace). */
   delete(): Promise<void>;
 }
@@ -64,6 +79,29 @@ async function kubeletTail(engine: DockerEngine, node: string): Promise<string> 
 
 export interface CreateKindOptions { log?: Log; readyTimeoutMs?: number }
 
+/** kind's kubeconfig with every cluster's server replaced by `server` (the loopback relay). */
+export function kubeconfigWithServer(text: string, server: string): string {
+  const k = parse(text) as { clusters?: { cluster?: { server?: string } }[] };
+  if (!k?.clusters?.length) throw new Error('kind wrote a kubeconfig without clusters');
+  for (const c of k.clusters) if (c.cluster) c.cluster.server = server;
+  return stringify(k);
+}
+
+/**
+ * 127.0.0.1:<ephemeral> on the host → a Unix socket → the relay workload inside the engine's namespace → `target`
+ * (the control-plane node's 6443): the kube layer's relay pair (kube/apiserver.ts), no host port beyond loopback.
+ */
+async function loopbackRelay(sup: Supervisor, netns: string, bundle: string, socket: string, target: string): Promise<RelayHandle> {
+  const proc = sup.start({ pod: 'kind', name: 'kube-relay', netns, argv: [process.execPath, bundle, 'relay', '--listen', socket, '--connect', target] });
+  await pollUntil(() => {
+    if (proc.exitCode !== undefined) throw new Error(`the API server relay exited (code ${proc.exitCode}): ${Supervisor.tail(proc, 5)}`);
+    return Supervisor.tail(proc, 5).includes('relay listening on') ? true : undefined;
+  }, { timeoutMs: 20_000, intervalMs: 25, what: 'the API server relay in the engine namespace', detail: () => Supervisor.tail(proc, 3) });
+  const host = await startRelay({ listen: { host: '127.0.0.1', port: 0 }, connect: { path: socket }, log: () => undefined });
+  void proc.exited.then(() => host.close());
+  return host;
+}
+
 /**
  * Creates the cluster of clusters/kind.yaml (one control-plane node, one worker) with a per-run name, and waits until
  * every node is Ready. Everything it made goes on failure and on Ctrl-C (the engine's teardown).
@@ -76,6 +114,7 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
   const wrapper = needsRuncWrapper();
   if (wrapper.needed && !existsRunc()) throw new UserError(`the host lacks CAP_SYS_RESOURCE and ${runcWrapperPath()} is missing: run ${KIND_FIX}`);
   const engine = await startEngine({ log: (l) => log(l) });
+  let sup: Supervisor | undefined;
   try {
     const l = engine.layout!;
     const name = clusterNameOf(l.short);
@@ -93,6 +132,9 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
     writeFileSync(config, renderKindConfig(readFileSync(KIND_CONFIG_TEMPLATE, 'utf8'), { name, image: image.tag }));
     const hostKubeconfig = join(dir, 'kubeconfig.host');
     const logFile = join(logsDir(), `${name}-create.log`);
+    // built while kind creates the nodes: the API server relay runs it (and the workload image carries it)
+    const bundling = buildPodBundle(join(dir, 'pod-bundle.js'));
+    bundling.catch(() => undefined);
     log(`kind: kind create cluster --name ${name} (log ${logFile})`);
     const started = Date.now();
     const env = { ...engine.env(), KIND_EXPERIMENTAL_DOCKER_NETWORK: network };
@@ -110,8 +152,18 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
     const cpIp = await inspectIp(engine, cpName);
     const kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, internal.replace(`https://${cpName}:6443`, `https://${cpIp}:6443`), { mode: 0o600 });
-    const kubectl = (args: string[], o: { timeoutMs?: number; input?: string } = {}) =>
-      run(['ip', 'netns', 'exec', l.netns, kubectlBin, '--kubeconfig', kubeconfig, ...args], { timeoutMs: o.timeoutMs ?? 60_000, input: o.input });
+    const kubectlArgv = (args: string[]) => ['ip', 'netns', 'exec', l.netns, kubectlBin, '--kubeconfig', kubeconfig, ...args];
+    const kubectl = (args: string[], o: { timeoutMs?: number; input?: string } = {}) => run(kubectlArgv(args), { timeoutMs: o.timeoutMs ?? 60_000, input: o.input });
+    const kubectlCapture = (args: string[], o: { timeoutMs?: number; input?: string } = {}) => runCapture(kubectlArgv(args), { timeoutMs: o.timeoutMs ?? 60_000, input: o.input });
+    const bundle = await bundling;
+    sup = new Supervisor(join(dir, 'logs'));
+    const relay = await loopbackRelay(sup, l.netns, bundle, join(dir, 'apiserver.sock'), `${cpIp}:6443`);
+    const server = `https://127.0.0.1:${relay.port}`;
+    const loopbackConfig = join(dir, 'kubeconfig.loopback');
+    writeFileSync(loopbackConfig, kubeconfigWithServer(readFileSync(hostKubeconfig, 'utf8'), server), { mode: 0o600 });
+    const kc = new KubeConfig();
+    kc.loadFromFile(loopbackConfig);
+    log(`kind: the API server on the host at ${server} (export KUBECONFIG=${loopbackConfig})`);
 
     // every node's podCIDR (kube-controller-manager allocates them) → its bridge config, and routes to the others
     const cidrs = await kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.spec.podCIDR}{"\\n"}{end}']);
@@ -138,17 +190,26 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
     log(`kind: ${nodes.length} nodes Ready ${((Date.now() - started) / 1000).toFixed(1)} s after create began`);
 
     let deleted = false;
+    const supervisor = sup;
     return {
-      name, engine, kubeconfig, netns: l.netns, nodes, kubectl,
+      name, engine, kubeconfig, netns: l.netns, nodes, kubectl, kubectlCapture, bundle,
+      loopback: { server, kubeconfig: loopbackConfig, kc },
+      loadImages: async (tags) => {
+        const loadLog = join(logsDir(), `${name}-load.log`);
+        const r = await runLogged(kind, ['load', 'docker-image', '--name', name, ...tags], { env, logFile: loadLog, shownEnv: { DOCKER_HOST: engine.host } });
+        if (r.code !== 0) throw stepFailed(`kind load docker-image ${tags.join(' ')}`, r, loadLog, KIND_FIX);
+      },
       delete: async () => {
         if (deleted) return;
         deleted = true;
+        await supervisor.stopAll();
         // --kubeconfig: kind would otherwise edit the user's ~/.kube/config
         await runCapture([kind, 'delete', 'cluster', '--name', name, '--kubeconfig', hostKubeconfig], { env, timeoutMs: 120_000 });
         await engine.stop();
       },
     };
   } catch (e) {
+    await sup?.stopAll();
     await engine.stop();
     throw e;
   }
