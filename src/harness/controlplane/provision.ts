@@ -56,6 +56,8 @@ export interface ProvenanceRecord {
   /** The env var that pointed at it (origin `override`), and the version the binary reports. */
   override?: string;
   reportedVersion?: string;
+  /** Set when the proxy refused the module version's .info: where the one go used came from (seedRefusedInfo). */
+  moduleInfo?: string;
 }
 
 export interface ProvenanceFile {
@@ -514,6 +516,10 @@ export function pseudoVersionTime(version: string): string | null {
   return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z` : null;
 }
 
+const seededProxyRoot = (): string => join(cacheRoot(), 'goproxy');
+const seededInfoPath = (module: string, version: string): string => join(seededProxyRoot(), escapePath(module), '@v', `${version}.info`);
+const SEEDED_INFO = "written from the pseudo-version's commit time; the proxy refused it (403), its .mod and .zip are the proxy's";
+
 /** Go's module path escaping: each upper-case letter becomes `!` + its lower case. */
 const escapePath = (p: string) => p.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
 
@@ -524,8 +530,8 @@ const escapePath = (p: string) => p.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()
 async function seedRefusedInfo(log: Log, module: string, version: string, fix: string): Promise<string> {
   const time = pseudoVersionTime(version);
   if (!time) throw new UserError(`the Go proxy refuses ${module}@${version}'s .info and ${version} is not a pseudo-version: pin a served pseudo-version, then run ${fix}`);
-  const root = join(cacheRoot(), 'goproxy');
-  const dir = join(root, escapePath(module), '@v');
+  const root = seededProxyRoot();
+  const dir = dirname(seededInfoPath(module, version));
   mkdirSync(dir, { recursive: true });
   const base = `${upstreamProxy()}/${escapePath(module)}/@v/${version}`;
   for (const ext of ['mod', 'zip']) {
@@ -608,7 +614,9 @@ export async function goBuildAll(log: Log, plan: BuildPlan, go: { bin: string; v
     if (r.code !== 0) throw stepFailed(`building ${bin.name} for ${plan.what}`, r, logFile, plan.fix);
     const sha256 = await sha256File(out);
     const st = statSync(out);
+    const seeded = existsSync(seededInfoPath(plan.wrapper.require.path, plan.wrapper.require.version));
     writeProvenanceRecord(plan.provenance, plan.tool, plan.toolVersion, {
+      ...(seeded ? { moduleInfo: SEEDED_INFO } : {}),
       tool: plan.tool, toolVersion: plan.toolVersion, name: bin.name, path: out, origin: 'go build',
       module: plan.wrapper.require.path, moduleVersion: plan.wrapper.require.version, replaces,
       goVersion: go.version, ldflags: plan.ldflags, sha256, size: st.size, mtimeMs: st.mtimeMs,
