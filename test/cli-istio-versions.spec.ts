@@ -77,6 +77,12 @@ describe('run --istio-version a,b: the plan', () => {
     }
   });
 
+  it("one release other than the default runs with that release's own Envoy, as it does among several", () => {
+    expect(plan({ istioVersion: '1.29.2', suite: 'istio-strict-denial' }).units.map((u) => `${u.istioVersion} ${u.envoyVersion}`)).to.deep.equal(['1.29.2 1.37.0']);
+    expect(plan({ istioVersion: '1.29.2', envoyVersion: '1.36.4', suite: 'istio-strict-denial' }).units.map((u) => u.envoyVersion)).to.deep.equal(['1.36.4']);
+    expect(plan({ controlPlane: 'emulated', suite: 'istio-strict-denial' }).units.map((u) => u.envoyVersion)).to.deep.equal(['1.36.4']);
+  });
+
   it('several Envoy versions: a pass per Envoy version that names the run\'s control plane (the emulation: no Istio version)', () => {
     expect(plan({ envoyVersion: '1.36.4,1.37.0', suite: 'istio-strict-denial' }).passes).to.deep.equal([
       { dir: 'envoy-1.36.4', controlPlane: 'istiod', envoyVersion: '1.36.4', istioVersion: '1.28.2' },

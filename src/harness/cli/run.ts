@@ -121,7 +121,8 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
   }
   const suites = multiIstio ? selected.filter((x) => onIstiod(x.profile)) : selected;
   const leftOut = [...new Set(selected.filter((x) => !suites.includes(x)).map((x) => x.profile))];
-  const envoyVersions = multiIstio ? [...new Set(istioVersions.map(envoyOf))] : (givenEnvoy ?? [DEFAULT_ENVOY_VERSION]);
+  // one release on istiod pairs with its own Envoy as several do (1.29.2 → 1.37.0); the emulation has no release
+  const envoyVersions = multiIstio ? [...new Set(istioVersions.map(envoyOf))] : (givenEnvoy ?? [controlPlane === 'emulated' ? DEFAULT_ENVOY_VERSION : envoyOf(istioVersion)]);
   const units: RunUnit[] = multiIstio ? istioVersions.flatMap((i) => suites.map((suite) => ({ envoyVersion: envoyOf(i), istioVersion: i, suite }))) : matrixUnits(envoyVersions, suites, shard);
   const envoyRun = [...new Set(units.map((u) => u.envoyVersion))];
   const passes: RunPass[] = multiIstio
