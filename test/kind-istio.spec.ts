@@ -6,7 +6,7 @@ import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { istioOperator } from '../src/harness/controlplane/istiod/install.ts';
 import { forKubelet, sidecarProxies } from '../src/harness/substrate/kind/istio.ts';
-import { kubeconfigWithServer } from '../src/harness/substrate/kind/cluster.ts';
+import { kubeconfigWithServer, schedulable } from '../src/harness/substrate/kind/cluster.ts';
 import { planKubeletLayers, type KubeletImageInputs } from '../src/harness/substrate/docker/images.ts';
 
 const deployment = (name: string, containers: object[]): KubernetesObject =>
@@ -62,6 +62,11 @@ describe('kind substrate: Istio inputs', () => {
     const out = parse(kubeconfigWithServer(text, 'https://127.0.0.1:5555')) as { clusters: { cluster: Record<string, string> }[]; users: { user: Record<string, string> }[] };
     expect(out.clusters[0]!.cluster).to.deep.equal({ server: 'https://127.0.0.1:5555', 'certificate-authority-data': 'Q0E=' });
     expect(out.users[0]!.user).to.deep.equal({ 'client-certificate-data': 'Q0VSVA==' });
+  });
+
+  it('schedulable leaves out nodes tainted NoSchedule or NoExecute (kubeadm\'s control-plane taint), keeps PreferNoSchedule', () => {
+    const lines = 'm-control-plane NoSchedule,\nm-worker \nm-worker2 PreferNoSchedule,\nm-worker3 PreferNoSchedule,NoExecute,\n';
+    expect(schedulable(lines)).to.deep.equal(['m-worker', 'm-worker2']);
   });
 
   describe('planKubeletLayers', () => {

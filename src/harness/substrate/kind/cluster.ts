@@ -45,8 +45,10 @@ export interface KindCluster {
   loopback: { server: string; kubeconfig: string; kc: KubeConfig };
   /** The pod bundle (workloads and probe agent) this cluster's relay runs, for the workload image. */
   bundle: string;
-  /** `kind load docker-image` of images of the engine into every node (containerd's k8s.io namespace). */
-  loadImages(tags: string[]): Promise<void>;
+  /** `kind load docker-image` of images of the engine into `nodes` (default every node; containerd's k8s.io namespace). */
+  loadImages(tags: string[], nodes?: string[]): Promise<void>;
+  /** The nodes a Pod without tolerations can be scheduled on (no NoSchedule or NoExecute taint). */
+  schedulableNodes(): Promise<string[]>;
   /** kind delete cluster, then the engine goes (containers, networks, dockerd, its namespace). */
   delete(): Promise<void>;
 }
@@ -78,6 +80,15 @@ async function kubeletTail(engine: DockerEngine, node: string): Promise<string> 
 }
 
 export interface CreateKindOptions { log?: Log; readyTimeoutMs?: number }
+
+/**
+ * From `<node> <effect>,<effect>,…` lines, the nodes without a NoSchedule or NoExecute taint: with a worker, kubeadm's
+ * `node-role.kubernetes.io/control-plane:NoSchedule` stays on the control plane (kind removes it only on a one-node cluster).
+ */
+export function schedulable(lines: string): string[] {
+  return lines.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => l.split(' ') as [string, string?])
+    .filter(([, effects]) => !(effects ?? '').split(',').some((e) => e === 'NoSchedule' || e === 'NoExecute')).map(([n]) => n);
+}
 
 /** kind's kubeconfig with every cluster's server replaced by `server` (the loopback relay). */
 export function kubeconfigWithServer(text: string, server: string): string {
@@ -194,10 +205,14 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
     return {
       name, engine, kubeconfig, netns: l.netns, nodes, kubectl, kubectlCapture, bundle,
       loopback: { server, kubeconfig: loopbackConfig, kc },
-      loadImages: async (tags) => {
+      loadImages: async (tags, only) => {
         const loadLog = join(logsDir(), `${name}-load.log`);
-        const r = await runLogged(kind, ['load', 'docker-image', '--name', name, ...tags], { env, logFile: loadLog, shownEnv: { DOCKER_HOST: engine.host } });
+        const r = await runLogged(kind, ['load', 'docker-image', '--name', name, ...(only ? ['--nodes', only.join(',')] : []), ...tags], { env, logFile: loadLog, shownEnv: { DOCKER_HOST: engine.host } });
         if (r.code !== 0) throw stepFailed(`kind load docker-image ${tags.join(' ')}`, r, loadLog, KIND_FIX);
+      },
+      schedulableNodes: async () => {
+        const out = await kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name} {range .spec.taints[*]}{.effect},{end}{"\\n"}{end}']);
+        return schedulable(out);
       },
       delete: async () => {
         if (deleted) return;

@@ -80,7 +80,7 @@ export interface KindIstioTimings {
   clusterMs: number;
   /** ensureKubeletImages: a hit when cached. */
   imagesMs: number;
-  /** kind load docker-image of proxyv2, pilot and workload into every node. */
+  /** kind load docker-image of proxyv2, pilot and workload into every schedulable node. */
   loadMs: number;
   /** installIstio: the manifest applied, istiod Ready, its injector armed. */
   istioMs: number;
@@ -140,8 +140,11 @@ export async function startKindIstio(model: IstioModel, opts: KindIstioOptions =
     const manifest = generateIstioManifest(istio.istioctl, version, join(cluster.loopback.kubeconfig, '..', 'istio'), { pilot: images.pilot, proxyv2: images.proxyv2 });
     manifest.catch(() => undefined);
     const imagesMs = phase(`images ${images.proxyv2}, ${images.pilot}, ${images.workload} (${images.images.filter((i) => i.status === 'built').length} built)`);
-    await cluster.loadImages([images.proxyv2, images.pilot, images.workload]);
-    const loadMs = phase('images loaded into every node');
+    // only where istiod and the pods can run: the control plane keeps its NoSchedule taint beside a worker
+    const nodes = await cluster.schedulableNodes();
+    if (nodes.length === 0) throw new Error(`no schedulable node in ${cluster.name} (every node is tainted NoSchedule or NoExecute)`);
+    await cluster.loadImages([images.proxyv2, images.pilot, images.workload], nodes);
+    const loadMs = phase(`images loaded into ${nodes.join(', ')}`);
     const kc = cluster.loopback.kc;
     const install = await installIstio(kc, version, await manifest, log);
     const istioMs = phase(`Istio ${version} installed, istiod Ready`);
