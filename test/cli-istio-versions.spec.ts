@@ -10,25 +10,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../src/harness/model/errors.ts';
-import { main } from '../src/harness/cli/main.ts';
 import { planRun, type RunFlags } from '../src/harness/cli/run.ts';
+import { cli } from './lib/cli.ts';
 
 const REPO = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const w1 = process.stdout.write;
-  const w2 = process.stderr.write;
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(['node', 'meshproof', ...args]), out, err };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
-}
 
 describe('run --istio-version a,b: the plan', () => {
   let dir: string;

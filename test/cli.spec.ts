@@ -8,29 +8,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { main } from '../src/harness/cli/main.ts';
 import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import { matrixUnits, parseList, parseShard, profileOf, selectSuites, suiteName, type SuiteFile } from '../src/harness/cli/suites.ts';
 import type { ResultsFile } from '../src/harness/report/meta.ts';
 import { diffRuns, regressions, REPORT_FILES } from '../src/harness/report/render.ts';
 import { rec, SHARD1, SHARD2 } from './lib/runs.ts';
+import { cli } from './lib/cli.ts';
 
-/** Runs `meshproof <args>` in this process, capturing what it writes. */
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const w1 = process.stdout.write;
-  const w2 = process.stderr.write;
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'meshproof', ...args]);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
-}
 
 const SUITES: SuiteFile[] = ['c2c-xfcc', 'cf-route-integrity', 'istio-permissive-fallback', 'istio-strict-denial', 'substrate'].map((name) => ({ name, file: `/x/suites/${name}.spec.ts`, profile: profileOf(name) }));
 

