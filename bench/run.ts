@@ -1,4 +1,5 @@
-// npm run bench → reports/bench.json: substrate up/down for 2, 10 and 50 pods (and netns vs docker side by side: --substrates-only runs just that), probe throughput
+// npm run bench → reports/bench.json: substrate up/down for 2, 10 and 50 pods (and netns vs docker side by side: --substrates-only runs just that;
+// real Istio on kind: --kind-only), probe throughput
 // over an N×N plaintext matrix, deny-verdict latency, memory per pod, and the throughput-budget
 // run (paths on real Envoy and HAProxy, interleaved rounds, fixtures/budgets.yaml), and the wall
 // time of each profile's suites (cf-*, c2c-*). Figures, never
@@ -16,6 +17,7 @@ import { RATE_SPREAD_MAX } from '../src/harness/load/rate-summary.ts';
 import { resolveIstio, resolveKube } from '../src/harness/controlplane/provision.ts';
 import { DEFAULT_ISTIO_VERSION } from '../src/harness/controlplane/versions.ts';
 import { benchControlPlanes } from './controlplane.ts';
+import { benchKind } from './kind.ts';
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
@@ -231,6 +233,14 @@ if (process.argv.includes('--substrates-only')) {
   mkdirSync('reports', { recursive: true });
   writeFileSync('reports/bench.json', JSON.stringify(report, null, 2));
   log('wrote reports/bench.json (substrates part)');
+  process.exit(0);
+}
+// `npm run bench -- --kind-only`: only real Istio on a kind cluster (issue 14: create, image load, Istio, sentences mesh), merged into reports/bench.json
+if (process.argv.includes('--kind-only')) {
+  const report = { ...priorReport(), kind: 'meshproof-bench', kindFinished: new Date().toISOString(), kindIstio: await benchKind(log) };
+  mkdirSync('reports', { recursive: true });
+  writeFileSync('reports/bench.json', JSON.stringify(report, null, 2));
+  log('wrote reports/bench.json (kind part)');
   process.exit(0);
 }
 const upDowns: Awaited<ReturnType<typeof upDown>>[] = [];
