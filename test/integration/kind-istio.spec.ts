@@ -16,6 +16,7 @@ import { DEFAULT_ISTIO_VERSION } from '../../src/harness/controlplane/versions.t
 import { loadIstio } from '../../src/harness/profiles/istio/resources.ts';
 import { parseObjects } from '../../src/harness/kube/apply.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
+import { newToken } from '../../src/harness/probe/canary.ts';
 
 /** sentences' answer: a name from name (v1: app.py's default names; v2: its SENTENCE_NAMES in name.yaml) and an age from age. */
 const SENTENCE = /^(Peter|Ray|Egon|Athos \(v2\)|Porthos \(v2\)|Aramis \(v2\)|d'Artagnan \(v2\)) is \d+ years$/;
@@ -62,7 +63,8 @@ describe('kind substrate: real Istio on a real kind cluster (the workshop senten
 
   it('installs Istio with the offline images and brings every sentences pod up with its sidecar ACKed', async () => {
     const model = loadIstio(['namespace.yaml', 'sentences.yaml', 'age.yaml', 'name.yaml', 'sleep.yaml', 'sleep-naked.yaml'].map((f) => join(SENTENCES, f)), { inject: ['sentences', 'age', 'name', 'name-v2', 'sleep'] });
-    mesh = await startKindIstio(model, { log: (l) => process.stdout.write(`      ${l}\n`) });
+    // the clients on the control-plane node, the servers on the worker: every client call crosses the link between them
+    mesh = await startKindIstio(model, { log: (l) => process.stdout.write(`      ${l}\n`), onControlPlane: ['sleep', 'sleep-naked'] });
     const t = mesh.timings;
     process.stdout.write(`      timings: cluster ${t.clusterMs} ms, images ${t.imagesMs} ms, load ${t.loadMs} ms, istio ${t.istioMs} ms, mesh ${t.meshMs} ms\n`);
     expect(mesh.images.proxyv2).to.match(/^meshproof\/istio-proxyv2:1\.28\.2-[0-9a-f]{16}$/);
@@ -74,6 +76,12 @@ describe('kind substrate: real Istio on a real kind cluster (the workshop senten
     for (const r of rows) expect(r.split(' ')[1], r).to.equal('Running');
     const withSidecar = rows.filter((r) => r.includes(`istio-proxy=${mesh!.images.proxyv2}`)).map((r) => r.split(' ')[0]);
     expect(withSidecar).to.deep.equal(['sentences', 'sentences-age', 'sentences-name', 'sentences-name', 'sleep']);
+    const [cp, worker] = mesh.cluster.nodes;
+    const placement = (await mesh.cluster.kubectl(['get', 'pods', '-o', 'jsonpath={range .items[*]}{.metadata.labels.app}={.spec.nodeName}{"\\n"}{end}'])).trim().split('\n').sort();
+    expect(placement).to.deep.equal([
+      `sentences-age=${worker!.name}`, `sentences-name=${worker!.name}`, `sentences-name=${worker!.name}`, `sentences=${worker!.name}`,
+      `sleep-naked=${cp!.name}`, `sleep=${cp!.name}`,
+    ].sort());
     const acked = await mesh.syncz();
     expect(acked.map((s) => s.proxy.replace(/-[a-z0-9]+-[a-z0-9]+\.default$/, '')).sort()).to.deep.equal(['age', 'name', 'name-v2', 'sentences', 'sleep']);
   });
@@ -91,6 +99,29 @@ describe('kind substrate: real Istio on a real kind cluster (the workshop senten
     expect(after - before, 'TLS handshakes on age\'s inbound listener').to.be.at.least(1);
     const certs = await exec(age, 'istio-proxy', ['curl', '-s', 'http://127.0.0.1:15000/certs']);
     expect(certs.stdout).to.include('spiffe://cluster.local/ns/default/sa/default');
+  });
+
+  it('on the link between the nodes: the naked client\'s request to age crosses in clear, the meshed client\'s never', async () => {
+    expect(mesh, 'no mesh').to.not.equal(undefined);
+    const m = mesh!;
+    const ipOf = async (app: string) => (await m.cluster.kubectl(['get', 'pods', '-l', `app=${app}`, '-o', 'jsonpath={.items[0].status.podIP}'])).trim();
+    const [naked, sleep] = [await m.podOf('sleep-naked'), await m.podOf('sleep')];
+    const { canary, marker } = await m.cluster.startWireCanary();
+    const plain = newToken();
+    const meshed = newToken();
+    canary.watch(plain);
+    canary.watch(meshed);
+    const a = await exec(naked, 'sleep', ['curl', '-sS', '--max-time', '10', '-H', `x-meshproof-token: ${plain}`, 'http://age:5000/']);
+    const b = await exec(sleep, 'sleep', ['curl', '-sS', '--max-time', '10', '-H', `x-meshproof-token: ${meshed}`, 'http://age:5000/']);
+    expect([a.code, b.code], `${a.stderr} ${b.stderr}`).to.deep.equal([0, 0]);
+    const mark = newToken();
+    const { lost } = await canary.sync(mark, () => marker(mark), 10_000);
+    expect(lost, 'the capture dropped packets').to.equal(false);
+    const seenPlain = canary.result(plain);
+    expect(seenPlain.wire).to.equal('plaintext-seen');
+    // the leg it crossed: the naked pod on the control plane to age's pod on the worker, port 5000
+    expect(seenPlain.legs).to.include(`${await ipOf('sleep-naked')}→${await ipOf('sentences-age')}:5000`);
+    expect(canary.result(meshed).wire).to.equal('no-plaintext');
   });
 
   it('after PeerAuthentication STRICT: the client without a sidecar is reset, the meshed client still gets its sentence', async () => {

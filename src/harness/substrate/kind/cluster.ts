@@ -16,6 +16,8 @@ import type { ExecResult } from '../types.ts';
 import { Supervisor } from '../supervisor.ts';
 import { buildPodBundle } from '../bundle.ts';
 import { startRelay, type RelayHandle } from '../../workloads/relay.ts';
+import { MARKER_PORT, startWireCanary } from '../pods.ts';
+import type { WireCanary } from '../../probe/canary.ts';
 import { stateDirOf } from '../state.ts';
 import { docker, dockerCapture, startEngine, type DockerEngine } from '../docker/engine.ts';
 import { bridgeConflist, clusterNameOf, daemonConfigWithRuntime, nodeRoutes, renderKindConfig, type NodeNet } from './config.ts';
@@ -49,6 +51,12 @@ export interface KindCluster {
   loadImages(tags: string[], nodes?: string[]): Promise<void>;
   /** The nodes a Pod without tolerations can be scheduled on (no NoSchedule or NoExecute taint). */
   schedulableNodes(): Promise<string[]>;
+  /**
+   * The wire canary on the links between the nodes: tcpdump (the netns substrate's capture, pods.ts captureArgv) in the
+   * engine's namespace, which holds the docker network's bridge and every node's veth, so a packet from a pod on one
+   * node to a pod on another is seen there as it crosses. `marker` sends a canary marker across that link.
+   */
+  startWireCanary(): Promise<{ canary: WireCanary; marker: (token: string) => Promise<void> }>;
   /** kind delete cluster, then the engine goes (containers, networks, dockerd, its namespace). */
   delete(): Promise<void>;
 }
@@ -213,6 +221,13 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
       schedulableNodes: async () => {
         const out = await kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name} {range .spec.taints[*]}{.effect},{end}{"\\n"}{end}']);
         return schedulable(out);
+      },
+      startWireCanary: async () => {
+        const canary = await startWireCanary(supervisor, l.netns, join(dir, `wire-${Date.now()}.pcap`));
+        const [from, to] = [nodes[nodes.length - 1]!, nodes[0]!];
+        // a datagram from one node to the other's discard port: it crosses the bridge the capture listens on
+        const marker = (token: string) => docker(engine, ['exec', from.name, 'bash', '-c', `echo ${token} > /dev/udp/${to.ip}/${MARKER_PORT}`]).then(() => undefined);
+        return { canary, marker };
       },
       delete: async () => {
         if (deleted) return;

@@ -68,6 +68,29 @@ export function forKubelet(objs: KubernetesObject[], workloadImage: string): { o
   return { objects, rewritten };
 }
 
+/** kubeadm's taint on the control-plane node (kept beside a worker). */
+const CONTROL_PLANE_TAINT = 'node-role.kubernetes.io/control-plane';
+
+/**
+ * The named Deployments' pods pinned to `node` (a nodeSelector on its hostname label, and a toleration of kubeadm's
+ * control-plane taint), so that their calls to the others cross the link between nodes. Pure; `placed` names each one.
+ */
+export function placeOn(objs: KubernetesObject[], deploymentNames: readonly string[], node: string): { objects: KubernetesObject[]; placed: string[] } {
+  const placed: string[] = [];
+  const objects = objs.map((o) => {
+    if (o.kind !== 'Deployment' || !deploymentNames.includes(o.metadata?.name ?? '')) return o;
+    const copy = structuredClone(o) as KubernetesObject & { spec: { template: { spec: { nodeSelector?: Record<string, string>; tolerations?: object[] } } } };
+    const pod = copy.spec.template.spec;
+    pod.nodeSelector = { ...pod.nodeSelector, 'kubernetes.io/hostname': node };
+    pod.tolerations = [...(pod.tolerations ?? []), { key: CONTROL_PLANE_TAINT, operator: 'Exists', effect: 'NoSchedule' }];
+    placed.push(`Deployment/${o.metadata?.name} → node ${node}`);
+    return copy;
+  });
+  const missing = deploymentNames.filter((n) => !objs.some((o) => o.kind === 'Deployment' && o.metadata?.name === n));
+  if (missing.length) throw new UserError(`no Deployment ${missing.join(', ')} to place on ${node} (Deployments: ${objs.filter((o) => o.kind === 'Deployment').map((o) => o.metadata?.name).join(', ')})`);
+  return { objects, placed };
+}
+
 /** `<pod>.<namespace>` (istiod's proxy id) of every pod that carries the sidecar, native (init) or plain. */
 export function sidecarProxies(pods: V1Pod[]): string[] {
   return pods
@@ -95,7 +118,7 @@ export interface KindIstio {
   envoyVersion: string;
   images: KubeletImages;
   install: IstioInstall;
-  /** Which containers of the user's YAML run the offline builds (forKubelet). */
+  /** Which containers of the user's YAML run the offline builds (forKubelet), and which pods were placed (placeOn). */
   rewritten: string[];
   timings: KindIstioTimings;
   /** istiod's /debug/syncz, from its own pod (`pilot-discovery request`, localhost: no token needed). */
@@ -108,7 +131,12 @@ export interface KindIstio {
   down(): Promise<void>;
 }
 
-export interface KindIstioOptions { istioVersion?: string; log?: Log }
+export interface KindIstioOptions {
+  istioVersion?: string;
+  log?: Log;
+  /** Deployments whose pods run on the control-plane node (placeOn), the others staying on the worker: their calls cross nodes. */
+  onControlPlane?: string[];
+}
 
 /**
  * A kind cluster with Istio installed and `model` applied (sentences: the workshop's YAML), every phase timed and
@@ -140,8 +168,11 @@ export async function startKindIstio(model: IstioModel, opts: KindIstioOptions =
     const manifest = generateIstioManifest(istio.istioctl, version, join(cluster.loopback.kubeconfig, '..', 'istio'), { pilot: images.pilot, proxyv2: images.proxyv2 });
     manifest.catch(() => undefined);
     const imagesMs = phase(`images ${images.proxyv2}, ${images.pilot}, ${images.workload} (${images.images.filter((i) => i.status === 'built').length} built)`);
-    // only where istiod and the pods can run: the control plane keeps its NoSchedule taint beside a worker
-    const nodes = await cluster.schedulableNodes();
+    // only where istiod and the pods can run: the control plane keeps its NoSchedule taint beside a worker (and gets
+    // the images too when pods are placed there)
+    const controlPlane = cluster.nodes[0]!.name;
+    const schedulable = await cluster.schedulableNodes();
+    const nodes = opts.onControlPlane?.length && !schedulable.includes(controlPlane) ? [controlPlane, ...schedulable] : schedulable;
     if (nodes.length === 0) throw new Error(`no schedulable node in ${cluster.name} (every node is tainted NoSchedule or NoExecute)`);
     await cluster.loadImages([images.proxyv2, images.pilot, images.workload], nodes);
     const loadMs = phase(`images loaded into ${nodes.join(', ')}`);
@@ -155,7 +186,9 @@ export async function startKindIstio(model: IstioModel, opts: KindIstioOptions =
     };
     const core = kc.makeApiClient(CoreV1Api);
     const appPods = async (): Promise<V1Pod[]> => (await core.listPodForAllNamespaces({})).items.filter((p) => p.metadata?.namespace !== 'istio-system' && p.metadata?.namespace !== 'kube-system');
-    const { objects, rewritten } = forKubelet(objectsOf(model), images.workload);
+    const rewrite = forKubelet(objectsOf(model), images.workload);
+    const { objects, placed } = placeOn(rewrite.objects, opts.onControlPlane ?? [], controlPlane);
+    const rewritten = [...rewrite.rewritten, ...placed];
     for (const r of rewritten) log(`kind-istio: ${r}`);
     await applyObjects(kc, objects, { namespace: 'default', source: 'istio model' });
     await waitRolledOut(kc, model);
