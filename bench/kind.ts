@@ -1,6 +1,7 @@
 // Real Istio on a real kind cluster (issue 14's figures): cluster create (engine, nodes Ready, API server on loopback),
 // the offline images (a hit when cached), their load into the nodes, Istio installed with istiod Ready, and the
-// workshop's sentences mesh with every sidecar ACKed — each phase as startKindIstio times it — then the teardown.
+// workshop's sentences mesh with every sidecar ACKed — each phase as startKindIstio times it —, each node container's
+// memory with the mesh up (docker stats), then the teardown.
 // Figures, never assertions: the issue's target (cluster + Istio ready ≤ 90 s on 2 cores, caches warm) is recorded
 // beside its measurement with `met`.
 import { join } from 'node:path';
@@ -17,11 +18,13 @@ export async function benchKind(log: (s: string) => void): Promise<Record<string
   const t0 = performance.now();
   const mesh = await startKindIstio(model, { log });
   const t = mesh.timings;
+  // the nodes with istiod and the mesh running, idle
+  const nodeMemoryMiB = await mesh.cluster.nodeMemoryMiB();
   const t1 = performance.now();
   await mesh.down();
   const downMs = Math.round(performance.now() - t1);
   const clusterAndIstio = t.clusterMs + t.imagesMs + t.loadMs + t.istioMs;
-  log(`kind: cluster ${t.clusterMs} ms, images ${t.imagesMs} ms, load ${t.loadMs} ms, Istio ${t.istioMs} ms, sentences mesh ${t.meshMs} ms, total ${Math.round(t1 - t0)} ms, down ${downMs} ms`);
+  log(`kind: cluster ${t.clusterMs} ms, images ${t.imagesMs} ms, load ${t.loadMs} ms, Istio ${t.istioMs} ms, sentences mesh ${t.meshMs} ms, total ${Math.round(t1 - t0)} ms, down ${downMs} ms; node memory ${JSON.stringify(nodeMemoryMiB)} MiB`);
   return {
     istioVersion: mesh.version,
     envoyVersion: mesh.envoyVersion,
@@ -29,6 +32,7 @@ export async function benchKind(log: (s: string) => void): Promise<Record<string
     ...t,
     totalMs: Math.round(t1 - t0),
     downMs,
+    nodeMemoryMiB,
     clusterAndIstioMs: { value: clusterAndIstio, target: CLUSTER_AND_ISTIO_MS, met: clusterAndIstio <= CLUSTER_AND_ISTIO_MS },
   };
 }

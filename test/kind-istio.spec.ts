@@ -5,8 +5,8 @@ import { expect } from 'chai';
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { istioOperator } from '../src/harness/controlplane/istiod/install.ts';
-import { forKubelet, sidecarProxies } from '../src/harness/substrate/kind/istio.ts';
-import { kubeconfigWithServer, schedulable } from '../src/harness/substrate/kind/cluster.ts';
+import { forKubelet, placeOn, sidecarProxies } from '../src/harness/substrate/kind/istio.ts';
+import { kubeconfigWithServer, parseMemUsage, schedulable } from '../src/harness/substrate/kind/cluster.ts';
 import { planKubeletLayers, type KubeletImageInputs } from '../src/harness/substrate/docker/images.ts';
 
 const deployment = (name: string, containers: object[]): KubernetesObject =>
@@ -48,6 +48,17 @@ describe('kind substrate: Istio inputs', () => {
     expect(containersOf(objs[1]!)[0]!.image).to.equal('ghcr.io/michaelvl/istio-katas@sha256:9ec2');
   });
 
+  it('placeOn pins the named Deployments to a node and tolerates kubeadm\'s control-plane taint; a name that is not there is one line', () => {
+    const objs = [deployment('sleep', [{ name: 'sleep', image: 'curlimages/curl' }]), deployment('age', [{ name: 'age', image: 'x' }])];
+    const { objects, placed } = placeOn(objs, ['sleep'], 'm-control-plane');
+    const spec = (objects[0] as unknown as { spec: { template: { spec: Record<string, unknown> } } }).spec.template.spec;
+    expect(spec.nodeSelector).to.deep.equal({ 'kubernetes.io/hostname': 'm-control-plane' });
+    expect(spec.tolerations).to.deep.equal([{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(objects[1]).to.deep.equal(objs[1]);
+    expect(placed).to.deep.equal(['Deployment/sleep → node m-control-plane']);
+    expect(() => placeOn(objs, ['nope'], 'm-control-plane')).to.throw('no Deployment nope to place on m-control-plane (Deployments: sleep, age)');
+  });
+
   it('sidecarProxies names pods with istio-proxy as a native (init) or plain container, not terminating ones', () => {
     const pod = (name: string, init: string[], containers: string[], deleting = false): V1Pod => ({
       metadata: { name, namespace: 'default', ...(deleting ? { deletionTimestamp: new Date() } : {}) },
@@ -67,6 +78,11 @@ describe('kind substrate: Istio inputs', () => {
   it('schedulable leaves out nodes tainted NoSchedule or NoExecute (kubeadm\'s control-plane taint), keeps PreferNoSchedule', () => {
     const lines = 'm-control-plane NoSchedule,\nm-worker \nm-worker2 PreferNoSchedule,\nm-worker3 PreferNoSchedule,NoExecute,\n';
     expect(schedulable(lines)).to.deep.equal(['m-worker', 'm-worker2']);
+  });
+
+  it('parseMemUsage reads docker stats\' memory column in MiB, and refuses a line it cannot read', () => {
+    expect(parseMemUsage('m-control-plane 812.4MiB / 23.54GiB\nm-worker 1.5GiB / 23.54GiB\n')).to.deep.equal({ 'm-control-plane': 812, 'm-worker': 1536 });
+    expect(() => parseMemUsage('m-worker -- / --')).to.throw('docker stats: cannot read "m-worker -- / --"');
   });
 
   describe('planKubeletLayers', () => {

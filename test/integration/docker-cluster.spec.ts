@@ -1,6 +1,6 @@
-// The docker substrate's refusals (issue 12, bad input): a user's DOCKER_HOST, pod images not built, an image build that
-// fails mid-run — one line naming the fix, exit code 2, and nothing of the run left (no state directory, namespace,
-// engine or process). Needs root.
+// The docker substrate's refusals (issue 12, bad input): DOCKER_HOST pointing nowhere, pod images not built, an image
+// build that fails mid-run — one line naming the fix, exit code 2, and nothing of the run left (no state directory,
+// namespace, engine or process). And a suite on a user's DOCKER_HOST engine. Needs root.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -10,11 +10,13 @@ import { leftovers, ownerAlive, readRecords, STATE_ROOT } from '../../src/harnes
 import { baseRootfsTar, basePlan, builtLayers, currentInputs, imagesCacheDir, recordOf } from '../../src/harness/substrate/docker/images.ts';
 import { mountsUnder } from '../../src/harness/substrate/docker/janitor.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
+import { docker, pingDocker, startEngine } from '../../src/harness/substrate/docker/engine.ts';
 import { DEFAULT_ENVOY_VERSION, resolveEnvoy } from '../../src/harness/cli/doctor.ts';
 
-const cli = (args: string[], env: NodeJS.ProcessEnv) =>
+/** `node <script> args` as a real process (bin/meshproof.js by default), with `env` over this process's. */
+const cli = (args: string[], env: NodeJS.ProcessEnv, script = 'bin/meshproof.js') =>
   new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    const child = spawn(process.execPath, ['bin/meshproof.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     let err = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -81,13 +83,11 @@ async function brokenCache(root: string, envoys: { version: string; bin: string 
 describe('docker substrate: bad input is one line naming the fix, exit 2, nothing left', function () {
   this.timeout(120_000);
 
-  it("a user's DOCKER_HOST is refused before anything starts: the run programs the engine's own namespace", async () => {
-    const before = await leftovers();
+  it('DOCKER_HOST pointing nowhere is one line naming the fix, and nothing of the run is left', async () => {
+    const before = await leftoversNow();
     const r = await cli(['up', 'fixtures/substrate/topology.yaml', '--substrate', 'docker', '--foreground'], { DOCKER_HOST: 'unix:///nowhere/docker.sock' });
     expect(r.code).to.equal(2);
-    expect(r.err.trim()).to.equal(
-      "meshproof: --substrate docker runs on meshproof's own engine (it programs service VIPs and the wire capture in the engine's network namespace, which on DOCKER_HOST=unix:///nowhere/docker.sock would be that engine's host): unset DOCKER_HOST",
-    );
+    expect(r.err.trim()).to.equal('meshproof: DOCKER_HOST=unix:///nowhere/docker.sock: no docker engine answers there (ENOENT): start that engine, or unset DOCKER_HOST so meshproof starts its own');
     expect(await newLeftovers(before)).to.deep.equal([]);
   });
 
@@ -137,6 +137,35 @@ describe('docker substrate: bad input is one line naming the fix, exit 2, nothin
     } finally {
       // never through a mount a stuck engine left (the assertion above names it)
       if (mountsUnder([root]).length === 0) rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("a suite runs on a user's DOCKER_HOST engine on this machine: the run's containers are made there, and it is left running without them", async function () {
+    this.timeout(600_000);
+    const saved = process.env.DOCKER_HOST;
+    delete process.env.DOCKER_HOST;
+    // meshproof's own engine standing in for the user's: the suite's run only knows it by DOCKER_HOST
+    const engine = await startEngine();
+    const reports = mkdtempSync(join(tmpdir(), 'mp-docker-host-'));
+    try {
+      const since = String(Math.floor(Date.now() / 1000) - 1);
+      const before = await leftoversNow();
+      const r = await cli(['suites/cf-route-integrity.spec.ts'], { DOCKER_HOST: engine.host, MESHPROOF_SUBSTRATE: 'docker', MESHPROOF_REPORTS_DIR: reports }, 'node_modules/.bin/mocha');
+      expect(r.code, `${r.out.slice(-4000)}${r.err.slice(-2000)}`).to.equal(0);
+      expect(r.out).to.match(/\n\s+4 passing/);
+      expect(r.out).to.not.match(/failing|pending/);
+      // what the run made, on that engine: its router and pods' containers
+      const created = (await docker(engine, ['events', '--since', since, '--until', String(Math.ceil(Date.now() / 1000)), '--filter', 'type=container', '--filter', 'event=create', '--format', '{{.Actor.Attributes.name}}'])).split('\n').filter(Boolean);
+      expect(created.filter((n) => /^mp[0-9a-f]{4}-router$/.test(n)), created.join(' ')).to.have.length.greaterThan(0);
+      expect(created.filter((n) => /^mp[0-9a-f]{4}-\d+-infra$/.test(n)), created.join(' ')).to.have.length.greaterThan(0);
+      // left running, with none of them; and the run's own namespaces and state are gone
+      expect(await pingDocker(engine.host)).to.equal(null);
+      expect((await docker(engine, ['ps', '-aq'])).trim()).to.equal('');
+      expect(await newLeftovers(before)).to.deep.equal([]);
+    } finally {
+      await engine.stop();
+      rmSync(reports, { recursive: true, force: true });
+      if (saved !== undefined) process.env.DOCKER_HOST = saved;
     }
   });
 });

@@ -38,6 +38,19 @@ export function podAddrCmds(ip: string, dev: string): string[] {
   return ['link set lo up', `addr add ${ip}/32 dev ${dev}`, `link set ${dev} up`, `route add ${POD_CIDR} via ${GATEWAY} dev ${dev} onlink`, `route add ${SERVICE_CIDR} via ${GATEWAY} dev ${dev} onlink`];
 }
 
+/**
+ * The pod's veth pair, made in place (`pod`: a namespace name, or a pid whose namespace it is): `mpeth0` in the pod,
+ * `mpv<index>` in the namespace that routes between the pods (never in the host's).
+ */
+export function podLinkCmd(pod: string, index: number, router: string): string {
+  return `link add ${POD_DEV} netns ${pod} type veth peer name mpv${index} netns ${router}`;
+}
+
+/** Router namespace commands: the gateway address on the pod's veth and a /32 route to the pod. */
+export function routerLinkCmds(index: number, ip: string): string[] {
+  return [`addr add ${GATEWAY}/32 dev mpv${index}`, `link set mpv${index} up`, `route add ${ip}/32 dev mpv${index}`];
+}
+
 /** The hosts file of pod `p`: itself, every service (the short name only in its own namespace), every pod's extra names. */
 export function hostsFile(p: RunningPod, services: Iterable<RunningService>, pods: Iterable<RunningPod>): string {
   const lines = ['127.0.0.1 localhost', `${p.ip} ${p.spec.name}`];

@@ -1,9 +1,11 @@
-// The docker substrate: every pod is a group of containers on the run's own `internal` docker network, sharing one
-// network namespace as a Kubernetes pod does — an infra container holding the pod's address and its probe agent (the
-// pause container's place), and one container per ContainerSpec joined to it (`container:<infra>` network mode).
-// The engine is meshproof's own dockerd in a private network namespace (engine.ts); the run's bridge there is the
-// pods' gateway and plays the netns node's part: pods hold /32 addresses routed through it (as on netns), the service
-// VIPs are DNAT rules in its namespace (network policy its FORWARD rules), and the wire canary captures on the pods' links there. Pods see the run's state and
+// The docker substrate: every pod is a group of containers sharing one network namespace, as a Kubernetes pod does — an
+// infra container holding the pod's address and its probe agent (the pause container's place), and one container per
+// ContainerSpec joined to it (`container:<infra>` network mode). The engine is meshproof's own dockerd in a private
+// network namespace (engine.ts), or the user's DOCKER_HOST engine on this machine. A router container plays the netns
+// node's part on either: each pod's one link is a veth pair into it, made in place from the host (pods.ts podLinkCmd),
+// so pods hold /32 addresses routed through it, the service VIPs are DNAT rules in its namespace (network policy its
+// FORWARD rules), and the wire canary captures on its links; the engine's own namespace is never programmed. Containers
+// get docker's `none` network: no docker network, bridge or uplink exists to leave by. Pods see the run's state and
 // reports directories at the same paths as the harness (bind mounts), so profiles' files and sockets need no mapping.
 import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -12,16 +14,15 @@ import { UserError } from '../../model/errors.ts';
 import { AgentClient } from '../../probe/client.ts';
 import { DEFAULT_ENVOY_VERSION, requireRoot, requireTools, resolveEnvoy } from '../../cli/doctor.ts';
 import { sampleContainer, sampleMachine } from '../netns/proc.ts';
-import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, settle, GATEWAY, hostsFile, podAddrCmds, podIp, POD_CIDR, RESOLV_CONF, SERVICE_CIDR, waitReady, type Started } from '../pods.ts';
+import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, settle, hostsFile, podAddrCmds, podIp, podLinkCmd, RESOLV_CONF, routerLinkCmds, SERVICE_CIDR, waitReady, type Started } from '../pods.ts';
 import { PodCluster, startCluster, type AgentPod } from '../pod-cluster.ts';
-import { pollUntil } from '../poll.ts';
 import { run, runCapture } from '../sh.ts';
-import { teardownRun } from '../state.ts';
+import { netnsPrefix, teardownRun } from '../state.ts';
 import { setprivArgv } from '../supervisor.ts';
 import { podKey, validateTopology } from '../topology.ts';
 import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, MachineSample, PodSpec, RunningPod, Topology } from '../types.ts';
 import type { UpOptions } from '../netns/index.ts';
-import { RUN_LABEL } from './containers.ts';
+import { removeRun, RUN_LABEL } from './containers.ts';
 import { startEngine, type DockerEngine } from './engine.ts';
 import { builtLayers, currentInputs, ensureImages, ImageBuildError } from './images.ts';
 
@@ -75,20 +76,10 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
   private nodeImage = '';
   /** Host Envoy binary → the pod image that carries it at /usr/local/bin/envoy. */
   private readonly envoyImages = new Map<string, string>();
-  private networkId = '';
   /** Commands run by exec so far, and the CPU seconds their processes used (see exec). */
   private execs = 0;
   private execCpuS = 0;
   private downPromise?: Promise<void>;
-
-  /** The run's bridge in the engine's namespace (its name is ours, so the capture and sysctls can name it). */
-  get bridge(): string {
-    return `mp${this.short}br`;
-  }
-
-  private get engineNetns(): string {
-    return this.engine!.layout!.netns;
-  }
 
   async start(): Promise<void> {
     const t0 = Date.now();
@@ -98,24 +89,14 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
     mkdirSync(join(this.stateDir, 'dns'), { recursive: true, mode: 0o711 });
     this.engine = await startEngine({ short: this.short, log: (l) => this.log(l) });
     // a client of this engine's own (testcontainers keeps one per process, and two runs in one process have two engines)
-    this.docker = new Dockerode({ socketPath: this.engine.host.slice('unix://'.length) });
+    this.docker = new Dockerode(dockerodeOptions(this.engine.host));
     await this.images();
-    const net = await this.docker.createNetwork({
-      Name: `mp${this.short}`,
-      Driver: 'bridge',
-      Internal: true,
-      CheckDuplicate: true,
-      IPAM: { Driver: 'default', Config: [{ Subnet: POD_CIDR, Gateway: GATEWAY }] },
-      Options: { 'com.docker.network.bridge.name': this.bridge },
-      Labels: { [RUN_LABEL]: this.runId },
-    });
-    this.networkId = net.id;
-    await this.node();
+    await this.startRouter();
     this.topology.pods.forEach((spec, index) => this.pods.set(podKey(spec), this.newPod(spec, index)));
     this.topologyServices();
     await this.programServices();
     this.writeDns();
-    this.log(`docker: network ${this.bridge} (${POD_CIDR}) and engine ready in ${Date.now() - t0} ms`);
+    this.log(`docker: router and engine ready in ${Date.now() - t0} ms`);
     if (this.opts.wire !== false) await this.startCapture();
     this.bundle = await bundling;
     await Promise.all([...this.pods.values()].map((p) => this.startPod(p)));
@@ -152,19 +133,30 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
   }
 
   /**
-   * The engine's namespace as the pods' node: the service range local (a declared port is DNATed before routing, any
-   * other meets its TCP stack and is refused with a RST, as on netns), and no ICMP redirect: pods hold /32 addresses
-   * and every packet between them is routed in and out of the bridge, which the kernel would otherwise "correct".
+   * The router: a container every packet between pods goes through (each pod's link is a veth pair into it), as the
+   * netns node. Its network namespace gets the run's name (`ip netns attach`), so the VIP rules, network policy and
+   * capture are programmed there as in the node, on any engine of this machine. The service range is local to it (a
+   * declared port is DNATed before routing, any other meets its TCP stack and is refused with a RST, as on netns).
    */
-  private async node(): Promise<void> {
-    const ns = this.engineNetns;
-    await runCapture(['ip', '-n', ns, 'route', 'add', 'local', SERVICE_CIDR, 'dev', 'lo']).then((r) => {
-      if (r.code !== 0 && !/File exists/.test(r.stderr)) throw new Error(`ip route add local ${SERVICE_CIDR} in ${ns}: ${r.stderr.trim()}`);
+  private async startRouter(): Promise<void> {
+    const c = await this.docker!.createContainer({
+      name: `mp${this.short}-router`,
+      Image: this.nodeImage,
+      Cmd: ['sleep', 'infinity'],
+      Labels: { [RUN_LABEL]: this.runId },
+      HostConfig: { NetworkMode: 'none', Init: true, Sysctls: { 'net.ipv4.ip_forward': '1' } },
     });
-    // the kernel sends a redirect when `all` or the interface says so; the bridge may be made after this, from `default`
-    await run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.default.send_redirects=0', 'net.ipv4.ip_forward=1']);
-    await pollUntil(async () => ((await runCapture(['ip', '-n', ns, 'link', 'show', this.bridge])).code === 0 ? true : undefined), { timeoutMs: 10_000, what: `the run's bridge ${this.bridge} in ${ns}` });
-    await run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.conf.${this.bridge}.send_redirects=0`]);
+    await c.start();
+    const ns = this.routerNetns;
+    await run(['ip', 'netns', 'attach', ns, String(await this.pidOf(c.id, 'the router'))]);
+    await run(['ip', '-n', ns, '-batch', '-'], { input: ['link set lo up', `route add local ${SERVICE_CIDR} dev lo`].join('\n') + '\n' });
+  }
+
+  /** A running container's main process on this machine (what its namespaces are reached by). */
+  private async pidOf(id: string, what: string): Promise<number> {
+    const pid = (await this.docker!.getContainer(id).inspect()).State.Pid;
+    if (!pid || !existsSync(`/proc/${pid}/ns/net`)) throw new Error(`${what}: its container's process (pid ${pid}) is not on this machine: the docker substrate needs an engine on this machine`);
+    return pid;
   }
 
   private newPod(spec: PodSpec, index: number): DockerPod {
@@ -201,20 +193,23 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
     return rec;
   }
 
-  /** The pod's infra container: sets the pod's /32 address and routes (pods.ts podAddrCmds), then runs its probe agent. */
+  /**
+   * The pod's infra container (docker's `none` network: only lo) runs its probe agent; its link is made from the host
+   * meanwhile: a veth pair into the router, the pod's /32 address and routes to the pod and service ranges only.
+   */
   private async startPod(p: DockerPod, containers = true): Promise<void> {
-    const batch = join(this.stateDir, 'dns', `${p.index}.ip`);
-    // the pod's link is named as on netns (mpeth0): a pod's iptables rules name it
-    writeFileSync(batch, ['link set eth0 down', `link set eth0 name ${POD_DEV}`, `addr flush dev ${POD_DEV}`, ...podAddrCmds(p.ip, POD_DEV)].join('\n') + '\n');
     const agentSpec: ContainerSpec = { name: 'mp-agent' };
     p.infra = await this.createAndStart(p, infraName(this.short, p.index), {
       Image: this.nodeImage,
       Hostname: p.spec.name,
-      Cmd: ['sh', '-c', 'ip -batch "$0" && exec "$@"', batch, IMAGE_NODE, this.bundle, 'agent', '--socket', p.socket],
+      Cmd: [IMAGE_NODE, this.bundle, 'agent', '--socket', p.socket],
       Env: this.env(p, {}),
-      HostConfig: { NetworkMode: this.networkId, CapAdd: INFRA_CAPS, Binds: this.binds(p), Init: true, AutoRemove: false },
-      NetworkingConfig: { EndpointsConfig: { [this.networkId]: { IPAMConfig: { IPv4Address: p.ip } } } },
+      HostConfig: { NetworkMode: 'none', CapAdd: INFRA_CAPS, Binds: this.binds(p), Init: true, AutoRemove: false },
     }, agentSpec);
+    const pid = await this.pidOf(p.infra.id, `pod ${p.key}`);
+    await run(['ip', '-batch', '-'], { input: podLinkCmd(String(pid), p.index, this.routerNetns) + '\n' });
+    await run(['nsenter', `--net=/proc/${pid}/ns/net`, 'ip', '-batch', '-'], { input: podAddrCmds(p.ip, POD_DEV).join('\n') + '\n' });
+    await run(['ip', '-n', this.routerNetns, '-batch', '-'], { input: routerLinkCmds(p.index, p.ip).join('\n') + '\n' });
     try {
       p.agent = await AgentClient.connect(p.socket, { timeoutMs: this.opts.readyTimeoutMs ?? 20000 });
     } catch (e) {
@@ -470,8 +465,9 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
     this.writeDns();
   }
 
-  protected get routerNetns(): string {
-    return this.engineNetns;
+  /** The router container's network namespace, by the run's name (startRouter); where tests look at its rules. */
+  get routerNetns(): string {
+    return `${netnsPrefix(this.short)}-router`;
   }
 
   /** The pods' hosts files, bind-mounted at /etc/hosts: rewritten in place, so every container sees the new names. */
@@ -481,19 +477,20 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
   }
 
   /**
-   * tcpdump in the engine's namespace on every pod link (the bridge's ports, as on netns the node's veths): a packet
-   * is seen as it leaves its pod, before the service DNAT, and as it reaches the other. On the bridge device alone the
-   * kernel's bridge netfilter may have rewritten a VIP to the pod's address already, and the leg a suite names is lost.
+   * tcpdump in the router's namespace, on its link: a packet between pods is seen as it arrives from its pod, before the
+   * service DNAT, and as it leaves for the other (as on netns, on the node's veths).
    */
   private async startCapture(): Promise<void> {
-    this.canary = await startWireCanary(this.supervisor, this.engineNetns, join(this.runDir, 'wire.pcap'));
+    this.canary = await startWireCanary(this.supervisor, this.routerNetns, join(this.runDir, 'wire.pcap'));
   }
 
   down(): Promise<void> {
     this.downPromise ??= (async () => {
       for (const p of this.pods.values()) p.agent?.close();
       await this.supervisor.stopAll(1000);
-      // the engine removes every container and network of the run, then stops (engine.ts stop)
+      // meshproof's engine removes every container and network of the run, then stops (engine.ts stop); on a user's
+      // engine, which stays, the run removes its own (by its label)
+      if (this.engine && !this.engine.owned) await removeRun(this.engine, this.runId).catch((e: Error) => this.log(`docker: removing the run's containers and network: ${e.message}`));
       await this.engine?.stop();
       await teardownRun(this.short);
       this.unregister();
@@ -502,15 +499,21 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
   }
 }
 
+/** dockerode's connection to an engine: its unix socket, or tcp://host:port. */
+function dockerodeOptions(host: string): Dockerode.DockerOptions {
+  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
+  const u = new URL(host.replace(/^tcp:/, 'http:'));
+  return { host: u.hostname, port: Number(u.port || 2375) };
+}
+
 /**
- * Starts a topology on the docker substrate, on meshproof's own engine. A user's DOCKER_HOST engine is refused: the
- * run programs VIPs and captures in the engine's network namespace, which on a user's engine is the host's own.
+ * Starts a topology on the docker substrate: on the user's DOCKER_HOST engine when set (it must run on this machine:
+ * pods bind-mount the run's files, and the router's namespace is programmed from here), else on meshproof's own.
  */
 export async function upDocker(topology: Topology, opts: UpOptions = {}): Promise<DockerCluster> {
   requireRoot();
-  // the engine's namespace is programmed and captured from the host (ip netns exec)
-  await requireTools(['ip', 'iptables-restore', ...(opts.wire === false ? [] : ['tcpdump'])]);
-  if (process.env.DOCKER_HOST) throw new UserError(`--substrate docker runs on meshproof's own engine (it programs service VIPs and the wire capture in the engine's network namespace, which on DOCKER_HOST=${process.env.DOCKER_HOST} would be that engine's host): unset DOCKER_HOST`);
+  // the pods' links and the router's namespace are made, programmed and captured from the host
+  await requireTools(['ip', 'nsenter', 'iptables-restore', ...(opts.wire === false ? [] : ['tcpdump'])]);
   if (!(opts.dynamic && topology.pods.length === 0)) validateTopology(topology);
   return startCluster(opts, (r) => new DockerCluster(r.runId, r.short, r.runDir, r.stateDir, topology, opts));
 }

@@ -49,6 +49,8 @@ export interface KindCluster {
   bundle: string;
   /** `kind load docker-image` of images of the engine into `nodes` (default every node; containerd's k8s.io namespace). */
   loadImages(tags: string[], nodes?: string[]): Promise<void>;
+  /** Each node container's memory use in MiB, as the engine reports it (`docker stats`: the container's cgroup). */
+  nodeMemoryMiB(): Promise<Record<string, number>>;
   /** The nodes a Pod without tolerations can be scheduled on (no NoSchedule or NoExecute taint). */
   schedulableNodes(): Promise<string[]>;
   /**
@@ -96,6 +98,18 @@ export interface CreateKindOptions { log?: Log; readyTimeoutMs?: number }
 export function schedulable(lines: string): string[] {
   return lines.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => l.split(' ') as [string, string?])
     .filter(([, effects]) => !(effects ?? '').split(',').some((e) => e === 'NoSchedule' || e === 'NoExecute')).map(([n]) => n);
+}
+
+/** `docker stats --format '{{.Name}} {{.MemUsage}}'` lines (`n 512.3MiB / 23.5GiB`) → MiB per container. */
+export function parseMemUsage(lines: string): Record<string, number> {
+  const unit: Record<string, number> = { B: 2 ** -20, KiB: 2 ** -10, MiB: 1, GiB: 1024, kB: 1e3 / 2 ** 20, MB: 1e6 / 2 ** 20, GB: 1e9 / 2 ** 20 };
+  const out: Record<string, number> = {};
+  for (const l of lines.split('\n').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(\S+) ([\d.]+)([A-Za-z]+) \//.exec(l);
+    if (!m || unit[m[3]!] === undefined) throw new Error(`docker stats: cannot read ${JSON.stringify(l)}`);
+    out[m[1]!] = Math.round(Number(m[2]) * unit[m[3]!]!);
+  }
+  return out;
 }
 
 /** kind's kubeconfig with every cluster's server replaced by `server` (the loopback relay). */
@@ -217,6 +231,10 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
         const loadLog = join(logsDir(), `${name}-load.log`);
         const r = await runLogged(kind, ['load', 'docker-image', '--name', name, ...(only ? ['--nodes', only.join(',')] : []), ...tags], { env, logFile: loadLog, shownEnv: { DOCKER_HOST: engine.host } });
         if (r.code !== 0) throw stepFailed(`kind load docker-image ${tags.join(' ')}`, r, loadLog, KIND_FIX);
+      },
+      nodeMemoryMiB: async () => {
+        const out = await docker(engine, ['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}}', ...nodes.map((n) => n.name)]);
+        return parseMemUsage(out);
       },
       schedulableNodes: async () => {
         const out = await kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name} {range .spec.taints[*]}{.effect},{end}{"\\n"}{end}']);

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, MachineSample, PodSpec, RunningPod, Topology } from '../types.ts';
 import { AgentClient } from '../../probe/client.ts';
-import { POD_DEV, assertPortFree, diedAfterStart, startWireCanary, settle, GATEWAY, hostsFile, podAddrCmds, podIp, POD_CIDR, RESOLV_CONF, SERVICE_CIDR, waitReady, type Started } from '../pods.ts';
+import { POD_DEV, podLinkCmd, routerLinkCmds, assertPortFree, diedAfterStart, startWireCanary, settle, GATEWAY, hostsFile, podAddrCmds, podIp, POD_CIDR, RESOLV_CONF, SERVICE_CIDR, waitReady, type Started } from '../pods.ts';
 import { PodCluster, startCluster, type AgentPod } from '../pod-cluster.ts';
 import { run, runCapture } from '../sh.ts';
 import { Supervisor, type Proc } from '../supervisor.ts';
@@ -39,12 +39,12 @@ export interface UpOptions {
 
 /** Host namespace commands: the pod's namespace and its veth pair, created directly inside their namespaces. */
 function hostLinkCmds(p: PodRuntime, nodeNetns: string): string[] {
-  return [`netns add ${p.netns}`, `link add mpeth0 netns ${p.netns} type veth peer name mpv${p.index} netns ${nodeNetns}`];
+  return [`netns add ${p.netns}`, podLinkCmd(p.netns, p.index, nodeNetns)];
 }
 
-/** Node namespace commands: the gateway address on the pod's veth and a /32 route to the pod. */
+/** Node namespace commands: the gateway address on the pod's veth and a /32 route to the pod (pods.ts). */
 function nodeLinkCmds(p: PodRuntime): string[] {
-  return [`addr add ${GATEWAY}/32 dev mpv${p.index}`, `link set mpv${p.index} up`, `route add ${p.ip}/32 dev mpv${p.index}`];
+  return routerLinkCmds(p.index, p.ip);
 }
 
 
