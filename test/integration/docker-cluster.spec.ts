@@ -80,7 +80,7 @@ async function brokenCache(root: string, envoys: { version: string; bin: string 
   }
 }
 
-describe('docker substrate: bad input is one line naming the fix, exit 2, nothing left', function () {
+describe("docker substrate: bad input is one line naming the fix, exit 2, nothing left; a user's DOCKER_HOST engine", function () {
   this.timeout(120_000);
 
   it('DOCKER_HOST pointing nowhere is one line naming the fix, and nothing of the run is left', async () => {
@@ -140,7 +140,7 @@ describe('docker substrate: bad input is one line naming the fix, exit 2, nothin
     }
   });
 
-  it("a suite runs on a user's DOCKER_HOST engine on this machine: the run's containers are made there, and it is left running without them", async function () {
+  it("a suite, and up/exec/down, run on a user's DOCKER_HOST engine on this machine: the run's containers are made there, and it is left running without them", async function () {
     this.timeout(600_000);
     const saved = process.env.DOCKER_HOST;
     delete process.env.DOCKER_HOST;
@@ -160,6 +160,20 @@ describe('docker substrate: bad input is one line naming the fix, exit 2, nothin
       expect(created.filter((n) => /^mp[0-9a-f]{4}-\d+-infra$/.test(n)), created.join(' ')).to.have.length.greaterThan(0);
       // left running, with none of them; and the run's own namespaces and state are gone
       expect(await pingDocker(engine.host)).to.equal(null);
+      expect((await docker(engine, ['ps', '-aq'])).trim()).to.equal('');
+      expect(await newLeftovers(before)).to.deep.equal([]);
+
+      // a user's debugging session on that engine: up, exec into a pod, down
+      const up = await cli(['up', 'fixtures/substrate/topology.yaml', '--substrate', 'docker', '--reports', reports], { DOCKER_HOST: engine.host });
+      expect(up.code, up.err).to.equal(0);
+      const run = /^run (\S+) \(([0-9a-f]{4})\) is up on docker/m.exec(up.out);
+      expect(run, up.out).to.not.equal(null);
+      const exec = await cli(['exec', '--run', run![1]!, 'client', '--', 'ip', '-4', '-o', 'addr', 'show', 'mpeth0'], {});
+      expect(exec.code, exec.err).to.equal(0);
+      expect(exec.out, 'the pod\'s own /32 on its link').to.match(/ mpeth0 +inet 10\.244\.\d+\.\d+\/32 /);
+      expect((await docker(engine, ['ps', '-q', '--filter', `name=^mp${run![2]}-router$`])).trim(), "the run's router, on that engine").to.not.equal('');
+      const down = await cli(['down', '--run', run![1]!], {});
+      expect(down.code, down.err).to.equal(0);
       expect((await docker(engine, ['ps', '-aq'])).trim()).to.equal('');
       expect(await newLeftovers(before)).to.deep.equal([]);
     } finally {

@@ -7,7 +7,7 @@
 // FORWARD rules), and the wire canary captures on its links; the engine's own namespace is never programmed. Containers
 // get docker's `none` network: no docker network, bridge or uplink exists to leave by. Pods see the run's state and
 // reports directories at the same paths as the harness (bind mounts), so profiles' files and sockets need no mapping.
-import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import Dockerode from 'dockerode';
 import { UserError } from '../../model/errors.ts';
@@ -24,6 +24,7 @@ import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResu
 import type { UpOptions } from '../netns/index.ts';
 import { removeRun, RUN_LABEL } from './containers.ts';
 import { startEngine, type DockerEngine } from './engine.ts';
+import { engineLayout } from './layout.ts';
 import { builtLayers, currentInputs, ensureImages, ImageBuildError } from './images.ts';
 
 /** Where the pod images put node (images.ts planLayers); the harness's own node path is mapped to it. */
@@ -90,6 +91,13 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
     this.engine = await startEngine({ short: this.short, log: (l) => this.log(l) });
     // a client of this engine's own (testcontainers keeps one per process, and two runs in one process have two engines)
     this.docker = new Dockerode(dockerodeOptions(this.engine.host));
+    // `meshproof exec` enters a pod through the engine socket in the run's state dir (cli/main.ts): for a user's
+    // engine, a link to its socket
+    if (!this.engine.owned && this.engine.host.startsWith('unix://')) {
+      const link = engineLayout(this.short, '').socket;
+      mkdirSync(dirname(link), { recursive: true, mode: 0o700 });
+      symlinkSync(this.engine.host.slice('unix://'.length), link);
+    }
     await this.images();
     await this.startRouter();
     this.topology.pods.forEach((spec, index) => this.pods.set(podKey(spec), this.newPod(spec, index)));
