@@ -4,17 +4,15 @@
 // memory with the mesh up (docker stats), then the teardown.
 // Figures, never assertions: the issue's target (cluster + Istio ready ≤ 90 s on 2 cores, caches warm) is recorded
 // beside its measurement with `met`.
-import { join } from 'node:path';
 import { startKindIstio } from '../src/harness/substrate/kind/istio.ts';
-import { loadIstio } from '../src/harness/profiles/istio/resources.ts';
+import { kindSentencesModel } from '../test/integration/lib/kind.ts';
 
-const SENTENCES = 'fixtures/istio/sentences';
 /** Issue 14: "cluster + Istio ready ≤ 90 s" (2 cores, caches warm). */
 const CLUSTER_AND_ISTIO_MS = 90_000;
 
 export async function benchKind(log: (s: string) => void): Promise<Record<string, unknown>> {
   // the mesh test/integration/kind-istio.spec.ts proves: the workshop's app, five sidecars, a client without one
-  const model = loadIstio(['namespace.yaml', 'sentences.yaml', 'age.yaml', 'name.yaml', 'sleep.yaml', 'sleep-naked.yaml'].map((f) => join(SENTENCES, f)), { inject: ['sentences', 'age', 'name', 'name-v2', 'sleep'] });
+  const model = kindSentencesModel();
   const t0 = performance.now();
   const mesh = await startKindIstio(model, { log });
   const t = mesh.timings;
