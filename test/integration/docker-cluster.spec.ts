@@ -6,9 +6,10 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { leftovers, ownerAlive, readRecords, STATE_ROOT } from '../../src/harness/substrate/state.ts';
+import { leftovers, ownerAlive, readRecords, STATE_ROOT, teardownRun } from '../../src/harness/substrate/state.ts';
 import { baseRootfsTar, basePlan, builtLayers, currentInputs, imagesCacheDir, recordOf } from '../../src/harness/substrate/docker/images.ts';
-import { mountsUnder } from '../../src/harness/substrate/docker/janitor.ts';
+import { mountsUnder, removeUserEngineRun } from '../../src/harness/substrate/docker/janitor.ts';
+import { RUN_LABEL } from '../../src/harness/substrate/docker/containers.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { docker, pingDocker, startEngine } from '../../src/harness/substrate/docker/engine.ts';
 import { DEFAULT_ENVOY_VERSION, resolveEnvoy } from '../../src/harness/cli/doctor.ts';
@@ -29,10 +30,17 @@ async function leftoversNow(): Promise<string[]> {
   return [...(await leftovers()), ...(existsSync(STATE_ROOT) ? readdirSync(STATE_ROOT).map((d) => join(STATE_ROOT, d)) : [])];
 }
 
-/** What appeared meanwhile that belongs to no live run (a suite running beside this one keeps its own). */
+/**
+ * What appeared meanwhile that belongs to no live run (a suite running beside this one keeps its own) and no live
+ * process (testcontainers' per-process socket link, containers.ts clientLink, goes when its process exits).
+ */
 async function newLeftovers(before: string[]): Promise<string[]> {
   const live = new Set(readRecords().filter(ownerAlive).map((r) => r.short));
-  return (await leftoversNow()).filter((x) => !before.includes(x) && !live.has(/mp([0-9a-f]{4})/.exec(x)?.[1] ?? /meshproof\/([0-9a-f]{4})/.exec(x)?.[1] ?? ''));
+  const liveLink = (x: string): boolean => {
+    const pid = /\/tc-(\d+)\.sock$/.exec(x)?.[1];
+    return pid !== undefined && existsSync(`/proc/${pid}`);
+  };
+  return (await leftoversNow()).filter((x) => !before.includes(x) && !liveLink(x) && !live.has(/mp([0-9a-f]{4})/.exec(x)?.[1] ?? /meshproof\/([0-9a-f]{4})/.exec(x)?.[1] ?? ''));
 }
 
 /** Processes whose command line names `path` (an engine's dockerd, containerd or shim with its data root there). */
@@ -177,6 +185,39 @@ describe("docker substrate: bad input is one line naming the fix, exit 2, nothin
       expect((await docker(engine, ['ps', '-aq'])).trim()).to.equal('');
       expect(await newLeftovers(before)).to.deep.equal([]);
     } finally {
+      await engine.stop();
+      rmSync(reports, { recursive: true, force: true });
+      if (saved !== undefined) process.env.DOCKER_HOST = saved;
+    }
+  });
+
+  it("after SIGKILL of a run on a user's DOCKER_HOST engine, the janitor's steps for that run remove its containers there and leave the engine running", async function () {
+    this.timeout(240_000);
+    const saved = process.env.DOCKER_HOST;
+    delete process.env.DOCKER_HOST;
+    const engine = await startEngine();
+    const reports = mkdtempSync(join(tmpdir(), 'mp-docker-host-'));
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      const before = await leftoversNow();
+      child = spawn(process.execPath, ['bin/meshproof.js', 'up', 'fixtures/substrate/topology.yaml', '--substrate', 'docker', '--foreground', '--reports', reports], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOCKER_HOST: engine.host } });
+      let out = '';
+      child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr!.resume();
+      const exited = new Promise((r) => child!.on('exit', r));
+      const run = await pollUntil(() => /^run (\S+) \(([0-9a-f]{4})\) is up on docker/m.exec(out) ?? undefined, { timeoutMs: 180_000, what: 'meshproof up on the DOCKER_HOST engine' });
+      child.kill('SIGKILL');
+      await exited;
+      const ofRun = ['ps', '-aq', '--filter', `label=${RUN_LABEL}=${run[1]}`];
+      expect((await docker(engine, ofRun)).trim(), 'a killed run leaves its containers on the engine').to.not.equal('');
+      // what `meshproof janitor` does for a run whose owner is gone: its docker step, then the run's own
+      await removeUserEngineRun(run[2]!);
+      await teardownRun(run[2]!);
+      expect((await docker(engine, ['ps', '-aq'])).trim()).to.equal('');
+      expect(await pingDocker(engine.host), 'the engine is left running').to.equal(null);
+      expect(await newLeftovers(before)).to.deep.equal([]);
+    } finally {
+      child?.kill('SIGKILL');
       await engine.stop();
       rmSync(reports, { recursive: true, force: true });
       if (saved !== undefined) process.env.DOCKER_HOST = saved;

@@ -25,6 +25,7 @@ import type { UpOptions } from '../netns/index.ts';
 import { removeRun, RUN_LABEL } from './containers.ts';
 import { startEngine, type DockerEngine } from './engine.ts';
 import { engineLayout } from './layout.ts';
+import { userEngineRecordOf, type UserEngineRecord } from './janitor.ts';
 import { builtLayers, currentInputs, ensureImages, ImageBuildError } from './images.ts';
 
 /** Where the pod images put node (images.ts planLayers); the harness's own node path is mapped to it. */
@@ -91,12 +92,13 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
     this.engine = await startEngine({ short: this.short, log: (l) => this.log(l) });
     // a client of this engine's own (testcontainers keeps one per process, and two runs in one process have two engines)
     this.docker = new Dockerode(dockerodeOptions(this.engine.host));
-    // `meshproof exec` enters a pod through the engine socket in the run's state dir (cli/main.ts): for a user's
-    // engine, a link to its socket
-    if (!this.engine.owned && this.engine.host.startsWith('unix://')) {
-      const link = engineLayout(this.short, '').socket;
-      mkdirSync(dirname(link), { recursive: true, mode: 0o700 });
-      symlinkSync(this.engine.host.slice('unix://'.length), link);
+    if (!this.engine.owned) {
+      // the janitor removes a killed run's containers from it (janitor.ts removeUserEngineRun); `meshproof exec` enters
+      // a pod through the engine socket in the run's state dir (cli/main.ts), for a user's engine a link to its socket
+      const record: UserEngineRecord = { host: this.engine.host, runId: this.runId };
+      mkdirSync(dirname(userEngineRecordOf(this.short)), { recursive: true, mode: 0o700 });
+      writeFileSync(userEngineRecordOf(this.short), JSON.stringify(record));
+      if (this.engine.host.startsWith('unix://')) symlinkSync(this.engine.host.slice('unix://'.length), engineLayout(this.short, '').socket);
     }
     await this.images();
     await this.startRouter();

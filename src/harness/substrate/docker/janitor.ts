@@ -161,6 +161,31 @@ function dockerShorts(): Set<string> {
   return shorts;
 }
 
+/** What a run on a user's DOCKER_HOST engine records in its state dir: that engine stays; the run's containers go by their label. */
+export interface UserEngineRecord {
+  host: string;
+  runId: string;
+}
+export const userEngineRecordOf = (short: string): string => join(engineLayout(short, '').dir, 'user-engine.json');
+
+/** Removes a killed run's containers from the user's engine it ran on, which is left running (one that no longer answers is named). */
+export async function removeUserEngineRun(short: string, log: (line: string) => void = () => undefined): Promise<void> {
+  let rec: UserEngineRecord;
+  try {
+    rec = JSON.parse(readFileSync(userEngineRecordOf(short), 'utf8')) as UserEngineRecord;
+  } catch {
+    return; // not a run on a user's engine
+  }
+  // loaded here: engine.ts builds on this module
+  const [{ userEngine }, { removeRun }] = await Promise.all([import('./engine.ts'), import('./containers.ts')]);
+  try {
+    const r = await removeRun(await userEngine(rec.host), rec.runId);
+    log(`janitor: removed ${r.containers} containers of run ${short} from the engine at ${rec.host}`);
+  } catch (e) {
+    log(`janitor: run ${short}'s containers on ${rec.host}: ${(e as Error).message}`);
+  }
+}
+
 /** Removes the docker engine of every run whose owner process is gone; a live run's engine is never touched. */
 export async function dockerJanitor(log: (line: string) => void = () => undefined): Promise<string[]> {
   const live = new Set(readRecords().filter(ownerAlive).map((r) => r.short));
@@ -172,6 +197,7 @@ export async function dockerJanitor(log: (line: string) => void = () => undefine
   }
   for (const short of dockerShorts()) {
     if (live.has(short)) continue;
+    await removeUserEngineRun(short, log);
     log(`janitor: removing the docker engine of run ${short}`);
     await removeEngineLeftovers(short, { graceMs: 500 });
     removed.push(short);
