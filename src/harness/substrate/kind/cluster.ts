@@ -89,7 +89,15 @@ async function kubeletTail(engine: DockerEngine, node: string): Promise<string> 
   return (r.stdout || r.stderr).trim().split('\n').slice(-3).map((l) => l.slice(0, 200)).join(' | ');
 }
 
-export interface CreateKindOptions { log?: Log; readyTimeoutMs?: number }
+export interface CreateKindOptions {
+  log?: Log;
+  readyTimeoutMs?: number;
+  /**
+   * Work on the cluster's engine that runs while kind creates the nodes (building the pods' images: `bundle` is the pod
+   * bundle being built meanwhile); awaited before createKindCluster resolves, and its failure fails the create.
+   */
+  alongside?: (engine: DockerEngine, bundle: Promise<string>) => Promise<void>;
+}
 
 /**
  * From `<node> <effect>,<effect>,…` lines, the nodes without a NoSchedule or NoExecute taint: with a worker, kubeadm's
@@ -148,6 +156,7 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
   if (wrapper.needed && !existsRunc()) throw new UserError(`the host lacks CAP_SYS_RESOURCE and ${runcWrapperPath()} is missing: run ${KIND_FIX}`);
   const engine = await startEngine({ log: (l) => log(l) });
   let sup: Supervisor | undefined;
+  let side: Promise<void> | undefined;
   try {
     const l = engine.layout!;
     const name = clusterNameOf(l.short);
@@ -168,6 +177,8 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
     // built while kind creates the nodes: the API server relay runs it (and the workload image carries it)
     const bundling = buildPodBundle(join(dir, 'pod-bundle.js'));
     bundling.catch(() => undefined);
+    side = opts.alongside?.(engine, bundling);
+    side?.catch(() => undefined); // awaited once the nodes are Ready (or before the engine goes, on a failure)
     log(`kind: kind create cluster --name ${name} (log ${logFile})`);
     const started = Date.now();
     const env = { ...engine.env(), KIND_EXPERIMENTAL_DOCKER_NETWORK: network };
@@ -221,6 +232,7 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
       return ready.length === nodes.length ? true : undefined;
     }, { timeoutMs: opts.readyTimeoutMs ?? 120_000, intervalMs: 500, what: `kind nodes of ${name} Ready`, detail: () => status });
     log(`kind: ${nodes.length} nodes Ready ${((Date.now() - started) / 1000).toFixed(1)} s after create began`);
+    await side;
 
     let deleted = false;
     const supervisor = sup;
@@ -257,6 +269,7 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
       },
     };
   } catch (e) {
+    await side?.catch(() => undefined);
     await sup?.stopAll();
     await engine.stop();
     throw e;
