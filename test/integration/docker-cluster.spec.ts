@@ -13,6 +13,9 @@ import { RUN_LABEL } from '../../src/harness/substrate/docker/containers.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { docker, pingDocker, startEngine } from '../../src/harness/substrate/docker/engine.ts';
 import { DEFAULT_ENVOY_VERSION, resolveEnvoy } from '../../src/harness/cli/doctor.ts';
+import { localEngineDaemon } from '../../src/harness/substrate/docker/local-engine.ts';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 /** `node <script> args` as a real process (bin/meshproof.js by default), with `env` over this process's. */
 const cli = (args: string[], env: NodeJS.ProcessEnv, script = 'bin/meshproof.js') =>
@@ -97,6 +100,60 @@ describe("docker substrate: bad input is one line naming the fix, exit 2, nothin
     expect(r.code).to.equal(2);
     expect(r.err.trim()).to.equal('meshproof: DOCKER_HOST=unix:///nowhere/docker.sock: no docker engine answers there (ENOENT): start that engine, or unset DOCKER_HOST so meshproof starts its own');
     expect(await newLeftovers(before)).to.deep.equal([]);
+  });
+
+  it('a DOCKER_HOST engine not on this machine (an endpoint that answers /_ping as an engine, over tcp and a unix socket, held by no dockerd here) is one line naming the fix, before any container', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mp-remote-engine-'));
+    const servers: Server[] = [];
+    const asked: string[] = [];
+    // what a relay to a remote engine answers (the docker API's /_ping: 200 OK); every other request is recorded
+    const serve = (listen: (s: Server) => void) =>
+      new Promise<Server>((resolve) => {
+        const s = createServer((req, res) => {
+          asked.push(`${req.method} ${req.url}`);
+          res.writeHead(req.url?.endsWith('/_ping') ? 200 : 500, { 'Content-Type': 'text/plain', 'Api-Version': '1.41' }).end(req.url?.endsWith('/_ping') ? 'OK' : 'not an engine');
+        });
+        servers.push(s);
+        s.once('listening', () => resolve(s));
+        listen(s);
+      });
+    try {
+      const tcp = await serve((s) => s.listen(0, '127.0.0.1'));
+      const sock = join(dir, 'docker.sock');
+      await serve((s) => s.listen(sock));
+      for (const host of [`tcp://127.0.0.1:${(tcp.address() as AddressInfo).port}`, `unix://${sock}`]) {
+        expect(await pingDocker(host), 'the endpoint answers as an engine').to.equal(null);
+        expect(await localEngineDaemon(host)).to.equal(null);
+        asked.length = 0;
+        const before = await leftoversNow();
+        const r = await cli(['up', 'fixtures/substrate/topology.yaml', '--substrate', 'docker', '--foreground'], { DOCKER_HOST: host });
+        expect(r.code, r.err).to.equal(2);
+        expect(r.err.trim().split('\n'), r.err).to.deep.equal([
+          `meshproof: DOCKER_HOST=${host}: that engine does not run on this machine (no dockerd here holds its socket), and the docker substrate's pods bind-mount this machine's files and are wired from its /proc: run the engine on this machine, or unset DOCKER_HOST so meshproof starts its own`,
+        ]);
+        // it was asked whether it answers, and nothing more (no image, container or network request)
+        expect(asked.length, asked.join(', ')).to.be.greaterThan(0);
+        expect(asked.filter((a) => !a.endsWith('/_ping')), asked.join(', ')).to.deep.equal([]);
+        expect(await newLeftovers(before)).to.deep.equal([]);
+      }
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("meshproof's own engine, named by its socket, is found here as the dockerd of its pidfile", async function () {
+    const saved = process.env.DOCKER_HOST;
+    delete process.env.DOCKER_HOST;
+    const engine = await startEngine();
+    try {
+      const pid = Number(readFileSync(engine.layout!.pidfile, 'utf8').trim());
+      expect(pid).to.be.greaterThan(1);
+      expect(await localEngineDaemon(engine.host)).to.equal(pid);
+    } finally {
+      await engine.stop();
+      if (saved !== undefined) process.env.DOCKER_HOST = saved;
+    }
   });
 
   it('pod images not built (an empty cache) name meshproof doctor --fix --substrate docker, and no engine starts', async () => {

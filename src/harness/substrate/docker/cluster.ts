@@ -23,7 +23,8 @@ import { podKey, validateTopology } from '../topology.ts';
 import type { Cluster, ContainerSample, ContainerSpec, ContainerStatus, ExecResult, MachineSample, PodSpec, RunningPod, Topology } from '../types.ts';
 import type { UpOptions } from '../netns/index.ts';
 import { removeRun, RUN_LABEL } from './containers.ts';
-import { startEngine, type DockerEngine } from './engine.ts';
+import { startEngine, userEngine, type DockerEngine } from './engine.ts';
+import { requireLocalEngine } from './local-engine.ts';
 import { engineLayout } from './layout.ts';
 import { userEngineRecordOf, type UserEngineRecord } from './janitor.ts';
 import { builtLayers, currentInputs, ensureImages, ImageBuildError } from './images.ts';
@@ -518,12 +519,15 @@ function dockerodeOptions(host: string): Dockerode.DockerOptions {
 
 /**
  * Starts a topology on the docker substrate: on the user's DOCKER_HOST engine when set (it must run on this machine:
- * pods bind-mount the run's files, and the router's namespace is programmed from here), else on meshproof's own.
+ * pods bind-mount the run's files, and the router's namespace is programmed from here; local-engine.ts), else on meshproof's own.
  */
 export async function upDocker(topology: Topology, opts: UpOptions = {}): Promise<DockerCluster> {
   requireRoot();
   // the pods' links and the router's namespace are made, programmed and captured from the host
   await requireTools(['ip', 'nsenter', 'iptables-restore', ...(opts.wire === false ? [] : ['tcpdump'])]);
   if (!(opts.dynamic && topology.pods.length === 0)) validateTopology(topology);
+  // a user's engine must answer and run here, before anything of the run is made
+  const user = process.env.DOCKER_HOST;
+  if (user) await requireLocalEngine((await userEngine(user)).host);
   return startCluster(opts, (r) => new DockerCluster(r.runId, r.short, r.runDir, r.stateDir, topology, opts));
 }
