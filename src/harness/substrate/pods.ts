@@ -157,6 +157,8 @@ export async function probeBatch(
   agentOf: (pod: string) => AgentClient,
   canary: WireCanary | undefined,
   opts: { wire?: boolean; concurrency?: number } = {},
+  /** How the canary's marker is sent (default: from the last caller's agent to the gateway; kind: node to node). */
+  sendMarker?: (marker: string) => Promise<void>,
 ): Promise<ProbeResult[]> {
   if (calls.length === 0) return [];
   const wire = opts.wire !== false && canary !== undefined;
@@ -177,8 +179,8 @@ export async function probeBatch(
     await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 32, todo.length) }, worker));
     if (!wire) break;
     const marker = `mpmarker-${randomBytes(6).toString('hex')}`;
-    const agent = agentOf(calls[calls.length - 1]!.from);
-    const { lost } = await canary.sync(marker, () => agent.marker(GATEWAY, MARKER_PORT, marker));
+    const send = sendMarker ?? ((m: string) => agentOf(calls[calls.length - 1]!.from).marker(GATEWAY, MARKER_PORT, m));
+    const { lost } = await canary.sync(marker, () => send(marker));
     if (!lost) break;
     todo = todo.filter((i) => !canary.hasSeen(tokens[i]!));
     if (todo.length === 0) break;

@@ -1,0 +1,168 @@
+// The Istio suites' Mesh (profiles/istio/mesh.ts) on a real kind cluster: Istio's own istiod and sidecars as pods on
+// real kubelets (startKindIstio), the pods seen through the Cluster port (KindPodsCluster), the model applied as
+// `kubectl apply` would with only its images rewritten to the offline builds (forKubelet) and the clients placed on the
+// control-plane node, the servers on the worker (placeOn), so their calls cross the link the wire canary captures.
+// After any change the kube layer's waits: rollouts done (waitRolledOut), every sidecar ACKed in istiod's /debug/syncz
+// (waitAcked). Started by controlplane/index.ts through substrate/index.ts when MESHPROOF_SUBSTRATE=kind (issue 14).
+import { join, resolve } from 'node:path';
+import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { envoyStat } from '../../profiles/envoy.ts';
+import { deployments, services, type IstioModel } from '../../profiles/istio/resources.ts';
+import { matches } from '../pods.ts';
+import type { GatewayCredential, Mesh } from '../../profiles/istio/mesh.ts';
+import { objectsOf, objKey, waitAcked, waitRolledOut } from '../../controlplane/istiod/mesh.ts';
+import { keepUntilRunEnd } from '../../controlplane/shared.ts';
+import { applyObjects, deleteObjects, inNamespace } from '../../kube/apply.ts';
+import { PkiStore } from '../../pki/index.ts';
+import { UserError } from '../../model/errors.ts';
+import { REPORTS_DIR_ENV } from '../state.ts';
+import { onTeardown } from '../lifecycle.ts';
+import { forKubelet, placeOn, sidecarProxies, SIDECAR, startKindIstio, type KindIstio } from './istio.ts';
+import { KindPodsCluster } from './pods-cluster.ts';
+
+/** pilot-agent's Envoy admin port inside the pod (Istio's ports.md). */
+const ENVOY_ADMIN = 15000;
+const WORKLOAD_KINDS = new Set(['Deployment', 'Service', 'ServiceAccount', 'Namespace']);
+
+export interface KindMeshOptions {
+  istioVersion?: string;
+  log?: (l: string) => void;
+  reportsDir?: string;
+  wire?: boolean;
+  /** Kept for the run's next suite (as IstiodMesh's `share`): down() keeps the cluster, the next start() updates it. */
+  share?: boolean;
+}
+
+/** The model's Deployments no Service selects (the workshop's sleep clients): they run on the control-plane node. */
+export function clientsOf(model: IstioModel): string[] {
+  const svcs = services(model);
+  return deployments(model).filter((d) => !svcs.some((s) => s.namespace === d.namespace && Object.keys(s.selector).length > 0 && matches(s.selector, d.labels))).map((d) => d.name);
+}
+
+export class KindMesh implements Mesh {
+  readonly controlPlane = 'istiod' as const;
+  readonly pkiStore: PkiStore;
+  private applied = new Map<string, KubernetesObject>();
+  private shareKey: string | undefined;
+  private unregister: () => void = () => undefined;
+  private unkeep: () => void = () => undefined;
+  private static readonly idle = new Map<string, KindMesh>();
+
+  private constructor(
+    readonly ki: KindIstio,
+    readonly cluster: KindPodsCluster,
+    private model: IstioModel,
+    private log: (l: string) => void,
+  ) {
+    this.pkiStore = new PkiStore(join(cluster.stateDir, 'pki'));
+  }
+
+  get istioVersion(): string {
+    return this.ki.version;
+  }
+
+  get current(): IstioModel {
+    return this.model;
+  }
+
+  static async start(model: IstioModel, opts: KindMeshOptions = {}): Promise<KindMesh> {
+    const log = opts.log ?? (() => undefined);
+    const key = `${opts.istioVersion ?? process.env.MESHPROOF_ISTIO_VERSION ?? ''}|${opts.wire ?? true}`;
+    const idle = opts.share ? KindMesh.idle.get(key) : undefined;
+    if (idle) {
+      KindMesh.idle.delete(key);
+      idle.log = log;
+      try {
+        await idle.update(model);
+      } catch (e) {
+        await idle.stop();
+        throw e;
+      }
+      log(`kind: the run's cluster reused for the next suite (export KUBECONFIG=${idle.ki.cluster.loopback.kubeconfig})`);
+      return idle;
+    }
+    for (const m of [...KindMesh.idle.values()]) await m.stop();
+    const ki = await startKindIstio(model, { ...(opts.istioVersion ? { istioVersion: opts.istioVersion } : {}), log, onControlPlane: clientsOf(model) });
+    let mesh: KindMesh | undefined;
+    try {
+      const runDir = resolve(opts.reportsDir ?? process.env[REPORTS_DIR_ENV] ?? 'reports', ki.cluster.name);
+      const cluster = new KindPodsCluster(ki.cluster, ki.kc, runDir, ki.images.workload, opts.wire === false ? { wire: false } : {});
+      await cluster.refresh();
+      mesh = new KindMesh(ki, cluster, model, log);
+      for (const o of mesh.render(model)) mesh.applied.set(objKey(o), o);
+      mesh.unregister = onTeardown(() => mesh!.stop());
+      if (opts.share) {
+        mesh.shareKey = key;
+        mesh.unkeep = keepUntilRunEnd(() => mesh!.stop());
+      }
+      log(`kind: mesh ready (export KUBECONFIG=${ki.cluster.loopback.kubeconfig})`);
+      return mesh;
+    } catch (e) {
+      if (mesh) await mesh.stop();
+      else await ki.down();
+      throw e;
+    }
+  }
+
+  /** The model's objects as this cluster applies them: images rewritten to the offline builds, clients on the control plane. */
+  private render(model: IstioModel): KubernetesObject[] {
+    const rewritten = forKubelet(objectsOf(model), this.ki.images.workload).objects;
+    return placeOn(rewritten, clientsOf(model), this.ki.cluster.nodes[0]!.name).objects;
+  }
+
+  /** Applies what changed, deletes what the model no longer has, then rollouts done and every sidecar ACKed. */
+  async update(model: IstioModel): Promise<void> {
+    this.model = model;
+    const want = new Map(this.render(model).map((o) => [objKey(o), o]));
+    const gone = [...this.applied.entries()].filter(([k]) => !want.has(k)).map(([, o]) => o);
+    const changed = [...want.entries()].filter(([k, o]) => JSON.stringify(this.applied.get(k)) !== JSON.stringify(o)).map(([, o]) => o);
+    if (changed.length === 0 && gone.length === 0) return;
+    const t0 = Date.now();
+    const before = await this.ki.syncz().catch(() => []);
+    await Promise.all([
+      applyObjects(this.ki.kc, changed, { namespace: 'default', source: 'istio model' }),
+      deleteObjects(this.ki.kc, gone.map((o) => inNamespace(o, 'default')), { wait: true }),
+    ]);
+    this.applied = want;
+    await waitRolledOut(this.ki.kc, model);
+    const configChanged = [...changed, ...gone].some((o) => !WORKLOAD_KINDS.has(o.kind ?? ''));
+    const core = this.ki.kc.makeApiClient(CoreV1Api);
+    const pods = (await core.listPodForAllNamespaces({})).items.filter((p) => p.metadata?.namespace !== 'istio-system' && p.metadata?.namespace !== 'kube-system');
+    await waitAcked(() => this.ki.syncz(), sidecarProxies(pods), before, configChanged, 60_000);
+    await this.cluster.refresh();
+    this.log(`kind: applied ${changed.length} (${changed.map((o) => o.kind).join(' ')}), deleted ${gone.length} (${gone.map((o) => o.kind).join(' ')}); settled in ${Date.now() - t0} ms`);
+  }
+
+  /** A counter of the pod's sidecar Envoy, from its admin API (read by the probe agent in the pod's app container). */
+  stat(podRef: string, name: RegExp): Promise<number> {
+    return envoyStat(this.cluster, this.cluster.pod(podRef).key, ENVOY_ADMIN, name);
+  }
+
+  /** The Pod as the API holds it carries Istio's sidecar container (native init container or plain). */
+  hasSidecar(podRef: string): boolean {
+    return this.cluster.pod(podRef).containers.includes(SIDECAR);
+  }
+
+  gatewayCredential(namespace: string, name: string): GatewayCredential {
+    throw new UserError(`Gateway credential ${namespace}/${name}: the kind substrate makes no Gateway credentials yet (issue 14): use --substrate netns`);
+  }
+
+  /** Kept for the run's next suite when shared; otherwise stopped. */
+  async down(): Promise<void> {
+    if (this.shareKey && !KindMesh.idle.has(this.shareKey)) {
+      KindMesh.idle.set(this.shareKey, this);
+      return;
+    }
+    await this.stop();
+  }
+
+  /** Deletes the cluster: agents, nodes, network, engine, namespace, relays; the run's keys. */
+  async stop(): Promise<void> {
+    this.unregister();
+    this.unkeep();
+    if (this.shareKey && KindMesh.idle.get(this.shareKey) === this) KindMesh.idle.delete(this.shareKey);
+    this.shareKey = undefined;
+    this.pkiStore.removeKeys();
+    await this.cluster.down();
+  }
+}
