@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import { EXIT, UserError } from '../src/harness/model/errors.ts';
 import { planRun } from '../src/harness/cli/run.ts';
+import { cli } from './lib/cli.ts';
 import { assertSubstrate, netnsCluster, substrateOfRun, upCluster } from '../src/harness/substrate/index.ts';
 import type { Cluster } from '../src/harness/substrate/types.ts';
 
@@ -76,6 +77,13 @@ describe('substrate selection: the run chooses, suites never name one', () => {
     );
     expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'kind' }, REPO)), KIND_FLAG);
     expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'lxc' }, REPO)), UNKNOWN_FLAG);
+  });
+
+  it('meshproof run --substrate docker without --control-plane is not taken as istiod by the command line', async () => {
+    // the command line once defaulted --control-plane to istiod, so every docker run met the refusal above;
+    // an unknown suite is the next check planRun makes, so reaching it shows the control plane was left to the plan
+    const r = await cli('run', '--substrate', 'docker', '--suite', 'no-such-suite');
+    expect([r.code, r.err.split('\n')[0]!.slice(0, 40)]).to.deep.equal([EXIT.usage, 'meshproof: unknown suite "no-such-suite"']);
   });
 
   it('code that still needs the netns Cluster refuses another substrate in one line naming itself', async () => {
