@@ -3,7 +3,8 @@
 // host namespace's iptables-save byte-identical. Needs root and `meshproof doctor --fix --substrate docker`.
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StartedNetwork, StartedTestContainer } from 'testcontainers';
 import { DEFAULT_ENVOY_VERSION, resolveEnvoy } from '../../src/harness/cli/doctor.ts';
@@ -12,7 +13,7 @@ import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { STATE_ROOT, teardownRun } from '../../src/harness/substrate/state.ts';
 import { createInternalNetwork, removeRun, RUN_LABEL, runtimeFor, startRunContainer } from '../../src/harness/substrate/docker/containers.ts';
 import { dockerCapture, pingDocker, startEngine, type DockerEngine } from '../../src/harness/substrate/docker/engine.ts';
-import { ensureImages } from '../../src/harness/substrate/docker/images.ts';
+import { currentInputs, ensureImages, imagesCacheDir, planLayers, podImageOf, savedImageOf } from '../../src/harness/substrate/docker/images.ts';
 import { dockerJanitor } from '../../src/harness/substrate/docker/janitor.ts';
 import { engineLayout, sharedDataRoot, sharedDataRootLock, type EngineLayout } from '../../src/harness/substrate/docker/layout.ts';
 
@@ -290,5 +291,74 @@ describe('docker engine: DOCKER_HOST pointing nowhere', function () {
     expect(r.stdout.split('\n').filter((l) => l.startsWith('MISS'))).to.deep.equal([
       'MISS docker engine DOCKER_HOST=unix:///nonexistent does not answer (ENOENT): start that engine, or unset DOCKER_HOST so meshproof starts its own',
     ]);
+  });
+});
+
+describe('docker engine: an engine without the pod images loads them from their saved tarball', function () {
+  this.timeout(300_000);
+  const roots: string[] = [];
+  const saved = { xdg: process.env.XDG_CACHE_HOME, host: process.env.DOCKER_HOST };
+  let envoys: { version: string; bin: string }[] = [];
+  let images = '';
+  let tar = '';
+
+  // a cache of its own: links to the real cache's inputs and image records, no saved tarball; each engine a data root of its own
+  before(async function () {
+    envoys = [{ version: DEFAULT_ENVOY_VERSION, bin: resolveEnvoy(DEFAULT_ENVOY_VERSION).bin }];
+    const real = imagesCacheDir();
+    const first = mkdtempSync(join(tmpdir(), 'mp-saved-images-'));
+    roots.push(first);
+    images = join(first, 'meshproof', 'images');
+    mkdirSync(images, { recursive: true });
+    for (const f of readdirSync(real)) {
+      // the records are copied: a build here writes its own
+      if (/^(base|debs)-[0-9a-f]{16}$/.test(f)) symlinkSync(join(real, f), join(images, f));
+      else if (f.endsWith('.json') && f !== 'file-hashes.json') copyFileSync(join(real, f), join(images, f));
+    }
+    delete process.env.DOCKER_HOST;
+    process.env.XDG_CACHE_HOME = first;
+    const inputs = await currentInputs({ envoys });
+    if (!inputs) throw new Error('the docker pod images are not provisioned here: run meshproof doctor --fix --substrate docker');
+    tar = savedImageOf(podImageOf(planLayers(inputs), DEFAULT_ENVOY_VERSION)!);
+  });
+
+  after(() => {
+    if (saved.xdg === undefined) delete process.env.XDG_CACHE_HOME;
+    else process.env.XDG_CACHE_HOME = saved.xdg;
+    if (saved.host !== undefined) process.env.DOCKER_HOST = saved.host;
+    for (const r of roots) rmSync(r, { recursive: true, force: true });
+  });
+
+  /** ensureImages into a fresh engine whose data root is empty (a cache root of its own, the images dir shared). */
+  async function coldEngine(): Promise<{ status: string[][]; log: string[] }> {
+    const root = mkdtempSync(join(tmpdir(), 'mp-cold-engine-'));
+    roots.push(root);
+    mkdirSync(join(root, 'meshproof'));
+    symlinkSync(images, join(root, 'meshproof', 'images'));
+    process.env.XDG_CACHE_HOME = root;
+    const engine = await startEngine();
+    const log: string[] = [];
+    try {
+      expect(engine.layout!.dataRoot.startsWith(root), engine.layout!.dataRoot).to.equal(true);
+      const r = await ensureImages(engine, { envoys, log: (l) => log.push(l.trim()) });
+      return { status: r.images.map((i) => [i.name, i.status]), log };
+    } finally {
+      await engine.stop();
+    }
+  }
+
+  it('a saved tarball that does not load is removed, the layers are built, and the pod image is saved again', async () => {
+    writeFileSync(tar, 'not a docker save archive\n');
+    const r = await coldEngine();
+    expect(r.status).to.deep.equal([['base', 'built'], ['packages', 'built'], ['node', 'built'], [`envoy-${DEFAULT_ENVOY_VERSION}`, 'built']]);
+    expect(r.log.filter((l) => /^docker load failed .*: building instead$/.test(l)), r.log.join('\n')).to.have.length(1);
+    // what docker save wrote: an archive of the four images (hundreds of MB), not the garbage
+    expect(statSync(tar).size).to.be.greaterThan(100e6);
+  });
+
+  it('the next engine without them loads all four from it and builds none', async () => {
+    const r = await coldEngine();
+    expect(r.status).to.deep.equal([['base', 'loaded'], ['packages', 'loaded'], ['node', 'loaded'], [`envoy-${DEFAULT_ENVOY_VERSION}`, 'loaded']]);
+    expect(r.log.filter((l) => /docker (build|import|save)/.test(l)), r.log.join('\n')).to.deep.equal([]);
   });
 });

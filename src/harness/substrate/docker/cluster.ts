@@ -130,15 +130,18 @@ export class DockerCluster extends PodCluster<DockerPod> implements Cluster {
   }
 
   /**
-   * The images in this engine: a hit in the shared cache; an engine with a data root of its own builds them from the
-   * cached inputs, and a build that fails stops the run in one line naming its log (the run's teardown removes the rest).
+   * The images in this engine: a hit in the shared cache; an engine with a data root of its own loads them from their
+   * saved tarballs, or builds them from the cached inputs, and a build that fails stops the run in one line naming its log (the run's teardown removes the rest).
    */
   private async images(): Promise<void> {
     const envoys = this.envoys();
+    const started = Date.now();
     const { images, podImages } = await ensureImages(this.engine!, { envoys, log: (l) => this.log(`docker: ${l.trim()}`) }).catch((e: unknown) => {
       if (!(e instanceof ImageBuildError)) throw e;
       throw new UserError(`the docker pod image ${e.layer.tag} (${e.layer.name}) failed to build in this run's engine, see ${e.log}: ${FIX_IMAGES}`);
     });
+    const count = (status: string): number => images.filter((i) => i.status === status).length;
+    this.log(`docker: images in ${((Date.now() - started) / 1000).toFixed(1)} s (${count('hit')} present, ${count('loaded')} loaded, ${count('built')} built)`);
     this.nodeImage = images.find((i) => i.name === 'node')!.tag;
     for (const e of envoys) this.envoyImages.set(e.bin, podImages[e.version]!);
   }

@@ -158,6 +158,12 @@ export const baseRootfsTar = (b: BasePlan): string => join(baseDir(b), 'rootfs.t
 const debsDir = (b: BasePlan, packages: readonly string[]): string => join(imagesCacheDir(), `debs-${debsKey(b, packages).slice(0, 16)}`);
 /** The record of a built image (`builtLayers` reads whether it exists). */
 export const recordOf = (tag: string): string => join(imagesCacheDir(), `${tag.replace(/^meshproof\//, '').replace(':', '-')}.json`);
+/**
+ * A pod image saved with its parents (`docker save` of base, packages, node and envoy-<v>), named by its tag: an engine
+ * that lacks it (a data root of its own while another run holds the shared one, a user's engine) loads it instead of
+ * building (as kind/node-image.ts does for the node image).
+ */
+export const savedImageOf = (tag: string): string => recordOf(tag).replace(/\.json$/, '.tar');
 /** Where a layer's `docker build` output is kept, for a build that failed to be read after its run is gone. */
 export const buildLogOf = (l: LayerPlan): string => join(imagesCacheDir(), 'build-logs', `${l.name}-${l.hash.slice(0, 16)}.log`);
 
@@ -263,7 +269,7 @@ export async function currentInputs(o: { envoys: { version: string; bin: string 
   return { base, debs, node, envoys };
 }
 
-export interface ImageStatus { tag: string; name: string; status: 'hit' | 'built' }
+export interface ImageStatus { tag: string; name: string; status: 'hit' | 'loaded' | 'built' }
 
 /** Whether every layer of these inputs was built (its record is in the cache); no engine needed. */
 export function builtLayers(inputs: PodImageInputs): { layer: LayerPlan | BasePlan; built: boolean }[] {
@@ -316,18 +322,65 @@ export async function ensureImages(engine: DockerEngine, o: { envoys: { version:
   await ensureDebs(base, packages, log);
   const inputs = await currentInputs({ envoys: o.envoys, packages, mirror: o.mirror });
   if (!inputs) throw new Error(`the .debs of ${packages.join(' ')} are missing from ${imagesCacheDir()}`);
+  const layers = planLayers(inputs);
+  // each pod image with its parents: what `docker save` keeps together and `docker load` brings back
+  const chains = o.envoys.map((e) => {
+    const top = layers.find((l) => l.name === `envoy-${e.version}`)!;
+    return { top: top.tag, tags: [base.tag, ...layers.filter((l) => l.name === 'packages' || l.name === 'node').map((l) => l.tag), top.tag] };
+  });
+  const loaded = new Set<string>();
+  for (const c of chains) {
+    if (!(await hasImage(engine, c.top)) && (await loadSaved(engine, c.top, log))) c.tags.forEach((t) => loaded.add(t));
+  }
+  const hit = (tag: string): ImageStatus['status'] => (loaded.has(tag) ? 'loaded' : 'hit');
   const images: ImageStatus[] = [];
-  if (await hasImage(engine, base.tag)) images.push({ tag: base.tag, name: 'base', status: 'hit' });
+  if (await hasImage(engine, base.tag)) images.push({ tag: base.tag, name: 'base', status: hit(base.tag) });
   else {
     log(`fix  docker import ${basename(baseRootfsTar(base))} ${base.tag}`);
     await docker(engine, ['import', '--message', `debootstrap --variant=minbase ${DEBIAN_SUITE} ${base.mirror}`, baseRootfsTar(base), base.tag]);
     writeImageRecord(base.tag, { hash: base.hash, mirror: base.mirror, sources: base.sources }, engine);
     images.push({ tag: base.tag, name: 'base', status: 'built' });
   }
-  const layers = planLayers(inputs);
-  images.push(...(await ensureLayers(engine, layers, log)));
+  images.push(...(await ensureLayers(engine, layers, log)).map((i) => (i.status === 'hit' ? { ...i, status: hit(i.tag) } : i)));
+  for (const c of chains) if (!existsSync(savedImageOf(c.top))) await saveImages(engine, c.top, c.tags, log);
   const podImages = Object.fromEntries(o.envoys.map((e) => [e.version, podImageOf(layers, e.version)!]));
   return { images, podImages };
+}
+
+/** `docker load` of a saved pod image; false when there is none, or it does not load (it goes, and the layers are built). */
+async function loadSaved(engine: DockerEngine, tag: string, log: (l: string) => void): Promise<boolean> {
+  const tar = savedImageOf(tag);
+  if (!existsSync(tar)) return false;
+  log(`fix  docker load -i ${tar}`);
+  const started = Date.now();
+  const r = await dockerCapture(engine, ['load', '-i', tar], 10 * 60_000);
+  if (r.code !== 0 || !(await hasImage(engine, tag))) {
+    log(`     docker load failed (${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? `exit ${r.code}`}): building instead`);
+    rmSync(tar, { force: true });
+    return false;
+  }
+  log(`     done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return true;
+}
+
+/** `docker save` of a pod image and its parents to savedImageOf(tag); a saved image of the same name with other inputs goes. */
+async function saveImages(engine: DockerEngine, tag: string, tags: string[], log: (l: string) => void): Promise<void> {
+  const tar = savedImageOf(tag);
+  log(`fix  docker save -o ${tar} ${tags.join(' ')}`);
+  const started = Date.now();
+  // written in a scratch dir (a killed save's goes with it) and renamed into place whole
+  const tmp = await scratch();
+  try {
+    await docker(engine, ['save', '-o', join(tmp, 'images.tar'), ...tags]);
+    renameSync(join(tmp, 'images.tar'), tar);
+  } finally {
+    await removeScratch(tmp);
+  }
+  const stale = `${basename(tar).replace(/-[0-9a-f]{16}\.tar$/, '')}-`;
+  for (const f of readdirSync(imagesCacheDir())) {
+    if (f.startsWith(stale) && /-[0-9a-f]{16}\.tar$/.test(f) && f !== basename(tar)) rmSync(join(imagesCacheDir(), f), { force: true });
+  }
+  log(`     ${Math.round(statSync(tar).size / 1e6)} MB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 /** Builds each layer the engine lacks, in order (a layer whose tag, its inputs' hash, the engine has is a hit). */

@@ -152,7 +152,7 @@ export async function provisionDockerImages(log: (l: string) => void, envoys: En
   const engine = await startEngine({ log: (l) => log(`     ${l}`) });
   try {
     const { images } = await ensureImages(engine, { envoys, log });
-    for (const i of images) log(`     ${i.status === 'hit' ? 'cached' : 'built '} ${i.tag}`);
+    for (const i of images) log(`     ${i.status === 'hit' ? 'cached' : i.status === 'loaded' ? 'loaded' : 'built '} ${i.tag}`);
   } finally {
     await engine.stop();
   }
