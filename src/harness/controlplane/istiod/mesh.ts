@@ -281,49 +281,11 @@ export class IstiodMesh implements Mesh {
    */
   private async retireOldConnections(model: IstioModel): Promise<void> {
     const clients = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => p.key);
-    const targets = services(model).flatMap((svc) => svc.ports.filter((port) => portProtocol(port) === 'http').map((port) => ({ host: `${svc.name}.${svc.namespace}`, port: port.port, cluster: `${port.port}|${svc.name}.${svc.namespace}.svc.cluster.local` })));
-    await Promise.all(
-      clients.map(async (from) => {
-        const at0 = await this.upstreamConnections(from);
-        const old = (t: (typeof targets)[number]): number => at0.get(t.cluster)?.active ?? 0;
-        let pending = targets.filter((t) => old(t) > 0);
-        // the calls of one pair go one after another (each retires one connection), the pairs side by side
-        for (let i = 0; i < RETIRE_CALLS && pending.length > 0; i++) {
-          const timedOut = await Promise.all(
-            pending.map(async (t) => {
-              const [r] = await this.cluster.probeMany([{ from, req: { protocol: 'http' as const, host: t.host, port: t.port, path: '/', timeoutMs: 1000 } }], { wire: false });
-              // a call that times out made no connection: the pool's connections lead nowhere, nothing to retire
-              return r?.verdict === 'denied:timeout';
-            }),
-          );
-          const now = await this.upstreamConnections(from);
-          pending = pending.filter((t, j) => !timedOut[j] && (now.get(t.cluster)?.destroyed ?? 0) - (at0.get(t.cluster)?.destroyed ?? 0) < old(t));
-        }
-      }),
-    );
+    await retireOldConnections(this.cluster, clients, model);
   }
 
-  /** A sidecar's upstream connections per `<port>|<host>` (its subsets' clusters summed): open now, and closed so far. */
-  private async upstreamConnections(pod: string): Promise<Map<string, { active: number; destroyed: number }>> {
-    const out = new Map<string, { active: number; destroyed: number }>();
-    for (const st of await this.adminStats(pod, '^cluster\\.outbound.*\\.upstream_cx_(active|destroy)$')) {
-      // cluster.outbound|5000|v1|name.default.svc.cluster.local;.upstream_cx_active (istiod's stats tag delimiter `;`)
-      const m = /^cluster\.outbound\|(\d+)\|[^|]*\|(.+?);?\.upstream_cx_(active|destroy)$/.exec(st.name ?? '');
-      if (!m) continue;
-      const key = `${m[1]}|${m[2]}`;
-      const c = out.get(key) ?? { active: 0, destroyed: 0 };
-      if (m[3] === 'active') c.active += st.value ?? 0;
-      else c.destroyed += st.value ?? 0;
-      out.set(key, c);
-    }
-    return out;
-  }
-
-  /** The stats whose name matches `filter` (a regular expression: Envoy's admin /stats?filter=) of a sidecar's Envoy. */
-  private async adminStats(pod: string, filter: string): Promise<{ name?: string; value?: number }[]> {
-    const r = await this.cluster.probe(pod, { protocol: 'http', host: '127.0.0.1', port: ENVOY_ADMIN, path: `/stats?format=json&filter=${encodeURIComponent(filter)}`, bodyLimit: 1 << 22, timeoutMs: 3000 }, { wire: false });
-    if (r.evidence.status !== 200) throw new Error(`${pod}: Envoy admin /stats answered ${r.verdict}: ${r.evidence.body ?? ''}`);
-    return (JSON.parse(r.evidence.body ?? '{"stats":[]}') as { stats: { name?: string; value?: number }[] }).stats;
+  private adminStats(pod: string, filter: string): Promise<{ name?: string; value?: number }[]> {
+    return adminStats(this.cluster, pod, filter);
   }
 
   stat(podRef: string, name: RegExp): Promise<number> {
@@ -535,4 +497,51 @@ export function objectsOf(model: IstioModel): KubernetesObject[] {
     }
     return raw;
   });
+}
+
+/** IstiodMesh.retireOldConnections on any Cluster (the kind substrate's Mesh too): `clients` are the sidecar pods' keys. */
+export async function retireOldConnections(cluster: Cluster, clients: string[], model: IstioModel): Promise<void> {
+  const targets = services(model).flatMap((svc) => svc.ports.filter((port) => portProtocol(port) === 'http').map((port) => ({ host: `${svc.name}.${svc.namespace}`, port: port.port, cluster: `${port.port}|${svc.name}.${svc.namespace}.svc.cluster.local` })));
+  await Promise.all(
+    clients.map(async (from) => {
+      const at0 = await upstreamConnections(cluster, from);
+      const old = (t: (typeof targets)[number]): number => at0.get(t.cluster)?.active ?? 0;
+      let pending = targets.filter((t) => old(t) > 0);
+      // the calls of one pair go one after another (each retires one connection), the pairs side by side
+      for (let i = 0; i < RETIRE_CALLS && pending.length > 0; i++) {
+        const timedOut = await Promise.all(
+          pending.map(async (t) => {
+            const [r] = await cluster.probeMany([{ from, req: { protocol: 'http' as const, host: t.host, port: t.port, path: '/', timeoutMs: 1000 } }], { wire: false });
+            // a call that times out made no connection: the pool's connections lead nowhere, nothing to retire
+            return r?.verdict === 'denied:timeout';
+          }),
+        );
+        const now = await upstreamConnections(cluster, from);
+        pending = pending.filter((t, j) => !timedOut[j] && (now.get(t.cluster)?.destroyed ?? 0) - (at0.get(t.cluster)?.destroyed ?? 0) < old(t));
+      }
+    }),
+  );
+}
+
+/** A sidecar's upstream connections per `<port>|<host>` (its subsets' clusters summed): open now, and closed so far. */
+export async function upstreamConnections(cluster: Cluster, pod: string): Promise<Map<string, { active: number; destroyed: number }>> {
+  const out = new Map<string, { active: number; destroyed: number }>();
+  for (const st of await adminStats(cluster, pod, '^cluster\\.outbound.*\\.upstream_cx_(active|destroy)$')) {
+    // cluster.outbound|5000|v1|name.default.svc.cluster.local;.upstream_cx_active (istiod's stats tag delimiter `;`)
+    const m = /^cluster\.outbound\|(\d+)\|[^|]*\|(.+?);?\.upstream_cx_(active|destroy)$/.exec(st.name ?? '');
+    if (!m) continue;
+    const key = `${m[1]}|${m[2]}`;
+    const c = out.get(key) ?? { active: 0, destroyed: 0 };
+    if (m[3] === 'active') c.active += st.value ?? 0;
+    else c.destroyed += st.value ?? 0;
+    out.set(key, c);
+  }
+  return out;
+}
+
+/** The stats whose name matches `filter` (a regular expression: Envoy's admin /stats?filter=) of a sidecar's Envoy. */
+export async function adminStats(cluster: Cluster, pod: string, filter: string): Promise<{ name?: string; value?: number }[]> {
+  const r = await cluster.probe(pod, { protocol: 'http', host: '127.0.0.1', port: ENVOY_ADMIN, path: `/stats?format=json&filter=${encodeURIComponent(filter)}`, bodyLimit: 1 << 22, timeoutMs: 3000 }, { wire: false });
+  if (r.evidence.status !== 200) throw new Error(`${pod}: Envoy admin /stats answered ${r.verdict}: ${r.evidence.body ?? ''}`);
+  return (JSON.parse(r.evidence.body ?? '{"stats":[]}') as { stats: { name?: string; value?: number }[] }).stats;
 }

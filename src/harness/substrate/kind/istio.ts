@@ -38,31 +38,49 @@ export function forKubelet(objs: KubernetesObject[], workloadImage: string): { o
     if (!spec) return o;
     const copy = structuredClone(o) as PodTemplateOwner & KubernetesObject;
     const pod = copy.spec!.template!.spec!;
+    // the id a workload reports itself by: the Deployment's name, as the node agent's ownerAppName gives it
+    const id = o.kind === 'Deployment' ? o.metadata?.name : undefined;
+    const extra: V1Container[] = [];
     for (const c of [...(pod.initContainers ?? []), ...(pod.containers ?? [])]) {
       const env = Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
       let programs;
       try {
-        programs = programsOf(c, env, { pilotAgent: '', pilotDiscovery: '', envoy: '' });
+        programs = programsOf(c, env, { pilotAgent: '', pilotDiscovery: '', envoy: '' }, id);
       } catch (e) {
         if (e instanceof UnmappedImage) continue;
         throw e;
       }
-      if (programs.length !== 1 || programs[0]!.kind === 'binary') {
+      const isInit = (pod.initContainers ?? []).includes(c);
+      // Istio's echo app serves every port from one process; here each port's workload is a container of its own in
+      // the pod (one network namespace, so the same ports answer), the first in the container as written
+      if (programs.length === 0 || programs.some((p) => p.kind === 'binary') || (programs.length > 1 && (isInit || programs.some((p) => p.kind !== 'workload')))) {
         throw new UserError(`${o.kind} ${o.metadata?.name}: container ${c.name} (${c.image}) runs ${programs.length} programs; the kind substrate runs one per container: split it into containers`);
       }
-      const p = programs[0]!;
       const from = c.image;
-      c.image = workloadImage;
-      c.imagePullPolicy = 'Never';
-      if (p.kind === 'workload') {
-        delete c.command;
-        c.args = [p.workload, ...p.args];
-      } else {
-        c.command = ['sleep', 'infinity'];
-        delete c.args;
-      }
-      rewritten.push(`${o.kind}/${o.metadata?.name}/${c.name}: ${from} → ${p.what}`);
+      programs.forEach((p, i) => {
+        const target = i === 0 ? c : (structuredClone(c) as V1Container);
+        target.image = workloadImage;
+        target.imagePullPolicy = 'Never';
+        if (p.kind === 'workload') {
+          delete target.command;
+          target.args = [p.workload, ...p.args];
+        } else {
+          target.command = ['sleep', 'infinity'];
+          delete target.args;
+        }
+        if (i > 0) {
+          // the pod's ports and probes stay declared once, on the container as written
+          target.name = `${c.name}-${i}`;
+          delete target.ports;
+          delete target.readinessProbe;
+          delete target.livenessProbe;
+          delete target.startupProbe;
+          extra.push(target);
+        }
+        rewritten.push(`${o.kind}/${o.metadata?.name}/${target.name}: ${from} → ${p.what}`);
+      });
     }
+    if (extra.length) pod.containers = [...(pod.containers ?? []), ...extra];
     return copy;
   });
   return { objects, rewritten };

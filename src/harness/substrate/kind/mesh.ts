@@ -10,7 +10,7 @@ import { envoyStat } from '../../profiles/envoy.ts';
 import { deployments, services, type IstioModel } from '../../profiles/istio/resources.ts';
 import { matches } from '../pods.ts';
 import type { GatewayCredential, Mesh } from '../../profiles/istio/mesh.ts';
-import { objectsOf, objKey, waitAcked, waitRolledOut } from '../../controlplane/istiod/mesh.ts';
+import { objectsOf, objKey, retireOldConnections, waitAcked, waitRolledOut } from '../../controlplane/istiod/mesh.ts';
 import { keepUntilRunEnd } from '../../controlplane/shared.ts';
 import { applyObjects, deleteObjects, inNamespace } from '../../kube/apply.ts';
 import { PkiStore } from '../../pki/index.ts';
@@ -130,6 +130,8 @@ export class KindMesh implements Mesh {
     const pods = (await core.listPodForAllNamespaces({})).items.filter((p) => p.metadata?.namespace !== 'istio-system' && p.metadata?.namespace !== 'kube-system');
     await waitAcked(() => this.ki.syncz(), sidecarProxies(pods), before, configChanged, 60_000);
     await this.cluster.refresh();
+    // pooled connections opened under the old policy are retired as on netns (IstiodMesh: Istio's callConverge)
+    if (configChanged) await retireOldConnections(this.cluster, [...this.cluster.pods.values()].filter((p) => p.containers.includes(SIDECAR) && p.agentContainer).map((p) => p.key), model);
     this.log(`kind: applied ${changed.length} (${changed.map((o) => o.kind).join(' ')}), deleted ${gone.length} (${gone.map((o) => o.kind).join(' ')}); settled in ${Date.now() - t0} ms`);
   }
 

@@ -7,7 +7,7 @@
 // startWireCanary): a call between two pods of one node never crosses it, and its record says so (`wire` null,
 // `wireUnchecked`). What kind cannot do yet (start/stop containers, iptables, samples, the node agent's members, network
 // policy) is one line naming the substrates that can.
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Writable, type Duplex } from 'node:stream';
@@ -36,6 +36,9 @@ const PIPE = [
   "s.once('connect',()=>{process.stdin.pipe(s);s.pipe(process.stdout);s.on('close',()=>process.exit(0));process.stdin.on('end',()=>s.end());});",
   "s.once('error',(e)=>{if(++n>200){process.stderr.write(e.message+'\\n');process.exit(1);}setTimeout(go,50);});})();",
 ].join('');
+
+/** Probes in flight at once by default. */
+const KIND_CONCURRENCY = 8;
 
 /** A pod of the API as the Cluster port sees it, with where it runs and what runs the agent. */
 export interface KindPod extends RunningPod {
@@ -67,6 +70,7 @@ export class KindPodsCluster implements Cluster {
   private readonly core: CoreV1Api;
   private canaryStarted: Promise<{ canary: WireCanary; marker: (token: string) => Promise<void> }> | undefined;
   private index = 0;
+  private readonly copied = new Map<string, Promise<void>>();
 
   constructor(
     readonly kind: KindCluster,
@@ -203,8 +207,15 @@ export class KindPodsCluster implements Cluster {
     const keys = calls.map((c) => this.pod(c.from).key);
     const clients = new Map<string, AgentClient>();
     for (const k of new Set(keys)) clients.set(k, await this.agent(k));
+    // a request's PEM files are the harness's (e.g. another CA's identity in the run's PKI store): a kind pod has its
+    // own filesystem, so each is copied into the caller's container at the same path before it is used
+    for (const [i, c] of calls.entries()) {
+      for (const f of [c.req.tls?.ca, c.req.tls?.cert, c.req.tls?.key]) if (f) await this.copyIn(keys[i]!, f);
+    }
     const canary = wire ? await this.wireCanary() : undefined;
-    const results = await probeBatch(calls.map((c, i) => ({ from: keys[i]!, req: c.req })), (k) => clients.get(k)!, canary?.canary, { ...opts, wire }, canary?.marker);
+    // fewer at once than netns's 32: the capture sees each packet on both nodes' veths and the bridge, and on 2 cores a
+    // burst of 66 calls (reachability's migration case) overflowed it three times running
+    const results = await probeBatch(calls.map((c, i) => ({ from: keys[i]!, req: c.req })), (k) => clients.get(k)!, canary?.canary, { concurrency: KIND_CONCURRENCY, ...opts, wire }, canary?.marker);
     if (wire) {
       results.forEach((r, i) => {
         const why = this.offTheLink(keys[i]!, calls[i]!.req.host);
@@ -228,6 +239,18 @@ export class KindPodsCluster implements Cluster {
     if (targets.length === 0) return `kind: ${host} is no pod or Service with endpoints the capture between the nodes can see`;
     const same = targets.filter((t) => t.node === node);
     return same.length ? `kind: ${same.map((t) => t.key).join(', ')} ${same.length > 1 ? 'run' : 'runs'} on ${from}'s node ${node}: the call never crosses the link between the nodes` : undefined;
+  }
+
+  /** The harness's file at the same path in the pod's agent container, once per pod and path. */
+  private copyIn(key: string, path: string): Promise<void> {
+    const id = `${key}|${path}`;
+    let done = this.copied.get(id);
+    if (!done) {
+      done = this.writeFile(key, path, readFileSync(path, 'utf8'));
+      done.catch(() => this.copied.delete(id));
+      this.copied.set(id, done);
+    }
+    return done;
   }
 
   private wireCanary(): Promise<{ canary: WireCanary; marker: (token: string) => Promise<void> }> {
