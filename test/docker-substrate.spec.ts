@@ -175,7 +175,7 @@ describe('docker provisioning: versions and doctor entries', function () {
 
   it('--substrate takes netns, docker and kind (none given: docker too, as npm test uses it); anything else is one line naming the choices', function () {
     // no --substrate: what npm test uses, and its integration tests start the docker engine
-    expect(parseDoctorSubstrates(undefined)).to.deep.equal(['docker']);
+    expect(parseDoctorSubstrates(undefined)).to.deep.equal(['docker', 'kind']);
     expect(parseDoctorSubstrates('docker')).to.deep.equal(['docker']);
     expect(parseDoctorSubstrates('netns,docker')).to.deep.equal(['docker']);
     expect(parseDoctorSubstrates('netns')).to.deep.equal([]);

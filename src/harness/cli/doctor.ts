@@ -296,11 +296,12 @@ export const DOCTOR_SUBSTRATES = ['netns', 'docker', 'kind'] as const;
 
 /**
  * `--substrate docker` (comma-separated): the substrates whose entries doctor adds; an unknown one is one line naming
- * those there are. None given: every substrate `npm test` uses — its integration tests start the docker engine and
- * build the offline images, so the README's setup command must provision them (`--substrate netns` skips docker).
+ * those there are. None given: every substrate `npm test` uses — its integration tests and suites start the docker
+ * engine and kind clusters from the offline images, so the README's setup command must provision them (`--substrate
+ * netns` skips both).
  */
 export function parseDoctorSubstrates(value: string | undefined): string[] {
-  if (value === undefined) return ['docker'];
+  if (value === undefined) return ['docker', 'kind'];
   const names = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
   const unknown = names.filter((n) => !(DOCTOR_SUBSTRATES as readonly string[]).includes(n));
   if (unknown.length || names.length === 0) throw new UserError(`--substrate ${value}: choose from ${DOCTOR_SUBSTRATES.join(', ')}, e.g. --substrate docker`);
