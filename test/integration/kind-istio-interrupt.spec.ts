@@ -5,12 +5,9 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { checkKind } from '../../src/harness/substrate/kind/doctor.ts';
-import { checkIstio } from '../../src/harness/controlplane/provision.ts';
-import { DEFAULT_ISTIO_VERSION } from '../../src/harness/controlplane/versions.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { stateDirOf } from '../../src/harness/substrate/state.ts';
-import { iptablesSave, netnsList, processesNaming } from './lib/kind.ts';
+import { iptablesSave, netnsList, processesNaming, skipUnlessKindIstio } from './lib/kind.ts';
 
 const REPO = new URL('../../', import.meta.url).pathname;
 /** The child: the workshop's mesh on kind (lib/kind.ts), logging every line, its errors handled as the CLI's are. */
@@ -34,12 +31,7 @@ describe('kind substrate: Ctrl-C while Istio comes up on kind', function () {
   let iptablesBefore = '';
 
   before(async function () {
-    if (process.getuid?.() !== 0) this.skip();
-    const missing = [...(await checkKind()).filter((c) => !c.ok && c.name !== 'kind node image'), ...(await checkIstio(DEFAULT_ISTIO_VERSION)).filter((c) => !c.ok)];
-    if (missing.length) {
-      process.stdout.write(`      skipped: ${missing.map((c) => c.name).join(', ')} missing (run meshproof doctor --fix --substrate kind)\n`);
-      this.skip();
-    }
+    await skipUnlessKindIstio(this);
     iptablesBefore = iptablesSave();
   });
 

@@ -9,14 +9,11 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkKind } from '../../src/harness/substrate/kind/doctor.ts';
 import { startKindIstio, type KindIstio } from '../../src/harness/substrate/kind/istio.ts';
-import { checkIstio } from '../../src/harness/controlplane/provision.ts';
-import { DEFAULT_ISTIO_VERSION } from '../../src/harness/controlplane/versions.ts';
 import { parseObjects } from '../../src/harness/kube/apply.ts';
 import { pollUntil } from '../../src/harness/substrate/poll.ts';
 import { newToken } from '../../src/harness/probe/canary.ts';
-import { iptablesSave, kindSentencesModel, netnsList, SENTENCES_DIR } from './lib/kind.ts';
+import { iptablesSave, kindSentencesModel, netnsList, SENTENCES_DIR, skipUnlessKindIstio } from './lib/kind.ts';
 
 /** sentences' answer: a name from name (v1: app.py's default names; v2: its SENTENCE_NAMES in name.yaml) and an age from age. */
 const SENTENCE = /^(Peter|Ray|Egon|Athos \(v2\)|Porthos \(v2\)|Aramis \(v2\)|d'Artagnan \(v2\)) is \d+ years$/;
@@ -33,12 +30,7 @@ describe('kind substrate: real Istio on a real kind cluster (the workshop senten
   let iptablesBefore = '';
 
   before(async function () {
-    if (process.getuid?.() !== 0) this.skip();
-    const missing = [...(await checkKind()).filter((c) => !c.ok && c.name !== 'kind node image'), ...(await checkIstio(DEFAULT_ISTIO_VERSION)).filter((c) => !c.ok)];
-    if (missing.length) {
-      process.stdout.write(`      skipped: ${missing.map((c) => c.name).join(', ')} missing (run meshproof doctor --fix --substrate kind)\n`);
-      this.skip();
-    }
+    await skipUnlessKindIstio(this);
     iptablesBefore = iptablesSave();
   });
 

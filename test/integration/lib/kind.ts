@@ -4,6 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadIstio, type IstioModel } from '../../../src/harness/profiles/istio/resources.ts';
+import { checkKind } from '../../../src/harness/substrate/kind/doctor.ts';
+import { checkIstio } from '../../../src/harness/controlplane/provision.ts';
+import { DEFAULT_ISTIO_VERSION } from '../../../src/harness/controlplane/versions.ts';
 
 /** The host's iptables-save without its timestamp lines. */
 export function iptablesSave(): string {
@@ -36,4 +39,17 @@ export const SENTENCES_DIR = new URL('../../../fixtures/istio/sentences/', impor
 /** The workshop's app with five sidecars (sentences, age, name v1 and v2, sleep) and a client without one (sleep-naked). */
 export function kindSentencesModel(): IstioModel {
   return loadIstio(['namespace.yaml', 'sentences.yaml', 'age.yaml', 'name.yaml', 'sleep.yaml', 'sleep-naked.yaml'].map((f) => join(SENTENCES_DIR, f)), { inject: ['sentences', 'age', 'name', 'name-v2', 'sleep'] });
+}
+
+/**
+ * Skips the calling suite (saying what is missing) unless root and kind and the default Istio release are provisioned;
+ * the node image is left out, a cluster create builds it.
+ */
+export async function skipUnlessKindIstio(ctx: Mocha.Context): Promise<void> {
+  if (process.getuid?.() !== 0) ctx.skip();
+  const missing = [...(await checkKind()).filter((c) => !c.ok && c.name !== 'kind node image'), ...(await checkIstio(DEFAULT_ISTIO_VERSION)).filter((c) => !c.ok)];
+  if (missing.length) {
+    process.stdout.write(`      skipped: ${missing.map((c) => c.name).join(', ')} missing (run meshproof doctor --fix --substrate kind)\n`);
+    ctx.skip();
+  }
 }
