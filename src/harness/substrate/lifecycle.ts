@@ -8,9 +8,20 @@ let installed = false;
 let exiting = false;
 
 async function runAll(): Promise<void> {
-  const all = [...cleanups];
-  cleanups.clear();
-  await Promise.allSettled(all.map((c) => c()));
+  // a start already under way when the signal came registers its cleanup late: run those too
+  while (cleanups.size) {
+    const all = [...cleanups];
+    cleanups.clear();
+    await Promise.allSettled(all.map((c) => c()));
+  }
+}
+
+/**
+ * Refuses to start anything once a signal is tearing the process down: mocha goes on to the next suite while the
+ * teardown runs, and a run it started then would outlive the exit (newRunId calls this).
+ */
+export function assertNotInterrupted(what: string): void {
+  if (exiting) throw new Error(`${what}: not started, the process is tearing down after a signal`);
 }
 
 function onSignal(sig: NodeJS.Signals): void {

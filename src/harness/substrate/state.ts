@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pollUntil } from './poll.ts';
 import { run, runCapture } from './sh.ts';
+import { assertNotInterrupted } from './lifecycle.ts';
 
 export const STATE_ROOT = process.env.MESHPROOF_STATE_ROOT ?? '/run/meshproof';
 /**
@@ -58,6 +59,7 @@ function claimPath(short: string): string {
 
 /** A fresh run id whose short name this process has claimed (exclusive create: two runs never share one). */
 export function newRunId(now = new Date()): { runId: string; short: string } {
+  assertNotInterrupted('a new run');
   mkdirSync(STATE_ROOT, { recursive: true, mode: 0o711 });
   for (;;) {
     const short = randomBytes(2).toString('hex');

@@ -13,13 +13,14 @@ import { pollUntil } from '../../substrate/poll.ts';
 import { onTeardown } from '../../substrate/lifecycle.ts';
 import { keepUntilRunEnd } from '../shared.ts';
 import { RESULTS_DIR_ENV } from '../../report/results.ts';
-import { CertificateAuthority, issueClient, issueServer, PkiStore } from '../../pki/index.ts';
+import { PkiStore } from '../../pki/index.ts';
+import { GatewayCredentials } from './credentials.ts';
 import { startKubeApi, type KubeApi } from '../../kube/apiserver.ts';
 import { NodeAgent } from '../../kube/node-agent.ts';
 import { kubeNode } from '../../kube/node-netns.ts';
 import { applyObjects, deleteObjects, inNamespace } from '../../kube/apply.ts';
 import { envoyBinary, envoyStat } from '../../profiles/envoy.ts';
-import { deployments, gateways, isInjected, services, type IstioModel, type Resource } from '../../profiles/istio/resources.ts';
+import { deployments, isInjected, services, type IstioModel, type Resource } from '../../profiles/istio/resources.ts';
 import { portProtocol } from '../../profiles/istio/policy.ts';
 import type { GatewayCredential, Mesh } from '../../profiles/istio/mesh.ts';
 import { resolveIstio, resolveKube } from '../provision.ts';
@@ -60,7 +61,7 @@ export class IstiodMesh implements Mesh {
   private applied = new Map<string, KubernetesObject>();
   /** What applyExtra applied and deleteExtra did not delete: a reset deletes it too. */
   private readonly extras = new Map<string, KubernetesObject>();
-  private readonly credentials = new Map<string, GatewayCredential>();
+  private readonly credentials: GatewayCredentials;
   /**
    * From start(): the API server (etcd, kube-apiserver, kcm) ready; istiod ready with its injector armed; every pod
    * Ready and every sidecar ACKed. A reused control plane has 0 for the first two and `reused` set.
@@ -79,6 +80,7 @@ export class IstiodMesh implements Mesh {
     private log: (l: string) => void,
   ) {
     this.pkiStore = new PkiStore(join(cluster.stateDir, 'pki'));
+    this.credentials = new GatewayCredentials(this.pkiStore);
   }
 
   static async start(model: IstioModel, opts: IstiodMeshOptions = {}): Promise<IstiodMesh> {
@@ -206,7 +208,7 @@ export class IstiodMesh implements Mesh {
     const changed = [...want.entries()].filter(([k, o]) => JSON.stringify(this.applied.get(k)) !== JSON.stringify(o)).map(([, o]) => o);
     if (changed.length === 0 && gone.length === 0) return;
     const phase = phases();
-    await this.ensureCredentials(model);
+    await this.credentials.ensure(this.api.kc, model);
     phase.mark('credentials');
     // what goes and what comes have different names (objKey): the deleted pods stop while the new ones start
     await Promise.all([
@@ -247,24 +249,8 @@ export class IstiodMesh implements Mesh {
   private async waitSynced(before: SyncStatus[], configChanged: boolean, phase: Phases): Promise<void> {
     const expected = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => `${p.spec.name}.${p.spec.namespace}`);
     await waitAcked(() => this.syncz(), expected, before, configChanged);
-    let last = '';
     phase.mark('ACKs');
-    // an ACKed listener can still be warming (waiting for its SDS secrets, e.g. a gateway's credentialName)
-    const proxies = [...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => p.key);
-    await pollUntil(
-      async () => {
-        const warming = await Promise.all(
-          proxies.map(async (k) => {
-            const st = await this.adminStats(k, '^listener_manager\\.total_listeners_warming$');
-            // a gauge Envoy does not show says nothing: that proxy is not known to be done
-            return st.length === 1 ? (st[0]!.value ?? 0) : Infinity;
-          }),
-        );
-        last = proxies.filter((_, i) => warming[i]! > 0).join(', ');
-        return warming.every((n) => n === 0) ? true : undefined;
-      },
-      { timeoutMs: 30_000, intervalMs: 200, what: 'no sidecar listener warming', detail: () => last },
-    );
+    await waitNoListenerWarming([...this.cluster.pods.values()].filter((p) => this.cluster.containerStatus(p.key, SIDECAR) !== undefined).map((p) => p.key), (k, f) => this.adminStats(k, f));
     phase.mark('warming');
   }
 
@@ -297,33 +283,7 @@ export class IstiodMesh implements Mesh {
   }
 
   gatewayCredential(namespace: string, name: string): GatewayCredential {
-    const c = this.credentials.get(`${namespace}/${name}`);
-    if (!c) throw new Error(`no Gateway credential ${namespace}/${name} in this mesh (no Gateway of the model names it)`);
-    return c;
-  }
-
-  /**
-   * Each Gateway credentialName as the workshop makes it (istio-katas mutual-tls.md): a CA `example.com`, a server
-   * certificate CN=<the first server host>, O=ACMEorg, and a client certificate CN=client.example.com, O=ACMEorg for
-   * callers; then `kubectl create secret generic <name> --from-file=cert=… --from-file=key=… --from-file=cacert=…`
-   * in the Gateway's namespace (the cacert key is what turns on client verification). istiod serves it to the gateway.
-   */
-  private async ensureCredentials(model: IstioModel): Promise<void> {
-    for (const gw of gateways(model)) {
-      for (const server of gw.servers) {
-        if (!server.tls?.credentialName) continue;
-        const key = `${gw.namespace}/${server.tls.credentialName}`;
-        if (this.credentials.has(key)) continue;
-        const ca = await CertificateAuthority.create(`credential-${gw.namespace}-${server.tls.credentialName}`, { cn: 'example.com' });
-        const host = server.hosts.map((h) => h.replace(/^[^/]*\//, '')).find((h) => !h.includes('*')) ?? 'gateway.example.com';
-        const srv = await issueServer(ca, { cn: host, o: 'ACMEorg' });
-        const cli = this.pkiStore.writeIdentity({ ...(await issueClient(ca, { cn: 'client.example.com', o: 'ACMEorg' })), name: `${gw.namespace}.${server.tls.credentialName}.client` });
-        const srvFiles = this.pkiStore.writeIdentity({ ...srv, name: `${gw.namespace}.${server.tls.credentialName}.server` });
-        const b64 = (pem: string): string => Buffer.from(pem).toString('base64');
-        await applyObjects(this.api.kc, [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: server.tls.credentialName, namespace: gw.namespace }, type: 'Opaque', data: { cert: b64(srv.certPem), key: b64(srv.keyPem), cacert: b64(ca.certPem) } } as KubernetesObject], { source: `credentialName ${key}` });
-        this.credentials.set(key, { cert: srvFiles.cert, key: srvFiles.key, cacert: srvFiles.ca, client: { cert: cli.cert, key: cli.key } });
-      }
-    }
+    return this.credentials.get(namespace, name);
   }
 
   private unregister: () => void = () => undefined;
@@ -537,6 +497,31 @@ export async function upstreamConnections(cluster: Cluster, pod: string): Promis
     out.set(key, c);
   }
   return out;
+}
+
+/** A sidecar's Envoy stats whose name matches `filter`, however the substrate reaches its admin port. */
+export type StatsOf = (pod: string, filter: string) => Promise<{ name?: string; value?: number }[]>;
+
+/**
+ * Waits until no listener of the `proxies` (sidecar pods' keys) is warming: an ACKed listener can still wait for its
+ * SDS secrets (a gateway's credentialName), and until then it refuses connections.
+ */
+export async function waitNoListenerWarming(proxies: string[], statsOf: StatsOf): Promise<void> {
+  let last = '';
+  await pollUntil(
+    async () => {
+      const warming = await Promise.all(
+        proxies.map(async (k) => {
+          const st = await statsOf(k, '^listener_manager\\.total_listeners_warming$');
+          // a gauge Envoy does not show says nothing: that proxy is not known to be done
+          return st.length === 1 ? (st[0]!.value ?? 0) : Infinity;
+        }),
+      );
+      last = proxies.filter((_, i) => warming[i]! > 0).join(', ');
+      return warming.every((n) => n === 0) ? true : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200, what: 'no sidecar listener warming', detail: () => last },
+  );
 }
 
 /** The stats whose name matches `filter` (a regular expression: Envoy's admin /stats?filter=) of a sidecar's Envoy. */

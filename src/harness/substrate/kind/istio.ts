@@ -43,6 +43,13 @@ export function forKubelet(objs: KubernetesObject[], workloadImage: string): { o
     const extra: V1Container[] = [];
     for (const c of [...(pod.initContainers ?? []), ...(pod.containers ?? [])]) {
       const env = Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+      // Istio's gateway injection fills `image: auto`; the API server defaults a tagless image to imagePullPolicy
+      // Always (Kubernetes images.md), and a pull cannot work offline: the injected image is on the nodes already
+      if (c.image === 'auto') {
+        if (c.imagePullPolicy !== 'Never') rewritten.push(`${o.kind}/${o.metadata?.name}/${c.name}: image auto, imagePullPolicy ${c.imagePullPolicy ?? 'Always (defaulted)'} → Never`);
+        c.imagePullPolicy = 'Never';
+        continue;
+      }
       let programs;
       try {
         programs = programsOf(c, env, { pilotAgent: '', pilotDiscovery: '', envoy: '' }, id);

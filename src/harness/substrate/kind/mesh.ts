@@ -10,11 +10,11 @@ import { envoyStat } from '../../profiles/envoy.ts';
 import { deployments, services, type IstioModel } from '../../profiles/istio/resources.ts';
 import { matches } from '../pods.ts';
 import type { GatewayCredential, Mesh } from '../../profiles/istio/mesh.ts';
-import { objectsOf, objKey, retireOldConnections, waitAcked, waitRolledOut } from '../../controlplane/istiod/mesh.ts';
+import { adminStats, objectsOf, objKey, retireOldConnections, waitAcked, waitNoListenerWarming, waitRolledOut } from '../../controlplane/istiod/mesh.ts';
+import { GatewayCredentials } from '../../controlplane/istiod/credentials.ts';
 import { keepUntilRunEnd } from '../../controlplane/shared.ts';
 import { applyObjects, deleteObjects, inNamespace } from '../../kube/apply.ts';
 import { PkiStore } from '../../pki/index.ts';
-import { UserError } from '../../model/errors.ts';
 import { REPORTS_DIR_ENV } from '../state.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { forKubelet, placeOn, sidecarProxies, SIDECAR, startKindIstio, type KindIstio } from './istio.ts';
@@ -47,6 +47,7 @@ export class KindMesh implements Mesh {
   private unregister: () => void = () => undefined;
   private unkeep: () => void = () => undefined;
   private static readonly idle = new Map<string, KindMesh>();
+  private readonly credentials: GatewayCredentials;
 
   private constructor(
     readonly ki: KindIstio,
@@ -55,6 +56,7 @@ export class KindMesh implements Mesh {
     private log: (l: string) => void,
   ) {
     this.pkiStore = new PkiStore(join(cluster.stateDir, 'pki'));
+    this.credentials = new GatewayCredentials(this.pkiStore);
   }
 
   get istioVersion(): string {
@@ -119,6 +121,7 @@ export class KindMesh implements Mesh {
     if (changed.length === 0 && gone.length === 0) return;
     const t0 = Date.now();
     const before = await this.ki.syncz().catch(() => []);
+    await this.credentials.ensure(this.ki.kc, model);
     await Promise.all([
       applyObjects(this.ki.kc, changed, { namespace: 'default', source: 'istio model' }),
       deleteObjects(this.ki.kc, gone.map((o) => inNamespace(o, 'default')), { wait: true }),
@@ -130,9 +133,23 @@ export class KindMesh implements Mesh {
     const pods = (await core.listPodForAllNamespaces({})).items.filter((p) => p.metadata?.namespace !== 'istio-system' && p.metadata?.namespace !== 'kube-system');
     await waitAcked(() => this.ki.syncz(), sidecarProxies(pods), before, configChanged, 60_000);
     await this.cluster.refresh();
+    const sidecars = [...this.cluster.pods.values()].filter((p) => p.containers.includes(SIDECAR));
+    await waitNoListenerWarming(sidecars.map((p) => p.key), (k, f) => this.proxyStats(k, f));
+    const proxies = sidecars.filter((p) => p.agentContainer).map((p) => p.key);
     // pooled connections opened under the old policy are retired as on netns (IstiodMesh: Istio's callConverge)
-    if (configChanged) await retireOldConnections(this.cluster, [...this.cluster.pods.values()].filter((p) => p.containers.includes(SIDECAR) && p.agentContainer).map((p) => p.key), model);
+    if (configChanged) await retireOldConnections(this.cluster, proxies, model);
     this.log(`kind: applied ${changed.length} (${changed.map((o) => o.kind).join(' ')}), deleted ${gone.length} (${gone.map((o) => o.kind).join(' ')}); settled in ${Date.now() - t0} ms`);
+  }
+
+  /**
+   * A proxy's Envoy stats: through the probe agent in the pod, or, in a pod without meshproof's workload image (the
+   * ingress gateway), by pilot-agent itself in its container (`pilot-agent request`, what istioctl uses for admin calls).
+   */
+  private async proxyStats(pod: string, filter: string): Promise<{ name?: string; value?: number }[]> {
+    if (this.cluster.pods.get(pod)?.agentContainer) return adminStats(this.cluster, pod, filter);
+    const r = await this.cluster.exec(pod, ['pilot-agent', 'request', 'GET', `stats?format=json&filter=${encodeURIComponent(filter)}`], { container: SIDECAR, timeoutMs: 10_000 });
+    if (r.code !== 0) throw new Error(`${pod}: pilot-agent request GET stats failed (${r.code}): ${r.stderr.trim()}`);
+    return (JSON.parse(r.stdout || '{"stats":[]}') as { stats: { name?: string; value?: number }[] }).stats;
   }
 
   /** A counter of the pod's sidecar Envoy, from its admin API (read by the probe agent in the pod's app container). */
@@ -146,7 +163,7 @@ export class KindMesh implements Mesh {
   }
 
   gatewayCredential(namespace: string, name: string): GatewayCredential {
-    throw new UserError(`Gateway credential ${namespace}/${name}: the kind substrate makes no Gateway credentials yet (issue 14): use --substrate netns`);
+    return this.credentials.get(namespace, name);
   }
 
   /** Kept for the run's next suite when shared; otherwise stopped. */
