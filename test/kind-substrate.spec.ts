@@ -25,7 +25,7 @@ registry.k8s.io/etcd:3.6.5-0
 `;
 
 describe('kind substrate: tables (real-control-planes.md §4)', () => {
-  it('builds kind v0.30.0, crictl v1.34.0 (the sigs.k8s.io path), coredns v1.12.1 and the four node binaries of Kubernetes v1.34.4', () => {
+  it('builds kind v0.30.0, crictl v1.34.0 (the sigs.k8s.io path), coredns v1.12.1, the four node binaries of Kubernetes v1.34.4 and distribution\'s registry v3.1.2', () => {
     const rows = KIND_GO_TOOLS.flatMap((t) => t.binaries.map((b) => `${b.name} ${t.module}@${t.moduleVersion} ${b.pkg || '.'}`));
     expect(rows).to.have.members([
       'kind sigs.k8s.io/kind@v0.30.0 .',
@@ -36,8 +36,9 @@ describe('kind substrate: tables (real-control-planes.md §4)', () => {
       'kube-proxy k8s.io/kubernetes@v1.34.4 cmd/kube-proxy',
       'etcd go.etcd.io/etcd/server/v3@v3.6.8 .',
       'coredns github.com/coredns/coredns@v1.12.1 .',
+      'registry github.com/distribution/distribution/v3@v3.1.2 cmd/registry',
     ]);
-    expect(rows).to.have.length(8);
+    expect(rows).to.have.length(9);
   });
 
   it('builds the Kubernetes node binaries with the control plane\'s 31 staging replaces and version ldflags (Go\'s build cache hits)', () => {
@@ -49,7 +50,13 @@ describe('kind substrate: tables (real-control-planes.md §4)', () => {
   });
 
   it('keeps its cache directories off the control plane\'s (kubernetes/, etcd/)', () => {
-    expect(KIND_GO_TOOLS.map((t) => t.dir)).to.have.members(['kind', 'crictl', 'kubernetes-node', 'etcd-server', 'coredns']);
+    expect(KIND_GO_TOOLS.map((t) => t.dir)).to.have.members(['kind', 'crictl', 'kubernetes-node', 'etcd-server', 'coredns', 'registry']);
+  });
+
+  it('builds the registry with distribution\'s own version ldflags and its go.mod\'s go 1.26.0', () => {
+    const reg = KIND_GO_TOOLS.find((t) => t.tool === 'registry')!;
+    expect(reg.ldflags).to.include('-X github.com/distribution/distribution/v3/version.version=v3.1.2');
+    expect(reg.go).to.equal('1.26.0');
   });
 
   it('installs §4\'s Debian packages into the node, systemd first', () => {

@@ -33,7 +33,7 @@ const stdoutLog: Log = (line) => process.stdout.write(`${line}\n`);
 /** One binary (or file) a control plane runs, as results.json records it. */
 export interface ProvenanceRecord {
   /** The kind substrate's tools (substrate/kind/provision.ts) are recorded the same way. */
-  tool: 'istio' | 'kubernetes' | 'etcd' | 'kind' | 'crictl' | 'coredns' | 'kubernetes-node';
+  tool: 'istio' | 'kubernetes' | 'etcd' | 'kind' | 'crictl' | 'coredns' | 'kubernetes-node' | 'registry';
   /** The Istio / Kubernetes / etcd version it belongs to. */
   toolVersion: string;
   name: string;

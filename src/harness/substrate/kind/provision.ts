@@ -40,7 +40,7 @@ function expectedOf(t: KindGoTool): Expected[] {
 }
 
 export function wrapperOf(t: KindGoTool): WrapperModule {
-  return { module: `meshproof.local/build/${t.dir}`, go: '1.24.0', require: { path: t.module, version: t.moduleVersion }, replaces: t.replaces };
+  return { module: `meshproof.local/build/${t.dir}`, go: t.go ?? '1.24.0', require: { path: t.module, version: t.moduleVersion }, replaces: t.replaces };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ export interface KindGoTool {
   /** The cache directory `~/.cache/meshproof/<dir>/<version>/` (etcd and kubernetes are the control plane's: not reused). */
   dir: string;
   /** What provenance.json calls the tool. */
-  tool: 'kind' | 'crictl' | 'coredns' | 'etcd' | 'kubernetes-node';
+  tool: 'kind' | 'crictl' | 'coredns' | 'etcd' | 'kubernetes-node' | 'registry';
   version: string;
+  /** The wrapper module's `go` line when the module needs a newer one than 1.24.0 (a lower one than a dependency's is refused). */
+  go?: string;
   module: string;
   moduleVersion: string;
   binaries: readonly GoBinary[];
@@ -23,6 +25,10 @@ export interface KindGoTool {
 export const KIND_VERSION = 'v0.30.0';
 /** kubeadm v1.34.4's DefaultEtcdVersion is 3.6.5-0; §4 ran that image with an etcd 3.6.8 binary. */
 export const ETCD_SERVER_VERSION = 'v3.6.8';
+/** distribution's `registry`: the image registry an existing cluster pulls meshproof's images from (issue 14's --image-registry). */
+export const REGISTRY_VERSION = 'v3.1.2';
+/** distribution's module path and version package (its Makefile's GO_LDFLAGS: `-X $(PKG)/version.version=$(VERSION)`). */
+const DISTRIBUTION = 'github.com/distribution/distribution/v3';
 
 /** Built in this order: the small ones first, so a slow coredns or etcd does not hold them up. §4 times, warm module cache. */
 export const KIND_GO_TOOLS: readonly KindGoTool[] = [
@@ -58,6 +64,12 @@ export const KIND_GO_TOOLS: readonly KindGoTool[] = [
   {
     dir: 'coredns', tool: 'coredns', version: 'v1.12.1', module: 'github.com/coredns/coredns', moduleVersion: 'v1.12.1',
     binaries: [{ name: 'coredns', pkg: '', expected: '~5 min cold' }], ldflags: '-s -w', replaces: [],
+  },
+  {
+    // its go.mod says `go 1.26.0`; the Makefile's ldflags without the git revision (a module zip has none)
+    dir: 'registry', tool: 'registry', version: REGISTRY_VERSION, module: DISTRIBUTION, moduleVersion: REGISTRY_VERSION, go: '1.26.0',
+    binaries: [{ name: 'registry', pkg: 'cmd/registry', expected: '~3 min cold' }],
+    ldflags: `-s -w -X ${DISTRIBUTION}/version.version=${REGISTRY_VERSION} -X ${DISTRIBUTION}/version.mainpkg=${DISTRIBUTION}`, replaces: [],
   },
 ];
 
