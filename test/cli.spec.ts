@@ -56,8 +56,9 @@ describe('cli: --help and usage errors', () => {
       ['bad shard', ['--shard', '0/3'], /^meshproof: invalid --shard "0\/3": expected i\/n/],
       ['shard past n', ['--shard', '4/3'], /invalid --shard/],
       ['gate without baseline', ['--gate'], /^meshproof: --gate needs --baseline/],
-      ['unknown substrate', ['--substrate', 'lxc'], /^meshproof: --substrate lxc: unknown substrate; the substrates are netns, docker, kind: use --substrate netns, docker$/m],
-      ['a substrate that cannot run suites yet', ['--substrate', 'kind'], /^meshproof: --substrate kind: the kind substrate cannot run suites yet, issue 14 adds it: use --substrate netns, docker$/m],
+      ['unknown substrate', ['--substrate', 'lxc'], /^meshproof: --substrate lxc: unknown substrate; the substrates are netns, docker, kind: use --substrate netns, docker, kind$/m],
+      ['the emulation on kind', ['--substrate', 'kind', '--control-plane', 'emulated'], /^meshproof: --control-plane emulated on kind: the kind substrate runs Istio's own istiod/m],
+      ['a profile kind does not run', ['--substrate', 'kind', '--profile', 'cf'], /^meshproof: --substrate kind runs only the suites of profile istio \(on istiod\), not profile cf: /m],
       ['bad envoy version', ['--envoy-version', '1.36.4,latest'], /^meshproof: invalid envoy version "latest"/],
       ['missing baseline', ['--baseline', '/nonexistent/results.json'], /does not exist/],
     ];

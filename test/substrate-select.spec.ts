@@ -1,6 +1,6 @@
 // The substrate a run's suites start their clusters on (substrate/index.ts): MESHPROOF_SUBSTRATE, set by
-// `meshproof run --substrate`, else netns; a substrate that cannot run suites yet, or an unknown one, is one line
-// naming the fix (exit 2) — never a silent netns. Pure: every refusal comes before anything starts.
+// `meshproof run --substrate`, else netns; an unknown one, or what a substrate cannot run (kind: only the Istio suites
+// on istiod), is one line naming the fix (exit 2) — never a silent netns. Pure: every refusal comes before anything starts.
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import { EXIT, UserError } from '../src/harness/model/errors.ts';
@@ -11,11 +11,12 @@ import type { Cluster } from '../src/harness/substrate/types.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
-// The lines a user sees (hand-written: the issue that adds kind is 14; docker runs suites since issue 12).
-const KIND_FLAG = '--substrate kind: the kind substrate cannot run suites yet, issue 14 adds it: use --substrate netns, docker';
-const UNKNOWN_FLAG = '--substrate lxc: unknown substrate; the substrates are netns, docker, kind: use --substrate netns, docker';
-const KIND_ENV = 'MESHPROOF_SUBSTRATE=kind: the kind substrate cannot run suites yet, issue 14 adds it: set MESHPROOF_SUBSTRATE=netns, docker or unset it';
-const UNKNOWN_ENV = 'MESHPROOF_SUBSTRATE=Netns: unknown substrate; the substrates are netns, docker, kind: set MESHPROOF_SUBSTRATE=netns, docker or unset it';
+// The lines a user sees (hand-written: kind runs real Istio's pods, so the Istio profile on istiod alone — issue 14).
+const UNKNOWN_FLAG = '--substrate lxc: unknown substrate; the substrates are netns, docker, kind: use --substrate netns, docker, kind';
+const UNKNOWN_ENV = 'MESHPROOF_SUBSTRATE=Netns: unknown substrate; the substrates are netns, docker, kind: set MESHPROOF_SUBSTRATE=netns, docker, kind or unset it';
+const KIND_TOPOLOGY = 'topology never-started: the kind substrate runs only the istio profile on the istiod control plane (its pods are a real cluster\'s): use --substrate netns or docker';
+const KIND_PROFILE = '--substrate kind runs only the suites of profile istio (on istiod), not profile substrate: use --profile istio (or --suite istio-...), and run the others on --substrate netns or docker';
+const KIND_EMULATED = '--control-plane emulated on kind: the kind substrate runs Istio\'s own istiod (the emulation needs pods the harness runs itself): use --control-plane istiod, or --substrate netns or docker';
 
 /** The UserError `f` throws (or its promise rejects with). */
 async function refusal(f: () => unknown): Promise<UserError> {
@@ -35,17 +36,15 @@ function expectLine(e: UserError, line: string): void {
 }
 
 describe('substrate selection: the run chooses, suites never name one', () => {
-  it('no MESHPROOF_SUBSTRATE (or an empty one) is netns; netns is netns, docker is docker', () => {
+  it('no MESHPROOF_SUBSTRATE (or an empty one) is netns; netns is netns, docker is docker, kind is kind', () => {
     expect(substrateOfRun({})).to.equal('netns');
     expect(substrateOfRun({ MESHPROOF_SUBSTRATE: '' })).to.equal('netns');
     expect(substrateOfRun({ MESHPROOF_SUBSTRATE: 'netns' })).to.equal('netns');
     expect(substrateOfRun({ MESHPROOF_SUBSTRATE: 'docker' })).to.equal('docker');
+    expect(substrateOfRun({ MESHPROOF_SUBSTRATE: 'kind' })).to.equal('kind');
     expect(assertSubstrate('netns')).to.equal('netns');
     expect(assertSubstrate('docker')).to.equal('docker');
-  });
-
-  it('--substrate kind is known but refused in one line naming the issue that adds it', async () => {
-    expectLine(await refusal(() => assertSubstrate('kind')), KIND_FLAG);
+    expect(assertSubstrate('kind')).to.equal('kind');
   });
 
   it('an unknown --substrate lists the substrates', async () => {
@@ -53,19 +52,28 @@ describe('substrate selection: the run chooses, suites never name one', () => {
   });
 
   it('MESHPROOF_SUBSTRATE is refused the same way, naming the variable (a name is exact: Netns is not netns)', async () => {
-    expectLine(await refusal(() => substrateOfRun({ MESHPROOF_SUBSTRATE: 'kind' })), KIND_ENV);
     expectLine(await refusal(() => substrateOfRun({ MESHPROOF_SUBSTRATE: 'Netns' })), UNKNOWN_ENV);
   });
 
-  it('upCluster on kind rejects with that line before starting anything (no fallback to netns)', async () => {
+  it('upCluster of a harness topology on kind rejects in one line before starting anything (no fallback to netns)', async () => {
     const topology = { name: 'never-started', pods: [] };
     let logged = 0;
     const opts = { wire: false, log: () => void logged++ };
-    expectLine(await refusal(() => upCluster(topology, opts, { MESHPROOF_SUBSTRATE: 'kind' })), KIND_ENV);
+    expectLine(await refusal(() => upCluster(topology, opts, { MESHPROOF_SUBSTRATE: 'kind' })), KIND_TOPOLOGY);
     expect(logged, 'no substrate phase ran').to.equal(0);
   });
 
-  it('meshproof run plans netns by default, docker when asked, and refuses kind before anything is provisioned', async () => {
+  it('meshproof run --substrate kind plans the Istio suites on istiod, leaves the other profiles out, and refuses what kind cannot run', async () => {
+    const all = planRun({ substrate: 'kind' }, REPO);
+    expect([all.substrate, all.controlPlane]).to.deep.equal(['kind', 'istiod']);
+    // suites/istio-*.spec.ts: nine files today (hand-counted), the only profile on kind
+    expect(all.suites.map((s) => s.profile)).to.deep.equal(Array(9).fill('istio'));
+    expect([...all.leftOut].sort()).to.deep.equal(['c2c', 'cf', 'cf-for-k8s', 'contrast', 'load', 'substrate']);
+    expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'kind' }, REPO)), KIND_PROFILE);
+    expectLine(await refusal(() => planRun({ suite: 'istio-strict-denial', substrate: 'kind', controlPlane: 'emulated' }, REPO)), KIND_EMULATED);
+  });
+
+  it('meshproof run plans netns by default, docker when asked', async () => {
     expect(planRun({ suite: 'substrate' }, REPO).substrate).to.equal('netns');
     expect(planRun({ suite: 'substrate', substrate: 'netns' }, REPO).substrate).to.equal('netns');
     expect(planRun({ suite: 'substrate', substrate: 'docker' }, REPO).substrate).to.equal('docker');
@@ -75,7 +83,6 @@ describe('substrate selection: the run chooses, suites never name one', () => {
       await refusal(() => planRun({ suite: 'istio-strict-denial', substrate: 'docker', controlPlane: 'istiod' }, REPO)),
       '--control-plane istiod needs the kube layer, which runs on the netns substrate only: use --substrate netns, or --control-plane emulated on docker',
     );
-    expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'kind' }, REPO)), KIND_FLAG);
     expectLine(await refusal(() => planRun({ suite: 'substrate', substrate: 'lxc' }, REPO)), UNKNOWN_FLAG);
   });
 

@@ -14,13 +14,13 @@ import { callerUid, janitor, ownerAlive, readRecords, shortOf, stateDirOf, teard
 import { loadTopology } from '../substrate/topology.ts';
 import { pollUntil } from '../substrate/poll.ts';
 import type { Cluster } from '../substrate/types.ts';
-import { assertSubstrate, DEFAULT_SUBSTRATE, RUNNABLE_SUBSTRATES, SUBSTRATE_ENV, SUBSTRATES, upCluster } from '../substrate/index.ts';
+import { assertSubstrate, DEFAULT_SUBSTRATE, KIND_SCOPE, kindRequested, SUBSTRATE_ENV, SUBSTRATES, startKindMesh, upCluster } from '../substrate/index.ts';
 import { apply, loadIstio, type InjectOverride } from '../profiles/istio/resources.ts';
 import { IstioMesh } from '../profiles/istio/index.ts';
 import { IstiodMesh } from '../controlplane/istiod/mesh.ts';
 import { removeSaMountpoint } from '../kube/node-agent.ts';
 import { CONTROL_PLANES } from '../controlplane/index.ts';
-import { resolveIstio } from '../controlplane/provision.ts';
+import { resolveIstio, resolveKube } from '../controlplane/provision.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -109,9 +109,12 @@ async function startFor(path: string, opts: UpFlags): Promise<{ cluster: Cluster
   if (!isIstioInput(path, opts)) return { cluster: await upCluster(loadTopology(path), upOpts) };
   const model = istioModelFor(path, opts);
   if ((opts.controlPlane ?? 'istiod') === 'emulated') return { cluster: (await IstioMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion })).cluster };
-  // IstiodMesh registers its own teardown: the keeper's Ctrl-C or SIGTERM stops the node agent and the API server too
-  const mesh = await IstiodMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion, istioVersion: opts.istioVersion });
-  return { cluster: mesh.cluster, kubeconfig: mesh.api.kubeconfigPath };
+  // each mesh registers its own teardown: the keeper's Ctrl-C or SIGTERM stops the node agent and the API server too,
+  // or deletes the kind cluster
+  const mesh = kindRequested()
+    ? await startKindMesh(model, { log, wire: opts.wire, reportsDir: opts.reports, istioVersion: opts.istioVersion, origin: 'up', topology: path })
+    : await IstiodMesh.start(model, { ...upOpts, envoyVersion: opts.envoyVersion, istioVersion: opts.istioVersion });
+  return { cluster: mesh.cluster, ...(mesh.kubeconfig ? { kubeconfig: mesh.kubeconfig } : {}) };
 }
 
 async function up(topologyPath: string, opts: UpFlags): Promise<number> {
@@ -124,7 +127,11 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
     const cp = opts.controlPlane ?? 'istiod';
     if (!(CONTROL_PLANES as readonly string[]).includes(cp)) throw new UserError(`unknown control plane ${JSON.stringify(cp)}: the control planes are ${CONTROL_PLANES.join(', ')}`);
     if (cp === 'istiod') resolveIstio(assertIstioVersion(opts.istioVersion ?? DEFAULT_ISTIO_VERSION).version);
-  } else loadTopology(topologyPath);
+    if (kindRequested() && cp !== KIND_SCOPE.controlPlane) throw new UserError(`up --substrate kind --control-plane ${cp}: kind runs Istio's own istiod (the emulation needs pods the harness runs itself): use --control-plane istiod, or --substrate netns or docker`);
+  } else {
+    loadTopology(topologyPath);
+    if (kindRequested()) throw new UserError(`up --substrate kind ${topologyPath}: kind runs Istio YAML on istiod (a directory such as fixtures/istio/sentences), not a meshproof topology: use --substrate netns or docker`);
+  }
   requireRoot(`up ${topologyPath}`);
   if (!opts.foreground) {
     // Keep the topology running after this command returns: a detached copy of ourselves owns it.
@@ -182,7 +189,10 @@ async function up(topologyPath: string, opts: UpFlags): Promise<number> {
     throw e;
   }
   const lines = [`run ${cluster.runId} (${shortOf(cluster.runId)}) is up on ${cluster.substrate}: ${cluster.runDir}`];
-  for (const p of cluster.pods.values()) lines.push(`  pod ${p.key.padEnd(28)} ${p.ip.padEnd(12)} ${p.netns.startsWith('docker:') ? `container ${p.netns.slice('docker:'.length)}` : `netns ${p.netns}`}`);
+  // a kind pod is on a node (KindPod), a docker pod in a container, a netns pod in its namespace
+  const where = (p: { netns: string; node?: string }): string =>
+    p.node !== undefined ? `node ${p.node}` : p.netns.startsWith('docker:') ? `container ${p.netns.slice('docker:'.length)}` : `netns ${p.netns}`;
+  for (const p of cluster.pods.values()) lines.push(`  pod ${p.key.padEnd(28)} ${p.ip.padEnd(12)} ${where(p)}`);
   for (const s of cluster.services.values()) lines.push(`  svc ${`${s.spec.namespace}/${s.spec.name}`.padEnd(28)} ${s.vip.padEnd(12)} ports ${s.spec.ports.map((x) => x.port).join(',')} -> ${s.endpoints.map((e) => e.spec.name).join(',')}`);
   if (kubeconfig) lines.push(`Kubernetes API (loopback only): export KUBECONFIG=${kubeconfig}   then kubectl get pods -A, kubectl apply -f ..., istioctl proxy-status`);
   lines.push(`explore: meshproof exec <pod> -- <cmd...>   stop: meshproof down`, '');
@@ -218,8 +228,13 @@ async function execIn(pod: string, argv: string[], opts: { run?: string }): Prom
   const netns = rec.pods[key];
   if (!netns) throw new UserError(`no pod ${pod} in run ${rec.short} (pods: ${Object.keys(rec.pods).join(', ')})`);
   if (argv.length === 0) throw new UserError('nothing to run: meshproof exec <pod> -- <cmd...>');
-  // a docker pod (`docker:<infra container>`) is entered through the run's own engine, whose socket is in its state dir
-  const child = netns.startsWith('docker:')
+  // a kind pod (`kind:<namespace>/deploy/<name>`) through the run's API server on loopback (its keeper relays it), by
+  // kubectl, in the container Istio's injection names the default; a docker pod (`docker:<infra container>`) through
+  // the run's own engine, whose socket is in its state dir
+  const kindTarget = /^kind:([^/]+)\/(.+)$/.exec(netns);
+  const child = kindTarget
+    ? spawn(resolveKube().kubectl, ['--kubeconfig', join(stateDirOf(rec.short), 'kind', 'kubeconfig.loopback'), '-n', kindTarget[1]!, 'exec', '-i', kindTarget[2]!, '--', ...argv], { stdio: 'inherit' })
+    : netns.startsWith('docker:')
     ? spawn('docker', ['exec', '-i', netns.slice('docker:'.length), ...argv], { stdio: 'inherit', env: { ...process.env, DOCKER_HOST: `unix://${join(stateDirOf(rec.short), 'docker', 'docker.sock')}` } })
     : spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: 'inherit' });
   return new Promise((res) => child.on('exit', (code, signal) => res(code ?? (signal ? 128 : 1))));
@@ -235,8 +250,9 @@ async function down(opts: { run?: string; all?: boolean }): Promise<number> {
   for (const rec of targets) {
     if (ownerAlive(rec)) {
       process.kill(rec.ownerPid, 'SIGTERM');
-      // its teardown removes the state dir last; what is left after 15 s is removed below
-      await pollUntil(() => (existsSync(stateDirOf(rec.short)) ? undefined : true), { timeoutMs: 15_000, what: `run ${rec.short}'s keeper to tear down` }).catch(() => undefined);
+      // its teardown removes the state dir last; what is left after 15 s (a kind cluster's delete: 90 s) is removed below
+      const kind = existsSync(join(stateDirOf(rec.short), 'kind'));
+      await pollUntil(() => (existsSync(stateDirOf(rec.short)) ? undefined : true), { timeoutMs: kind ? 90_000 : 15_000, what: `run ${rec.short}'s keeper to tear down` }).catch(() => undefined);
     } else log(`run ${rec.short}: its keeper (pid ${rec.ownerPid}) is gone; removing what it left`);
     // whatever the keeper did not get to remove in time (or at all): this run's only
     if (existsSync(stateDirOf(rec.short))) await teardownRun(rec.short);
@@ -288,7 +304,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--control-plane <name>', 'for Istio YAML: istiod (Istio\'s own istiod on a real kube-apiserver; prints a KUBECONFIG) or emulated', 'istiod')
     .option('--istio-version <version>', `the Istio release whose istiod runs (supported: ${Object.keys(ISTIO_VERSIONS).join(', ')})`, DEFAULT_ISTIO_VERSION)
     .option('--inject <all|names>', "remove the sidecar.istio.io/inject: 'false' annotation from every Deployment (all) or from those named (age,name), as the workshop's grep -v inject does; the namespace's istio-injection=enabled then injects them")
-    .option('--substrate <name>', `where pods run: ${RUNNABLE_SUBSTRATES.join(', ')}`)
+    .option('--substrate <name>', `where pods run: ${SUBSTRATES.join(', ')} (kind: Istio YAML on istiod, e.g. fixtures/istio/sentences; prints its KUBECONFIG)`)
     .action(async (t: string, o: UpFlags & { substrate?: string }) => {
       // the keeper (a detached copy of this command) inherits the choice with the environment
       if (o.substrate !== undefined) process.env[SUBSTRATE_ENV] = assertSubstrate(o.substrate);
@@ -341,7 +357,7 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('run')
     .description('provision what is missing, run the conformance suites (mocha) and write the reports of the run into one directory')
-    .option('--substrate <name>', `where pods run: ${SUBSTRATES.join(', ')} (suites run on ${RUNNABLE_SUBSTRATES.join(', ')} today; ${SUBSTRATES.filter((s) => !RUNNABLE_SUBSTRATES.includes(s)).join(' and ')}: not yet)`, DEFAULT_SUBSTRATE)
+    .option('--substrate <name>', `where pods run: ${SUBSTRATES.join(', ')} (kind: a real kind cluster, the ${KIND_SCOPE.profiles.join(', ')} profile on ${KIND_SCOPE.controlPlane} only)`, DEFAULT_SUBSTRATE)
     .option('--profile <names>', `comma-separated profiles to run (by suite file prefix: ${[...new Set(PROFILE_PREFIXES.map((p) => p[1]))].join(', ')}); default all`)
     .option('--suite <names>', 'comma-separated suite names, e.g. istio-strict-denial,substrate (default: all)')
     .option('--envoy-version <versions>', `comma-separated Envoy versions (default ${DEFAULT_ENVOY_VERSION}); several: the suites run once per version, each installed on demand, and the reports get a column per version`)

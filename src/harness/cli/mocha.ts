@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import type { TestResult } from '../report/meta.ts';
 import type { SuiteFile } from './suites.ts';
 import { endOfRun } from '../controlplane/shared.ts';
+import { KIND_WARM_TIMEOUT_MS, warmSharedMesh } from '../controlplane/index.ts';
 
 export interface MochaOutcome {
   /** mocha's failure count (failed tests and hooks). */
@@ -150,7 +151,14 @@ export async function runSuiteFiles(files: SuiteFile[], opts: MochaRunOptions): 
     }
   }
 
-  const mocha = new Mocha({ timeout: mocharc(repoRoot).timeout, reporter: Progress as unknown as typeof Mocha.reporters.Base });
+  // the root hook .mocharc.yml's suites/lib/root-hooks.ts gives the mocha command (its afterAll is endOfRun below)
+  const rootHooks = {
+    async beforeAll(this: Mocha.Context): Promise<void> {
+      this.timeout(KIND_WARM_TIMEOUT_MS);
+      await warmSharedMesh((l) => print(`    ${l}`));
+    },
+  };
+  const mocha = new Mocha({ timeout: mocharc(repoRoot).timeout, reporter: Progress as unknown as typeof Mocha.reporters.Base, rootHooks });
   for (const f of files) mocha.addFile(f.file);
   await mocha.loadFilesAsync();
   let failures = await new Promise<number>((resolve) => mocha.run(resolve));

@@ -27,7 +27,7 @@ import { columnLabel, varyingAxes, type PlannedUnit, type ResultsFile, type RunM
 import { diffRuns, loadResults, machineInfo, mergeResults, patchResultsFile, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
 import { RESULTS_DIR_ENV } from '../report/results.ts';
 import { REPORTS_DIR_ENV } from '../substrate/state.ts';
-import { assertSubstrate, DEFAULT_SUBSTRATE, SUBSTRATE_ENV } from '../substrate/index.ts';
+import { assertSubstrate, DEFAULT_SUBSTRATE, KIND_SCOPE, SUBSTRATE_ENV } from '../substrate/index.ts';
 import { requireRoot } from './doctor.ts';
 
 /** The profiles whose suites run on the run's control plane (istiod or the emulation): Istio's own, cf-for-k8s on Istio, the load suite's Istio bed. */
@@ -88,13 +88,16 @@ export function newRunId(now = new Date()): string {
 }
 
 export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
-  // a substrate that cannot run suites yet is refused here, never run on another
+  // an unknown substrate is refused here, never run on another
   const substrate = assertSubstrate(flags.substrate ?? DEFAULT_SUBSTRATE);
   const givenEnvoy = parseList(flags.envoyVersion);
   for (const v of givenEnvoy ?? []) assertEnvoyVersion(v);
   // the kube layer (istiod's API server and node agent) runs on netns only: on docker the Istio suites run on the emulation
   if (substrate === 'docker' && flags.controlPlane !== undefined && flags.controlPlane !== 'emulated') {
     throw new UserError(`--control-plane ${flags.controlPlane} needs the kube layer, which runs on the netns substrate only: use --substrate netns, or --control-plane emulated on docker`);
+  }
+  if (substrate === 'kind' && flags.controlPlane !== undefined && flags.controlPlane !== KIND_SCOPE.controlPlane) {
+    throw new UserError(`--control-plane ${flags.controlPlane} on kind: the kind substrate runs Istio's own istiod (the emulation needs pods the harness runs itself): use --control-plane istiod, or --substrate netns or docker`);
   }
   const controlPlane = (flags.controlPlane ?? (substrate === 'docker' ? 'emulated' : 'istiod')) as ControlPlaneKind | 'both';
   if (!([...CONTROL_PLANES, 'both'] as readonly string[]).includes(controlPlane)) throw new UserError(`unknown control plane ${JSON.stringify(flags.controlPlane)}: the control planes are ${CONTROL_PLANES.join(', ')} (or both)`);
@@ -119,7 +122,15 @@ export function planRun(flags: RunFlags, repoRoot: string): RunPlan {
       throw new UserError(`--istio-version ${list} runs only the suites on istiod (profiles ${ISTIOD_PROFILES.join(', ')}), not profile ${off.join(', ')}: use --profile istio (or --suite istio-...), and run the others without --istio-version`);
     }
   }
-  const suites = multiIstio ? selected.filter((x) => onIstiod(x.profile)) : selected;
+  // kind runs the Istio profile only (KIND_SCOPE): named others are a mistake, by default they are left out (the run says so)
+  const onKind = (profile: string) => (KIND_SCOPE.profiles as readonly string[]).includes(profile);
+  if (substrate === 'kind') {
+    const off = [...new Set(selected.filter((x) => !onKind(x.profile)).map((x) => x.profile))];
+    if (off.length && (flags.profile !== undefined || flags.suite !== undefined)) {
+      throw new UserError(`--substrate kind runs only the suites of profile ${KIND_SCOPE.profiles.join(', ')} (on istiod), not profile ${off.join(', ')}: use --profile istio (or --suite istio-...), and run the others on --substrate netns or docker`);
+    }
+  }
+  const suites = selected.filter((x) => (!multiIstio || onIstiod(x.profile)) && (substrate !== 'kind' || onKind(x.profile)));
   const leftOut = [...new Set(selected.filter((x) => !suites.includes(x)).map((x) => x.profile))];
   // one release on istiod pairs with its own Envoy as several do (1.29.2 → 1.37.0); the emulation has no release
   const envoyVersions = multiIstio ? [...new Set(istioVersions.map(envoyOf))] : (givenEnvoy ?? [controlPlane === 'emulated' ? DEFAULT_ENVOY_VERSION : envoyOf(istioVersion)]);
@@ -202,15 +213,18 @@ export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<numb
     `meshproof run ${plan.runId}: ${plan.units.length} of ${matrixSize} (version × suite) units` +
       `${plan.shard ? ` in shard ${plan.shard.index}/${plan.shard.total}` : ''}, substrate ${plan.substrate}, control plane ${plan.controlPlane}${istioLine}, envoy ${versionsRun.join(', ') || plan.envoyVersions.join(', ')}, out ${plan.out}`,
   );
-  if (plan.leftOut.length) print(`    several Istio versions: the suites on istiod only (profiles ${ISTIOD_PROFILES.join(', ')}); not run here: profile ${plan.leftOut.join(', ')} (run them without --istio-version)`);
+  if (plan.leftOut.length && plan.substrate === 'kind') print(`    kind: the suites of profile ${KIND_SCOPE.profiles.join(', ')} on istiod only; not run here: profile ${plan.leftOut.join(', ')} (run them on --substrate netns or docker)`);
+  else if (plan.leftOut.length) print(`    several Istio versions: the suites on istiod only (profiles ${ISTIOD_PROFILES.join(', ')}); not run here: profile ${plan.leftOut.join(', ')} (run them without --istio-version)`);
 
   if (plan.provision && plan.units.length) {
     for (const [i, v] of versionsRun.entries()) {
       // the Istio releases run with this Envoy (doctor also checks each release's own Envoy wheel)
       const istioVersions = plan.controlPlane === 'emulated' ? [] : [...new Set(plan.units.filter((u) => u.envoyVersion === v).map((u) => u.istioVersion ?? plan.istioVersion))];
-      phase(`[provision ${i + 1}/${versionsRun.length}] meshproof doctor --fix --envoy-version ${v}${istioVersions.length ? ` --istio-version ${istioVersions.join(',')}` : ''}`);
+      // docker and kind also need their engine, images and (kind) node image and tools
+      const substrates = plan.substrate === DEFAULT_SUBSTRATE ? [] : [plan.substrate];
+      phase(`[provision ${i + 1}/${versionsRun.length}] meshproof doctor --fix --envoy-version ${v}${istioVersions.length ? ` --istio-version ${istioVersions.join(',')}` : ''}${substrates.length ? ` --substrate ${substrates.join(',')}` : ''}`);
       const lines: string[] = [];
-      const code = await runDoctor({ fix: true, envoyVersion: v, istioVersions, scope: 'run', log: (l) => (l.startsWith('ok ') ? lines.push(l) : print(`    ${l}`)) });
+      const code = await runDoctor({ fix: true, envoyVersion: v, istioVersions, scope: 'run', substrates, log: (l) => (l.startsWith('ok ') ? lines.push(l) : print(`    ${l}`)) });
       if (code !== 0) {
         print('    environment not ready (above); meshproof doctor lists what is missing');
         return EXIT.usage;

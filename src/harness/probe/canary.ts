@@ -13,7 +13,16 @@ export function newToken(): string {
   return `mpcanary-${randomBytes(8).toString('hex')}`;
 }
 
-export class WireCanary {
+/** What a probe batch needs of a wire canary (pods.ts probeBatch): one capture, or several read as one (WireCanaries). */
+export interface Canary {
+  watch(token: string): void;
+  sync(marker: string, send: () => Promise<void>, timeoutMs?: number): Promise<{ lost: boolean }>;
+  hasSeen(token: string): boolean;
+  forget(token: string): void;
+  result(token: string): { wire: Wire; legs: string[] };
+}
+
+export class WireCanary implements Canary {
   private offset = 0;
   /** Bytes of a record not yet complete at the last read. */
   private tail: Buffer = Buffer.alloc(0);
@@ -176,4 +185,41 @@ export function ipv4Leg(rec: Buffer, linktype: number | undefined): string | nul
   const ip = (o: number) => `${rec[o]}.${rec[o + 1]}.${rec[o + 2]}.${rec[o + 3]}`;
   const dport = (proto === 6 || proto === 17) && rec.length >= off + ihl + 4 ? `:${rec.readUInt16BE(off + ihl + 2)}` : '';
   return `${ip(off + 12)}→${ip(off + 16)}${dport}`;
+}
+
+/**
+ * Several captures read as one (the kind substrate: one in each node's network namespace, where that node's pods'
+ * veths are). A token is plaintext when any capture saw it; a sync waits until every capture holds the marker (the
+ * marker's sender makes each node send one), and is lost when any capture dropped packets.
+ */
+export class WireCanaries implements Canary {
+  constructor(readonly parts: readonly WireCanary[]) {
+    if (parts.length === 0) throw new Error('WireCanaries: no capture');
+  }
+
+  watch(token: string): void {
+    for (const c of this.parts) c.watch(token);
+  }
+
+  async sync(marker: string, send: () => Promise<void>, timeoutMs?: number): Promise<{ lost: boolean }> {
+    // one sender for all: each part's sync would send the marker again
+    let sending: Promise<void> | undefined;
+    const once = () => (sending ??= send().finally(() => (sending = undefined)));
+    const r = await Promise.all(this.parts.map((c) => c.sync(marker, once, timeoutMs)));
+    return { lost: r.some((x) => x.lost) };
+  }
+
+  hasSeen(token: string): boolean {
+    return this.parts.some((c) => c.hasSeen(token));
+  }
+
+  forget(token: string): void {
+    for (const c of this.parts) c.forget(token);
+  }
+
+  result(token: string): { wire: Wire; legs: string[] } {
+    const all = this.parts.map((c) => c.result(token));
+    const legs = [...new Set(all.flatMap((r) => r.legs))];
+    return { wire: all.some((r) => r.wire === 'plaintext-seen') ? 'plaintext-seen' : 'no-plaintext', legs };
+  }
 }

@@ -14,31 +14,28 @@ export type { UpOptions };
 /** Set by `meshproof run --substrate` for the suites it runs. */
 export const SUBSTRATE_ENV = 'MESHPROOF_SUBSTRATE';
 
-/** Every substrate DESIGN.md names, with the issue that adds one that cannot run suites yet. */
+/** Every substrate DESIGN.md names. */
 export const SUBSTRATES = ['netns', 'docker', 'kind'] as const;
 export type SubstrateName = (typeof SUBSTRATES)[number];
-const NOT_YET: Partial<Record<SubstrateName, string>> = {
-  kind: 'issue 14 adds it',
-};
 /** What a run without --substrate (or a plain `mocha suites/x`) runs on: the fastest. */
 export const DEFAULT_SUBSTRATE: SubstrateName = 'netns';
-/** The substrates suites can run on today. */
-export const RUNNABLE_SUBSTRATES: readonly SubstrateName[] = SUBSTRATES.filter((s) => NOT_YET[s] === undefined);
+/**
+ * kind runs Istio's own istiod and sidecars as pods on real kubelets, so only the suites of the Istio profile on the
+ * istiod control plane run there: the emulation and the CF, C2C and Contrast topologies need pods the harness runs
+ * itself (netns, docker). Checked by `meshproof run` before anything starts, and by upCluster.
+ */
+export const KIND_SCOPE = { profiles: ['istio'], controlPlane: 'istiod' } as const;
 
 /**
- * A substrate name as given (`from`: the `--substrate` flag or the MESHPROOF_SUBSTRATE variable, named in the line): one
- * that can run suites is returned; a known one that cannot yet, or an unknown one, is one line naming the fix (exit 2) —
- * never netns instead.
+ * A substrate name as given (`from`: the `--substrate` flag or the MESHPROOF_SUBSTRATE variable, named in the line): a
+ * known one is returned; an unknown one is one line naming the fix (exit 2) — never netns instead.
  */
 export function assertSubstrate(name: string, from: 'flag' | 'env' = 'flag'): SubstrateName {
-  const runnable = RUNNABLE_SUBSTRATES.join(', ');
   const given = from === 'flag' ? `--substrate ${name}` : `${SUBSTRATE_ENV}=${name}`;
-  const fix = from === 'flag' ? `use --substrate ${runnable}` : `set ${SUBSTRATE_ENV}=${runnable} or unset it`;
+  const fix = from === 'flag' ? `use --substrate ${SUBSTRATES.join(', ')}` : `set ${SUBSTRATE_ENV}=${SUBSTRATES.join(', ')} or unset it`;
   if (!(SUBSTRATES as readonly string[]).includes(name)) {
     throw new UserError(`${given}: unknown substrate; the substrates are ${SUBSTRATES.join(', ')}: ${fix}`);
   }
-  const why = NOT_YET[name as SubstrateName];
-  if (why) throw new UserError(`${given}: the ${name} substrate cannot run suites yet, ${why}: ${fix}`);
   return name as SubstrateName;
 }
 
@@ -58,18 +55,15 @@ export async function upCluster(topology: Topology, opts: UpOptions = {}, env: N
     case 'docker':
       // loaded only when asked for: testcontainers and dockerode are not a netns run's cost
       return (await import('./docker/cluster.ts')).upDocker(topology, opts);
-    default:
-      // assertSubstrate refused the others already; a substrate added to RUNNABLE_SUBSTRATES needs its case here
-      throw new Error(`substrate ${substrate} has no Cluster in substrate/index.ts`);
+    case 'kind':
+      // kind's pods are the API's (KindPodsCluster, through startKindMesh): a topology of the harness's own has no kind form
+      throw new UserError(`topology ${topology.name}: the kind substrate runs only the ${KIND_SCOPE.profiles.join(', ')} profile on the ${KIND_SCOPE.controlPlane} control plane (its pods are a real cluster's): use --substrate netns or docker`);
   }
 }
 
-/**
- * Whether the run asks for kind (MESHPROOF_SUBSTRATE=kind). Only the Istio suites on the istiod control plane run there
- * so far (issue 14: startKindMesh); everything else still gets assertSubstrate's refusal.
- */
+/** Whether the run is on kind (MESHPROOF_SUBSTRATE=kind): the Istio suites on istiod then start startKindMesh. */
 export function kindRequested(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env[SUBSTRATE_ENV] === 'kind';
+  return substrateOfRun(env) === 'kind';
 }
 
 /** An Istio mesh on a real kind cluster with Istio's own istiod (loaded only when asked for, as docker's cluster is). */

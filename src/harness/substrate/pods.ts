@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative } from 'node:path';
 import type { AgentClient } from '../probe/client.ts';
-import { newToken, WireCanary } from '../probe/canary.ts';
+import { newToken, WireCanary, type Canary } from '../probe/canary.ts';
 import { pollUntil } from './poll.ts';
 import type { ProbeRequest, ProbeResult } from '../probe/types.ts';
 import { Supervisor, type Proc } from './supervisor.ts';
@@ -155,7 +155,7 @@ export async function diedAfterStart(pod: string, name: string, s: Started): Pro
 export async function probeBatch(
   calls: { from: string; req: ProbeRequest }[],
   agentOf: (pod: string) => AgentClient,
-  canary: WireCanary | undefined,
+  canary: Canary | undefined,
   opts: { wire?: boolean; concurrency?: number } = {},
   /** How the canary's marker is sent (default: from the last caller's agent to the gateway; kind: node to node). */
   sendMarker?: (marker: string) => Promise<void>,
@@ -199,12 +199,16 @@ export async function probeBatch(
   return results;
 }
 
-/** tcpdump's argv for the wire canary: every TCP packet on the node's links (all of them) and the markers. */
-export function captureArgv(pcap: string): string[] {
+/**
+ * tcpdump's argv for the wire canary: every TCP packet on the node's links (all of them) and the markers; `podNet`
+ * (a CIDR): only TCP to or from it, where the namespace carries other traffic too (a kind node's kubelet and API server).
+ */
+export function captureArgv(pcap: string, podNet?: string): string[] {
   // -B: a 64 MiB kernel ring (KiB units); bursts of 64 KiB GSO segments overflow the 2 MiB default. Loopback is not the
   // wire between pods, and on the node it carries etcd's plaintext client traffic (Secrets such as istiod's CA key): a
   // pcap in the reports must hold no key
-  return ['tcpdump', '-i', 'any', '-U', '--immediate-mode', '-B', '65536', '-s', '0', '-Z', 'root', '-w', pcap, `(tcp and not (src net 127.0.0.0/8 and dst net 127.0.0.0/8)) or (udp and dst port ${MARKER_PORT})`];
+  const tcp = podNet ? `(src net ${podNet} or dst net ${podNet})` : 'not (src net 127.0.0.0/8 and dst net 127.0.0.0/8)';
+  return ['tcpdump', '-i', 'any', '-U', '--immediate-mode', '-B', '65536', '-s', '0', '-Z', 'root', '-w', pcap, `(tcp and ${tcp}) or (udp and dst port ${MARKER_PORT})`];
 }
 
 /**
@@ -241,8 +245,8 @@ export async function captureDrops(proc: Proc): Promise<number> {
 }
 
 /** The wire canary: tcpdump (captureArgv) started by `supervisor` in namespace `netns`, once it listens. */
-export async function startWireCanary(supervisor: Supervisor, netns: string, pcap: string): Promise<WireCanary> {
-  const proc = supervisor.start({ pod: 'node', name: 'tcpdump', netns, argv: captureArgv(pcap) });
+export async function startWireCanary(supervisor: Supervisor, netns: string, pcap: string, podNet?: string): Promise<WireCanary> {
+  const proc = supervisor.start({ pod: 'node', name: 'tcpdump', netns, argv: captureArgv(pcap, podNet) });
   await pollUntil(() => {
     if (proc.exitCode !== undefined) throw new Error(`wire canary: tcpdump exited in ${netns}: ${Supervisor.tail(proc)}`);
     return Supervisor.tail(proc, 5).includes('listening on') ? true : undefined;

@@ -286,6 +286,10 @@ export class IstiodMesh implements Mesh {
     return this.credentials.get(namespace, name);
   }
 
+  get kubeconfig(): string {
+    return this.api.kubeconfigPath;
+  }
+
   private unregister: () => void = () => undefined;
   private unkeep: () => void = () => undefined;
 

@@ -29,5 +29,7 @@ export interface Mesh {
   /** Where this run keeps its keys (gone at teardown), for a suite's extra identities: await what it writes. */
   readonly pkiStore: CertificateStore;
   gatewayCredential(namespace: string, name: string): GatewayCredential;
+  /** The kubeconfig of the mesh's API server on this host's loopback (istiod's meshes; the emulation has none). */
+  readonly kubeconfig?: string;
   down(): Promise<void>;
 }

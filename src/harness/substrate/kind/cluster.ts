@@ -6,7 +6,7 @@
 // Not wired into the suites yet: substrate/index.ts still refuses kind.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import { resolveKube, runLogged, stepFailed, type Log } from '../../controlplane/provision.ts';
 import { UserError } from '../../model/errors.ts';
@@ -17,8 +17,8 @@ import { Supervisor } from '../supervisor.ts';
 import { buildPodBundle } from '../bundle.ts';
 import { startRelay, type RelayHandle } from '../../workloads/relay.ts';
 import { MARKER_PORT, startWireCanary } from '../pods.ts';
-import type { WireCanary } from '../../probe/canary.ts';
-import { stateDirOf } from '../state.ts';
+import { WireCanaries, type Canary } from '../../probe/canary.ts';
+import { netnsPrefix, stateDirOf } from '../state.ts';
 import { docker, dockerCapture, startEngine, type DockerEngine } from '../docker/engine.ts';
 import { bridgeConflist, clusterNameOf, daemonConfigWithRuntime, nodeRoutes, renderKindConfig, type NodeNet } from './config.ts';
 import { ensureNodeImage } from './node-image.ts';
@@ -30,8 +30,24 @@ export const KIND_CONFIG_TEMPLATE = join(REPO, 'clusters', 'kind.yaml');
 const WRAPPER_RUNTIME = 'meshproof-runc';
 const logsDir = (): string => join(kindBinary('kind').path, '..', '..', 'logs');
 
+/** A cluster the user already has (external.ts): images are pushed to their registry, and nothing of it is meshproof's to delete. */
+export interface ExternalCluster {
+  /** `host:port` the kubelet pulls meshproof's images from (`<registry>/meshproof/...`). */
+  registry: string;
+  /** Why no probe's wire is checked (no access to the user's node links): every record's `wireUnchecked`. */
+  wireUnchecked: string;
+  /** The images of meshproof's engine tagged `<registry>/<tag>` and pushed there; → the references, in order. */
+  pushImages(tags: string[]): Promise<string[]>;
+  /** Objects meshproof applied (deleted, with the namespaces meshproof created, by `delete()`). */
+  track(objs: KubernetesObject[]): void;
+}
+
 export interface KindCluster {
   name: string;
+  /** This cluster's own directory in the run's state dir (kubeconfigs, Istio's manifest, agent sockets). */
+  stateDir: string;
+  /** Set for a cluster the user already has (MESHPROOF_KUBECONFIG): not created by meshproof, never deleted by it. */
+  external?: ExternalCluster;
   engine: DockerEngine;
   /** The kubeconfig (server: the control-plane node's IP on the internal network), usable inside `netns`. */
   kubeconfig: string;
@@ -54,11 +70,11 @@ export interface KindCluster {
   /** The nodes a Pod without tolerations can be scheduled on (no NoSchedule or NoExecute taint). */
   schedulableNodes(): Promise<string[]>;
   /**
-   * The wire canary on the links between the nodes: tcpdump (the netns substrate's capture, pods.ts captureArgv) in the
-   * engine's namespace, which holds the docker network's bridge and every node's veth, so a packet from a pod on one
-   * node to a pod on another is seen there as it crosses. `marker` sends a canary marker across that link.
+   * The wire canary on the pods' links: tcpdump (the netns substrate's capture, pods.ts captureArgv) in each node's
+   * network namespace, which holds its pods' veths and bridge, so every packet a pod sends or gets is seen on its node
+   * (and a call between nodes on both). `marker` makes each node send a canary marker.
    */
-  startWireCanary(): Promise<{ canary: WireCanary; marker: (token: string) => Promise<void> }>;
+  startWireCanary(): Promise<{ canary: Canary; marker: (token: string) => Promise<void> }>;
   /** kind delete cluster, then the engine goes (containers, networks, dockerd, its namespace). */
   delete(): Promise<void>;
 }
@@ -97,6 +113,8 @@ export interface CreateKindOptions {
    * bundle being built meanwhile); awaited before createKindCluster resolves, and its failure fails the create.
    */
   alongside?: (engine: DockerEngine, bundle: Promise<string>) => Promise<void>;
+  /** kind's `containerdConfigPatches` (TOML merged into each node's containerd config before it starts), e.g. a registry's config_path. */
+  containerdConfigPatches?: string[];
 }
 
 /**
@@ -132,7 +150,7 @@ export function kubeconfigWithServer(text: string, server: string): string {
  * 127.0.0.1:<ephemeral> on the host → a Unix socket → the relay workload inside the engine's namespace → `target`
  * (the control-plane node's 6443): the kube layer's relay pair (kube/apiserver.ts), no host port beyond loopback.
  */
-async function loopbackRelay(sup: Supervisor, netns: string, bundle: string, socket: string, target: string): Promise<RelayHandle> {
+export async function loopbackRelay(sup: Supervisor, netns: string, bundle: string, socket: string, target: string): Promise<RelayHandle> {
   const proc = sup.start({ pod: 'kind', name: 'kube-relay', netns, argv: [process.execPath, bundle, 'relay', '--listen', socket, '--connect', target] });
   await pollUntil(() => {
     if (proc.exitCode !== undefined) throw new Error(`the API server relay exited (code ${proc.exitCode}): ${Supervisor.tail(proc, 5)}`);
@@ -171,7 +189,8 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
     const network = `${name}-net`;
     await docker(engine, ['network', 'create', '--driver', 'bridge', '-o', 'com.docker.network.bridge.enable_ip_masquerade=false', network]);
     const config = join(dir, 'kind.yaml');
-    writeFileSync(config, renderKindConfig(readFileSync(KIND_CONFIG_TEMPLATE, 'utf8'), { name, image: image.tag }));
+    const rendered = renderKindConfig(readFileSync(KIND_CONFIG_TEMPLATE, 'utf8'), { name, image: image.tag });
+    writeFileSync(config, opts.containerdConfigPatches?.length ? stringify({ ...(parse(rendered) as object), containerdConfigPatches: opts.containerdConfigPatches }) : rendered);
     const hostKubeconfig = join(dir, 'kubeconfig.host');
     const logFile = join(logsDir(), `${name}-create.log`);
     // built while kind creates the nodes: the API server relay runs it (and the workload image carries it)
@@ -236,8 +255,11 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
 
     let deleted = false;
     const supervisor = sup;
+    const attached: string[] = [];
+    const podSubnet = (parse(readFileSync(config, 'utf8')) as { networking?: { podSubnet?: string } }).networking?.podSubnet;
+    if (!podSubnet) throw new Error(`${config} names no networking.podSubnet: the wire canary captures the pods' traffic by it`);
     return {
-      name, engine, kubeconfig, netns: l.netns, nodes, kubectl, kubectlCapture, bundle,
+      name, stateDir: dir, engine, kubeconfig, netns: l.netns, nodes, kubectl, kubectlCapture, bundle,
       loopback: { server, kubeconfig: loopbackConfig, kc },
       loadImages: async (tags, only) => {
         const loadLog = join(logsDir(), `${name}-load.log`);
@@ -253,16 +275,28 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
         return schedulable(out);
       },
       startWireCanary: async () => {
-        const canary = await startWireCanary(supervisor, l.netns, join(dir, `wire-${Date.now()}.pcap`));
-        const [from, to] = [nodes[nodes.length - 1]!, nodes[0]!];
-        // a datagram from one node to the other's discard port: it crosses the bridge the capture listens on
-        const marker = (token: string) => docker(engine, ['exec', from.name, 'bash', '-c', `echo ${token} > /dev/udp/${to.ip}/${MARKER_PORT}`]).then(() => undefined);
-        return { canary, marker };
+        // one capture in each node's network namespace (attached under the run's prefix, so the janitor knows it),
+        // where the node's pods' veths and its bridge are: a call between two pods of one node is seen there too
+        const parts = [];
+        for (const [i, n] of nodes.entries()) {
+          const pid = (await docker(engine, ['inspect', '-f', '{{.State.Pid}}', n.name])).trim();
+          const ns = `${netnsPrefix(l.short)}-node${i}`;
+          if (!attached.includes(ns)) {
+            await run(['ip', 'netns', 'attach', ns, pid]);
+            attached.push(ns);
+          }
+          parts.push(await startWireCanary(supervisor, ns, join(dir, `wire-${n.name}-${Date.now()}.pcap`), podSubnet));
+        }
+        // each node sends a datagram to the next one's discard port: every capture sees the one its node sends
+        const marker = (token: string) =>
+          Promise.all(nodes.map((from, i) => docker(engine, ['exec', from.name, 'bash', '-c', `echo ${token} > /dev/udp/${nodes[(i + 1) % nodes.length]!.ip}/${MARKER_PORT}`]))).then(() => undefined);
+        return { canary: new WireCanaries(parts), marker };
       },
       delete: async () => {
         if (deleted) return;
         deleted = true;
         await supervisor.stopAll();
+        for (const ns of attached) await runCapture(['ip', 'netns', 'delete', ns]);
         // --kubeconfig: kind would otherwise edit the user's ~/.kube/config
         await runCapture([kind, 'delete', 'cluster', '--name', name, '--kubeconfig', hostKubeconfig], { env, timeoutMs: 120_000 });
         await engine.stop();

@@ -16,11 +16,15 @@ import { programsOf, UnmappedImage } from '../../kube/pods.ts';
 import { UserError } from '../../model/errors.ts';
 import { deployments, isInjected, type IstioModel } from '../../profiles/istio/resources.ts';
 import { ensureKubeletImages, type KubeletImages } from '../docker/images.ts';
-import { createKindCluster, type KindCluster } from './cluster.ts';
+import { createKindCluster, type CreateKindOptions, type KindCluster } from './cluster.ts';
+import { openExternalCluster, type ExternalSpec } from './external.ts';
 import type { Log } from '../../controlplane/provision.ts';
 
 /** The injected sidecar's container name (Istio's injection template). */
 export const SIDECAR = 'istio-proxy';
+
+/** `Never` for images loaded into kind's nodes; `IfNotPresent` where the kubelet pulls them from a registry (an existing cluster). */
+export type PullPolicy = 'Never' | 'IfNotPresent';
 
 interface PodTemplateOwner { kind?: string; spec?: { template?: { spec?: { containers?: V1Container[]; initContainers?: V1Container[] } } } }
 
@@ -31,7 +35,7 @@ interface PodTemplateOwner { kind?: string; spec?: { template?: { spec?: { conta
  * infinity`. Pure; `rewritten` names each container changed (`<kind>/<name>/<container>: <from> → <program>`), for the
  * report. An image the table does not know is left as written (kubelet then reports it as ErrImageNeverPull/pull errors).
  */
-export function forKubelet(objs: KubernetesObject[], workloadImage: string): { objects: KubernetesObject[]; rewritten: string[] } {
+export function forKubelet(objs: KubernetesObject[], workloadImage: string, pullPolicy: PullPolicy = 'Never'): { objects: KubernetesObject[]; rewritten: string[] } {
   const rewritten: string[] = [];
   const objects = objs.map((o) => {
     const spec = (o as PodTemplateOwner).spec?.template?.spec;
@@ -46,8 +50,8 @@ export function forKubelet(objs: KubernetesObject[], workloadImage: string): { o
       // Istio's gateway injection fills `image: auto`; the API server defaults a tagless image to imagePullPolicy
       // Always (Kubernetes images.md), and a pull cannot work offline: the injected image is on the nodes already
       if (c.image === 'auto') {
-        if (c.imagePullPolicy !== 'Never') rewritten.push(`${o.kind}/${o.metadata?.name}/${c.name}: image auto, imagePullPolicy ${c.imagePullPolicy ?? 'Always (defaulted)'} → Never`);
-        c.imagePullPolicy = 'Never';
+        if (c.imagePullPolicy !== pullPolicy) rewritten.push(`${o.kind}/${o.metadata?.name}/${c.name}: image auto, imagePullPolicy ${c.imagePullPolicy ?? 'Always (defaulted)'} → ${pullPolicy}`);
+        c.imagePullPolicy = pullPolicy;
         continue;
       }
       let programs;
@@ -67,7 +71,7 @@ export function forKubelet(objs: KubernetesObject[], workloadImage: string): { o
       programs.forEach((p, i) => {
         const target = i === 0 ? c : (structuredClone(c) as V1Container);
         target.image = workloadImage;
-        target.imagePullPolicy = 'Never';
+        target.imagePullPolicy = pullPolicy;
         if (p.kind === 'workload') {
           delete target.command;
           target.args = [p.workload, ...p.args];
@@ -152,7 +156,9 @@ export interface KindIstio {
   podOf(app: string, namespace?: string): Promise<string>;
   /** applyObjects, then until istiod has pushed the change and every sidecar ACKed it. */
   applyAndSettle(objs: KubernetesObject[], source: string): Promise<number>;
-  /** Deletes the cluster: nodes, network, engine, namespace, relays. */
+  /** `Never` on kind (images loaded into the nodes), `IfNotPresent` on an existing cluster (pulled from its registry). */
+  pullPolicy: PullPolicy;
+  /** Deletes the cluster: nodes, network, engine, namespace, relays (an existing cluster: only what meshproof applied). */
   down(): Promise<void>;
 }
 
@@ -161,6 +167,10 @@ export interface KindIstioOptions {
   log?: Log;
   /** Deployments whose pods run on the control-plane node (placeOn), the others staying on the worker: their calls cross nodes. */
   onControlPlane?: string[];
+  /** A cluster the user already has (external.ts): used instead of creating a kind cluster, images pushed to its registry. */
+  external?: ExternalSpec;
+  /** Load the images into the control-plane node even when `onControlPlane` is empty (a cluster later models reuse). */
+  imagesOnControlPlane?: boolean;
 }
 
 /**
@@ -186,7 +196,8 @@ export async function startKindIstio(model: IstioModel, opts: KindIstioOptions =
   // the images are built (or found) on the cluster's engine while kind creates the nodes
   let built: KubeletImages | undefined;
   let imagesMs = 0;
-  const cluster = await createKindCluster({
+  const open = opts.external ? (o: CreateKindOptions) => openExternalCluster(opts.external!, o) : createKindCluster;
+  const cluster = await open({
     log,
     alongside: async (engine, bundle) => {
       const t0 = Date.now();
@@ -198,21 +209,30 @@ export async function startKindIstio(model: IstioModel, opts: KindIstioOptions =
       log(`kind-istio: images ${built.proxyv2}, ${built.pilot}, ${built.workload} (${built.images.filter((i) => i.status === 'built').length} built) in ${(imagesMs / 1000).toFixed(1)} s, alongside the create`);
     },
   });
-  const images = built!;
+  let images = built!;
   try {
     const clusterMs = phase('cluster created (engine, nodes Ready, API server on loopback, images built alongside)');
-    const manifest = generateIstioManifest(istio.istioctl, version, join(cluster.loopback.kubeconfig, '..', 'istio'), { pilot: images.pilot, proxyv2: images.proxyv2 });
-    manifest.catch(() => undefined);
     // only where istiod and the pods can run: the control plane keeps its NoSchedule taint beside a worker (and gets
     // the images too when pods are placed there)
     const controlPlane = cluster.nodes[0]!.name;
+    const pullPolicy: PullPolicy = cluster.external ? 'IfNotPresent' : 'Never';
+    let loadMs: number;
+    if (cluster.external) {
+      const [proxyv2, pilot, workload] = await cluster.external.pushImages([images.proxyv2, images.pilot, images.workload]);
+      images = { ...images, proxyv2: proxyv2!, pilot: pilot!, workload: workload! };
+      loadMs = phase(`images pushed to ${cluster.external.registry}`);
+    } else {
     const schedulable = await cluster.schedulableNodes();
-    const nodes = opts.onControlPlane?.length && !schedulable.includes(controlPlane) ? [controlPlane, ...schedulable] : schedulable;
+    const nodes = (opts.onControlPlane?.length || opts.imagesOnControlPlane) && !schedulable.includes(controlPlane) ? [controlPlane, ...schedulable] : schedulable;
     if (nodes.length === 0) throw new Error(`no schedulable node in ${cluster.name} (every node is tainted NoSchedule or NoExecute)`);
     await cluster.loadImages([images.proxyv2, images.pilot, images.workload], nodes);
-    const loadMs = phase(`images loaded into ${nodes.join(', ')}`);
+    loadMs = phase(`images loaded into ${nodes.join(', ')}`);
+    }
+    // after the push on an existing cluster: the manifest names the images by the references the kubelet pulls
+    const manifest = await generateIstioManifest(istio.istioctl, version, join(cluster.stateDir, 'istio'), { pilot: images.pilot, proxyv2: images.proxyv2 });
     const kc = cluster.loopback.kc;
-    const install = await installIstio(kc, version, await manifest, log);
+    cluster.external?.track([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } }, ...manifest.objects]);
+    const install = await installIstio(kc, version, manifest, log);
     const istioMs = phase(`Istio ${version} installed, istiod Ready`);
 
     const syncz = async (): Promise<SyncStatus[]> => {
@@ -221,10 +241,16 @@ export async function startKindIstio(model: IstioModel, opts: KindIstioOptions =
     };
     const core = kc.makeApiClient(CoreV1Api);
     const appPods = async (): Promise<V1Pod[]> => (await core.listPodForAllNamespaces({})).items.filter((p) => p.metadata?.namespace !== 'istio-system' && p.metadata?.namespace !== 'kube-system');
-    const rewrite = forKubelet(objectsOf(model), images.workload);
-    const { objects, placed } = placeOn(rewrite.objects, opts.onControlPlane ?? [], controlPlane);
-    const rewritten = [...rewrite.rewritten, ...placed];
+    // on an existing cluster nothing is pinned: no wire canary looks at its node links, and its nodes are not ours to pick
+    const onControlPlane = cluster.external ? [] : opts.onControlPlane ?? [];
+    const renderModel = (m: IstioModel) => {
+      const rewrite = forKubelet(objectsOf(m), images.workload, pullPolicy);
+      const { objects, placed } = placeOn(rewrite.objects, onControlPlane, controlPlane);
+      return { objects, rewritten: [...rewrite.rewritten, ...placed] };
+    };
+    const { objects, rewritten } = renderModel(model);
     for (const r of rewritten) log(`kind-istio: ${r}`);
+    cluster.external?.track(objects);
     await applyObjects(kc, objects, { namespace: 'default', source: 'istio model' });
     await waitRolledOut(kc, model);
     // every Deployment the model injects has its sidecar: the webhook ran for each pod
@@ -235,7 +261,7 @@ export async function startKindIstio(model: IstioModel, opts: KindIstioOptions =
     const meshMs = phase(`sentences mesh ready: ${proxies.length} sidecars ACKed`);
 
     return {
-      cluster, kc, version, envoyVersion: release.envoyVersion, images, install, rewritten,
+      cluster, kc, version, envoyVersion: release.envoyVersion, images, install, rewritten, pullPolicy,
       timings: { clusterMs, imagesMs, loadMs, istioMs, meshMs },
       syncz,
       async podOf(app, namespace = 'default') {
@@ -246,6 +272,7 @@ export async function startKindIstio(model: IstioModel, opts: KindIstioOptions =
       async applyAndSettle(objs, source) {
         const t0 = Date.now();
         const before = await syncz();
+        cluster.external?.track(objs);
         await applyObjects(kc, objs, { namespace: 'default', source });
         await waitAcked(syncz, sidecarProxies(await appPods()), before, true);
         return Date.now() - t0;

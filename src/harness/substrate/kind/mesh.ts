@@ -15,10 +15,11 @@ import { GatewayCredentials } from '../../controlplane/istiod/credentials.ts';
 import { keepUntilRunEnd } from '../../controlplane/shared.ts';
 import { applyObjects, deleteObjects, inNamespace } from '../../kube/apply.ts';
 import { PkiStore } from '../../pki/index.ts';
-import { REPORTS_DIR_ENV } from '../state.ts';
+import { readRecords, REPORTS_DIR_ENV, writeRecord } from '../state.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { forKubelet, placeOn, sidecarProxies, SIDECAR, startKindIstio, type KindIstio } from './istio.ts';
 import { KindPodsCluster } from './pods-cluster.ts';
+import { externalFromEnv } from './external.ts';
 
 /** pilot-agent's Envoy admin port inside the pod (Istio's ports.md). */
 const ENVOY_ADMIN = 15000;
@@ -31,6 +32,10 @@ export interface KindMeshOptions {
   wire?: boolean;
   /** Kept for the run's next suite (as IstiodMesh's `share`): down() keeps the cluster, the next start() updates it. */
   share?: boolean;
+  /** 'up': kept running for exploration (`meshproof up --substrate kind`): the run's record says so, for ls, exec and down. */
+  origin?: 'up' | 'run';
+  /** The topology the record names (`meshproof ls`). */
+  topology?: string;
 }
 
 /** The model's Deployments no Service selects (the workshop's sleep clients): they run on the control-plane node. */
@@ -84,7 +89,9 @@ export class KindMesh implements Mesh {
       return idle;
     }
     for (const m of [...KindMesh.idle.values()]) await m.stop();
-    const ki = await startKindIstio(model, { ...(opts.istioVersion ? { istioVersion: opts.istioVersion } : {}), log, onControlPlane: clientsOf(model) });
+    // MESHPROOF_KUBECONFIG + MESHPROOF_IMAGE_REGISTRY (--kubeconfig, --image-registry): the user's cluster, not a new one
+    const external = externalFromEnv();
+    const ki = await startKindIstio(model, { ...(external ? { external } : {}), ...(opts.istioVersion ? { istioVersion: opts.istioVersion } : {}), log, onControlPlane: clientsOf(model), imagesOnControlPlane: opts.share === true });
     let mesh: KindMesh | undefined;
     try {
       const runDir = resolve(opts.reportsDir ?? process.env[REPORTS_DIR_ENV] ?? 'reports', ki.cluster.name);
@@ -97,6 +104,7 @@ export class KindMesh implements Mesh {
         mesh.shareKey = key;
         mesh.unkeep = keepUntilRunEnd(() => mesh!.stop());
       }
+      if (opts.origin === 'up') mesh.recordUp(opts.topology);
       log(`kind: mesh ready (export KUBECONFIG=${ki.cluster.loopback.kubeconfig})`);
       return mesh;
     } catch (e) {
@@ -106,10 +114,30 @@ export class KindMesh implements Mesh {
     }
   }
 
+  /** Where kubectl reaches the cluster's API server from this host (loopback only). */
+  get kubeconfig(): string {
+    return this.ki.cluster.loopback.kubeconfig;
+  }
+
+  /**
+   * The engine's run record as an `up` run's: `meshproof exec <deployment>` resolves `deploy/<name>` when it runs (a
+   * rollout renames the pods), a pod no Deployment owns by its name.
+   */
+  private recordUp(topology: string | undefined): void {
+    const short = this.ki.cluster.engine.layout?.short;
+    const rec = readRecords().find((r) => r.short === short);
+    if (!rec) throw new Error(`kind: no run record for the cluster's engine (${short ?? 'not meshproof\'s own'})`);
+    const pods = Object.fromEntries([...this.cluster.pods.values()].map((p) => {
+      const deployment = p.spec.aliases?.[0];
+      return [`${p.spec.namespace}/${deployment ?? p.spec.name}`, `kind:${p.spec.namespace}/${deployment ? `deploy/${deployment}` : `pod/${p.spec.name}`}`];
+    }));
+    writeRecord({ ...rec, origin: 'up', pods, ...(topology ? { topology } : {}) });
+  }
+
   /** The model's objects as this cluster applies them: images rewritten to the offline builds, clients on the control plane. */
   private render(model: IstioModel): KubernetesObject[] {
-    const rewritten = forKubelet(objectsOf(model), this.ki.images.workload).objects;
-    return placeOn(rewritten, clientsOf(model), this.ki.cluster.nodes[0]!.name).objects;
+    const rewritten = forKubelet(objectsOf(model), this.ki.images.workload, this.ki.pullPolicy).objects;
+    return placeOn(rewritten, this.ki.cluster.external ? [] : clientsOf(model), this.ki.cluster.nodes[0]!.name).objects;
   }
 
   /** Applies what changed, deletes what the model no longer has, then rollouts done and every sidecar ACKed. */
@@ -122,6 +150,7 @@ export class KindMesh implements Mesh {
     const t0 = Date.now();
     const before = await this.ki.syncz().catch(() => []);
     await this.credentials.ensure(this.ki.kc, model);
+    this.ki.cluster.external?.track(changed);
     await Promise.all([
       applyObjects(this.ki.kc, changed, { namespace: 'default', source: 'istio model' }),
       deleteObjects(this.ki.kc, gone.map((o) => inNamespace(o, 'default')), { wait: true }),

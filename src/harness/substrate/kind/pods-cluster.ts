@@ -3,9 +3,8 @@
 // by meshproof's own probe agent (workloads/agent.ts) running inside the pod from the workload image's pod bundle. The
 // harness reaches each agent through a Unix socket of its own in the run's state dir: every connection to it is one
 // API exec into the pod piping bytes to the agent's socket there, so the probe client, its tunnels and the
-// truth-table runner are the netns ones. The wire canary captures the link between the nodes (KindCluster.
-// startWireCanary): a call between two pods of one node never crosses it, and its record says so (`wire` null,
-// `wireUnchecked`). What kind cannot do yet (start/stop containers, iptables, samples, the node agent's members, network
+// truth-table runner are the netns ones. The wire canary captures every node's pod links (KindCluster.
+// startWireCanary), so a call between two pods of one node is on the wire as much as one between nodes. What kind cannot do yet (start/stop containers, iptables, samples, the node agent's members, network
 // policy) is one line naming the substrates that can.
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -14,7 +13,7 @@ import { Writable, type Duplex } from 'node:stream';
 import { CoreV1Api, DiscoveryV1Api, Exec, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { UserError } from '../../model/errors.ts';
 import { AgentClient, openTunnel } from '../../probe/client.ts';
-import type { WireCanary } from '../../probe/canary.ts';
+import type { Canary } from '../../probe/canary.ts';
 import type { ProbeRequest, ProbeResult } from '../../probe/types.ts';
 import { WORKLOAD_BUNDLE_PATH } from '../docker/images.ts';
 import { findPod, probeBatch } from '../pods.ts';
@@ -68,7 +67,7 @@ export class KindPodsCluster implements Cluster {
   services = new Map<string, RunningService>();
   private readonly agents = new Map<string, { client: AgentClient; server: net.Server; path: string }>();
   private readonly core: CoreV1Api;
-  private canaryStarted: Promise<{ canary: WireCanary; marker: (token: string) => Promise<void> }> | undefined;
+  private canaryStarted: Promise<{ canary: Canary; marker: (token: string) => Promise<void> }> | undefined;
   private index = 0;
   private readonly copied = new Map<string, Promise<void>>();
 
@@ -80,7 +79,7 @@ export class KindPodsCluster implements Cluster {
     private readonly opts: { wire?: boolean } = {},
   ) {
     this.runId = kind.name;
-    this.stateDir = join(kind.loopback.kubeconfig, '..', 'pods');
+    this.stateDir = join(kind.stateDir, 'pods');
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
     mkdirSync(runDir, { recursive: true });
     this.core = kc.makeApiClient(CoreV1Api);
@@ -197,13 +196,11 @@ export class KindPodsCluster implements Cluster {
     return r!;
   }
 
-  /**
-   * probeBatch with the canary on the link between the nodes and its marker sent node to node. A call whose target
-   * (a pod's IP, or a Service's endpoints) shares the caller's node did not cross that link: its `wire` is null and
-   * `wireUnchecked` says why (never a `no-plaintext` that was not looked for).
-   */
+  /** probeBatch with the canary on every node's pod links (KindCluster.startWireCanary) and its marker sent by each node. */
   async probeMany(calls: { from: string; req: ProbeRequest }[], opts: { wire?: boolean; concurrency?: number } = {}): Promise<ProbeResult[]> {
-    const wire = opts.wire !== false && this.opts.wire !== false && calls.length > 0;
+    // a cluster the user already has: meshproof sees none of its node links, so no call's wire is looked at
+    const external = this.kind.external?.wireUnchecked;
+    const wire = !external && opts.wire !== false && this.opts.wire !== false && calls.length > 0;
     const keys = calls.map((c) => this.pod(c.from).key);
     const clients = new Map<string, AgentClient>();
     for (const k of new Set(keys)) clients.set(k, await this.agent(k));
@@ -213,32 +210,17 @@ export class KindPodsCluster implements Cluster {
       for (const f of [c.req.tls?.ca, c.req.tls?.cert, c.req.tls?.key]) if (f) await this.copyIn(keys[i]!, f);
     }
     const canary = wire ? await this.wireCanary() : undefined;
-    // fewer at once than netns's 32: the capture sees each packet on both nodes' veths and the bridge, and on 2 cores a
-    // burst of 66 calls (reachability's migration case) overflowed it three times running
+    // fewer at once than netns's 32: on 2 cores a burst of 66 calls (reachability's migration case) overflowed the
+    // capture three times running
     const results = await probeBatch(calls.map((c, i) => ({ from: keys[i]!, req: c.req })), (k) => clients.get(k)!, canary?.canary, { concurrency: KIND_CONCURRENCY, ...opts, wire }, canary?.marker);
-    if (wire) {
-      results.forEach((r, i) => {
-        const why = this.offTheLink(keys[i]!, calls[i]!.req.host);
-        if (!why) return;
+    if (external) {
+      for (const r of results) {
         r.evidence.wire = null;
         delete r.evidence.plaintextLegs;
-        Object.assign(r.evidence, { wireUnchecked: why });
-      });
+        Object.assign(r.evidence, { wireUnchecked: external });
+      }
     }
     return results;
-  }
-
-  /** Why a call from `from` to `host` is not seen on the link between the nodes (undefined: every target is on another node). */
-  private offTheLink(from: string, host: string): string | undefined {
-    const node = this.pods.get(from)!.node;
-    const [first, second] = host.split('.');
-    const byIp = [...this.pods.values()].filter((p) => p.ip === host);
-    const ns = second && second !== 'svc' ? second : this.pods.get(from)!.spec.namespace;
-    const svc = [...this.services.values()].find((s) => s.vip === host || (s.spec.name === first && s.spec.namespace === ns));
-    const targets = byIp.length ? byIp : (svc?.endpoints as KindPod[] | undefined) ?? [];
-    if (targets.length === 0) return `kind: ${host} is no pod or Service with endpoints the capture between the nodes can see`;
-    const same = targets.filter((t) => t.node === node);
-    return same.length ? `kind: ${same.map((t) => t.key).join(', ')} ${same.length > 1 ? 'run' : 'runs'} on ${from}'s node ${node}: the call never crosses the link between the nodes` : undefined;
   }
 
   /** The harness's file at the same path in the pod's agent container, once per pod and path. */
@@ -253,7 +235,8 @@ export class KindPodsCluster implements Cluster {
     return done;
   }
 
-  private wireCanary(): Promise<{ canary: WireCanary; marker: (token: string) => Promise<void> }> {
+  private wireCanary(): Promise<{ canary: Canary; marker: (token: string) => Promise<void> }> {
+    if (this.kind.external) return Promise.reject(new UserError(`no wire canary on a cluster meshproof did not create: ${this.kind.external.wireUnchecked}`));
     this.canaryStarted ??= this.kind.startWireCanary();
     return this.canaryStarted;
   }
