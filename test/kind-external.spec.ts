@@ -52,7 +52,7 @@ describe('kind substrate: an existing cluster (--kubeconfig, --image-registry)',
     };
     const pulled = forKubelet([dep], 'localhost:5001/meshproof/workload:abc', 'IfNotPresent').objects[0] as typeof dep & { spec: { template: { spec: { containers: { image: string; imagePullPolicy?: string }[] } } } };
     expect(pulled.spec.template.spec.containers.map((c) => [c.image, c.imagePullPolicy])).to.deep.equal([['localhost:5001/meshproof/workload:abc', 'IfNotPresent']]);
-    const loaded = forKubelet([dep], 'meshproof/workload:abc').objects[0] as typeof pulled;
+    const loaded = forKubelet([dep], 'meshproof/workload:abc').objects[0] as unknown as typeof pulled;
     expect(loaded.spec.template.spec.containers[0]!.imagePullPolicy).to.equal('Never');
   });
 });
