@@ -50,9 +50,10 @@ describe('kind substrate: an existing cluster (--kubeconfig, --image-registry)',
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'sleep' },
       spec: { template: { spec: { containers: [{ name: 'sleep', image: 'curlimages/curl', command: ['/bin/sleep', 'infinity'] }] } } },
     };
-    const pulled = forKubelet([dep], 'localhost:5001/meshproof/workload:abc', 'IfNotPresent').objects[0] as typeof dep & { spec: { template: { spec: { containers: { image: string; imagePullPolicy?: string }[] } } } };
+    type Dep = { spec: { template: { spec: { containers: { image: string; imagePullPolicy?: string }[] } } } };
+    const pulled = forKubelet([dep], 'localhost:5001/meshproof/workload:abc', 'IfNotPresent').objects[0] as unknown as Dep;
     expect(pulled.spec.template.spec.containers.map((c) => [c.image, c.imagePullPolicy])).to.deep.equal([['localhost:5001/meshproof/workload:abc', 'IfNotPresent']]);
-    const loaded = forKubelet([dep], 'meshproof/workload:abc').objects[0] as unknown as typeof pulled;
+    const loaded = forKubelet([dep], 'meshproof/workload:abc').objects[0] as unknown as Dep;
     expect(loaded.spec.template.spec.containers[0]!.imagePullPolicy).to.equal('Never');
   });
 });
