@@ -211,7 +211,7 @@ export async function startKindIstio(model: IstioModel, opts: KindIstioOptions =
   });
   let images = built!;
   try {
-    const clusterMs = phase('cluster created (engine, nodes Ready, API server on loopback, images built alongside)');
+    const clusterMs = phase(cluster.external ? 'existing cluster checked (engine, registry relay, images built alongside)' : 'cluster created (engine, nodes Ready, API server on loopback, images built alongside)');
     // only where istiod and the pods can run: the control plane keeps its NoSchedule taint beside a worker (and gets
     // the images too when pods are placed there)
     const controlPlane = cluster.nodes[0]!.name;
