@@ -17,7 +17,7 @@ import { RATE_SPREAD_MAX } from '../src/harness/load/rate-summary.ts';
 import { resolveIstio, resolveKube } from '../src/harness/controlplane/provision.ts';
 import { DEFAULT_ISTIO_VERSION } from '../src/harness/controlplane/versions.ts';
 import { benchControlPlanes } from './controlplane.ts';
-import { benchKind } from './kind.ts';
+import { benchIstioProfile, benchKind } from './kind.ts';
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
@@ -237,7 +237,10 @@ if (process.argv.includes('--substrates-only')) {
 }
 // `npm run bench -- --kind-only`: only real Istio on a kind cluster (issue 14: create, image load, Istio, sentences mesh), merged into reports/bench.json
 if (process.argv.includes('--kind-only')) {
-  const report = { ...priorReport(), kind: 'meshproof-bench', kindFinished: new Date().toISOString(), kindIstio: await benchKind(log) };
+  const kindIstio = await benchKind(log);
+  // the whole Istio profile, netns then kind (~10 min): only when asked
+  const istioProfile = process.argv.includes('--with-profile') ? benchIstioProfile(log) : priorReport().istioProfile;
+  const report = { ...priorReport(), kind: 'meshproof-bench', kindFinished: new Date().toISOString(), kindIstio, ...(istioProfile ? { istioProfile } : {}) };
   mkdirSync('reports', { recursive: true });
   writeFileSync('reports/bench.json', JSON.stringify(report, null, 2));
   log('wrote reports/bench.json (kind part)');

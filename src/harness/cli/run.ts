@@ -25,7 +25,7 @@ import { conformanceFailures, printGate, printIncomplete, readResultsPath, resol
 import { completeness, incompleteLine, mergePlans } from '../report/completeness.ts';
 import { columnLabel, varyingAxes, type PlannedUnit, type ResultsFile, type RunMetadata, type RunPass, type TestResult } from '../report/meta.ts';
 import { diffRuns, loadResults, machineInfo, mergeResults, patchResultsFile, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
-import { RESULTS_DIR_ENV } from '../report/results.ts';
+import { readImageRewrites, RESULTS_DIR_ENV } from '../report/results.ts';
 import { REPORTS_DIR_ENV } from '../substrate/state.ts';
 import { assertSubstrate, DEFAULT_SUBSTRATE, KIND_SCOPE, SUBSTRATE_ENV } from '../substrate/index.ts';
 import { requireRoot } from './doctor.ts';
@@ -293,6 +293,11 @@ function tallyLine(f: ResultsFile): string {
   return `${tests.length} tests (${passed} passed), ${f.records.length} cells${over ? ` over ${over}` : ''}`;
 }
 
+/** The user's images the run replaced with offline builds (the kind substrate), as deviations from the YAML as written. */
+function imageDeviations(out: string): { setting: string; why: string }[] {
+  return readImageRewrites(out).map((setting) => ({ setting, why: 'image rewritten before apply: this machine pulls no image, so the workload runs from meshproof\'s offline build (kind substrate)' }));
+}
+
 async function metadata(plan: RunPlan, ctx: RunContext, started: string, profiles: string[], envoyVersions: string[]): Promise<RunMetadata> {
   const versions: Record<string, string> = { meshproof: meshproofVersion(ctx.repoRoot) };
   if (envoyVersions.length === 1) Object.assign(versions, await toolVersions(envoyVersions[0]));
@@ -309,7 +314,7 @@ async function metadata(plan: RunPlan, ctx: RunContext, started: string, profile
     run: plan.runId,
     substrate: plan.substrate,
     controlPlane: plan.controlPlane,
-    ...(istiod ? { ...(multi ? { istioVersions: plan.istioVersions } : { istioVersion: plan.istioVersion }), istioDeviations: [...ISTIO_DEVIATIONS], provenance } : {}),
+    ...(istiod ? { ...(multi ? { istioVersions: plan.istioVersions } : { istioVersion: plan.istioVersion }), istioDeviations: [...ISTIO_DEVIATIONS, ...imageDeviations(plan.out)], provenance } : {}),
     profiles,
     started,
     finished: new Date().toISOString(),
@@ -388,7 +393,9 @@ async function runOneVersion(plan: RunPlan, ctx: RunContext, envoyVersion: strin
       const istio = istioOf(t.suite);
       return { ...t, profile: recordProfile.get(t.suite) ?? t.profile, ...(istio ? { istioVersion: istio } : {}) };
     });
-    file.meta = { ...meta, profiles: profilesOf(file, suites), finished: new Date().toISOString() };
+    // the images the suites' clusters rewrote (kind) are known only now
+    const rewrites = imageDeviations(plan.out).filter((d) => !meta.istioDeviations?.some((x) => x.setting === d.setting));
+    file.meta = { ...meta, ...(meta.istioDeviations && rewrites.length ? { istioDeviations: [...meta.istioDeviations, ...rewrites] } : {}), profiles: profilesOf(file, suites), finished: new Date().toISOString() };
     file.planned = planned;
     file.completed = completed;
     if (why) file.stopped = why;

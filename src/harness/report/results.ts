@@ -40,7 +40,7 @@ function resultDirs(runDir: string): string[] {
 }
 
 /** Read, extend, write <dir>/results.json, keeping whatever else it holds (meta, tests, ...). A run has one writer. */
-function extendResults(dir: string, add: Partial<Record<'records' | 'budgets' | 'skipped', unknown[]>>): void {
+function extendResults(dir: string, add: Partial<Record<'records' | 'budgets' | 'skipped' | 'imageRewrites', unknown[]>>): void {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'results.json');
   const prior: Record<string, unknown> & { records: unknown[] } = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : { records: [] };
@@ -61,6 +61,20 @@ export function appendResults(runDir: string, records: ResultRecord[]): void {
 /** Appends throughput/latency budgets, and tests skipped (report/meta.ts), like appendResults appends records. */
 export function appendBudgets(runDir: string, budgets: BudgetResult[], skipped: SkippedTest[] = []): void {
   for (const dir of resultDirs(runDir)) extendResults(dir, { budgets, skipped });
+}
+
+/**
+ * The user's images a substrate replaced with its offline builds (kind: `<kind>/<name>/<container>: <from> → <to>`),
+ * kept in results.json for the run's report; readImageRewrites lists each once.
+ */
+export function appendImageRewrites(runDir: string, lines: string[]): void {
+  if (lines.length) for (const dir of resultDirs(runDir)) extendResults(dir, { imageRewrites: lines });
+}
+
+export function readImageRewrites(dir: string): string[] {
+  const file = join(dir, 'results.json');
+  if (!existsSync(file)) return [];
+  return [...new Set(((JSON.parse(readFileSync(file, 'utf8')) as { imageRewrites?: string[] }).imageRewrites ?? []))];
 }
 
 /**

@@ -108,6 +108,8 @@ async function kubeletTail(engine: DockerEngine, node: string): Promise<string> 
 export interface CreateKindOptions {
   log?: Log;
   readyTimeoutMs?: number;
+  /** kind's `kubeadmConfigPatches` (kubeadm's own config documents), e.g. a kubelet setting. */
+  kubeadmConfigPatches?: string[];
   /**
    * Work on the cluster's engine that runs while kind creates the nodes (building the pods' images: `bundle` is the pod
    * bundle being built meanwhile); awaited before createKindCluster resolves, and its failure fails the create.
@@ -190,7 +192,8 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
     await docker(engine, ['network', 'create', '--driver', 'bridge', '-o', 'com.docker.network.bridge.enable_ip_masquerade=false', network]);
     const config = join(dir, 'kind.yaml');
     const rendered = renderKindConfig(readFileSync(KIND_CONFIG_TEMPLATE, 'utf8'), { name, image: image.tag });
-    writeFileSync(config, opts.containerdConfigPatches?.length ? stringify({ ...(parse(rendered) as object), containerdConfigPatches: opts.containerdConfigPatches }) : rendered);
+    const patches = { ...(opts.containerdConfigPatches?.length ? { containerdConfigPatches: opts.containerdConfigPatches } : {}), ...(opts.kubeadmConfigPatches?.length ? { kubeadmConfigPatches: opts.kubeadmConfigPatches } : {}) };
+    writeFileSync(config, Object.keys(patches).length ? stringify({ ...(parse(rendered) as object), ...patches }) : rendered);
     const hostKubeconfig = join(dir, 'kubeconfig.host');
     const logFile = join(logsDir(), `${name}-create.log`);
     // built while kind creates the nodes: the API server relay runs it (and the workload image carries it)

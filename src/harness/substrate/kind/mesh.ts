@@ -16,6 +16,7 @@ import { keepUntilRunEnd } from '../../controlplane/shared.ts';
 import { applyObjects, deleteObjects, inNamespace } from '../../kube/apply.ts';
 import { PkiStore } from '../../pki/index.ts';
 import { readRecords, REPORTS_DIR_ENV, writeRecord } from '../state.ts';
+import { appendImageRewrites } from '../../report/results.ts';
 import { onTeardown } from '../lifecycle.ts';
 import { forKubelet, placeOn, sidecarProxies, SIDECAR, startKindIstio, type KindIstio } from './istio.ts';
 import { KindPodsCluster } from './pods-cluster.ts';
@@ -53,6 +54,7 @@ export class KindMesh implements Mesh {
   private unkeep: () => void = () => undefined;
   private static readonly idle = new Map<string, KindMesh>();
   private readonly credentials: GatewayCredentials;
+  private readonly rewrites = new Set<string>();
 
   private constructor(
     readonly ki: KindIstio,
@@ -136,7 +138,12 @@ export class KindMesh implements Mesh {
 
   /** The model's objects as this cluster applies them: images rewritten to the offline builds, clients on the control plane. */
   private render(model: IstioModel): KubernetesObject[] {
-    const rewritten = forKubelet(objectsOf(model), this.ki.images.workload, this.ki.pullPolicy).objects;
+    const rewrite = forKubelet(objectsOf(model), this.ki.images.workload, this.ki.pullPolicy);
+    // the report says which images ran from the offline builds instead (results.json imageRewrites)
+    const fresh = rewrite.rewritten.filter((l) => !this.rewrites.has(l));
+    for (const l of fresh) this.rewrites.add(l);
+    appendImageRewrites(this.cluster.runDir, fresh);
+    const rewritten = rewrite.objects;
     return placeOn(rewritten, this.ki.cluster.external ? [] : clientsOf(model), this.ki.cluster.nodes[0]!.name).objects;
   }
 
@@ -176,9 +183,11 @@ export class KindMesh implements Mesh {
    */
   private async proxyStats(pod: string, filter: string): Promise<{ name?: string; value?: number }[]> {
     if (this.cluster.pods.get(pod)?.agentContainer) return adminStats(this.cluster, pod, filter);
-    const r = await this.cluster.exec(pod, ['pilot-agent', 'request', 'GET', `stats?format=json&filter=${encodeURIComponent(filter)}`], { container: SIDECAR, timeoutMs: 10_000 });
+    // Envoy's text form (`name: value` lines), filtered here too: what pilot-agent passes on of the query is not ours to rely on
+    const r = await this.cluster.exec(pod, ['pilot-agent', 'request', 'GET', `stats?filter=${encodeURIComponent(filter)}`], { container: SIDECAR, timeoutMs: 10_000 });
     if (r.code !== 0) throw new Error(`${pod}: pilot-agent request GET stats failed (${r.code}): ${r.stderr.trim()}`);
-    return (JSON.parse(r.stdout || '{"stats":[]}') as { stats: { name?: string; value?: number }[] }).stats;
+    const re = new RegExp(filter);
+    return r.stdout.split('\n').map((l) => /^(\S+): (\d+)$/.exec(l.trim())).filter((m): m is RegExpExecArray => m !== null && re.test(m[1]!)).map((m) => ({ name: m[1]!, value: Number(m[2]) }));
   }
 
   /** A counter of the pod's sidecar Envoy, from its admin API (read by the probe agent in the pod's app container). */
