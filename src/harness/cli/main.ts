@@ -367,6 +367,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--baseline <results>', 'a results.json (or run directory) to compare with: lists changed verdicts, moved budgets and regressions')
     .option('--gate', 'exit 1 on any regression against --baseline: a cell from pass to fail or to a weaker transport (mtls → tls → plaintext), a budget from met to missed')
     .option('--shard <i/n>', 'run only shard i of n: the (version × suite) units, versions in the order given and suites by name, dealt round-robin; join shards with meshproof merge')
+    .option('--kubeconfig <file>', 'with --substrate kind: run on a cluster you already have instead of creating one (the same code path; needs --image-registry; records carry no wire verdict)')
+    .option('--image-registry <localhost:port>', "with --kubeconfig: the registry on this host's loopback that cluster's nodes pull from (meshproof pushes its offline images there)")
     .addOption(new Option('--no-provision', 'do not run meshproof doctor --fix first').hideHelp())
     .addOption(new Option('--run-id <id>', 'run id (default: time and a random suffix)').hideHelp())
     .addHelpText('after', `

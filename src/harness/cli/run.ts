@@ -27,7 +27,7 @@ import { columnLabel, varyingAxes, type PlannedUnit, type ResultsFile, type RunM
 import { diffRuns, loadResults, machineInfo, mergeResults, patchResultsFile, renderRunReports, RESULTS_FILE, writeResultsFile, writeRunMetadata } from '../report/render.ts';
 import { readImageRewrites, RESULTS_DIR_ENV } from '../report/results.ts';
 import { REPORTS_DIR_ENV } from '../substrate/state.ts';
-import { assertSubstrate, DEFAULT_SUBSTRATE, KIND_SCOPE, SUBSTRATE_ENV } from '../substrate/index.ts';
+import { assertSubstrate, DEFAULT_SUBSTRATE, KIND_SCOPE, SUBSTRATE_ENV, useExistingCluster, type SubstrateName } from '../substrate/index.ts';
 import { requireRoot } from './doctor.ts';
 
 /** The profiles whose suites run on the run's control plane (istiod or the emulation): Istio's own, cf-for-k8s on Istio, the load suite's Istio bed. */
@@ -53,6 +53,9 @@ export interface RunFlags {
   provision?: boolean;
   /** --run-id (hidden): the id a parent chose for this version's run. */
   runId?: string;
+  /** --kubeconfig/--image-registry: the kind substrate on a cluster the user already has. */
+  kubeconfig?: string;
+  imageRegistry?: string;
 }
 
 export interface RunContext {
@@ -199,6 +202,7 @@ export function requireIstioBuilt(versions: string[]): void {
 
 export async function runCommand(flags: RunFlags, ctx: RunContext): Promise<number> {
   const plan = planRun(flags, ctx.repoRoot);
+  await useExistingCluster(plan.substrate as SubstrateName, flags.kubeconfig, flags.imageRegistry);
   const { print } = ctx;
   const phase = (what: string) => print(`\n==> [${clock()}] ${what}`);
   if (plan.provision && plan.istioVersions.length > 1) requireIstioBuilt(plan.istioVersions);

@@ -66,6 +66,21 @@ export function kindRequested(env: NodeJS.ProcessEnv = process.env): boolean {
   return substrateOfRun(env) === 'kind';
 }
 
+/**
+ * `--kubeconfig <file> --image-registry localhost:<port>`: the kind substrate's code path against a cluster the user
+ * already has (kind/external.ts). Both or neither; the kubeconfig read, its API server and the registry asked once,
+ * each failure one line before anything starts; then set for the suites (and a run's child runs) in the environment.
+ */
+export async function useExistingCluster(substrate: SubstrateName, kubeconfig: string | undefined, registry: string | undefined): Promise<void> {
+  if (kubeconfig === undefined && registry === undefined) return;
+  if (substrate !== 'kind') throw new UserError(`--kubeconfig and --image-registry run the kind substrate's suites on a cluster you already have: add --substrate kind`);
+  const ext = await import('./kind/external.ts');
+  const spec = ext.externalFromEnv({ [ext.KUBECONFIG_ENV]: kubeconfig, [ext.IMAGE_REGISTRY_ENV]: registry })!;
+  await ext.checkExternal(spec);
+  process.env[ext.KUBECONFIG_ENV] = spec.kubeconfig;
+  process.env[ext.IMAGE_REGISTRY_ENV] = spec.registry;
+}
+
 /** An Istio mesh on a real kind cluster with Istio's own istiod (loaded only when asked for, as docker's cluster is). */
 export async function startKindMesh(model: IstioModel, opts: KindMeshOptions = {}): Promise<Mesh> {
   return (await import('./kind/mesh.ts')).KindMesh.start(model, opts);

@@ -201,6 +201,10 @@ export async function createKindCluster(opts: CreateKindOptions = {}): Promise<K
     bundling.catch(() => undefined);
     side = opts.alongside?.(engine, bundling);
     side?.catch(() => undefined); // awaited once the nodes are Ready (or before the engine goes, on a failure)
+    // the name is the run's own (its claimed short) on the run's own, cleared engine, so this cannot match unless
+    // something else made a cluster there: say so rather than let kind fail halfway
+    const existing = (await runCapture([kind, 'get', 'clusters'], { env: { ...engine.env() } })).stdout.split('\n').map((x) => x.trim());
+    if (existing.includes(name)) throw new UserError(`kind cluster ${name} already exists on the run's engine ${engine.host}: remove it (kind delete cluster --name ${name}) or run meshproof janitor, then run again`);
     log(`kind: kind create cluster --name ${name} (log ${logFile})`);
     const started = Date.now();
     const env = { ...engine.env(), KIND_EXPERIMENTAL_DOCKER_NETWORK: network };
