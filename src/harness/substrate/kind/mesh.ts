@@ -1,9 +1,10 @@
 // The Istio suites' Mesh (profiles/istio/mesh.ts) on a real kind cluster: Istio's own istiod and sidecars as pods on
 // real kubelets (startKindIstio), the pods seen through the Cluster port (KindPodsCluster), the model applied as
 // `kubectl apply` would with only its images rewritten to the offline builds (forKubelet) and the clients placed on the
-// control-plane node, the servers on the worker (placeOn), so their calls cross the link the wire canary captures.
-// After any change the kube layer's waits: rollouts done (waitRolledOut), every sidecar ACKed in istiod's /debug/syncz
-// (waitAcked). Started by controlplane/index.ts through substrate/index.ts when MESHPROOF_SUBSTRATE=kind (issue 14).
+// control-plane node, the servers on the worker (placeOn), so their calls cross nodes as in a cluster (the wire canary
+// captures every node's pod links). After any change the kube layer's waits: rollouts done (waitRolledOut), every
+// sidecar ACKed in istiod's /debug/syncz (waitAcked), no listener warming; then old pooled connections retired.
+// Started by controlplane/index.ts through substrate/index.ts when MESHPROOF_SUBSTRATE=kind (issue 14).
 import { join, resolve } from 'node:path';
 import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { envoyStat } from '../../profiles/envoy.ts';
