@@ -8,7 +8,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { resolveEnvoy } from '../src/harness/cli/doctor.ts';
+import { resolveIstio } from '../src/harness/controlplane/provision.ts';
+import { ISTIO_VERSIONS, DEFAULT_ISTIO_VERSION } from '../src/harness/controlplane/versions.ts';
 import { diffRuns, loadResults } from '../src/harness/report/render.ts';
+import { buildPodBundle } from '../src/harness/substrate/bundle.ts';
+import { docker, startEngine } from '../src/harness/substrate/docker/engine.ts';
+import { ensureKubeletImages } from '../src/harness/substrate/docker/images.ts';
 import { startKindIstio } from '../src/harness/substrate/kind/istio.ts';
 import { kindSentencesModel } from '../test/integration/lib/kind.ts';
 
@@ -73,6 +79,36 @@ export function benchIstioProfile(log: (s: string) => void): Record<string, unkn
       istioProfileOnKindMs: { value: kind.row.ms, target: ISTIO_PROFILE_ON_KIND_MS, met: kind.row.ms <= ISTIO_PROFILE_ON_KIND_MS && kind.row.exit === 0 },
     };
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The kind substrate's Istio images (proxyv2, pilot, workload) built on an engine that lacks them — its three tags
+ * removed first, the Envoy pod image they build on kept — and then again with them present (a cache hit by content hash).
+ */
+export async function benchKindImages(log: (s: string) => void): Promise<Record<string, unknown>> {
+  const version = DEFAULT_ISTIO_VERSION;
+  const release = ISTIO_VERSIONS[version]!;
+  const istio = resolveIstio(version);
+  const envoy = resolveEnvoy(release.envoyVersion);
+  const dir = mkdtempSync(join(tmpdir(), 'meshproof-bench-images-'));
+  const engine = await startEngine({ log });
+  try {
+    const o = { istioVersion: version, envoy: { version: release.envoyVersion, bin: envoy.bin }, pilotAgent: istio.pilotAgent, pilotDiscovery: istio.pilotDiscovery, bootstrapTemplate: istio.bootstrapTemplate, bundle: await buildPodBundle(join(dir, 'pod-bundle.js')), log };
+    const first = await ensureKubeletImages(engine, o);
+    await docker(engine, ['rmi', '-f', first.proxyv2, first.pilot, first.workload]);
+    const time = async () => {
+      const t0 = performance.now();
+      const r = await ensureKubeletImages(engine, o);
+      return { ms: Math.round(performance.now() - t0), built: r.images.filter((i) => i.status === 'built').map((i) => i.tag) };
+    };
+    const cold = await time();
+    const cached = await time();
+    log(`kind images: cold ${cold.ms} ms (${cold.built.length} built), cached ${cached.ms} ms (${cached.built.length} built)`);
+    return { istioVersion: version, cold, cached };
+  } finally {
+    await engine.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -17,7 +17,7 @@ import { RATE_SPREAD_MAX } from '../src/harness/load/rate-summary.ts';
 import { resolveIstio, resolveKube } from '../src/harness/controlplane/provision.ts';
 import { DEFAULT_ISTIO_VERSION } from '../src/harness/controlplane/versions.ts';
 import { benchControlPlanes } from './controlplane.ts';
-import { benchIstioProfile, benchKind } from './kind.ts';
+import { benchIstioProfile, benchKind, benchKindImages } from './kind.ts';
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
@@ -237,10 +237,11 @@ if (process.argv.includes('--substrates-only')) {
 }
 // `npm run bench -- --kind-only`: only real Istio on a kind cluster (issue 14: create, image load, Istio, sentences mesh), merged into reports/bench.json
 if (process.argv.includes('--kind-only')) {
+  const kindImages = await benchKindImages(log);
   const kindIstio = await benchKind(log);
   // the whole Istio profile, netns then kind (~10 min): only when asked
   const istioProfile = process.argv.includes('--with-profile') ? benchIstioProfile(log) : priorReport().istioProfile;
-  const report = { ...priorReport(), kind: 'meshproof-bench', kindFinished: new Date().toISOString(), kindIstio, ...(istioProfile ? { istioProfile } : {}) };
+  const report = { ...priorReport(), kind: 'meshproof-bench', kindFinished: new Date().toISOString(), kindImages, kindIstio, ...(istioProfile ? { istioProfile } : {}) };
   mkdirSync('reports', { recursive: true });
   writeFileSync('reports/bench.json', JSON.stringify(report, null, 2));
   log('wrote reports/bench.json (kind part)');
@@ -254,6 +255,8 @@ const budgetRun = await budgets();
 const profiles = { cf: profileSuites('suites/cf-*.spec.ts'), c2c: profileSuites('suites/c2c-*.spec.ts') };
 const controlPlanes = await benchControlPlanes(log);
 const substrates = await sideBySide();
+// the kind substrate beside the netns kube layer (controlPlanes): images cold and cached, its phases, the Istio profile on both
+const kindSubstrate = { images: await benchKindImages(log), istio: await benchKind(log), istioProfile: benchIstioProfile(log) };
 
 const by = (n: number) => upDowns.find((u) => u.pods === n)!;
 const targets = [
@@ -277,6 +280,7 @@ const report = {
   budgets: budgetRun,
   profiles,
   controlPlanes,
+  kindSubstrate,
   targets,
 };
 mkdirSync('reports', { recursive: true });
